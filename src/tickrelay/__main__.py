@@ -1,0 +1,4 @@
+from tickrelay.cli import main
+
+
+raise SystemExit(main())

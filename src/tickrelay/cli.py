@@ -1,0 +1,59 @@
+"""The ``tickrelay`` command: argparse sub-commands wired to ``tickrelay.commands.<name>``.
+
+Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
+Expected failures (TickrelayError) print one clear line on stderr, never a traceback:
+exit 2 for configuration errors, 1 for the rest; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from tickrelay import __version__
+from tickrelay.errors import ConfigError, TickrelayError
+
+
+# (sub-command, module under tickrelay.commands). Keep in the order `--help` should list them.
+COMMANDS: tuple[tuple[str, str], ...] = ()
+
+
+def _load(module: str) -> ModuleType:
+    return importlib.import_module(f"tickrelay.commands.{module}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tickrelay",
+        description="Normalized, gap-checked exchange market data over Protocol V2 and a Unix-socket relay.",
+    )
+    parser.add_argument("--version", action="version", version=f"tickrelay {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS:
+        module = _load(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.configure(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args._run(args)
+    except ConfigError as exc:
+        print(f"tickrelay {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except TickrelayError as exc:
+        print(f"tickrelay {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code

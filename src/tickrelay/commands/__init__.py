@@ -1,0 +1,1 @@
+"""CLI sub-commands, one module each: ``HELP``, ``configure(parser)`` and ``run(args) -> int``."""

@@ -1,0 +1,85 @@
+"""Every exception tickrelay raises on purpose, grouped by what the caller does next.
+
+* TickrelayError            root; never raised directly
+    * ProtocolError         close the stream: its bytes can't be trusted any more
+        * BadMagic, UnsupportedVersion, BadDomain, PayloadTooLarge, ChecksumMismatch, MalformedTlv
+    * FixedPointError       the decimal text is not a number we can represent exactly (bad syntax,
+                            out of int64 range after scaling by 10^8)
+    * SymbolError           a symbol that cannot be normalized or given an asset_id
+    * VenueMessageError     count it, keep a sample, drop the frame, keep streaming
+    * SequenceGap           resync that one symbol; leave the others alone
+    * ConfigError           refuse to start (exit status 2); the message names the key and its source
+    * RelayError            the relay refused us (handshake, validation); the message says why
+Any other exception escaping ``protocol/`` or ``venues/`` is a bug (h11's contract).
+"""
+
+from __future__ import annotations
+
+
+class TickrelayError(Exception):
+    """Root of the tree; never raised directly."""
+
+
+class ProtocolError(TickrelayError):
+    """The byte stream violates Protocol V2 (docs/protocol.md)."""
+
+
+class BadMagic(ProtocolError):
+    """The 4 bytes where a header starts are not 0xDEADBEEF."""
+
+
+class UnsupportedVersion(ProtocolError):
+    """The header's version byte is not one this build speaks."""
+
+
+class BadDomain(ProtocolError):
+    """The relay_domain byte is 0 or unknown, or not the domain this stream carries."""
+
+
+class PayloadTooLarge(ProtocolError):
+    """payload_size exceeds the configured limit."""
+
+
+class ChecksumMismatch(ProtocolError):
+    """The CRC-32 in the header does not match header bytes 0..27 + payload."""
+
+
+class MalformedTlv(ProtocolError):
+    """A TLV's length runs past the payload, or a known TLV has the wrong length."""
+
+
+class FixedPointError(TickrelayError):
+    """A decimal string that is not a number, or out of the int64 x 10^8 range."""
+
+
+class SymbolError(TickrelayError):
+    """A symbol that cannot be normalized or mapped to an asset_id."""
+
+
+class VenueMessageError(TickrelayError):
+    """An exchange frame we could not use: counted, sampled, dropped."""
+
+    def __init__(self, venue: str, raw: bytes, reason: str) -> None:
+        super().__init__(f"{venue}: {reason}")
+        self.venue = venue
+        self.raw = raw
+        self.reason = reason
+
+
+class SequenceGap(TickrelayError):
+    """The exchange skipped sequence numbers for one symbol; resync that symbol only."""
+
+    def __init__(self, venue: str, symbol: str, expected: int, got: int) -> None:
+        super().__init__(f"{venue} {symbol}: expected seq {expected}, got {got}")
+        self.venue = venue
+        self.symbol = symbol
+        self.expected = expected
+        self.got = got
+
+
+class ConfigError(TickrelayError):
+    """Invalid configuration: names the key, where the value came from and what is allowed."""
+
+
+class RelayError(TickrelayError):
+    """The relay refused or cut off this client; the message says why."""

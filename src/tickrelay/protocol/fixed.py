@@ -1,0 +1,103 @@
+"""Fixed-point prices and sizes: int64 = value x 10^8. Pure: no I/O.
+
+Values are parsed from the exchange's decimal *text* with integer arithmetic only; a float never
+touches them. More than 8 decimals are rounded half to even and reported, so the caller can count
+them. Exponents (``1e-05``, as Python's repr writes small floats) are accepted.
+"""
+
+from __future__ import annotations
+
+from tickrelay.errors import FixedPointError
+
+
+SCALE = 10**8
+DECIMALS = 8
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_DIGITS = frozenset("0123456789")
+
+
+def parse_fixed8(text: str | bytes) -> int:
+    """Parse a decimal string to fixed point, rounding more than 8 decimals half to even.
+
+    Raises:
+        FixedPointError: not a plain decimal number, or out of the int64 range once scaled.
+    """
+    return parse_fixed8_rounded(text)[0]
+
+
+def parse_fixed8_rounded(text: str | bytes) -> tuple[int, bool]:
+    """Like :func:`parse_fixed8`, also telling whether rounding changed the value.
+
+    Returns:
+        ``(value, rounded)``; ``rounded`` is True when non-zero digits beyond the 8th decimal
+        were dropped.
+    """
+    s = text.decode("ascii", "replace") if isinstance(text, bytes) else text
+    ip, _, fp = s.partition(".")
+    # Fast path: the overwhelmingly common unsigned "123.4500" shape (isdigit alone would admit
+    # non-ASCII digits such as "²", hence isascii).
+    if len(fp) <= DECIMALS and ip.isdigit() and ip.isascii() and (not fp or (fp.isdigit() and fp.isascii())):
+        value = int(ip) * SCALE + (int(fp) * 10 ** (DECIMALS - len(fp)) if fp else 0)
+        if value > INT64_MAX:
+            raise FixedPointError(f"{s!r} is out of range for int64 x 10^8")
+        return value, False
+    return _parse_slow(s)
+
+
+def _parse_slow(s: str) -> tuple[int, bool]:
+    body = s
+    negative = False
+    if body[:1] in ("-", "+"):
+        negative = body[0] == "-"
+        body = body[1:]
+    mantissa, e, exp_text = body.partition("e") if "e" in body else body.partition("E")
+    exponent = 0
+    if e:
+        digits = exp_text[1:] if exp_text[:1] in ("-", "+") else exp_text
+        if not digits or not set(digits) <= _DIGITS or len(digits) > 4:
+            raise FixedPointError(f"{s!r} is not a decimal number")
+        exponent = int(exp_text)
+    ip, _, fp = mantissa.partition(".")
+    if (not ip and not fp) or not set(ip) <= _DIGITS or not set(fp) <= _DIGITS:
+        raise FixedPointError(f"{s!r} is not a decimal number")
+    digits_all = int(ip + fp) if ip + fp else 0
+    # value = digits_all * 10^(exponent - len(fp)); scaled = value * 10^8
+    shift = exponent - len(fp) + DECIMALS
+    rounded = False
+    if shift >= 0:
+        if shift > 40:
+            if digits_all:
+                raise FixedPointError(f"{s!r} is out of range for int64 x 10^8")
+            scaled = 0
+        else:
+            scaled = digits_all * 10**shift
+    else:
+        divisor = 10**-shift
+        quotient, remainder = divmod(digits_all, divisor)
+        if remainder:
+            rounded = True
+            twice = remainder * 2
+            if twice > divisor or (twice == divisor and quotient % 2 == 1):
+                quotient += 1
+        scaled = quotient
+    if negative:
+        scaled = -scaled
+    if not INT64_MIN <= scaled <= INT64_MAX:
+        raise FixedPointError(f"{s!r} is out of range for int64 x 10^8")
+    return scaled, rounded
+
+
+def format_fixed8(value: int, decimals: int = DECIMALS) -> str:
+    """Render fixed point as decimal text with exactly ``decimals`` places (truncating toward zero
+    is never needed for ``decimals`` >= 8; fewer places must be exact, else ValueError)."""
+    sign = "-" if value < 0 else ""
+    whole, frac = divmod(abs(value), SCALE)
+    frac_text = f"{frac:08d}"
+    if decimals < DECIMALS:
+        if frac_text[decimals:].strip("0"):
+            raise ValueError(f"{value} has more than {decimals} decimals")
+        frac_text = frac_text[:decimals]
+    else:
+        frac_text += "0" * (decimals - DECIMALS)
+    return f"{sign}{whole}.{frac_text}" if decimals else f"{sign}{whole}"

@@ -1,0 +1,69 @@
+"""What every venue adapter is: the ``VenueFeed`` contract and its statistics. Pure: no I/O.
+
+A feed object holds one connection's parsing state (books, sequence trackers, instrument metadata).
+The collector calls ``on_frame`` for every received WebSocket text frame with the receipt time, and
+encodes each returned value as one Protocol V2 message (header.timestamp_ns = ts_recv_ns). Every frame
+is classified exactly once: it produced messages, was ignored by design (``stats.ignored[kind]``), or
+was rejected (``stats.rejected[reason]``, first sample kept). Nothing raises out of ``on_frame`` but
+bugs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+from typing import ClassVar, Protocol
+
+from tickrelay.protocol.messages import Event
+
+
+SAMPLE_BYTES = 300
+
+
+@dataclasses.dataclass
+class BookStats:
+    updates_applied: int = 0
+    checksums_verified: int = 0
+    checksum_failures: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    crossed: int = 0
+    best_bid: str | None = None  # decimal text of the current best bid price
+    best_ask: str | None = None
+
+
+@dataclasses.dataclass
+class FeedStats:
+    frames: int = 0
+    messages: Counter[str] = dataclasses.field(default_factory=Counter)  # by TLV name (Trade, Quote, ...)
+    ignored: Counter[str] = dataclasses.field(default_factory=Counter)  # by frame kind
+    rejected: Counter[str] = dataclasses.field(default_factory=Counter)  # by reason kind
+    samples: dict[str, str] = dataclasses.field(default_factory=dict)  # first raw frame per rejected kind
+    rounded: int = 0  # fixed-point values with more than 8 decimals, rounded half to even
+    venue_errors: int = 0  # the exchange's own "error" frames (also in rejected)
+    books: dict[str, BookStats] = dataclasses.field(default_factory=dict)  # by venue symbol
+
+    def reject(self, kind: str, raw: bytes) -> None:
+        self.rejected[kind] += 1
+        self.samples.setdefault(kind, raw[:SAMPLE_BYTES].decode("utf-8", "replace"))
+
+
+class VenueFeed(Protocol):
+    """One venue connection's pure parsing state."""
+
+    NAME: ClassVar[str]  # "coinbase" | "binance" | "kraken"
+    VENUE_ID: ClassVar[int]
+    stats: FeedStats
+
+    def subscribe_messages(self) -> list[bytes]:
+        """Frames to send after connecting (empty where the URL is the subscription)."""
+        ...
+
+    def on_frame(self, raw: bytes, ts_recv_ns: int) -> Sequence[Event]:
+        """Parse one received frame into protocol values, in the order to publish them."""
+        ...
+
+    def on_disconnect(self, ts_ns: int) -> Sequence[Event]:
+        """The connection is gone: drop every book and return the invalidations to publish."""
+        ...
