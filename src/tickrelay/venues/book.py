@@ -8,6 +8,7 @@ sequence numbers or checksums: the venue module does that and calls in here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from sortedcontainers import SortedDict
@@ -39,6 +40,15 @@ class OrderBook:
             levels[key] = size
         else:
             levels.pop(key, None)
+
+    def update(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Apply a batch of absolute level sizes per side (size 0 removes the level)."""
+        for levels, sign, changes in ((self._bids, -1, bids), (self._asks, 1, asks)):
+            for price, size in changes:
+                if size:
+                    levels[sign * price] = size
+                else:
+                    levels.pop(sign * price, None)
 
     def load(self, bids: list[Level] | tuple[Level, ...], asks: list[Level] | tuple[Level, ...]) -> None:
         """Replace the whole book (a snapshot); zero-size levels are skipped."""

@@ -1,0 +1,563 @@
+"""Binance spot market streams: wire schema, parsing and integrity-checked books. Pure: no I/O.
+
+Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams (stream payloads,
+"How to manage a local order book correctly"). Binance.US sends the same payloads.
+
+Frames come as combined streams (``{"stream":"btcusdt@trade","data":{...}}``) or raw streams (the
+event object alone). What each becomes:
+
+* ``trade`` / ``aggTrade`` -> Trade. exec_ts_ns = ``T`` (trade time, ms) x 10^6. ``m`` is "the buyer
+  is the market maker": then the *seller* hit the bid, so the aggressor side is SELL (``m`` false ->
+  BUY).
+* ``bookTicker`` -> Quote. Spot bookTicker carries no time, only the book update id ``u``, so
+  ``quote_ts_ns`` is 0 ("none", as in the other TLVs); the message header's timestamp_ns is the receipt
+  time. ``u`` is used to cross-check the depth book (below).
+* ``depthUpdate`` (+ the REST ``/api/v3/depth`` snapshot, which the collector fetches: see
+  :meth:`BinanceFeed.wants_snapshot` / :meth:`BinanceFeed.on_snapshot`) -> L2Snapshot on each (re)sync,
+  then one L2Delta per applied diff (first_seq = ``U``, last_seq = ``u``, exchange_ts_ns = ``E`` ms).
+* ``kline``: ignored by design (counted). Subscription acks ``{"result":null,"id":N}``: ignored.
+  Error frames (``{"error":{..},"id":N}`` or ``{"code":..,"msg":..}``): rejected as ``venue_error``
+  and counted in ``stats.venue_errors``. Anything else: rejected by reason, sample kept.
+
+Books, per symbol (one symbol's trouble never touches another): diffs are buffered until the snapshot
+is there; diffs with ``u <= lastUpdateId`` are dropped; the first applied diff must straddle
+``lastUpdateId + 1`` (``U <= lastUpdateId + 1 <= u``); afterwards every diff must have
+``U == previous u + 1``. A gap (or a crossed book) publishes StateInvalidation + L2Reset for that
+asset only, counts it, and the symbol asks for a new snapshot. A snapshot older than the buffered
+diffs (first diff starts after ``lastUpdateId + 1``) is discarded and asked for again (a resync, not
+a gap: nothing was published from it).
+
+Cross-check: when the book's last applied diff ends at update id ``u`` and a bookTicker carries the same
+``u``, the book's best bid/ask (price and size) must equal the ticker's; ``cross_checks`` counts
+``bookticker_matched`` / ``bookticker_mismatched``.
+
+Symbols: ``NKNUSDT`` -> ``NKN/USDT`` by the longest matching quote-asset suffix in ``QUOTE_ASSETS``;
+a symbol with no known quote asset is rejected (``unknown_symbol``). InstrumentMeta precedes the first
+message of each instrument; its price/size decimals are the number of places in the first price/size
+text seen (Binance pads to 8), 255 when that message carries none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from tickrelay.errors import FixedPointError, SymbolError, VenueMessageError
+from tickrelay.protocol.fixed import format_fixed8, parse_fixed8_rounded
+from tickrelay.protocol.messages import (
+    Event,
+    InstrumentMeta,
+    L2Delta,
+    L2Reset,
+    L2Snapshot,
+    Level,
+    Quote,
+    Reason,
+    Side,
+    SnapshotFlags,
+    StateInvalidation,
+    Trade,
+)
+from tickrelay.protocol.symbols import AssetType, VenueId, asset_id_for
+from tickrelay.venues.book import OrderBook
+from tickrelay.venues.feed import BookStats, FeedStats
+
+
+NAME = "binance"
+URL = "wss://stream.binance.com:9443/stream"
+
+# Quote assets recognised at the end of a venue symbol; the longest match wins (so ...FDUSD is
+# FDUSD, not USD). Extend when Binance lists a new quote asset.
+QUOTE_ASSETS: tuple[str, ...] = (
+    "USDT", "BUSD", "USDC", "FDUSD", "TUSD", "USDP", "DAI", "USD", "BTC", "ETH", "BNB", "XRP", "TRX",
+    "DOGE", "DOT", "EUR", "GBP", "TRY", "BRL", "AUD", "RUB", "UAH", "ZAR", "JPY", "PLN", "RON", "ARS",
+    "IDRT", "BIDR", "NGN", "MXN", "COP", "CZK", "BVND", "VAI", "PAX", "USDS",
+)  # fmt: skip
+_QUOTES_LONGEST_FIRST = tuple(sorted(QUOTE_ASSETS, key=len, reverse=True))
+
+MAX_LEVELS_PER_PART = (0xFFFF - 34) // 16  # L2Snapshot TLV value: 34-byte head + 16 bytes per level
+BUFFER_LIMIT = 10_000  # diffs buffered per symbol while waiting for a snapshot; oldest dropped beyond
+TICKER_LIMIT = 10_000  # bookTickers held per symbol for the cross-check until their diff arrives
+DIFF_TOPS_KEPT = 64  # tops of the latest diffs, for bookTickers that arrive after their diff
+
+_VENUE = int(VenueId.BINANCE)
+_SPOT = int(AssetType.CRYPTO_SPOT)
+_BUY, _SELL = int(Side.BUY), int(Side.SELL)
+_MS = 1_000_000
+
+
+# ---- wire schema (Binance's one-letter keys kept; each commented) ---------------------------------
+
+
+class _Trade(msgspec.Struct):
+    s: str  # symbol
+    p: str  # price
+    q: str  # quantity
+    T: int  # trade time, ms
+    m: bool  # is the buyer the market maker? (true -> the seller was the aggressor)
+
+
+class _AggTrade(msgspec.Struct):
+    s: str  # symbol
+    p: str  # price
+    q: str  # quantity
+    T: int  # trade time of the last trade aggregated, ms
+    m: bool  # is the buyer the market maker?
+
+
+class _BookTicker(msgspec.Struct):
+    u: int  # order book update id
+    s: str  # symbol
+    b: str  # best bid price
+    B: str  # best bid quantity
+    a: str  # best ask price
+    A: str  # best ask quantity
+
+
+class _DepthUpdate(msgspec.Struct):
+    E: int  # event time, ms
+    s: str  # symbol
+    U: int  # first update id in event
+    u: int  # final update id in event
+    b: list[tuple[str, str]]  # bids to update: [price, absolute quantity]; quantity 0 removes
+    a: list[tuple[str, str]]  # asks to update
+
+
+class _Kline(msgspec.Struct):
+    s: str  # symbol (the candle itself is not used)
+
+
+class _Snapshot(msgspec.Struct):
+    lastUpdateId: int
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+
+
+class _Envelope(msgspec.Struct):
+    """Every field any top-level frame shape may have; used when the fast path does not apply."""
+
+    stream: str | None = None  # combined stream name, e.g. "btcusdt@depth@100ms"
+    data: msgspec.Raw | None = None  # combined stream payload
+    e: str | None = None  # event type of a raw-stream event
+    u: int | None = None  # update id: a raw-stream bookTicker has no "e"
+    id: int | str | None = None  # request id of a subscription ack or error
+    error: msgspec.Raw | None = None  # {"code":..,"msg":..} of a failed request
+    code: int | None = None  # legacy error shape {"code":..,"msg":..}
+    msg: str | None = None
+
+
+_Payload = _Trade | _AggTrade | _BookTicker | _DepthUpdate | _Kline
+
+# Combined-stream kind ("btcusdt@depth@100ms" -> "depth") or raw-stream "e" -> payload schema.
+_SCHEMAS: dict[str, type[_Payload]] = {
+    "trade": _Trade,
+    "aggTrade": _AggTrade,
+    "bookTicker": _BookTicker,
+    "depth": _DepthUpdate,
+    "kline": _Kline,
+}
+_EVENT_KINDS = {"trade": "trade", "aggTrade": "aggTrade", "depthUpdate": "depth", "kline": "kline"}
+_DATA_DECODERS = {kind: msgspec.json.Decoder(schema) for kind, schema in _SCHEMAS.items()}
+_COMBINED_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    kind: msgspec.json.Decoder(msgspec.defstruct(f"_Combined_{kind}", [("stream", str), ("data", schema)]))
+    for kind, schema in _SCHEMAS.items()
+}
+_ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
+_SNAPSHOT_DECODER = msgspec.json.Decoder(_Snapshot)
+_SUBSCRIBE_ENCODER = msgspec.json.Encoder()
+_COMBINED_PREFIX = b'{"stream":"'
+
+
+def stream_kind(stream: str) -> str:
+    """The payload kind of a combined stream name: ``nknusdt@kline_1m`` -> ``kline``."""
+    return stream.partition("@")[2].partition("@")[0].partition("_")[0]
+
+
+def normalize_symbol(venue_symbol: str) -> str:
+    """``NKNUSDT`` -> ``NKN/USDT`` by the longest known quote-asset suffix.
+
+    Raises:
+        SymbolError: no known quote asset ends the symbol, or nothing is left for the base.
+    """
+    upper = venue_symbol.upper()
+    for quote in _QUOTES_LONGEST_FIRST:
+        if upper.endswith(quote) and len(upper) > len(quote):
+            return f"{upper[: -len(quote)]}/{quote}"
+    raise SymbolError(f"binance: no known quote asset in {venue_symbol!r}")
+
+
+def _decimals(text: str | None) -> int:
+    """Places after the decimal point of the exchange's text; 255 (unknown) without one."""
+    if text is None:
+        return 255
+    point = text.find(".")
+    return 0 if point < 0 else len(text) - point - 1
+
+
+# ---- per-symbol state ---------------------------------------------------------------------------
+
+_WAIT, _PENDING, _LIVE = 0, 1, 2  # book states: no snapshot / snapshot loaded, not yet straddled / live
+
+
+class _Instrument:
+    __slots__ = (
+        "announced",
+        "asset_id",
+        "book",
+        "buffer",
+        "depth_seen",
+        "diff_tops",
+        "last_u",
+        "state",
+        "stats",
+        "symbol",
+        "tickers",
+        "venue_symbol",
+    )
+
+    def __init__(self, venue_symbol: str, symbol: str) -> None:
+        self.venue_symbol = venue_symbol
+        self.symbol = symbol
+        self.asset_id = asset_id_for(symbol)
+        self.announced = False
+        self.book = OrderBook()
+        self.state = _WAIT
+        self.last_u = 0  # lastUpdateId of the snapshot, then u of the last applied diff
+        self.buffer: list[_DepthUpdate] = []
+        self.depth_seen = False  # a diff or snapshot was seen: keep bookTickers for the cross-check
+        self.tickers: dict[int, Quote] = {}  # bookTicker u -> Quote, until the diff ending at u
+        self.diff_tops: dict[int, tuple[int, int, int, int]] = {}  # diff u -> top after it
+        self.stats: BookStats | None = None  # created with the first diff or snapshot
+
+
+class BinanceFeed:
+    """One Binance spot connection's parsing state (implements ``VenueFeed``).
+
+    Args:
+        symbols: venue symbols for :meth:`subscribe_messages` (trade, bookTicker, depth@100ms each);
+            empty when the connection URL already names the streams.
+    """
+
+    NAME: ClassVar[str] = NAME
+    VENUE_ID: ClassVar[int] = _VENUE
+
+    def __init__(self, symbols: Sequence[str] = ()) -> None:
+        self.symbols = tuple(symbols)
+        self.stats = FeedStats()
+        self.cross_checks = {"bookticker_matched": 0, "bookticker_mismatched": 0}
+        self._instruments: dict[str, _Instrument] = {}
+        self._stream_kinds: dict[bytes, str] = {}
+        self._wanted: dict[str, None] = {}  # symbols needing a REST snapshot, in order of asking
+
+    # ---- VenueFeed --------------------------------------------------------------------------
+
+    def subscribe_messages(self) -> list[bytes]:
+        if not self.symbols:
+            return []
+        streams = [
+            f"{s.lower()}@{kind}" for s in self.symbols for kind in ("trade", "bookTicker", "depth@100ms")
+        ]
+        return [_SUBSCRIBE_ENCODER.encode({"method": "SUBSCRIBE", "params": streams, "id": 1})]
+
+    def on_frame(self, raw: bytes, ts_recv_ns: int) -> list[Event]:
+        self.stats.frames += 1
+        if raw.startswith(_COMBINED_PREFIX):  # fast path: one typed decode of the whole frame
+            end = raw.find(b'"', 11)
+            name = raw[11:end]
+            kind = self._stream_kinds.get(name)
+            if kind is None:
+                kind = stream_kind(name.decode("utf-8", "replace"))
+                self._stream_kinds[name] = kind
+            decoder = _COMBINED_DECODERS.get(kind)
+            if decoder is not None:
+                try:
+                    payload = decoder.decode(raw).data
+                except msgspec.DecodeError:
+                    pass  # another key order, or bad: the general path below classifies it
+                else:
+                    return self._dispatch(payload, raw)
+        return self._general(raw)
+
+    def on_disconnect(self, ts_ns: int) -> list[Event]:
+        """Every book is gone: one StateInvalidation for the whole venue, an L2Reset per book."""
+        out: list[Event] = [StateInvalidation(_VENUE, _SPOT, int(Reason.DISCONNECT), ())]
+        for inst in self._instruments.values():
+            inst.tickers.clear()
+            inst.diff_tops.clear()
+            inst.buffer = []
+            if inst.stats is None:
+                continue
+            if inst.state != _WAIT or len(inst.book):
+                inst.stats.resyncs += 1
+            inst.book.clear()
+            inst.state = _WAIT
+            self._wanted[inst.venue_symbol] = None
+            out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(Reason.DISCONNECT)))
+        return out
+
+    # ---- REST snapshot hand-off (the collector does the HTTP) ---------------------------------
+
+    def wants_snapshot(self) -> list[str]:
+        """Venue symbols whose book needs a REST ``/api/v3/depth`` snapshot now, in order of asking."""
+        return list(self._wanted)
+
+    def on_snapshot(self, symbol: str, body: bytes, ts_recv_ns: int) -> list[Event]:
+        """Load a REST depth snapshot body for ``symbol`` and replay the buffered diffs over it.
+
+        A snapshot for a symbol whose book is live is not needed and returns nothing.
+
+        Raises:
+            VenueMessageError: the body is not a depth snapshot, or the symbol is unknown; the symbol
+                keeps asking for a snapshot.
+        """
+        try:
+            snap = _SNAPSHOT_DECODER.decode(body)
+            inst = self._instrument(symbol)
+            bids = self._levels(snap.bids)
+            asks = self._levels(snap.asks)
+        except (msgspec.DecodeError, SymbolError, FixedPointError) as exc:
+            raise VenueMessageError(NAME, body, f"depth snapshot for {symbol}: {exc}") from None
+        stats = self._book_stats(inst)
+        if inst.state == _LIVE:
+            return []
+        inst.depth_seen = True
+        inst.book.load(bids, asks)
+        inst.state = _PENDING
+        inst.last_u = snap.lastUpdateId
+        self._wanted.pop(symbol, None)
+        out: list[Event] = []
+        if not inst.announced:
+            first_bid = snap.bids[0] if snap.bids else (snap.asks[0] if snap.asks else None)
+            self._announce(inst, first_bid, out)
+        buffered, inst.buffer = inst.buffer, []
+        for diff in buffered:
+            self._diff(inst, stats, diff, out)
+        self._count(out)
+        return out
+
+    # ---- parsing ------------------------------------------------------------------------------
+
+    def _general(self, raw: bytes) -> list[Event]:
+        try:
+            env = _ENVELOPE_DECODER.decode(raw)
+        except msgspec.DecodeError:
+            self.stats.reject("invalid_json", raw)
+            return []
+        if env.error is not None or env.code is not None:
+            self.stats.venue_errors += 1
+            self.stats.reject("venue_error", raw)
+            return []
+        if env.stream is not None and env.data is not None:
+            kind, body = stream_kind(env.stream), bytes(env.data)
+        elif env.e is not None:
+            kind, body = _EVENT_KINDS.get(env.e, env.e), raw
+        elif env.u is not None:
+            kind, body = "bookTicker", raw
+        elif env.id is not None:
+            self.stats.ignored["subscription_ack"] += 1
+            return []
+        else:
+            self.stats.reject("unknown_shape", raw)
+            return []
+        decoder = _DATA_DECODERS.get(kind)
+        if decoder is None:
+            self.stats.reject(f"unknown_kind:{kind}", raw)
+            return []
+        try:
+            payload = decoder.decode(body)
+        except msgspec.DecodeError:
+            self.stats.reject(f"invalid_{kind}", raw)
+            return []
+        return self._dispatch(payload, raw)
+
+    def _dispatch(self, payload: _Payload, raw: bytes) -> list[Event]:
+        if isinstance(payload, _Kline):
+            self.stats.ignored["kline"] += 1
+            return []
+        out: list[Event] = []
+        try:
+            inst = self._instruments.get(payload.s)
+            if inst is None:
+                inst = self._instrument(payload.s)
+            if isinstance(payload, _BookTicker):
+                self._book_ticker(inst, payload, out)
+            elif isinstance(payload, _DepthUpdate):
+                kind = self._diff(inst, self._book_stats(inst), payload, out)
+                if kind is not None:
+                    self.stats.ignored[kind] += 1
+                    return []
+            else:
+                self._trade(inst, payload, out)
+        except SymbolError:
+            self.stats.reject("unknown_symbol", raw)
+            return []
+        except FixedPointError:
+            self.stats.reject("bad_number", raw)
+            return []
+        self._count(out)
+        return out
+
+    def _count(self, out: list[Event]) -> None:
+        messages = self.stats.messages
+        for value in out:
+            messages[type(value).__name__] += 1
+
+    def _instrument(self, venue_symbol: str) -> _Instrument:
+        inst = self._instruments.get(venue_symbol)
+        if inst is None:
+            inst = _Instrument(venue_symbol, normalize_symbol(venue_symbol))
+            self._instruments[venue_symbol] = inst
+        return inst
+
+    def _book_stats(self, inst: _Instrument) -> BookStats:
+        if inst.stats is None:
+            inst.stats = self.stats.books[inst.venue_symbol] = BookStats()
+        return inst.stats
+
+    def _announce(self, inst: _Instrument, level: tuple[str, str] | None, out: list[Event]) -> None:
+        price, size = level if level is not None else (None, None)
+        inst.announced = True
+        out.append(
+            InstrumentMeta(
+                inst.asset_id,
+                _VENUE,
+                _SPOT,
+                _decimals(price),
+                _decimals(size),
+                inst.venue_symbol,
+                inst.symbol,
+            )
+        )
+
+    def _fixed(self, text: str) -> int:
+        """Exact fixed point of Binance's decimal text (fast path: exactly 8 places, as Binance sends)."""
+        digits = text[:-9] + text[-8:]
+        if text[-9:-8] == "." and digits.isdigit() and digits.isascii():
+            return int(digits)
+        value, rounded = parse_fixed8_rounded(text)
+        self.stats.rounded += rounded
+        return value
+
+    def _levels(self, pairs: Iterable[tuple[str, str]]) -> list[Level]:
+        fixed = self._fixed
+        return [(fixed(p), fixed(q)) for p, q in pairs]
+
+    def _trade(self, inst: _Instrument, t: _Trade | _AggTrade, out: list[Event]) -> None:
+        price, volume = self._fixed(t.p), self._fixed(t.q)
+        if not inst.announced:
+            self._announce(inst, (t.p, t.q), out)
+        out.append(Trade(inst.asset_id, price, volume, t.T * _MS, _VENUE, _SPOT, _SELL if t.m else _BUY))
+
+    def _book_ticker(self, inst: _Instrument, t: _BookTicker, out: list[Event]) -> None:
+        fixed = self._fixed
+        quote = Quote(inst.asset_id, fixed(t.b), fixed(t.B), fixed(t.a), fixed(t.A), 0, _VENUE, _SPOT)
+        if not inst.announced:
+            self._announce(inst, (t.b, t.B), out)
+        out.append(quote)
+        if not inst.depth_seen:
+            return
+        if inst.state == _LIVE and t.u <= inst.last_u:
+            top = inst.diff_tops.get(t.u)
+            if top is not None:
+                self._cross_check(quote, top)
+            return
+        tickers = inst.tickers
+        tickers[t.u] = quote
+        if len(tickers) > TICKER_LIMIT:
+            del tickers[next(iter(tickers))]
+
+    def _cross_check(self, quote: Quote, top: tuple[int, int, int, int]) -> None:
+        key = "bookticker_matched" if quote[1:5] == top else "bookticker_mismatched"
+        self.cross_checks[key] += 1
+
+    def _diff(self, inst: _Instrument, stats: BookStats, d: _DepthUpdate, out: list[Event]) -> str | None:
+        """Run one diff through the symbol's sync state; append what to publish, or return the kind
+        of ignore (buffered / already in the book)."""
+        inst.depth_seen = True
+        state = inst.state
+        if state == _WAIT:
+            buffer = inst.buffer
+            buffer.append(d)
+            if len(buffer) > BUFFER_LIMIT:
+                del buffer[0]
+            self._wanted[inst.venue_symbol] = None
+            return "depthUpdate:buffered"
+        last, first = inst.last_u, d.U
+        if d.u <= last:
+            return "depthUpdate:stale"
+        if state == _PENDING:
+            if first > last + 1:  # the snapshot predates the oldest diff we have: fetch a newer one
+                stats.resyncs += 1
+                inst.state = _WAIT
+                inst.book.clear()
+                return self._diff(inst, stats, d, out)
+            self._publish_snapshot(inst, out)  # on_snapshot announced the instrument
+        elif first != last + 1:
+            stats.gaps += 1
+            self._invalidate(inst, stats, Reason.SEQUENCE_GAP, out)
+            self._diff(inst, stats, d, out)  # it starts the new buffer
+            return None
+        bids, asks = self._levels(d.b), self._levels(d.a)
+        book = inst.book
+        book.update(bids, asks)
+        inst.state = _LIVE
+        inst.last_u = d.u
+        stats.updates_applied += 1
+        out.append(L2Delta(inst.asset_id, _VENUE, _SPOT, 0, d.U, d.u, d.E * _MS, tuple(bids), tuple(asks)))
+        if book.is_crossed():
+            stats.crossed += 1
+            self._invalidate(inst, stats, Reason.CROSSED_BOOK, out)
+            return None
+        bid, ask = book.best_bid(), book.best_ask()
+        stats.best_bid = None if bid is None else format_fixed8(bid[0])
+        stats.best_ask = None if ask is None else format_fixed8(ask[0])
+        if bid is not None and ask is not None:
+            top = (bid[0], bid[1], ask[0], ask[1])
+            self._check_tickers(inst, d.u, top)
+        return None
+
+    def _check_tickers(self, inst: _Instrument, u: int, top: tuple[int, int, int, int]) -> None:
+        tickers = inst.tickers
+        quote = tickers.pop(u, None)
+        if quote is not None:
+            self._cross_check(quote, top)
+        while tickers:  # older tickers can no longer meet their diff
+            oldest = next(iter(tickers))
+            if oldest > u:
+                break
+            del tickers[oldest]
+        tops = inst.diff_tops
+        tops[u] = top
+        if len(tops) > DIFF_TOPS_KEPT:
+            del tops[next(iter(tops))]
+
+    def _invalidate(self, inst: _Instrument, stats: BookStats, reason: Reason, out: list[Event]) -> None:
+        stats.resyncs += 1
+        inst.state = _WAIT
+        inst.book.clear()
+        inst.diff_tops.clear()
+        inst.tickers.clear()
+        stats.best_bid = stats.best_ask = None
+        self._wanted[inst.venue_symbol] = None
+        out.append(StateInvalidation(_VENUE, _SPOT, int(reason), (inst.asset_id,)))
+        out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(reason)))
+
+    def _publish_snapshot(self, inst: _Instrument, out: list[Event]) -> None:
+        bids, asks = inst.book.levels()
+        out.extend(snapshot_parts(inst.asset_id, inst.last_u, bids, asks))
+
+
+def snapshot_parts(asset_id: int, seq: int, bids: list[Level], asks: list[Level]) -> list[L2Snapshot]:
+    """One L2Snapshot, or several parts (BEGIN on the first, END on the last) when the levels do not
+    fit one TLV value (65535 bytes)."""
+    levels = [("bid", lv) for lv in bids] + [("ask", lv) for lv in asks]
+    chunks = [levels[i : i + MAX_LEVELS_PER_PART] for i in range(0, len(levels), MAX_LEVELS_PER_PART)] or [[]]
+    parts: list[L2Snapshot] = []
+    for n, chunk in enumerate(chunks):
+        flags = (SnapshotFlags.BEGIN if n == 0 else 0) | (SnapshotFlags.END if n == len(chunks) - 1 else 0)
+        part_bids = tuple(lv for side, lv in chunk if side == "bid")
+        part_asks = tuple(lv for side, lv in chunk if side == "ask")
+        parts.append(L2Snapshot(asset_id, _VENUE, _SPOT, int(flags), seq, 0, n, part_bids, part_asks))
+    return parts
