@@ -18,7 +18,9 @@ from tickrelay.errors import ConfigError, TickrelayError
 
 
 # (sub-command, module under tickrelay.commands). Keep in the order `--help` should list them.
-COMMANDS: tuple[tuple[str, str], ...] = ()
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("normalize", "normalize"),
+)
 
 
 def _load(module: str) -> ModuleType:

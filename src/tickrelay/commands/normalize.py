@@ -1,0 +1,255 @@
+"""``tickrelay normalize``: run a recorded session through a venue feed, offline.
+
+The recording is one raw WebSocket frame per line (``../shared/fixtures`` layout). Each frame goes to
+``VENUES[venue]().on_frame(raw, ts_recv_ns)``; every returned value becomes one Protocol V2
+market-data message (source = the venue's collector, stream id 1, counter from 1, timestamp_ns =
+ts_recv_ns) written to ``--out``.
+
+ts_recv_ns: line N of ``<stem>.recv_ts_ns.txt`` (integer ns) or ``<stem>.recv_ts.txt`` (epoch seconds
+as decimal text, converted exactly) beside the recording; without a sidecar, the line number
+(1, 2, 3, ...), so the output is deterministic.
+
+Binance depth snapshots (``--snapshot [SYMBOL=]FILE[@LINE]``): FILE is one REST ``/api/v3/depth`` body,
+or a ``.rest-depth-snapshots.jsonl`` (one body per line) whose ``.request_url_recv_ts.txt`` sidecar
+names each body's symbol. A snapshot is given to the feed after ``.jsonl`` line LINE when ``@LINE``
+is given (the hftbacktest capture: ``@7``), otherwise when its symbol first asks for one, as a
+collector would. Each body is used once.
+
+Exit status: 0, or 1 on any integrity failure (sequence gap, checksum failure, crossed book, bookTicker
+mismatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tickrelay.errors import ConfigError
+from tickrelay.protocol.codec import Domain, Source, encode_events, make_sequence
+from tickrelay.protocol.messages import Event
+from tickrelay.venues import VENUES
+from tickrelay.venues.binance import BinanceFeed
+from tickrelay.venues.feed import VenueFeed
+
+
+HELP = "Run a recorded session (one frame per line) through a venue feed; report counts and book checks."
+
+SOURCES = {
+    "binance": Source.BINANCE_COLLECTOR,
+    "kraken": Source.KRAKEN_COLLECTOR,
+    "coinbase": Source.COINBASE_COLLECTOR,
+}
+STREAM_ID = 1
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--venue", required=True, choices=sorted(SOURCES), help="venue feed to use")
+    parser.add_argument("file", type=Path, metavar="FILE.jsonl", help="recording: one raw frame per line")
+    parser.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="[SYMBOL=]FILE[@LINE]",
+        help="Binance REST depth body (or .rest-depth-snapshots.jsonl); @LINE: feed after that line",
+    )
+    parser.add_argument("--instruments", type=Path, help="Kraken v2 instrument message giving precisions")
+    parser.add_argument("--out", type=Path, help="write the Protocol V2 stream here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@dataclasses.dataclass
+class _Snapshot:
+    symbol: str
+    body: bytes
+    after_line: int | None  # None: when the symbol asks
+
+
+def seconds_to_ns(text: str) -> int:
+    """Exact integer ns of epoch seconds written as decimal text (``1633998512.0633569``)."""
+    whole, _, frac = text.strip().partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()) or len(frac) > 9:
+        raise ConfigError(f"not epoch seconds: {text!r}")
+    return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def receive_times(recording: Path, frames: int) -> list[int]:
+    """ts_recv_ns of every frame: from the sidecar beside ``recording``, else the line numbers."""
+    stem = str(recording.with_suffix(""))
+    ns_file, s_file = Path(stem + ".recv_ts_ns.txt"), Path(stem + ".recv_ts.txt")
+    if ns_file.exists():
+        times = [int(line) for line in ns_file.read_text().split()]
+    elif s_file.exists():
+        times = [seconds_to_ns(line) for line in s_file.read_text().split()]
+    else:
+        return list(range(1, frames + 1))
+    if len(times) < frames:
+        raise ConfigError(
+            f"{ns_file if ns_file.exists() else s_file}: {len(times)} times for {frames} frames"
+        )
+    return times[:frames]
+
+
+def parse_snapshot_option(spec: str) -> list[_Snapshot]:
+    """``[SYMBOL=]FILE[@LINE]`` -> the snapshot bodies it names."""
+    symbol, sep, rest = spec.partition("=")
+    if not sep:
+        symbol, rest = "", spec
+    path_text, at, line_text = rest.rpartition("@")
+    if not (at and line_text.isdigit()):
+        path_text, line_text = rest, ""
+    after = int(line_text) if line_text else None
+    path = Path(path_text)
+    if not path.is_file():
+        raise ConfigError(f"--snapshot {spec}: no such file {path}")
+    urls = Path(str(path.with_suffix("")) + ".request_url_recv_ts.txt")
+    if urls.exists():
+        bodies = path.read_bytes().splitlines()
+        names = [
+            line.split()[0].partition("symbol=")[2].partition("&")[0]
+            for line in urls.read_text().splitlines()
+        ]
+        if len(names) != len(bodies):
+            raise ConfigError(f"--snapshot {spec}: {len(bodies)} bodies but {len(names)} lines in {urls}")
+        return [
+            _Snapshot(n, b, after) for n, b in zip(names, bodies, strict=True) if not symbol or n == symbol
+        ]
+    if not symbol:
+        raise ConfigError(f"--snapshot {spec}: say which symbol the body is for (SYMBOL=FILE)")
+    return [_Snapshot(symbol, path.read_bytes(), after)]
+
+
+def _integrity_failures(report: dict[str, Any]) -> list[str]:
+    failures = [
+        f"{symbol}: {key} {book[key]}"
+        for symbol, book in report["book"].items()
+        for key in ("gaps", "checksum_failures", "crossed")
+        if book[key]
+    ]
+    mismatched = report.get("cross_checks", {}).get("bookticker_mismatched", 0)
+    if mismatched:
+        failures.append(f"bookticker_mismatched {mismatched}")
+    return failures
+
+
+def normalize(
+    venue: str,
+    frames: list[bytes],
+    times: list[int],
+    snapshots: list[_Snapshot],
+    instruments: bytes | None,
+    out: BinaryIO | None,
+) -> dict[str, Any]:
+    """Run ``frames`` through a fresh feed of ``venue``; return the report (see ``run``)."""
+    factory = VENUES.get(venue)
+    if factory is None:
+        raise ConfigError(
+            f"--venue {venue}: no feed for it in this build (have: {', '.join(sorted(VENUES))})"
+        )
+    feed: VenueFeed = factory()
+    if instruments is not None:
+        load = getattr(feed, "load_instruments", None)
+        if load is None:
+            raise ConfigError(f"--instruments: the {venue} feed takes no instrument file")
+        load(instruments)
+    if snapshots and not isinstance(feed, BinanceFeed):
+        raise ConfigError("--snapshot applies to --venue binance only")
+    source = SOURCES[venue]
+    messages: Counter[str] = Counter()
+    counter = 0
+
+    def publish(values: list[Event] | tuple[Event, ...], ts: int) -> None:
+        nonlocal counter
+        for value in values:
+            counter += 1
+            messages[type(value).__name__] += 1
+            if out is not None:
+                out.write(
+                    encode_events(Domain.MARKET_DATA, source, make_sequence(STREAM_ID, counter), ts, value)
+                )
+
+    at_line: dict[int, list[_Snapshot]] = {}
+    on_ask: dict[str, list[_Snapshot]] = {}
+    for snap in snapshots:
+        if snap.after_line is None:
+            on_ask.setdefault(snap.symbol, []).append(snap)
+        else:
+            at_line.setdefault(snap.after_line, []).append(snap)
+    for line, (raw, ts) in enumerate(zip(frames, times, strict=True), 1):
+        publish(list(feed.on_frame(raw, ts)), ts)
+        if isinstance(feed, BinanceFeed):
+            due = at_line.pop(line, [])
+            due += [on_ask[s].pop(0) for s in feed.wants_snapshot() if on_ask.get(s)]
+            for snap in due:
+                publish(feed.on_snapshot(snap.symbol, snap.body, ts), ts)
+    stats = feed.stats
+    report: dict[str, Any] = {
+        "venue": venue,
+        "frames": stats.frames,
+        "messages": dict(sorted(messages.items())),
+        "ignored": dict(sorted(stats.ignored.items())),
+        "rejected": dict(sorted(stats.rejected.items())),
+        "rejected_samples": dict(sorted(stats.samples.items())),
+        "venue_errors": stats.venue_errors,
+        "rounded": stats.rounded,
+        "book": {symbol: dataclasses.asdict(book) for symbol, book in stats.books.items()},
+    }
+    if isinstance(feed, BinanceFeed):
+        report["cross_checks"] = dict(feed.cross_checks)
+        report["awaiting_snapshot"] = feed.wants_snapshot()
+    report["integrity_failures"] = _integrity_failures(report)
+    return report
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = [f"{report['venue']}: {report['frames']} frames"]
+    for key in ("messages", "ignored", "rejected"):
+        counts = report[key]
+        lines.append(f"  {key}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
+    for symbol, book in report["book"].items():
+        lines.append(
+            f"  book {symbol}: {book['updates_applied']} updates, {book['gaps']} gaps,"
+            f" {book['resyncs']} resyncs,"
+            f" {book['checksums_verified']} checksums ok / {book['checksum_failures']} failed,"
+            f" {book['crossed']} crossed, top {book['best_bid']} / {book['best_ask']}"
+        )
+    if "cross_checks" in report:
+        cc = report["cross_checks"]
+        lines.append(
+            f"  bookTicker cross-check: {cc['bookticker_matched']} matched,"
+            f" {cc['bookticker_mismatched']} mismatched"
+        )
+    if report.get("awaiting_snapshot"):
+        lines.append("  never synced (no snapshot given): " + ", ".join(report["awaiting_snapshot"]))
+    failures = report["integrity_failures"]
+    lines.append("  integrity: " + ("FAILED: " + "; ".join(failures) if failures else "ok"))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    recording: Path = args.file
+    if not recording.is_file():
+        raise ConfigError(f"FILE.jsonl: no such file {recording}")
+    frames = recording.read_bytes().splitlines()
+    times = receive_times(recording, len(frames))
+    snapshots = [snap for spec in args.snapshot for snap in parse_snapshot_option(spec)]
+    instruments = None
+    if args.instruments is not None:
+        if not args.instruments.is_file():
+            raise ConfigError(f"--instruments: no such file {args.instruments}")
+        instruments = args.instruments.read_bytes()
+    if args.out is not None:
+        with args.out.open("wb") as out:
+            report = normalize(args.venue, frames, times, snapshots, instruments, out)
+    else:
+        report = normalize(args.venue, frames, times, snapshots, instruments, None)
+    if args.json:
+        json.dump(report, sys.stdout, sort_keys=False)
+        sys.stdout.write("\n")
+    else:
+        print(_summary(report))
+    return 1 if report["integrity_failures"] else 0
