@@ -32,14 +32,16 @@ Cross-check: when the book's last applied diff ends at update id ``u`` and a boo
 ``bookticker_matched`` / ``bookticker_mismatched``.
 
 Symbols: ``NKNUSDT`` -> ``NKN/USDT`` by the longest matching quote-asset suffix in ``QUOTE_ASSETS``;
-a symbol with no known quote asset is rejected (``unknown_symbol``). InstrumentMeta precedes the first
+a symbol with no known quote asset is rejected (``unknown_symbol``). The suffix rule can misread
+(``BNBUSD`` reads as ``BN/BUSD``): pass the pairs from ``/api/v3/exchangeInfo`` as ``pairs`` to be
+exact. InstrumentMeta precedes the first
 message of each instrument; its price/size decimals are the number of places in the first price/size
 text seen (Binance pads to 8), 255 when that message carries none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -139,11 +141,11 @@ class _Envelope(msgspec.Struct):
     """Every field any top-level frame shape may have; used when the fast path does not apply."""
 
     stream: str | None = None  # combined stream name, e.g. "btcusdt@depth@100ms"
-    data: msgspec.Raw | None = None  # combined stream payload
+    data: msgspec.Raw = msgspec.Raw()  # combined stream payload (empty: absent)
     e: str | None = None  # event type of a raw-stream event
     u: int | None = None  # update id: a raw-stream bookTicker has no "e"
     id: int | str | None = None  # request id of a subscription ack or error
-    error: msgspec.Raw | None = None  # {"code":..,"msg":..} of a failed request
+    error: msgspec.Raw = msgspec.Raw()  # {"code":..,"msg":..} of a failed request (empty: absent)
     code: int | None = None  # legacy error shape {"code":..,"msg":..}
     msg: str | None = None
 
@@ -238,13 +240,15 @@ class BinanceFeed:
     Args:
         symbols: venue symbols for :meth:`subscribe_messages` (trade, bookTicker, depth@100ms each);
             empty when the connection URL already names the streams.
+        pairs: venue symbol -> normalized ``BASE/QUOTE`` (exchangeInfo); overrides the suffix rule.
     """
 
     NAME: ClassVar[str] = NAME
     VENUE_ID: ClassVar[int] = _VENUE
 
-    def __init__(self, symbols: Sequence[str] = ()) -> None:
+    def __init__(self, symbols: Sequence[str] = (), pairs: Mapping[str, str] | None = None) -> None:
         self.symbols = tuple(symbols)
+        self.pairs = dict(pairs or {})
         self.stats = FeedStats()
         self.cross_checks = {"bookticker_matched": 0, "bookticker_mismatched": 0}
         self._instruments: dict[str, _Instrument] = {}
@@ -345,11 +349,11 @@ class BinanceFeed:
         except msgspec.DecodeError:
             self.stats.reject("invalid_json", raw)
             return []
-        if env.error is not None or env.code is not None:
+        if env.error or env.code is not None:
             self.stats.venue_errors += 1
             self.stats.reject("venue_error", raw)
             return []
-        if env.stream is not None and env.data is not None:
+        if env.stream is not None and env.data:
             kind, body = stream_kind(env.stream), bytes(env.data)
         elif env.e is not None:
             kind, body = _EVENT_KINDS.get(env.e, env.e), raw
@@ -407,7 +411,8 @@ class BinanceFeed:
     def _instrument(self, venue_symbol: str) -> _Instrument:
         inst = self._instruments.get(venue_symbol)
         if inst is None:
-            inst = _Instrument(venue_symbol, normalize_symbol(venue_symbol))
+            symbol = self.pairs.get(venue_symbol) or normalize_symbol(venue_symbol)
+            inst = _Instrument(venue_symbol, symbol)
             self._instruments[venue_symbol] = inst
         return inst
 
