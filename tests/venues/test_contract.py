@@ -1,0 +1,122 @@
+"""The VenueFeed contract, run over every entry of ``VENUES`` and every recording of that venue.
+
+* every frame is classified exactly once: it produced messages, or it added one to ``ignored`` or
+  ``rejected`` (so frames == frames with messages + ignored + rejected);
+* garbage (random bytes, invalid JSON, unknown kinds, truncated frames) is ignored or rejected with a
+  count, never an exception;
+* ``on_disconnect`` invalidates every book that was published.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tickrelay.commands.normalize import parse_snapshot_option
+from tickrelay.protocol.messages import L2Delta, L2Snapshot, Reason, StateInvalidation
+from tickrelay.venues import VENUES
+from tickrelay.venues.feed import FeedStats, VenueFeed
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+RECORDINGS = [
+    (venue, path)
+    for venue in VENUES
+    for path in sorted((FIXTURES / venue).rglob("*.jsonl"))
+    if ".rest-depth-snapshots" not in path.name
+]
+GARBAGE = [
+    b"",
+    b" ",
+    b"\xff\xfe\x00",
+    b"not json",
+    b"null",
+    b"1",
+    b'"text"',
+    b"[]",
+    b"{}",
+    b"[1,2,3]",
+    b'{"type":"nonsense"}',
+    b'{"e":"nonsense","s":"BTCUSDT"}',
+    b'{"stream":"x@nonsense","data":{}}',
+    b'{"stream":1,"data":2}',
+    b'{"channel":"nonsense","data":[]}',
+    b'{"event":"nonsense"}',
+    b'[0,{"a":1},"book-10","XBT/USD"]',
+    b'{"e":"trade","s":"BTCUSDT","p":"1","q":"1","T":"x","m":true}',
+]
+
+
+def classify(feed: VenueFeed, raw: bytes, ts: int) -> int:
+    """Feed one frame; assert it was classified exactly once; return how many values it produced."""
+    stats = feed.stats
+    before = sum(stats.ignored.values()) + sum(stats.rejected.values()), stats.frames
+    events = list(feed.on_frame(raw, ts))
+    after = sum(stats.ignored.values()) + sum(stats.rejected.values()), stats.frames
+    assert after[1] == before[1] + 1, raw[:200]
+    assert after[0] - before[0] == (0 if events else 1), raw[:200]
+    return len(events)
+
+
+def snapshots_for(path: Path) -> dict[str, list[bytes]]:
+    """REST depth snapshots recorded beside a Binance capture, by symbol."""
+    stem = str(path.with_suffix(""))
+    found: dict[str, list[bytes]] = {}
+    for name, spec in ((".rest-depth-snapshots.jsonl", "{}"), (".rest-depth-snapshot.json", "BTCUSDT={}")):
+        if Path(stem + name).exists():
+            for snap in parse_snapshot_option(spec.format(stem + name)):
+                found.setdefault(snap.symbol, []).append(snap.body)
+    return found
+
+
+@pytest.mark.parametrize("venue", sorted(VENUES))
+def test_feed_shape(venue: str) -> None:
+    feed = VENUES[venue]()
+    assert venue == feed.NAME
+    assert isinstance(feed.VENUE_ID, int)
+    assert isinstance(feed.stats, FeedStats)
+    assert all(isinstance(m, bytes) for m in feed.subscribe_messages())
+
+
+@pytest.mark.parametrize(("venue", "path"), RECORDINGS, ids=[f"{v}:{p.name[:40]}" for v, p in RECORDINGS])
+def test_every_frame_classified_once_and_disconnect_invalidates_every_book(venue: str, path: Path) -> None:
+    feed = VENUES[venue]()
+    snapshots = snapshots_for(path)
+    books: set[int] = set()
+    with_messages = 0
+    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
+        with_messages += classify(feed, raw, n) > 0
+        wants = getattr(feed, "wants_snapshot", None)
+        for symbol in wants() if wants is not None else ():
+            if snapshots.get(symbol):
+                values = feed.on_snapshot(symbol, snapshots[symbol].pop(0), n)  # type: ignore[attr-defined]
+                books.update(v.asset_id for v in values if isinstance(v, L2Snapshot | L2Delta))
+    stats = feed.stats
+    assert stats.frames == with_messages + sum(stats.ignored.values()) + sum(stats.rejected.values())
+    assert sum(stats.messages.values()) > 0
+    invalidations = [v for v in feed.on_disconnect(10**18) if isinstance(v, StateInvalidation)]
+    assert invalidations
+    assert all(v.reason == Reason.DISCONNECT for v in invalidations)
+    covered = {a for v in invalidations for a in v.asset_ids}
+    assert any(not v.asset_ids for v in invalidations) or books <= covered
+
+
+@pytest.mark.parametrize("venue", sorted(VENUES))
+def test_garbage_is_counted_never_raised(venue: str) -> None:
+    feed = VENUES[venue]()
+    frames = list(GARBAGE)
+    for path in (FIXTURES / venue).rglob("*.jsonl"):
+        lines = path.read_bytes().splitlines()[:40]
+        frames += [raw[: len(raw) // 2] for raw in lines]  # truncated frames
+    for raw in frames:
+        classify(feed, raw, 1)
+    assert feed.stats.frames == len(frames)
+
+
+@pytest.mark.parametrize("venue", sorted(VENUES))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
+def test_random_bytes_are_counted_never_raised(venue: str, data: bytes) -> None:
+    classify(VENUES[venue](), data, 1)
