@@ -224,7 +224,7 @@ def _summary(report: dict[str, Any]) -> str:
             f" {cc['bookticker_mismatched']} mismatched"
         )
     if report.get("awaiting_snapshot"):
-        lines.append("  never synced (no snapshot given): " + ", ".join(report["awaiting_snapshot"]))
+        lines.append("  awaiting a snapshot (none left to give): " + ", ".join(report["awaiting_snapshot"]))
     failures = report["integrity_failures"]
     lines.append("  integrity: " + ("FAILED: " + "; ".join(failures) if failures else "ok"))
     return "\n".join(lines)
