@@ -1,0 +1,238 @@
+"""Venue feed throughput over the recorded captures, optionally against cryptofeed.
+
+    python3 bench/normalize.py [--vs-cryptofeed] [--runs N] [--json]
+
+What is measured: exchange frames (WebSocket messages) parsed per second by a fresh feed per run,
+book upkeep and checks on (Binance sync + bookTicker cross-check, Kraken CRC32, Coinbase crossed
+check), values built but not encoded. One warm-up run, then ``--runs`` (>= 5) timed runs; the median
+and the spread (min, max) are reported.
+
+Recordings (../shared/fixtures): Binance the hftbacktest BTCUSDT capture (depth@100ms + bookTicker:
+the ``trade`` frames are left out of both sides, because cryptofeed parses ``aggTrade``, not
+``trade``; the REST snapshot is given when the book first asks for it), Kraken the v1 1000-deep book
+capture (10 pairs, checksums on), Coinbase the Exchange-feed capture (level2 + ticker + matches).
+
+``--vs-cryptofeed`` puts the same frames through cryptofeed's ``Feed.message_handler(frame, None, ts)``
+in its own virtualenv under the cache dir (cryptofeed 2.4.1 for Binance and Kraken, 2.3.2 for Coinbase,
+the last release that parses the Exchange feed): symbols pre-seeded with ``Symbols.set``, the Binance
+REST snapshot served from the recorded body, Kraken ``checksum_validation=True``, no-op callbacks.
+``ratio`` = tickrelay / cryptofeed frames per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tickrelay.venues import VENUES
+from tickrelay.venues.binance import BinanceFeed
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / ".." / "shared" / "fixtures"
+HFT = "binance/spot/hftbacktest_2024-08-08_combined_depth100ms-trade-bookTicker_BTCUSDT"
+RECORDINGS = {
+    "binance": f"{HFT}.jsonl",
+    "kraken": "kraken/v1/cryptofeed_2021-04-17_book-1000_10-pairs.jsonl",
+    "coinbase": "coinbase/exchange-ws-feed/cryptofeed_2021-04-17_level2-ticker-matches_10-products.jsonl",
+}
+SNAPSHOTS = {"binance": {"BTCUSDT": f"{HFT}.rest-depth-snapshot.json"}}
+CRYPTOFEED = {"binance": "2.4.1", "kraken": "2.4.1", "coinbase": "2.3.2"}
+
+
+def frames_for(venue: str) -> list[bytes]:
+    lines = (FIXTURES / RECORDINGS[venue]).read_bytes().splitlines()
+    if venue == "binance":
+        lines = [raw for raw in lines if not raw.startswith(b'{"stream":"btcusdt@trade"')]
+    return lines
+
+
+def tickrelay_once(venue: str, frames: list[bytes], snapshots: dict[str, bytes]) -> tuple[float, int]:
+    """Seconds for one fresh feed over ``frames``, and the number of values it produced."""
+    feed = VENUES[venue]()
+    values = 0
+    start = time.perf_counter()
+    if isinstance(feed, BinanceFeed):
+        pending = dict(snapshots)
+        for n, raw in enumerate(frames):
+            values += len(feed.on_frame(raw, n))
+            if pending:
+                for symbol in feed.wants_snapshot():
+                    if symbol in pending:
+                        values += len(feed.on_snapshot(symbol, pending.pop(symbol), n))
+    else:
+        on_frame = feed.on_frame
+        for n, raw in enumerate(frames):
+            values += len(on_frame(raw, n))
+    elapsed = time.perf_counter() - start
+    return elapsed, values
+
+
+def summarize(frames: int, seconds: list[float]) -> dict[str, Any]:
+    rates = sorted(frames / s for s in seconds)
+    return {"median": statistics.median(rates), "min": rates[0], "max": rates[-1], "runs": len(rates)}
+
+
+def bench_tickrelay(venue: str, runs: int) -> dict[str, Any]:
+    frames = frames_for(venue)
+    snapshots = {s: (FIXTURES / p).read_bytes() for s, p in SNAPSHOTS.get(venue, {}).items()}
+    tickrelay_once(venue, frames, snapshots)  # warm-up
+    results = [tickrelay_once(venue, frames, snapshots) for _ in range(runs)]
+    return {
+        "frames": len(frames),
+        "values_out": results[0][1],
+        **summarize(len(frames), [s for s, _ in results]),
+    }
+
+
+# ---- cryptofeed, in its own virtualenv ------------------------------------------------------------
+
+DRIVER = r"""
+import asyncio, json, statistics, sys, time
+from decimal import Decimal
+from cryptofeed.defines import L2_BOOK, TICKER, TRADES
+from cryptofeed.symbols import Symbols
+
+spec = json.loads(sys.argv[1])
+venue = spec["venue"]
+frames = [line.decode() for line in open(spec["frames"], "rb").read().splitlines()]
+if venue == "binance":
+    frames = [f for f in frames if not f.startswith('{"stream":"btcusdt@trade"')]
+    from cryptofeed.exchanges import Binance as Exchange
+    pairs = {"BTC-USDT": "BTCUSDT"}
+    channels, extra = [L2_BOOK, TICKER], {}
+elif venue == "kraken":
+    from cryptofeed.exchanges import Kraken as Exchange
+    names = ["WAVES/EUR", "XMR/USD", "KSM/XBT", "GRT/ETH", "SC/EUR",
+             "ETH/CHF", "OCEAN/XBT", "OMG/USD", "XBT/CHF", "ADA/XBT"]
+    norm = lambda n: "-".join({"XBT": "BTC"}.get(p, p) for p in n.split("/"))
+    pairs = {norm(n): n for n in names}
+    channels, extra = [L2_BOOK], {"max_depth": 1000, "checksum_validation": True}
+else:
+    from cryptofeed.exchanges import Coinbase as Exchange
+    names = ["SKL-USD", "SKL-BTC", "SKL-GBP", "BAND-GBP", "BAND-BTC",
+             "NMR-EUR", "YFI-BTC", "DASH-BTC", "NU-GBP", "CRV-EUR"]
+    pairs = {n: n for n in names}
+    channels, extra = [L2_BOOK, TICKER, TRADES], {}
+info = {"tick_size": {p: "0.00000001" for p in pairs}, "instrument_type": {p: "spot" for p in pairs}}
+
+async def noop(*args, **kwargs):
+    return None
+
+class Snapshot:
+    def __init__(self, body):
+        self.body = body
+    async def read(self, url, *args, **kwargs):
+        return self.body
+
+def make():
+    Symbols.set(Exchange.id, dict(pairs), info)
+    feed = Exchange(symbols=list(pairs), channels=channels, callbacks={c: noop for c in channels}, **extra)
+    if venue == "binance":
+        feed.http_conn = Snapshot(open(spec["snapshot"], "rb").read().decode())
+    return feed
+
+async def once():
+    feed = make()
+    handler = feed.message_handler
+    start = time.perf_counter()
+    for n, frame in enumerate(frames):
+        await handler(frame, None, 1.0 + n)
+    return time.perf_counter() - start
+
+async def main():
+    await once()  # warm-up
+    seconds = [await once() for _ in range(spec["runs"])]
+    print(json.dumps({"frames": len(frames), "seconds": seconds}))
+
+asyncio.run(main())
+"""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tickrelay-bench"
+
+
+def cryptofeed_python(version: str) -> Path:
+    """The python of a virtualenv with cryptofeed ``version`` (created on first use)."""
+    venv = cache_dir() / f"cryptofeed-{version}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"cryptofeed=={version}"], check=True)
+    return python
+
+
+def bench_cryptofeed(venue: str, runs: int) -> dict[str, Any]:
+    python = cryptofeed_python(CRYPTOFEED[venue])
+    spec = {"venue": venue, "frames": str(FIXTURES / RECORDINGS[venue]), "runs": runs}
+    if venue == "binance":
+        spec["snapshot"] = str(FIXTURES / SNAPSHOTS["binance"]["BTCUSDT"])
+    proc = subprocess.run(
+        [str(python), "-c", DRIVER, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"frames": result["frames"], **summarize(result["frames"], result["seconds"])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vs-cryptofeed", action="store_true", help="also run cryptofeed (own venvs)")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per side (>= 5)")
+    parser.add_argument("--venue", action="append", choices=sorted(RECORDINGS), help="only these venues")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if args.runs < 5:
+        parser.error("--runs must be >= 5")
+    venues: dict[str, Any] = {}
+    for venue in args.venue or sorted(RECORDINGS):
+        if venue not in VENUES:
+            venues[venue] = {"skipped": "no feed for this venue in this build"}
+            continue
+        ours = bench_tickrelay(venue, args.runs)
+        row: dict[str, Any] = {
+            "recording": RECORDINGS[venue],
+            "frames": ours["frames"],
+            "tickrelay_msgs_per_s": round(ours["median"]),
+            "tickrelay_spread": [round(ours["min"]), round(ours["max"])],
+            "tickrelay_values_out": ours["values_out"],
+            "cryptofeed_msgs_per_s": None,
+            "ratio": None,
+        }
+        if args.vs_cryptofeed:
+            theirs = bench_cryptofeed(venue, args.runs)
+            assert theirs["frames"] == ours["frames"], (theirs["frames"], ours["frames"])
+            row["cryptofeed_version"] = CRYPTOFEED[venue]
+            row["cryptofeed_msgs_per_s"] = round(theirs["median"])
+            row["cryptofeed_spread"] = [round(theirs["min"]), round(theirs["max"])]
+            row["ratio"] = round(ours["median"] / theirs["median"], 2)
+        venues[venue] = row
+    report = {
+        "unit": "exchange frames parsed per second (median of runs after one warm-up)",
+        "runs": args.runs,
+        "python": sys.version.split()[0],
+        "venues": venues,
+        "notes": "binance: trade frames left out of both sides (cryptofeed parses aggTrade, not trade)",
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for venue, row in venues.items():
+            print(venue, json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
