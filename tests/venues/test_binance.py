@@ -593,3 +593,27 @@ def test_snapshot_parts_split_at_the_tlv_limit(monkeypatch: pytest.MonkeyPatch) 
         L2Snapshot(7, VENUE, SPOT, SnapshotFlags.END, 9, 0, 1, (), ((4, 1),)),
     ]
     assert snapshot_parts(7, 9, [], []) == [L2Snapshot(7, VENUE, SPOT, 3, 9, 0, 0, (), ())]
+
+
+def test_bad_level_text_is_rejected_before_it_can_be_buffered() -> None:
+    feed = BinanceFeed()
+    comma = depth("ETHUSDT", 10, 12, [["1.00000000,2.00000000", "3.00000000"]], [])
+    assert feed.on_frame(comma, 1) == []
+    assert feed.stats.rejected == {"bad_number": 1}
+    assert feed.wants_snapshot() == []  # nothing was buffered
+    feed.on_frame(depth("ETHUSDT", 10, 12, [["1.5", "3"]], []), 2)  # other decimals: exact, buffered
+    out = feed.on_snapshot("ETHUSDT", snapshot(11, [], []), 3)
+    assert out[-1] == L2Delta(ETH, VENUE, SPOT, 0, 10, 12, MS, ((150_000_000, 300_000_000),), ())
+
+
+def test_memoized_texts_survive_the_cache_being_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(binance, "FIXED_CACHE_LIMIT", 3)
+    feed = BinanceFeed()
+    quotes = [
+        feed.on_frame(
+            ticker("BTCUSDT", u, f"{u}.00000000", "1.00000000", f"{u + 1}.00000000", "2.00000000"), 0
+        )[-1]
+        for u in range(1, 6)
+    ]
+    assert [q[1:5] for q in quotes] == [(u * 10**8, 10**8, (u + 1) * 10**8, 2 * 10**8) for u in range(1, 6)]
+    assert len(feed._fixed_cache) <= 3

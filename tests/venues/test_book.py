@@ -53,6 +53,7 @@ def test_top_and_truncate() -> None:
     book = OrderBook(depth=2)
     book.load([(10, 1), (9, 1), (8, 1)], [(11, 1), (12, 1), (13, 1)])
     assert book.top(1) == ([(10, 1)], [(11, 1)])
+    assert book.top(0) == ([], [])
     book.truncate(5)  # nothing beyond 5 levels
     assert len(book) == 6
     book.truncate()

@@ -41,7 +41,8 @@ text seen (Binance pads to 8), 255 when that message carries none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -82,12 +83,14 @@ _QUOTES_LONGEST_FIRST = tuple(sorted(QUOTE_ASSETS, key=len, reverse=True))
 MAX_LEVELS_PER_PART = (0xFFFF - 34) // 16  # L2Snapshot TLV value: 34-byte head + 16 bytes per level
 BUFFER_LIMIT = 10_000  # diffs buffered per symbol while waiting for a snapshot; oldest dropped beyond
 TICKER_LIMIT = 10_000  # bookTickers held per symbol for the cross-check until their diff arrives
+FIXED_CACHE_LIMIT = 65_536  # memoized price/size texts per feed; cleared when full
 DIFF_TOPS_KEPT = 64  # tops of the latest diffs, for bookTickers that arrive after their diff
 
 _VENUE = int(VenueId.BINANCE)
 _SPOT = int(AssetType.CRYPTO_SPOT)
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
 _MS = 1_000_000
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 
 
 # ---- wire schema (Binance's one-letter keys kept; each commented) ---------------------------------
@@ -151,6 +154,7 @@ class _Envelope(msgspec.Struct):
 
 
 _Payload = _Trade | _AggTrade | _BookTicker | _DepthUpdate | _Kline
+_Diff = tuple[int, int, int, tuple[Level, ...], tuple[Level, ...]]  # U, u, E in ns, bids, asks (parsed)
 
 # Combined-stream kind ("btcusdt@depth@100ms" -> "depth") or raw-stream "e" -> payload schema.
 _SCHEMAS: dict[str, type[_Payload]] = {
@@ -170,6 +174,7 @@ _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
 _SNAPSHOT_DECODER = msgspec.json.Decoder(_Snapshot)
 _SUBSCRIBE_ENCODER = msgspec.json.Encoder()
 _COMBINED_PREFIX = b'{"stream":"'
+_EIGHT_PLACES = re.compile(r"(?:[0-9]+\.[0-9]{8},)*[0-9]+\.[0-9]{8}")  # "1.00000000,0.50000000,.."
 
 
 def stream_kind(stream: str) -> str:
@@ -227,7 +232,7 @@ class _Instrument:
         self.book = OrderBook()
         self.state = _WAIT
         self.last_u = 0  # lastUpdateId of the snapshot, then u of the last applied diff
-        self.buffer: list[_DepthUpdate] = []
+        self.buffer: list[_Diff] = []
         self.depth_seen = False  # a diff or snapshot was seen: keep bookTickers for the cross-check
         self.tickers: dict[int, Quote] = {}  # bookTicker u -> Quote, until the diff ending at u
         self.diff_tops: dict[int, tuple[int, int, int, int]] = {}  # diff u -> top after it
@@ -254,6 +259,7 @@ class BinanceFeed:
         self._instruments: dict[str, _Instrument] = {}
         self._stream_kinds: dict[bytes, str] = {}
         self._wanted: dict[str, None] = {}  # symbols needing a REST snapshot, in order of asking
+        self._fixed_cache: dict[str, int] = {}  # decimal text -> fixed point (8-place texts only)
 
     # ---- VenueFeed --------------------------------------------------------------------------
 
@@ -388,7 +394,9 @@ class BinanceFeed:
             if isinstance(payload, _BookTicker):
                 self._book_ticker(inst, payload, out)
             elif isinstance(payload, _DepthUpdate):
-                kind = self._diff(inst, self._book_stats(inst), payload, out)
+                levels = self._levels
+                diff = (payload.U, payload.u, payload.E * _MS, levels(payload.b), levels(payload.a))
+                kind = self._diff(inst, self._book_stats(inst), diff, out)
                 if kind is not None:
                     self.stats.ignored[kind] += 1
                     return []
@@ -437,17 +445,32 @@ class BinanceFeed:
         )
 
     def _fixed(self, text: str) -> int:
-        """Exact fixed point of Binance's decimal text (fast path: exactly 8 places, as Binance sends)."""
+        """Exact fixed point of Binance's decimal text. Fast path: exactly 8 places, as Binance sends;
+        those results are memoized (quotes repeat the same prices frame after frame)."""
         digits = text[:-9] + text[-8:]
         if text[-9:-8] == "." and digits.isdigit() and digits.isascii():
-            return int(digits)
+            value = int(digits)
+            cache = self._fixed_cache
+            if len(cache) >= FIXED_CACHE_LIMIT:
+                cache.clear()
+            cache[text] = value
+            return value
         value, rounded = parse_fixed8_rounded(text)
         self.stats.rounded += rounded
         return value
 
-    def _levels(self, pairs: Iterable[tuple[str, str]]) -> list[Level]:
+    def _levels(self, pairs: list[tuple[str, str]]) -> tuple[Level, ...]:
+        """Fixed-point levels. Fast path, for the usual all-8-places text: one C-level validation
+        of the joined text, then ``int`` of each value with its point removed (exact)."""
+        if not pairs:
+            return ()
+        joined = ",".join(map(",".join, pairs))
+        if _EIGHT_PLACES.fullmatch(joined):
+            values = list(map(int, joined.replace(".", "").split(",")))
+            if len(values) == 2 * len(pairs):  # else a "," inside a value: let _fixed reject it
+                return tuple(zip(values[0::2], values[1::2], strict=True))
         fixed = self._fixed
-        return [(fixed(p), fixed(q)) for p, q in pairs]
+        return tuple([(fixed(p), fixed(q)) for p, q in pairs])
 
     def _trade(self, inst: _Instrument, t: _Trade | _AggTrade, out: list[Event]) -> None:
         price, volume = self._fixed(t.p), self._fixed(t.q)
@@ -456,8 +479,21 @@ class BinanceFeed:
         out.append(Trade(inst.asset_id, price, volume, t.T * _MS, _VENUE, _SPOT, _SELL if t.m else _BUY))
 
     def _book_ticker(self, inst: _Instrument, t: _BookTicker, out: list[Event]) -> None:
-        fixed = self._fixed
-        quote = Quote(inst.asset_id, fixed(t.b), fixed(t.B), fixed(t.a), fixed(t.A), 0, _VENUE, _SPOT)
+        cached, fixed = self._fixed_cache.get, self._fixed
+        b, bq, a, aq = t.b, t.B, t.a, t.A
+        quote = _new_tuple(
+            Quote,
+            (
+                inst.asset_id,
+                cached(b) or fixed(b),
+                cached(bq) or fixed(bq),
+                cached(a) or fixed(a),
+                cached(aq) or fixed(aq),
+                0,
+                _VENUE,
+                _SPOT,
+            ),
+        )
         if not inst.announced:
             self._announce(inst, (t.b, t.B), out)
         out.append(quote)
@@ -477,9 +513,9 @@ class BinanceFeed:
         key = "bookticker_matched" if quote[1:5] == top else "bookticker_mismatched"
         self.cross_checks[key] += 1
 
-    def _diff(self, inst: _Instrument, stats: BookStats, d: _DepthUpdate, out: list[Event]) -> str | None:
-        """Run one diff through the symbol's sync state; append what to publish, or return the kind
-        of ignore (buffered / already in the book)."""
+    def _diff(self, inst: _Instrument, stats: BookStats, d: _Diff, out: list[Event]) -> str | None:
+        """Run one (parsed) diff through the symbol's sync state; append what to publish, or return
+        the kind of ignore (buffered / already in the book)."""
         inst.depth_seen = True
         state = inst.state
         if state == _WAIT:
@@ -489,8 +525,9 @@ class BinanceFeed:
                 del buffer[0]
             self._wanted[inst.venue_symbol] = None
             return "depthUpdate:buffered"
-        last, first = inst.last_u, d.U
-        if d.u <= last:
+        last = inst.last_u
+        first, final, exchange_ts, bids, asks = d
+        if final <= last:
             return "depthUpdate:stale"
         if state == _PENDING:
             if first > last + 1:  # the snapshot predates the oldest diff we have: fetch a newer one
@@ -504,13 +541,12 @@ class BinanceFeed:
             self._invalidate(inst, stats, Reason.SEQUENCE_GAP, out)
             self._diff(inst, stats, d, out)  # it starts the new buffer
             return None
-        bids, asks = self._levels(d.b), self._levels(d.a)
         book = inst.book
         book.update(bids, asks)
         inst.state = _LIVE
-        inst.last_u = d.u
+        inst.last_u = final
         stats.updates_applied += 1
-        out.append(L2Delta(inst.asset_id, _VENUE, _SPOT, 0, d.U, d.u, d.E * _MS, tuple(bids), tuple(asks)))
+        out.append(L2Delta(inst.asset_id, _VENUE, _SPOT, 0, first, final, exchange_ts, bids, asks))
         if book.is_crossed():
             stats.crossed += 1
             self._invalidate(inst, stats, Reason.CROSSED_BOOK, out)
@@ -520,7 +556,7 @@ class BinanceFeed:
         stats.best_ask = None if ask is None else format_fixed8(ask[0])
         if bid is not None and ask is not None:
             top = (bid[0], bid[1], ask[0], ask[1])
-            self._check_tickers(inst, d.u, top)
+            self._check_tickers(inst, final, top)
         return None
 
     def _check_tickers(self, inst: _Instrument, u: int, top: tuple[int, int, int, int]) -> None:
