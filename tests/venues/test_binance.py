@@ -600,6 +600,10 @@ def test_bad_level_text_is_rejected_before_it_can_be_buffered() -> None:
     comma = depth("ETHUSDT", 10, 12, [["1.00000000,2.00000000", "3.00000000"]], [])
     assert feed.on_frame(comma, 1) == []
     assert feed.stats.rejected == {"bad_number": 1}
+    for levels in (b'[["1"]]', b'"x"', b"{}"):
+        frame = b'{"e":"depthUpdate","E":1,"s":"ETHUSDT","U":10,"u":12,"b":' + levels + b',"a":[]}'
+        assert feed.on_frame(frame, 1) == []
+    assert feed.stats.rejected == {"bad_number": 1, "invalid_depth": 3}
     assert feed.wants_snapshot() == []  # nothing was buffered
     feed.on_frame(depth("ETHUSDT", 10, 12, [["1.5", "3"]], []), 2)  # other decimals: exact, buffered
     out = feed.on_snapshot("ETHUSDT", snapshot(11, [], []), 3)

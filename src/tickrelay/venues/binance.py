@@ -126,8 +126,10 @@ class _DepthUpdate(msgspec.Struct):
     s: str  # symbol
     U: int  # first update id in event
     u: int  # final update id in event
-    b: list[tuple[str, str]]  # bids to update: [price, absolute quantity]; quantity 0 removes
-    a: list[tuple[str, str]]  # asks to update
+    # bids / asks to update: [[price, absolute quantity], ...]; quantity 0 removes. Kept as raw JSON
+    # and parsed by _levels (one C-level pass for the usual shape, typed decoding otherwise).
+    b: msgspec.Raw
+    a: msgspec.Raw
 
 
 class _Kline(msgspec.Struct):
@@ -136,8 +138,8 @@ class _Kline(msgspec.Struct):
 
 class _Snapshot(msgspec.Struct):
     lastUpdateId: int
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
+    bids: msgspec.Raw  # [[price, quantity], ...], best first; parsed by _levels
+    asks: msgspec.Raw
 
 
 class _Envelope(msgspec.Struct):
@@ -174,7 +176,9 @@ _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
 _SNAPSHOT_DECODER = msgspec.json.Decoder(_Snapshot)
 _SUBSCRIBE_ENCODER = msgspec.json.Encoder()
 _COMBINED_PREFIX = b'{"stream":"'
-_EIGHT_PLACES = re.compile(r"(?:[0-9]+\.[0-9]{8},)*[0-9]+\.[0-9]{8}")  # "1.00000000,0.50000000,.."
+_LEVELS_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
+_PAIR_8 = rb'\["[0-9]+\.[0-9]{8}","[0-9]+\.[0-9]{8}"\]'  # ["61837.63000000","3.78826000"]
+_LEVELS_8 = re.compile(rb"\[(?:" + _PAIR_8 + rb"(?:," + _PAIR_8 + rb")*)?\]")  # compact, 8 places
 
 
 def stream_kind(stream: str) -> str:
@@ -339,8 +343,8 @@ class BinanceFeed:
         self._wanted.pop(symbol, None)
         out: list[Event] = []
         if not inst.announced:
-            first_bid = snap.bids[0] if snap.bids else (snap.asks[0] if snap.asks else None)
-            self._announce(inst, first_bid, out)
+            first = _LEVELS_DECODER.decode(snap.bids) or _LEVELS_DECODER.decode(snap.asks)
+            self._announce(inst, first[0] if first else None, out)
         buffered, inst.buffer = inst.buffer, []
         for diff in buffered:
             self._diff(inst, stats, diff, out)
@@ -408,6 +412,9 @@ class BinanceFeed:
         except FixedPointError:
             self.stats.reject("bad_number", raw)
             return []
+        except msgspec.DecodeError:  # depth levels are decoded lazily, after the envelope
+            self.stats.reject("invalid_depth", raw)
+            return []
         self._count(out)
         return out
 
@@ -459,18 +466,25 @@ class BinanceFeed:
         self.stats.rounded += rounded
         return value
 
-    def _levels(self, pairs: list[tuple[str, str]]) -> tuple[Level, ...]:
-        """Fixed-point levels. Fast path, for the usual all-8-places text: one C-level validation
-        of the joined text, then ``int`` of each value with its point removed (exact)."""
-        if not pairs:
-            return ()
-        joined = ",".join(map(",".join, pairs))
-        if _EIGHT_PLACES.fullmatch(joined):
-            values = list(map(int, joined.replace(".", "").split(",")))
-            if len(values) == 2 * len(pairs):  # else a "," inside a value: let _fixed reject it
-                return tuple(zip(values[0::2], values[1::2], strict=True))
+    def _levels(self, raw: msgspec.Raw) -> tuple[Level, ...]:
+        """Fixed-point levels of a raw ``[[price, quantity], ...]`` array, exactly. Fast path for the
+        wire's usual shape (compact, 8 places): validated by one regex, then the digits with the
+        points removed are the fixed-point values. Anything else goes through typed decoding and
+        the general decimal parser.
+
+        Raises:
+            msgspec.DecodeError: not an array of [price, quantity] strings.
+            FixedPointError: a value that is not a decimal number in range.
+        """
+        data = bytes(raw)
+        if _LEVELS_8.fullmatch(data):
+            digits = data.translate(None, b'[]".')
+            if not digits:
+                return ()
+            values = list(map(int, digits.split(b",")))
+            return tuple(zip(values[0::2], values[1::2], strict=True))
         fixed = self._fixed
-        return tuple([(fixed(p), fixed(q)) for p, q in pairs])
+        return tuple([(fixed(p), fixed(q)) for p, q in _LEVELS_DECODER.decode(data)])
 
     def _trade(self, inst: _Instrument, t: _Trade | _AggTrade, out: list[Event]) -> None:
         price, volume = self._fixed(t.p), self._fixed(t.q)
