@@ -535,6 +535,7 @@ def test_disconnect_invalidates_every_book_and_asks_for_snapshots() -> None:
     ]
     assert feed.wants_snapshot() == ["LRCBTC", "ETHUSDT"]
     assert (feed.stats.books["ETHUSDT"].resyncs, feed.stats.books["LRCBTC"].resyncs) == (1, 0)
+    assert (feed.stats.books["ETHUSDT"].best_bid, feed.stats.books["ETHUSDT"].best_ask) == (None, None)
 
 
 def test_subscribe_messages() -> None:

@@ -216,6 +216,7 @@ class _Instrument:
     __slots__ = (
         "announced",
         "asset_id",
+        "best_prices",
         "book",
         "buffer",
         "depth_seen",
@@ -234,6 +235,7 @@ class _Instrument:
         self.asset_id = asset_id_for(symbol)
         self.announced = False
         self.book = OrderBook()
+        self.best_prices: tuple[int | None, int | None] = (None, None)  # what stats.best_* render
         self.state = _WAIT
         self.last_u = 0  # lastUpdateId of the snapshot, then u of the last applied diff
         self.buffer: list[_Diff] = []
@@ -298,16 +300,12 @@ class BinanceFeed:
         """Every book is gone: one StateInvalidation for the whole venue, an L2Reset per book."""
         out: list[Event] = [StateInvalidation(_VENUE, _SPOT, int(Reason.DISCONNECT), ())]
         for inst in self._instruments.values():
-            inst.tickers.clear()
-            inst.diff_tops.clear()
             inst.buffer = []
-            if inst.stats is None:
+            if inst.stats is None:  # never had a book
                 continue
-            if inst.state != _WAIT or len(inst.book):
+            if inst.state != _WAIT:
                 inst.stats.resyncs += 1
-            inst.book.clear()
-            inst.state = _WAIT
-            self._wanted[inst.venue_symbol] = None
+            self._drop_book(inst, inst.stats)
             out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(Reason.DISCONNECT)))
         return out
 
@@ -546,8 +544,7 @@ class BinanceFeed:
         if state == _PENDING:
             if first > last + 1:  # the snapshot predates the oldest diff we have: fetch a newer one
                 stats.resyncs += 1
-                inst.state = _WAIT
-                inst.book.clear()
+                self._drop_book(inst, stats)
                 return self._diff(inst, stats, d, out)
             self._publish_snapshot(inst, out)  # on_snapshot announced the instrument
         elif first != last + 1:
@@ -566,8 +563,11 @@ class BinanceFeed:
             self._invalidate(inst, stats, Reason.CROSSED_BOOK, out)
             return None
         bid, ask = book.best_bid(), book.best_ask()
-        stats.best_bid = None if bid is None else format_fixed8(bid[0])
-        stats.best_ask = None if ask is None else format_fixed8(ask[0])
+        prices = (None if bid is None else bid[0], None if ask is None else ask[0])
+        if prices != inst.best_prices:  # the decimal text is only re-rendered when the top moves
+            inst.best_prices = prices
+            stats.best_bid = None if bid is None else format_fixed8(bid[0])
+            stats.best_ask = None if ask is None else format_fixed8(ask[0])
         if bid is not None and ask is not None:
             top = (bid[0], bid[1], ask[0], ask[1])
             self._check_tickers(inst, final, top)
@@ -588,14 +588,19 @@ class BinanceFeed:
         if len(tops) > DIFF_TOPS_KEPT:
             del tops[next(iter(tops))]
 
-    def _invalidate(self, inst: _Instrument, stats: BookStats, reason: Reason, out: list[Event]) -> None:
-        stats.resyncs += 1
+    def _drop_book(self, inst: _Instrument, stats: BookStats) -> None:
+        """Forget the symbol's book; it waits for (and asks for) a new snapshot."""
         inst.state = _WAIT
         inst.book.clear()
         inst.diff_tops.clear()
         inst.tickers.clear()
         stats.best_bid = stats.best_ask = None
+        inst.best_prices = (None, None)
         self._wanted[inst.venue_symbol] = None
+
+    def _invalidate(self, inst: _Instrument, stats: BookStats, reason: Reason, out: list[Event]) -> None:
+        stats.resyncs += 1
+        self._drop_book(inst, stats)
         out.append(StateInvalidation(_VENUE, _SPOT, int(reason), (inst.asset_id,)))
         out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(reason)))
 
