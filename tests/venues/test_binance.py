@@ -27,7 +27,7 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.venues import binance
-from tickrelay.venues.binance import BinanceFeed, normalize_symbol, snapshot_parts, stream_kind
+from tickrelay.venues.binance import BinanceFeed, normalize_symbol, stream_kind
 
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "binance"
@@ -583,17 +583,6 @@ def test_stream_kind() -> None:
         "bookTicker",
         "trade",
     ]
-
-
-def test_snapshot_parts_split_at_the_tlv_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(binance, "MAX_LEVELS_PER_PART", 2)
-    bids, asks = [(3, 1), (2, 1)], [(4, 1)]
-    parts = snapshot_parts(7, 9, bids, asks)
-    assert parts == [
-        L2Snapshot(7, VENUE, SPOT, SnapshotFlags.BEGIN, 9, 0, 0, ((3, 1), (2, 1)), ()),
-        L2Snapshot(7, VENUE, SPOT, SnapshotFlags.END, 9, 0, 1, (), ((4, 1),)),
-    ]
-    assert snapshot_parts(7, 9, [], []) == [L2Snapshot(7, VENUE, SPOT, 3, 9, 0, 0, (), ())]
 
 
 def test_bad_level_text_is_rejected_before_it_can_be_buffered() -> None:

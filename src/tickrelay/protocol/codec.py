@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -29,6 +30,7 @@ from tickrelay.protocol.messages import (
     TRADE_STRUCT,
     Event,
     Quote,
+    TlvType,
     Trade,
     decode_value,
     encode_value,
@@ -200,9 +202,28 @@ class Message(NamedTuple):
     def payload(self) -> bytes:
         return self.raw[HEADER_SIZE:]
 
-    def events(self) -> list[Event]:
-        """The typed values of every TLV, in order (unknown types as UnknownTlv)."""
-        return [decode_value(t, v) for t, v in iter_tlvs(self.payload)]
+    def events(self, unknown: Counter[int] | None = None) -> list[Event]:
+        """The typed values of the message's TLVs, in order; see :func:`decode_events`."""
+        return decode_events(self.payload, unknown)
+
+
+def decode_events(payload: bytes | memoryview, unknown: Counter[int] | None = None) -> list[Event]:
+    """The typed values of a payload's TLVs, in order.
+
+    Args:
+        unknown: if given, TLVs of types this build does not know are skipped and counted here by
+            type; if None they are returned as UnknownTlv (the decode CLI shows them).
+
+    Raises:
+        MalformedTlv: a TLV runs past the payload, or a known type has the wrong shape.
+    """
+    events: list[Event] = []
+    for t, v in iter_tlvs(payload):
+        if unknown is not None and t not in KNOWN_TYPES:
+            unknown[t] += 1
+            continue
+        events.append(decode_value(t, v))
+    return events
 
 
 def parse_header(
@@ -223,6 +244,7 @@ def parse_header(
 
 
 _DOMAINS = frozenset(int(d) for d in Domain)
+KNOWN_TYPES = frozenset(int(t) for t in TlvType)
 
 
 class Decoder:

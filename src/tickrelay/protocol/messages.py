@@ -147,6 +147,44 @@ class StateInvalidation(NamedTuple):
     asset_ids: tuple[int, ...]  # empty = every instrument of the venue
 
 
+MAX_SNAPSHOT_LEVELS = (MAX_VALUE - _L2_HEAD.size) // _LEVEL.size  # 4093 levels fit one L2Snapshot TLV
+
+
+def split_snapshot(
+    asset_id: int,
+    venue_id: int,
+    asset_type: int,
+    exchange_seq: int,
+    exchange_ts_ns: int,
+    bids: list[Level] | tuple[Level, ...],
+    asks: list[Level] | tuple[Level, ...],
+    *,
+    max_levels: int = MAX_SNAPSHOT_LEVELS,
+) -> list[L2Snapshot]:
+    """A book as one L2Snapshot, or as parts numbered from 0 when its levels do not fit one TLV value.
+
+    Bids fill the parts first, then asks, each side best first; the first part carries
+    SnapshotFlags.BEGIN and the last SnapshotFlags.END (a single part carries both).
+    """
+    levels = [(True, lv) for lv in bids] + [(False, lv) for lv in asks]
+    chunks = [levels[i : i + max_levels] for i in range(0, len(levels), max_levels)] or [[]]
+    last = len(chunks) - 1
+    return [
+        L2Snapshot(
+            asset_id,
+            venue_id,
+            asset_type,
+            (SnapshotFlags.BEGIN if n == 0 else 0) | (SnapshotFlags.END if n == last else 0),
+            exchange_seq,
+            exchange_ts_ns,
+            n,
+            tuple(lv for is_bid, lv in chunk if is_bid),
+            tuple(lv for is_bid, lv in chunk if not is_bid),
+        )
+        for n, chunk in enumerate(chunks)
+    ]
+
+
 class UnknownTlv(NamedTuple):
     type: int
     value: bytes

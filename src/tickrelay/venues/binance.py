@@ -54,14 +54,13 @@ from tickrelay.protocol.messages import (
     InstrumentMeta,
     L2Delta,
     L2Reset,
-    L2Snapshot,
     Level,
     Quote,
     Reason,
     Side,
-    SnapshotFlags,
     StateInvalidation,
     Trade,
+    split_snapshot,
 )
 from tickrelay.protocol.symbols import AssetType, VenueId, asset_id_for
 from tickrelay.venues.book import OrderBook
@@ -80,7 +79,6 @@ QUOTE_ASSETS: tuple[str, ...] = (
 )  # fmt: skip
 _QUOTES_LONGEST_FIRST = tuple(sorted(QUOTE_ASSETS, key=len, reverse=True))
 
-MAX_LEVELS_PER_PART = (0xFFFF - 34) // 16  # L2Snapshot TLV value: 34-byte head + 16 bytes per level
 BUFFER_LIMIT = 10_000  # diffs buffered per symbol while waiting for a snapshot; oldest dropped beyond
 TICKER_LIMIT = 10_000  # bookTickers held per symbol for the cross-check until their diff arrives
 FIXED_CACHE_LIMIT = 65_536  # memoized price/size texts per feed; cleared when full
@@ -606,18 +604,4 @@ class BinanceFeed:
 
     def _publish_snapshot(self, inst: _Instrument, out: list[Event]) -> None:
         bids, asks = inst.book.levels()
-        out.extend(snapshot_parts(inst.asset_id, inst.last_u, bids, asks))
-
-
-def snapshot_parts(asset_id: int, seq: int, bids: list[Level], asks: list[Level]) -> list[L2Snapshot]:
-    """One L2Snapshot, or several parts (BEGIN on the first, END on the last) when the levels do not
-    fit one TLV value (65535 bytes)."""
-    levels = [("bid", lv) for lv in bids] + [("ask", lv) for lv in asks]
-    chunks = [levels[i : i + MAX_LEVELS_PER_PART] for i in range(0, len(levels), MAX_LEVELS_PER_PART)] or [[]]
-    parts: list[L2Snapshot] = []
-    for n, chunk in enumerate(chunks):
-        flags = (SnapshotFlags.BEGIN if n == 0 else 0) | (SnapshotFlags.END if n == len(chunks) - 1 else 0)
-        part_bids = tuple(lv for side, lv in chunk if side == "bid")
-        part_asks = tuple(lv for side, lv in chunk if side == "ask")
-        parts.append(L2Snapshot(asset_id, _VENUE, _SPOT, int(flags), seq, 0, n, part_bids, part_asks))
-    return parts
+        out.extend(split_snapshot(inst.asset_id, _VENUE, _SPOT, inst.last_u, 0, bids, asks))
