@@ -155,3 +155,10 @@ def test_resync_never_raises_and_finds_every_intact_message(junk: list[bytes], s
         list(decoder)
     decoder.feed(b"")
     assert decoder.buffered < 32
+
+
+def test_parse_header_returns_the_fields_of_a_good_header() -> None:
+    raw = _msg(seq=5)
+    header = codec.parse_header(raw, domain=Domain.MARKET_DATA)
+    assert header[:7] == (1, 1, 3, 1, 5, 99, 4)
+    assert header.checksum == int.from_bytes(raw[28:32], "little")

@@ -126,29 +126,30 @@ def encode_events(
     )
 
 
-_TRADE_MSG = struct.Struct("<IBBBBQQIIBB" + TRADE_STRUCT.format[1:])
-_QUOTE_MSG = struct.Struct("<IBBBBQQIIBB" + QUOTE_STRUCT.format[1:])
+_HEAD28 = struct.Struct("<IBBBBQQI")  # the header up to the checksum field
+_TRADE_TLV = struct.Struct("<BB" + TRADE_STRUCT.format[1:])
+_QUOTE_TLV = struct.Struct("<BB" + QUOTE_STRUCT.format[1:])
+_U32 = struct.Struct("<I")
 
 
 def encode_trade_message(source: int, sequence: int, timestamp_ns: int, t: Trade) -> bytes:
-    """Hot path: a market-data message with one Trade TLV, in one ``struct`` pack plus the CRC."""
-    buf = bytearray(
-        _TRADE_MSG.pack(
-            MAGIC, 1, VERSION, source, FLAG_CHECKSUM, sequence, timestamp_ns, 42, 0,
-            1, 40, t[0], t[1], t[2], t[3], t[4], t[5], 0, t[6],
-        )
-    )  # fmt: skip
-    struct.pack_into("<I", buf, CHECKSUM_OFFSET, _checksum(buf, 0, len(buf)))
-    return bytes(buf)
+    """Hot path: a market-data message with one Trade TLV.
+
+    Two precompiled packs (header prefix, TLV) and one CRC: measured faster than one pack of the
+    whole message followed by slicing it for the CRC (bench/codec.py).
+    """
+    head = _HEAD28.pack(MAGIC, 1, VERSION, source, FLAG_CHECKSUM, sequence, timestamp_ns, 42)
+    asset_id, price, volume, exec_ts_ns, venue_id, asset_type, side = t
+    tlv = _TRADE_TLV.pack(1, 40, asset_id, price, volume, exec_ts_ns, venue_id, asset_type, 0, side)
+    return head + _U32.pack(zlib.crc32(tlv, zlib.crc32(head))) + tlv
 
 
 def encode_quote_message(source: int, sequence: int, timestamp_ns: int, q: Quote) -> bytes:
-    """Hot path: a market-data message with one Quote TLV, in one ``struct`` pack plus the CRC."""
-    buf = bytearray(
-        _QUOTE_MSG.pack(MAGIC, 1, VERSION, source, FLAG_CHECKSUM, sequence, timestamp_ns, 58, 0, 2, 56, *q, 0)
-    )
-    struct.pack_into("<I", buf, CHECKSUM_OFFSET, _checksum(buf, 0, len(buf)))
-    return bytes(buf)
+    """Hot path: a market-data message with one Quote TLV (as :func:`encode_trade_message`)."""
+    head = _HEAD28.pack(MAGIC, 1, VERSION, source, FLAG_CHECKSUM, sequence, timestamp_ns, 58)
+    asset_id, bid, bid_size, ask, ask_size, quote_ts_ns, venue_id, asset_type = q
+    tlv = _QUOTE_TLV.pack(2, 56, asset_id, bid, bid_size, ask, ask_size, quote_ts_ns, venue_id, asset_type, 0)
+    return head + _U32.pack(zlib.crc32(tlv, zlib.crc32(head))) + tlv
 
 
 def restamp(buf: bytearray, offset: int, sequence: int) -> None:
@@ -271,6 +272,7 @@ class Decoder:
         self._pos = 0
         self._max_payload = max_payload
         self._domain = domain
+        self._domains = _DOMAINS if domain is None else frozenset((domain,))
         self._verify = verify_checksum
         self._require = require_checksum
         self._resync = resync
@@ -312,23 +314,27 @@ class Decoder:
             if len(buf) - pos >= 4 and buf[pos : pos + 4] != MAGIC_BYTES:
                 raise BadMagic(f"bad magic {bytes(buf[pos : pos + 4]).hex()}")
             return None
-        h = parse_header(buf, pos, domain=self._domain)
-        if h.payload_size > self._max_payload:
-            raise PayloadTooLarge(f"payload_size {h.payload_size} > limit {self._max_payload}")
-        end = pos + HEADER_SIZE + h.payload_size
+        magic, domain, version, source, flags, seq, ts, size, crc = HEADER.unpack_from(buf, pos)
+        if magic != MAGIC or version != VERSION or domain not in self._domains:
+            parse_header(buf, pos, domain=self._domain)  # raises the precise error
+        if size > self._max_payload:
+            raise PayloadTooLarge(f"payload_size {size} > limit {self._max_payload}")
+        end = pos + HEADER_SIZE + size
         if end > len(buf):
             return None
-        if h.flags & FLAG_CHECKSUM:
-            if self._verify and _checksum(buf, pos, end) != h.checksum:
-                raise ChecksumMismatch(f"checksum mismatch on sequence {h.sequence:#x}")
-        elif self._require:
-            raise ChecksumMismatch(f"message sequence {h.sequence:#x} carries no checksum")
         raw = bytes(buf[pos:end])
+        if flags & FLAG_CHECKSUM:
+            if self._verify:
+                view = memoryview(raw)
+                if zlib.crc32(view[HEADER_SIZE:], zlib.crc32(view[:CHECKSUM_OFFSET])) != crc:
+                    raise ChecksumMismatch(f"checksum mismatch on sequence {seq:#x}")
+        elif self._require:
+            raise ChecksumMismatch(f"message sequence {seq:#x} carries no checksum")
         self._pos = end
         if end > 1 << 16 and end * 2 > len(buf):
             del buf[:end]
             self._pos = 0
-        return Message(h, raw)
+        return Message(Header(domain, version, source, flags, seq, ts, size, crc), raw)
 
     def __iter__(self) -> Iterator[Message]:
         while (m := self.next_message()) is not None:
