@@ -290,6 +290,13 @@ class Decoder:
         """Bytes fed but not yet returned as messages."""
         return len(self._buf) - self._pos
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the bytes fed but not yet returned as messages."""
+        data = bytes(self._buf[self._pos :])
+        self._buf.clear()
+        self._pos = 0
+        return data
+
     def next_message(self) -> Message | None:
         """The next complete message, or None when more bytes are needed."""
         while True:

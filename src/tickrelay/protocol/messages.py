@@ -30,6 +30,8 @@ class TlvType(enum.IntEnum):
     RELAY_ERROR = 104  # relay -> client before it disconnects: why
     DROPPED = 105  # relay -> subscriber: N messages of a stream were dropped for it (overflow)
     PUBLISHER_LOSS = 106  # RelayOutput -> relay after reconnecting: N messages lost while down
+    SYNC = 107  # relay link: publisher barrier request / relay answer
+    RELAY_STATUS = 108  # relay link: the relay's statistics as JSON
 
 
 EXTENDED = 0xFF
@@ -45,6 +47,8 @@ _RESET = struct.Struct("<QHBB")  # asset_id venue asset_type reason
 _HEARTBEAT = struct.Struct("<QQ")  # timestamp_ns messages_sent
 _INVALIDATION_HEAD = struct.Struct("<HBBH")  # venue asset_type reason count
 _ASSET = struct.Struct("<Q")
+_DROPPED = struct.Struct("<BHQ")  # source stream_id count
+_LOSS = struct.Struct("<Q")  # count
 
 
 class Side(enum.IntEnum):
@@ -185,6 +189,22 @@ def split_snapshot(
     ]
 
 
+class Dropped(NamedTuple):
+    """From the relay to one subscriber: ``dropped`` messages of stream (source, stream_id) were dropped for
+    it because its buffer was full. Sent before the next message that reaches it."""
+
+    source: int
+    stream_id: int
+    dropped: int
+
+
+class PublisherLoss(NamedTuple):
+    """In a publisher's own stream: ``lost`` of its messages were dropped (oldest first) while it could
+    not reach the relay; their sequence numbers are the gap just before this message."""
+
+    lost: int
+
+
 class UnknownTlv(NamedTuple):
     type: int
     value: bytes
@@ -235,6 +255,10 @@ def encode_value(value: Event) -> bytes:
             head = _INVALIDATION_HEAD.pack(*value[:3], len(value.asset_ids))
             ids = b"".join(_ASSET.pack(a) for a in value.asset_ids)
             return encode_tlv(TlvType.STATE_INVALIDATION, head + ids)
+        case Dropped():
+            return encode_tlv(TlvType.DROPPED, _DROPPED.pack(*value))
+        case PublisherLoss():
+            return encode_tlv(TlvType.PUBLISHER_LOSS, _LOSS.pack(*value))
         case UnknownTlv():
             return encode_tlv(value.type, value.value)
     raise TypeError(f"not a TLV value: {value!r}")  # pragma: no cover - mypy proves exhaustiveness
@@ -308,6 +332,12 @@ def decode_value(tlv_type: int, value: bytes) -> Event:
         _fixed(tlv_type, value, _INVALIDATION_HEAD.size + count * _ASSET.size)
         ids = tuple(a for (a,) in _ASSET.iter_unpack(value[_INVALIDATION_HEAD.size :]))
         return StateInvalidation(venue, asset_type, reason, ids)
+    if tlv_type == TlvType.DROPPED:
+        _fixed(tlv_type, value, _DROPPED.size)
+        return Dropped(*_DROPPED.unpack(value))
+    if tlv_type == TlvType.PUBLISHER_LOSS:
+        _fixed(tlv_type, value, _LOSS.size)
+        return PublisherLoss(*_LOSS.unpack(value))
     return UnknownTlv(tlv_type, bytes(value))
 
 
@@ -320,5 +350,20 @@ Event = (
     | L2Reset
     | Heartbeat
     | StateInvalidation
+    | Dropped
+    | PublisherLoss
     | UnknownTlv
 )
+
+TYPE_OF: dict[type, TlvType] = {
+    Trade: TlvType.TRADE,
+    Quote: TlvType.QUOTE,
+    InstrumentMeta: TlvType.INSTRUMENT_META,
+    L2Snapshot: TlvType.L2_SNAPSHOT,
+    L2Delta: TlvType.L2_DELTA,
+    L2Reset: TlvType.L2_RESET,
+    Heartbeat: TlvType.HEARTBEAT,
+    StateInvalidation: TlvType.STATE_INVALIDATION,
+    Dropped: TlvType.DROPPED,
+    PublisherLoss: TlvType.PUBLISHER_LOSS,
+}  # the TLV type of each typed value (UnknownTlv carries its own)

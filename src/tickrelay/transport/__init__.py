@@ -1,0 +1,1 @@
+"""Client side of the relay link: RelayOutput (publishers) and subscribe() (consumers)."""

@@ -1,0 +1,317 @@
+"""RelayOutput: a publisher's direct path into the relay. No queue and no task between caller and socket.
+
+``send(message)`` stamps the message's sequence (stream id << 48 | counter) and appends its bytes to one
+output buffer; once per event-loop iteration everything buffered goes to the socket as one batch
+envelope (docs/protocol.md). ``send`` never blocks and never waits for the relay: while the relay is
+down or slow the buffer grows up to ``buffer_bytes``; beyond that the oldest messages are dropped and
+counted, and after the next connect a PublisherLoss message in the stream says how many. Reconnects
+run in the background with capped exponential backoff and jitter, for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tickrelay.errors import ProtocolError, RelayError
+from tickrelay.protocol.codec import (
+    HEADER_SIZE,
+    MAGIC_BYTES,
+    Decoder,
+    Domain,
+    encode_events,
+    make_sequence,
+    restamp,
+)
+from tickrelay.protocol.link import (
+    FLAG_CONTROL,
+    Hello,
+    HelloAck,
+    RelayError as RelayErrorMsg,
+    Role,
+    Sync,
+    decode_control,
+    encode_batch,
+    encode_control,
+)
+from tickrelay.protocol.messages import PublisherLoss
+from tickrelay.transport.backoff import backoff
+
+
+@dataclasses.dataclass
+class OutputStats:
+    sent: int = 0  # messages accepted by send()
+    bytes: int = 0
+    batches: int = 0  # envelopes written
+    dropped: int = 0  # oldest messages dropped on overflow while the relay was down or slow
+    reconnects: int = 0
+    connected: bool = False
+    buffered_bytes: int = 0  # waiting in the output buffer now
+    high_water: int = 0
+    last_error: str = ""
+
+
+class RelayOutput:
+    """Publish one stream (source, stream id) into a relay.
+
+    Args:
+        path: the relay's socket.
+        source: the header source of every message (e.g. Source.BINANCE_COLLECTOR).
+        stream_id: 1..65535; random if None (distinct among live publishers of the source).
+        buffer_bytes: the bound of the output buffer.
+        max_batch_bytes: envelopes are cut at message boundaries to at most this size.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        source: int,
+        domain: Domain = Domain.MARKET_DATA,
+        stream_id: int | None = None,
+        name: str = "",
+        buffer_bytes: int = 64 << 20,
+        max_batch_bytes: int = 1 << 20,
+        write_high_water: int = 1 << 20,
+        backoff_cap_s: float = 2.0,
+        rng: random.Random | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.path = Path(path)
+        self.source = source
+        self.domain = domain
+        self._rng = rng or random.Random()
+        self.stream_id = stream_id if stream_id is not None else self._rng.randrange(1, 1 << 16)
+        self.name = name
+        self.buffer_bytes = buffer_bytes
+        self.max_batch_bytes = max_batch_bytes
+        self.write_high_water = write_high_water
+        self.backoff_cap_s = backoff_cap_s
+        self._clock = clock_ns
+        self.stats = OutputStats()
+        self._buf = bytearray()
+        self._count = 0  # messages in _buf
+        self._counter = 0  # last sequence counter assigned
+        self._lost = 0  # dropped since the last PublisherLoss was sent
+        self._scheduled = False
+        self._transport: asyncio.Transport | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._syncs: dict[int, asyncio.Future[int]] = {}
+        self._tokens = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- the hot path ------------------------------------------------------------------------------
+
+    def send(self, message: bytes) -> None:
+        """Stamp ``message`` with the next sequence and queue it; returns at once, whatever the relay does.
+
+        Raises:
+            ProtocolError: ``message`` is not one whole Protocol V2 message (the error names its size).
+        """
+        n = len(message)
+        if (
+            n < HEADER_SIZE
+            or message[:4] != MAGIC_BYTES
+            or int.from_bytes(message[24:28], "little") != n - HEADER_SIZE
+        ):
+            raise ProtocolError(f"send() needs one whole Protocol V2 message; got {n} bytes that are not")
+        buf = self._buf
+        if len(buf) + n > self.buffer_bytes:
+            self._make_room(n)
+        offset = len(buf)
+        buf += message
+        self._counter += 1
+        restamp(buf, offset, make_sequence(self.stream_id, self._counter))
+        self._count += 1
+        self.stats.sent += 1
+        self.stats.bytes += n
+        if not self._scheduled:
+            self._scheduled = True
+            (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+
+    def _make_room(self, n: int) -> None:
+        """Drop the oldest messages so ``n`` more bytes fit, freeing an eighth of the buffer at least."""
+        if n > self.buffer_bytes:
+            raise ProtocolError(f"a message of {n} bytes exceeds the output buffer of {self.buffer_bytes}")
+        target = min(len(self._buf), len(self._buf) + n - self.buffer_bytes + self.buffer_bytes // 8)
+        cut, dropped = 0, 0
+        while cut < target:
+            cut += HEADER_SIZE + int.from_bytes(self._buf[cut + 24 : cut + 28], "little")
+            dropped += 1
+        del self._buf[:cut]
+        self._count -= dropped
+        self._lost += dropped
+        self.stats.dropped += dropped
+        self.stats.last_error = (
+            f"output buffer full ({self.buffer_bytes} bytes): dropped {dropped} oldest messages"
+        )
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        t = self._transport
+        if t is None or t.is_closing() or not self._buf:
+            self._note_depth()
+            return
+        if t.get_write_buffer_size() >= self.write_high_water:
+            self._note_depth()
+            return  # resume_writing schedules the next flush
+        self._write_batch(t)
+        if self._buf:
+            self._scheduled = True
+            (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+        self._note_depth()
+
+    def _write_batch(self, t: asyncio.Transport) -> None:
+        buf = self._buf
+        if len(buf) <= self.max_batch_bytes:
+            cut, count = len(buf), self._count
+        else:
+            cut, count = 0, 0
+            while True:
+                size = HEADER_SIZE + int.from_bytes(buf[cut + 24 : cut + 28], "little")
+                if count and cut + size > self.max_batch_bytes:
+                    break
+                cut += size
+                count += 1
+        first = int.from_bytes(buf[8:16], "little")
+        t.write(encode_batch(self.domain, self.source, first, count, self._clock(), bytes(buf[:cut])))
+        del buf[:cut]
+        self._count -= count
+        self.stats.batches += 1
+
+    def _note_depth(self) -> None:
+        depth = len(self._buf) + (self._transport.get_write_buffer_size() if self._transport else 0)
+        self.stats.buffered_bytes = depth
+        if depth > self.stats.high_water:
+            self.stats.high_water = depth
+
+    # ---- connection management ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin connecting in the background (call from a running event loop)."""
+        self._loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._task = self._loop.create_task(self._run(), name=f"relay-output:{self.path}")
+
+    async def wait_connected(self, timeout_s: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout_s)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delays = backoff(cap_s=self.backoff_cap_s, rng=self._rng)
+        first = True
+        while not self._closing:
+            try:
+                transport, proto = await loop.create_unix_connection(
+                    lambda: _OutputProtocol(self), str(self.path)
+                )
+                assert isinstance(transport, asyncio.Transport)
+                transport.set_write_buffer_limits(high=self.write_high_water)
+                hello = Hello(Role.PUBLISHER, self.domain, self.source, self.stream_id, name=self.name)
+                transport.write(encode_control(hello))
+                await asyncio.wait_for(asyncio.shield(proto.acked), 5.0)
+                if not first:
+                    self.stats.reconnects += 1
+                first = False
+                delays = backoff(cap_s=self.backoff_cap_s, rng=self._rng)
+                self._transport = transport
+                self.stats.connected = True
+                self._connected.set()
+                if self._lost:
+                    self.send(
+                        encode_events(self.domain, self.source, 0, self._clock(), PublisherLoss(self._lost))
+                    )
+                    self._lost = 0
+                self._flush()
+                await proto.closed
+            except (OSError, TimeoutError, RelayError, ProtocolError) as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._transport = None
+                self.stats.connected = False
+                self._connected.clear()
+                for fut in self._syncs.values():
+                    if not fut.done():
+                        fut.set_exception(RelayError("connection to the relay lost before the sync answer"))
+                self._syncs.clear()
+            if not self._closing:
+                await asyncio.sleep(next(delays))
+
+    async def sync(self, timeout_s: float = 30.0) -> int:
+        """Wait until the relay has routed every message sent so far; returns its count for this stream."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                await self._connected.wait()
+                t = self._transport
+                assert t is not None
+                while self._buf:
+                    self._write_batch(t)
+                token = next(self._tokens)
+                fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                self._syncs[token] = fut
+                t.write(encode_control(Sync(token)))
+                with contextlib.suppress(RelayError):
+                    return await fut
+
+    async def close(self, flush_timeout_s: float = 2.0) -> None:
+        """Flush what the relay can take within ``flush_timeout_s``, then disconnect."""
+        if self._transport is not None and self._buf:
+            with contextlib.suppress(TimeoutError, RelayError):
+                await self.sync(flush_timeout_s)
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class _OutputProtocol(asyncio.Protocol):
+    def __init__(self, output: RelayOutput) -> None:
+        self.output = output
+        loop = asyncio.get_running_loop()
+        self.acked: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.decoder = Decoder()
+
+    def data_received(self, data: bytes) -> None:
+        self.decoder.feed(data)
+        try:
+            for message in self.decoder:
+                if not message.header.flags & FLAG_CONTROL:
+                    continue
+                control = decode_control(message)
+                if isinstance(control, HelloAck) and not self.acked.done():
+                    self.acked.set_result(None)
+                elif isinstance(control, Sync) and (fut := self.output._syncs.pop(control.token, None)):
+                    if not fut.done():
+                        fut.set_result(control.messages)
+                elif isinstance(control, RelayErrorMsg):
+                    self.output.stats.last_error = f"relay refused: {control.reason}"
+                    if not self.acked.done():
+                        self.acked.set_exception(RelayError(control.reason))
+        except ProtocolError as exc:
+            self.output.stats.last_error = f"bad answer from the relay: {exc}"
+
+    def pause_writing(self) -> None:
+        pass  # _flush checks the transport's buffer size itself
+
+    def resume_writing(self) -> None:
+        self.output._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.acked.done():
+            self.acked.set_exception(
+                ConnectionResetError("the relay closed the connection during the handshake")
+            )
+        if not self.closed.done():
+            self.closed.set_result(None)
