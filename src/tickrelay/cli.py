@@ -21,6 +21,10 @@ from tickrelay.errors import ConfigError, TickrelayError
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("normalize", "normalize"),
     ("decode", "decode"),
+    ("relay", "relay"),
+    ("relay-status", "relay_status"),
+    ("tail", "tail"),
+    ("publish", "publish"),
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from tickrelay.errors import MalformedTlv, ProtocolError
 from tickrelay.protocol.codec import Decoder, Message
-from tickrelay.protocol.messages import Event, TlvType, UnknownTlv
+from tickrelay.protocol.messages import TYPE_OF, Event, UnknownTlv
 from tickrelay.protocol.symbols import symbol_for
 
 
@@ -30,25 +30,13 @@ def event_json(event: Event) -> dict[str, Any]:
     if isinstance(event, UnknownTlv):
         return {"type": event.type, "name": "Unknown", "value": event.value.hex()}
     fields = event._asdict()
-    tlv_type = _TYPES[type(event).__name__]
+    tlv_type = TYPE_OF[type(event)]
     out: dict[str, Any] = {"type": int(tlv_type), "name": type(event).__name__}
     for key, value in fields.items():
         out[key] = [list(level) for level in value] if key in ("bids", "asks") else value
     if "asset_id" in fields and (symbol := symbol_for(fields["asset_id"])) is not None:
         out["symbol"] = symbol
     return out
-
-
-_TYPES = {
-    "Trade": TlvType.TRADE,
-    "Quote": TlvType.QUOTE,
-    "InstrumentMeta": TlvType.INSTRUMENT_META,
-    "L2Snapshot": TlvType.L2_SNAPSHOT,
-    "L2Delta": TlvType.L2_DELTA,
-    "L2Reset": TlvType.L2_RESET,
-    "Heartbeat": TlvType.HEARTBEAT,
-    "StateInvalidation": TlvType.STATE_INVALIDATION,
-}
 
 
 def message_json(message: Message) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import socket
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tickrelay.errors import (
     BadDomain,
@@ -309,8 +309,8 @@ class _Connection(asyncio.Protocol):
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.client = _Client(next(self.relay._ids), transport)
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.client = _Client(next(self.relay._ids), cast(asyncio.Transport, transport))
 
     def data_received(self, data: bytes) -> None:
         client, relay = self.client, self.relay

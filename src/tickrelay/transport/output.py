@@ -213,7 +213,6 @@ class RelayOutput:
                 transport, proto = await loop.create_unix_connection(
                     lambda: _OutputProtocol(self), str(self.path)
                 )
-                assert isinstance(transport, asyncio.Transport)
                 transport.set_write_buffer_limits(high=self.write_high_water)
                 hello = Hello(Role.PUBLISHER, self.domain, self.source, self.stream_id, name=self.name)
                 transport.write(encode_control(hello))
@@ -280,6 +279,7 @@ class _OutputProtocol(asyncio.Protocol):
         self.output = output
         loop = asyncio.get_running_loop()
         self.acked: asyncio.Future[None] = loop.create_future()
+        self.acked.add_done_callback(_retrieve)  # a failed handshake nobody awaited is not an error to log
         self.closed: asyncio.Future[None] = loop.create_future()
         self.decoder = Decoder()
 
@@ -315,3 +315,8 @@ class _OutputProtocol(asyncio.Protocol):
             )
         if not self.closed.done():
             self.closed.set_result(None)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,79 @@
+"""``tickrelay publish``: publish the messages of a Protocol V2 file as one publisher stream."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+from tickrelay import runtime
+from tickrelay.errors import RelayError
+from tickrelay.protocol.codec import Decoder, Source
+from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
+
+
+HELP = "publish a Protocol V2 stream file as one publisher stream; exit once the relay has it all"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a Protocol V2 stream file, or - for stdin")
+    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
+    parser.add_argument(
+        "--rate", type=float, default=0, metavar="N", help="messages per second (default: max)"
+    )
+    parser.add_argument(
+        "--source",
+        type=int,
+        default=Source.PUBLISH_TOOL,
+        help="header source of the stream (default %(default)s, `tickrelay publish`)",
+    )
+    parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+
+
+def run(args: argparse.Namespace) -> int:
+    domain = DOMAIN_NAMES[args.domain]
+    path = socket_path(domain, args.socket, os.environ)
+    data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()  # noqa: SIM115
+    decoder = Decoder()
+    decoder.feed(data)
+    messages = [bytearray(m.raw) for m in decoder]  # raises a clear ProtocolError on a bad file
+    if decoder.buffered:
+        print(
+            f"tickrelay publish: {args.file}: {decoder.buffered} trailing bytes are not a whole message",
+            file=sys.stderr,
+        )
+        return 1
+    for m in messages:
+        m[6] = args.source  # one stream, one source; RelayOutput re-stamps sequence and CRC
+
+    async def main(stop: asyncio.Event) -> int:
+        out = RelayOutput(path, source=args.source, domain=domain, name="publish")
+        out.start()
+        try:
+            await out.wait_connected(args.connect_timeout)
+        except TimeoutError:
+            raise RelayError(f"no relay reachable on {path} within {args.connect_timeout:g} s") from None
+        start = time.monotonic()
+        for i, message in enumerate(messages):
+            if stop.is_set():
+                break
+            out.send(bytes(message))
+            if args.rate:
+                delay = start + (i + 1) / args.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elif i % 4096 == 4095:
+                await asyncio.sleep(0)  # let the loop flush: the batch is one iteration's messages
+        taken = await out.sync()
+        await out.close()
+        print(
+            f"tickrelay publish: {taken} messages taken by the relay (stream id {out.stream_id})",
+            file=sys.stderr,
+        )
+        return 0 if taken == len(messages) and not out.stats.dropped else 1
+
+    return runtime.run(main)

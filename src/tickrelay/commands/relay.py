@@ -1,0 +1,69 @@
+"""``tickrelay relay``: run the relay of one domain until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from tickrelay import runtime
+from tickrelay.protocol.link import Overflow
+from tickrelay.relay.server import DEFAULT_SUBSCRIBER_BUFFER, Relay, RelaySettings
+from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
+
+
+HELP = "run the relay of one domain: publishers in, filtered fan-out to subscribers"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument(
+        "--socket",
+        help="socket path (default: RELAY_SOCKET_PATH for market data, else "
+        "$XDG_RUNTIME_DIR/tickrelay/<domain>.sock or /tmp/tickrelay-$UID/<domain>.sock)",
+    )
+    parser.add_argument(
+        "--no-checksum",
+        action="store_true",
+        help="do not verify CRCs (market data only; signal and execution always verify)",
+    )
+    parser.add_argument(
+        "--subscriber-buffer",
+        type=int,
+        default=DEFAULT_SUBSCRIBER_BUFFER,
+        metavar="BYTES",
+        help="default bytes a subscriber may have queued (default %(default)s)",
+    )
+    parser.add_argument(
+        "--overflow",
+        choices=["drop", "disconnect"],
+        default="drop",
+        help="default overflow policy for subscribers that do not choose (default drop)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    domain = DOMAIN_NAMES[args.domain]
+    path = socket_path(domain, args.socket, os.environ)
+    settings = RelaySettings(
+        domain=domain,
+        verify_checksums=not args.no_checksum,
+        subscriber_buffer=args.subscriber_buffer,
+        default_overflow=Overflow[args.overflow.upper()],
+    )
+
+    async def main(stop: asyncio.Event) -> int:
+        relay = Relay(path, settings)
+        await relay.start()
+        print(f"tickrelay relay: {args.domain} relay listening on {path}", file=sys.stderr, flush=True)
+        await stop.wait()
+        await relay.stop()
+        status = relay.status()
+        print(
+            f"tickrelay relay: stopped; rejected {sum(status['rejected'].values())} publisher connection(s)",
+            file=sys.stderr,
+        )
+        return 0
+
+    return runtime.run(main)
