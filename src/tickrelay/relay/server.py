@@ -58,7 +58,7 @@ from tickrelay.protocol.link import (
     encode_control,
 )
 from tickrelay.protocol.messages import Dropped
-from tickrelay.relay.fanout import Filter, select
+from tickrelay.relay.fanout import Filter, iter_messages, select
 
 
 DEFAULT_SUBSCRIBER_BUFFER = 16 << 20  # bytes a subscriber may have queued before overflow applies
@@ -181,32 +181,39 @@ class Relay:
                 self._deliver(sub, chunk, n, source, stream_id)
 
     def _deliver(self, sub: _Client, chunk: bytes | memoryview, n: int, source: int, stream_id: int) -> None:
+        """Queue ``n`` messages for ``sub``: first a Dropped notice per stream for what it lost since its
+        last delivery, then the whole messages that fit its buffer; the rest is dropped and counted."""
         transport = sub.transport
         queued = transport.get_write_buffer_size()
-        if sub.pending_drops:
-            notices = b"".join(
-                encode_events(self.settings.domain, self.source, self._next_seq(sub), time.time_ns(),
-                              Dropped(src, sid, k))
-                for (src, sid), k in sub.pending_drops.items()
-            )  # fmt: skip
-        else:
-            notices = b""
-        if queued + len(notices) + len(chunk) > sub.buffer_bytes:
-            sub.dropped += n
+        notices = b"".join(
+            encode_events(
+                self.settings.domain, self.source, self._next_seq(sub), time.time_ns(), Dropped(src, sid, k)
+            )
+            for (src, sid), k in sub.pending_drops.items()
+        )
+        room = sub.buffer_bytes - queued - len(notices)
+        fit, kept = (len(chunk), n) if len(chunk) <= room else _prefix(chunk, room)
+        if kept < n:
             if sub.overflow == Overflow.DISCONNECT:
+                sub.dropped += n
                 self._refuse(
                     sub, ErrorCode.OVERFLOW, f"buffer of {sub.buffer_bytes} bytes overflowed", "overflow"
                 )
-            else:
+                return
+            sub.dropped += n - kept
+            if not kept:
+                sub.counter -= len(sub.pending_drops)  # the notices were not sent: reuse their sequences
                 sub.pending_drops[(source, stream_id)] += n
-            return
+                return
         if notices:
             transport.write(notices)
             sub.pending_drops.clear()
-        transport.write(chunk)
-        sub.messages += n
-        sub.bytes += len(chunk)
-        queued += len(notices) + len(chunk)
+        if kept < n:
+            sub.pending_drops[(source, stream_id)] += n - kept
+        transport.write(chunk[:fit] if fit < len(chunk) else chunk)
+        sub.messages += kept
+        sub.bytes += fit
+        queued += len(notices) + fit
         if queued > sub.high_water:
             sub.high_water = queued
 
@@ -338,6 +345,17 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.client is not None:
             self.relay.drop(self.client)
+
+
+def _prefix(run: bytes | memoryview, room: int) -> tuple[int, int]:
+    """(bytes, messages) of the longest prefix of whole messages of ``run`` within ``room`` bytes."""
+    size = kept = 0
+    for _, length in iter_messages(run):
+        if size + length > room:
+            break
+        size += length
+        kept += 1
+    return size, kept
 
 
 def _claim(path: Path) -> None:
