@@ -1,0 +1,204 @@
+"""The relay as a real process: kill -9 and restart mid-stream; the CLI round trip; clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.relay.conftest import message, until
+from tickrelay.protocol.codec import Decoder, Message
+from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.subscribe import Gap, Subscription
+
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+
+
+def start_relay(path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """A relay process; its stderr goes to ``<path>.log``; returns once it says it listens."""
+    log = path.with_suffix(".log")
+    before = log.read_text().count("listening on") if log.exists() else 0
+    with log.open("ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tickrelay", "relay", "--socket", str(path), *extra], stderr=err
+        )
+    deadline = time.monotonic() + 20
+    while log.read_text().count("listening on") == before:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the relay did not start"
+        time.sleep(0.02)
+    return proc
+
+
+async def test_kill_the_relay_mid_stream_publishers_reconnect_and_subscribers_see_the_exact_gap(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "md.sock"
+    relay = start_relay(path)
+    out = RelayOutput(path, source=3, stream_id=21, backoff_cap_s=0.2)
+    out.start()
+    sub = Subscription(path, backoff_cap_s=0.2, buffer_bytes=64 << 20)
+    items: list[Message | Gap] = []
+    total = 30_000
+
+    async def consume() -> None:
+        async for item in sub:
+            items.append(item)
+            if isinstance(item, Message) and item.header.sequence & 0xFFFFFFFFFFFF == total:
+                return
+
+    task = asyncio.create_task(consume())
+    await out.wait_connected(5)
+    await until(lambda: sub.connected.is_set())
+    for i in range(total // 2):
+        out.send(message(i))
+        if i % 1000 == 0:
+            await asyncio.sleep(0.001)
+    await out.sync()
+    relay.send_signal(signal.SIGKILL)  # the socket file stays behind, as after a crash
+    relay.wait()
+    for i in range(total // 2, total):  # the relay is down: send() must not block or fail
+        out.send(message(i))
+        if i % 1000 == 0:
+            await asyncio.sleep(0.001)
+    relay = start_relay(path)  # removes the stale socket and serves again
+    await asyncio.wait_for(out.sync(), 10)
+    await asyncio.wait_for(task, 10)
+    got = [i.header.sequence & 0xFFFFFFFFFFFF for i in items if isinstance(i, Message)]
+    gaps = [i for i in items if isinstance(i, Gap)]
+    assert got == sorted(set(got))  # in order, no duplicates
+    assert len(got) + sum(g.missing for g in gaps) == total  # every message delivered or counted lost
+    assert sub.stats.reconnects == 1
+    assert out.stats.reconnects == 1
+    assert out.stats.dropped == 0
+    await out.close()
+    relay.send_signal(signal.SIGTERM)
+    assert relay.wait(5) == 0
+    assert not path.exists()
+
+
+def test_publish_then_tail_the_cli_round_trip(tmp_path: Path) -> None:
+    capture = FIXTURES / "binance/spot/rust-orderbook-feed_2026-07-04_raw-depth100ms_BTCUSDT"
+    stream = tmp_path / "in.v2"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickrelay",
+            "normalize",
+            "--venue",
+            "binance",
+            f"{capture}.jsonl",
+            "--snapshot",
+            f"BTCUSDT={capture}.rest-depth-snapshot.json",
+            "--out",
+            str(stream),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    decoder = Decoder()
+    decoder.feed(stream.read_bytes())
+    expected = [m.payload for m in decoder]
+    path = tmp_path / "md.sock"
+    relay = start_relay(path)
+    env = {**os.environ, "RELAY_SOCKET_PATH": str(path)}  # the variable, not a flag
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "tickrelay", "tail", "--raw", "--count", str(len(expected))],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    status = ""
+    for _ in range(100):
+        status = subprocess.run(
+            [sys.executable, "-m", "tickrelay", "relay-status", "--socket", str(path), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if json.loads(status)["subscribers"]:
+            break
+    assert json.loads(status)["subscribers"][0]["name"] == "tail"
+    done = subprocess.run(
+        [sys.executable, "-m", "tickrelay", "publish", str(stream)], env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{len(expected)} messages taken by the relay".encode() in done.stderr
+    raw, _ = tail.communicate(timeout=20)
+    assert tail.returncode == 0
+    received = Decoder()
+    received.feed(raw)
+    messages = list(received)
+    assert [m.payload for m in messages] == expected  # payloads unchanged, byte for byte
+    assert [m.header.sequence & 0xFFFFFFFFFFFF for m in messages] == list(range(1, len(expected) + 1))
+    assert {m.header.source for m in messages} == {64}
+    human = subprocess.run(
+        [sys.executable, "-m", "tickrelay", "relay-status", "--socket", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "market-data relay on" in human
+    relay.send_signal(signal.SIGINT)
+    assert relay.wait(5) == 0
+
+
+def test_a_second_relay_on_a_live_socket_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "md.sock"
+    relay = start_relay(path)
+    second = subprocess.run(
+        [sys.executable, "-m", "tickrelay", "relay", "--socket", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert second.returncode == 1
+    assert second.stderr == f"tickrelay relay: a relay is already listening on {path}\n"
+    relay.send_signal(signal.SIGTERM)
+    assert relay.wait(5) == 0
+
+
+def test_publish_without_a_relay_is_a_clear_error(tmp_path: Path) -> None:
+    stream = tmp_path / "one.v2"
+    stream.write_bytes(message(0))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickrelay",
+            "publish",
+            "--socket",
+            str(tmp_path / "none.sock"),
+            "--connect-timeout",
+            "0.5",
+            str(stream),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("tickrelay publish: no relay reachable on")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("bad", [b"not a stream", message(0)[:-3]])
+def test_publish_rejects_a_bad_file(tmp_path: Path, bad: bytes) -> None:
+    stream = tmp_path / "bad.v2"
+    stream.write_bytes(bad)
+    done = subprocess.run(
+        [sys.executable, "-m", "tickrelay", "publish", "--socket", str(tmp_path / "x.sock"), str(stream)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
