@@ -197,37 +197,40 @@ def encode_batch(
     return head + crc.to_bytes(4, "little") + prefix + body
 
 
-def batch_body(message: Message) -> tuple[int, int, memoryview]:
-    """(first_sequence, count, body) of a batch envelope the Decoder has already checksummed."""
+def batch_head(message: Message) -> tuple[int, int]:
+    """(first_sequence, count) of a batch envelope; its run of messages starts at BATCH_START."""
     if message.header.payload_size < BATCH_HEAD.size:
         raise MalformedTlv("batch envelope shorter than its 12-byte head")
     first, count = BATCH_HEAD.unpack_from(message.raw, HEADER_SIZE)
-    return first, count, memoryview(message.raw)[HEADER_SIZE + BATCH_HEAD.size :]
+    return first, count
 
 
-def check_run(body: bytes | memoryview, count: int, domain: int, max_payload: int) -> None:
-    """Verify that ``body`` is exactly ``count`` well-framed messages of ``domain`` (magic, version,
-    domain, flags, sizes). Runs of one message size are checked with a few C-level slice comparisons;
-    mixed sizes are walked header by header. Inner CRCs are not checked: the envelope's covers them.
+BATCH_START = HEADER_SIZE + BATCH_HEAD.size
+
+
+def check_run(data: bytes, start: int, count: int, domain: int, max_payload: int) -> None:
+    """Verify that ``data[start:]`` is exactly ``count`` well-framed messages of ``domain`` (magic,
+    version, domain, flags, sizes). Runs of one message size are checked with a few strided slices of
+    ``data`` (C loops, no copy of the run first); mixed sizes are walked header by header. Inner CRCs are
+    not checked: the envelope's covers them.
 
     Raises:
         ProtocolError: the run is not what it claims to be.
     """
-    n = len(body)
+    n = len(data) - start
     if count <= 0 or n < count * HEADER_SIZE:
         raise ProtocolError(f"batch of {n} bytes cannot hold {count} messages")
-    view = memoryview(body)
     size = n // count
-    if n % count == 0 and _SIZE_AT_24.unpack_from(view, 24)[0] == size - HEADER_SIZE:
+    if n % count == 0 and _SIZE_AT_24.unpack_from(data, start + 24)[0] == size - HEADER_SIZE:
         expect = HEADER.pack(MAGIC, domain, VERSION, 0, 0, 0, 0, size - HEADER_SIZE, 0)
         for k in (0, 1, 2, 3, 4, 5, 24, 25, 26, 27):
-            if view[k::size] != expect[k : k + 1] * count:
+            if data[start + k :: size] != expect[k : k + 1] * count:
                 break
         else:
-            if bytes(view[7::size]).translate(None, bytes((0, FLAG_CHECKSUM))):
+            if data[start + 7 :: size].translate(None, bytes((0, FLAG_CHECKSUM))):
                 raise ProtocolError("a message in the batch has flags other than the checksum bit")
             return
-    _walk(view, count, domain, max_payload)
+    _walk(memoryview(data)[start:], count, domain, max_payload)
 
 
 def _walk(view: memoryview, count: int, domain: int, max_payload: int) -> None:

@@ -42,6 +42,7 @@ from tickrelay.protocol.codec import (
     split_sequence,
 )
 from tickrelay.protocol.link import (
+    BATCH_START,
     FLAG_BATCH,
     FLAG_CONTROL,
     ErrorCode,
@@ -52,7 +53,7 @@ from tickrelay.protocol.link import (
     RelayStatus,
     Role,
     Sync,
-    batch_body,
+    batch_head,
     check_run,
     decode_control,
     encode_control,
@@ -270,8 +271,9 @@ class Relay:
         if self._require_checksum and not h.flags & 1:
             raise ChecksumMismatch(f"message sequence {h.sequence:#x} carries no checksum")
         if h.flags & FLAG_BATCH:
-            first, count, body = batch_body(message)
-            check_run(body, count, self.settings.domain, self.settings.max_payload)
+            first, count = batch_head(message)
+            check_run(message.raw, BATCH_START, count, self.settings.domain, self.settings.max_payload)
+            body = memoryview(message.raw)[BATCH_START:]
             stream_id = split_sequence(first)[0]
         else:
             if h.payload_size > self.settings.max_payload:
