@@ -162,3 +162,11 @@ def test_parse_header_returns_the_fields_of_a_good_header() -> None:
     header = codec.parse_header(raw, domain=Domain.MARKET_DATA)
     assert header[:7] == (1, 1, 3, 1, 5, 99, 4)
     assert header.checksum == int.from_bytes(raw[28:32], "little")
+
+
+def test_take_buffered_hands_over_what_is_not_yet_a_message() -> None:
+    d = Decoder()
+    d.feed(_msg(seq=1) + _msg(seq=2)[:10])
+    assert d.next_message() is not None
+    assert d.take_buffered() == _msg(seq=2)[:10]
+    assert d.buffered == 0

@@ -24,6 +24,8 @@ EVENTS = st.one_of(
     st.builds(m.L2Reset, u64, u16, u8, u8),
     st.builds(m.Heartbeat, u64, u64),
     st.builds(m.StateInvalidation, u16, u8, u8, st.lists(u64, max_size=50).map(tuple)),
+    st.builds(m.Dropped, u8, u16, u64),
+    st.builds(m.PublisherLoss, u64),
     st.builds(m.UnknownTlv, st.integers(8, 99), st.binary(max_size=300)),
 )
 
@@ -59,6 +61,8 @@ def test_standard_and_extended_forms() -> None:
         (m.TlvType.L2_DELTA, b"\x00" * 38 + b"\x01\x00", "asks: 1 levels run past"),
         (m.TlvType.L2_DELTA, b"\x00" * 40 + b"!", "trailing"),
         (m.TlvType.STATE_INVALIDATION, b"\x00" * 5, "too short"),
+        (m.TlvType.DROPPED, b"\x00" * 10, "DROPPED is 10 bytes, expected 11"),
+        (m.TlvType.PUBLISHER_LOSS, b"\x00" * 9, "PUBLISHER_LOSS is 9 bytes"),
         (
             m.TlvType.STATE_INVALIDATION,
             b"\x00" * 4 + b"\x01\x00",
@@ -95,3 +99,29 @@ def test_a_full_size_snapshot_part_fits_one_extended_tlv() -> None:
     assert struct.unpack_from("<H", tlv, 3)[0] == 34 + 16 * n
     assert rest.bids == ((n, 1),)
     assert rest.flags == m.SnapshotFlags.END
+
+
+def test_every_typed_value_has_its_tlv_type() -> None:
+    for cls, tlv_type in m.TYPE_OF.items():
+        assert m.encode_value(cls(*([0] * len(cls._fields))) if cls not in _VARIABLE else _VARIABLE[cls])[
+            0
+        ] in (
+            tlv_type,
+            m.EXTENDED,
+        )
+
+
+_VARIABLE = {
+    m.InstrumentMeta: m.InstrumentMeta(1, 100, 51, 8, 8, "BTCUSDT", "BTC/USDT"),
+    m.L2Snapshot: m.L2Snapshot(1, 100, 51, 3, 0, 0, 0, (), ()),
+    m.L2Delta: m.L2Delta(1, 100, 51, 0, 0, 0, 0, (), ()),
+    m.StateInvalidation: m.StateInvalidation(100, 51, 1, ()),
+}
+
+
+@pytest.mark.parametrize("event", [m.Dropped(3, 9, 1012), m.PublisherLoss(77)])
+def test_loss_reports_round_trip(event: m.Event) -> None:
+    tlv = m.encode_value(event)
+    assert tlv[:2] == bytes((m.TYPE_OF[type(event)], len(tlv) - 2))
+    (decoded,) = [m.decode_value(t, v) for t, v in iter_tlvs(tlv)]
+    assert decoded == event

@@ -128,7 +128,7 @@ def encode_control(value: Control, domain: int = Domain.SYSTEM, source: int = 0)
             payload = encode_tlv(TlvType.RELAY_ERROR, bytes((value.code,)) + _text(value.reason))
         case Sync():
             payload = encode_tlv(TlvType.SYNC, _SYNC.pack(*value))
-        case RelayStatus():
+        case _:  # RelayStatus: the last of the union
             text = value.json_text.encode()
             payload = b"".join(
                 encode_tlv(TlvType.RELAY_STATUS, text[i : i + 65535]) for i in range(0, len(text), 65535)
@@ -250,5 +250,7 @@ def _walk(view: memoryview, count: int, domain: int, max_payload: int) -> None:
             raise ProtocolError(f"message {seen + 1} of the batch has payload_size {size} > {max_payload}")
         i += HEADER_SIZE + size
         seen += 1
-    if i != n or seen != count:
-        raise ProtocolError(f"batch claims {count} messages but holds {seen} and {i - n} more bytes")
+        if i > n:
+            raise ProtocolError(f"message {seen} of the batch is truncated")
+    if seen != count:
+        raise ProtocolError(f"batch claims {count} messages but holds {seen}")

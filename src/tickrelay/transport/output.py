@@ -15,19 +15,23 @@ import contextlib
 import dataclasses
 import itertools
 import random
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 from tickrelay.errors import ProtocolError, RelayError
 from tickrelay.protocol.codec import (
+    FLAG_CHECKSUM,
     HEADER_SIZE,
     MAGIC_BYTES,
     Decoder,
     Domain,
     encode_events,
+    encode_quote_message,
+    encode_trade_message,
     make_sequence,
-    restamp,
 )
 from tickrelay.protocol.link import (
     FLAG_CONTROL,
@@ -40,8 +44,12 @@ from tickrelay.protocol.link import (
     encode_batch,
     encode_control,
 )
-from tickrelay.protocol.messages import PublisherLoss
+from tickrelay.protocol.messages import Event, PublisherLoss, Quote, Trade
 from tickrelay.transport.backoff import backoff
+
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
 
 
 @dataclasses.dataclass
@@ -120,16 +128,33 @@ class RelayOutput:
         if (
             n < HEADER_SIZE
             or message[:4] != MAGIC_BYTES
-            or int.from_bytes(message[24:28], "little") != n - HEADER_SIZE
+            or _U32.unpack_from(message, 24)[0] != n - HEADER_SIZE
         ):
             raise ProtocolError(f"send() needs one whole Protocol V2 message; got {n} bytes that are not")
-        buf = self._buf
-        if len(buf) + n > self.buffer_bytes:
-            self._make_room(n)
-        offset = len(buf)
-        buf += message
         self._counter += 1
-        restamp(buf, offset, make_sequence(self.stream_id, self._counter))
+        head = message[:8] + _U64.pack(make_sequence(self.stream_id, self._counter)) + message[16:28]
+        payload = message[HEADER_SIZE:]
+        crc = zlib.crc32(payload, zlib.crc32(head)) if message[7] & FLAG_CHECKSUM else 0
+        self._append(head + _U32.pack(crc) + payload)
+
+    def send_event(self, timestamp_ns: int, event: Event) -> None:
+        """Encode ``event`` as one message of this stream (the collectors' hot path: no re-stamping;
+        Trade and Quote take the fused encoders) and queue it."""
+        self._counter += 1
+        seq = make_sequence(self.stream_id, self._counter)
+        kind = type(event)
+        if kind is Trade and self.domain == Domain.MARKET_DATA:
+            self._append(encode_trade_message(self.source, seq, timestamp_ns, event))  # type: ignore[arg-type]
+        elif kind is Quote and self.domain == Domain.MARKET_DATA:
+            self._append(encode_quote_message(self.source, seq, timestamp_ns, event))  # type: ignore[arg-type]
+        else:
+            self._append(encode_events(self.domain, self.source, seq, timestamp_ns, event))
+
+    def _append(self, message: bytes) -> None:
+        n = len(message)
+        if len(self._buf) + n > self.buffer_bytes:
+            self._make_room(n)
+        self._buf += message
         self._count += 1
         self.stats.sent += 1
         self.stats.bytes += n
@@ -144,7 +169,7 @@ class RelayOutput:
         target = min(len(self._buf), len(self._buf) + n - self.buffer_bytes + self.buffer_bytes // 8)
         cut, dropped = 0, 0
         while cut < target:
-            cut += HEADER_SIZE + int.from_bytes(self._buf[cut + 24 : cut + 28], "little")
+            cut += HEADER_SIZE + _U32.unpack_from(self._buf, cut + 24)[0]
             dropped += 1
         del self._buf[:cut]
         self._count -= dropped
@@ -176,12 +201,12 @@ class RelayOutput:
         else:
             cut, count = 0, 0
             while True:
-                size = HEADER_SIZE + int.from_bytes(buf[cut + 24 : cut + 28], "little")
+                size = HEADER_SIZE + _U32.unpack_from(buf, cut + 24)[0]
                 if count and cut + size > self.max_batch_bytes:
                     break
                 cut += size
                 count += 1
-        first = int.from_bytes(buf[8:16], "little")
+        first = _U64.unpack_from(buf, 8)[0]
         t.write(encode_batch(self.domain, self.source, first, count, self._clock(), bytes(buf[:cut])))
         del buf[:cut]
         self._count -= count
@@ -225,9 +250,7 @@ class RelayOutput:
                 self.stats.connected = True
                 self._connected.set()
                 if self._lost:
-                    self.send(
-                        encode_events(self.domain, self.source, 0, self._clock(), PublisherLoss(self._lost))
-                    )
+                    self.send_event(self._clock(), PublisherLoss(self._lost))
                     self._lost = 0
                 self._flush()
                 await proto.closed
