@@ -29,13 +29,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import uvloop
 
+from relayproc import relay_process
 from tickrelay.protocol.codec import Decoder, Source, encode_trade_message, make_sequence
 from tickrelay.protocol.link import (
     Hello,
@@ -200,24 +199,14 @@ def main() -> None:
     if args.role:
         return subscriber(args.socket, args.messages, args.latency)
     modes = ("queue", "queue_batched", "direct")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "md.sock")
-        relay = subprocess.Popen(
-            [sys.executable, "-m", "tickrelay", "relay", "--socket", path], stderr=subprocess.PIPE, text=True
-        )
-        assert relay.stderr is not None
-        assert "listening" in relay.stderr.readline()
-        try:
-            for mode in modes:  # warm-up
-                _run_path(path, mode, args.messages // 10, 0)
-            rates: dict[str, list[float]] = {m: [] for m in modes}
-            for _ in range(args.runs):  # interleaved, so drift in the machine hits every path alike
-                for mode in modes:
-                    rates[mode].append(_run_path(path, mode, args.messages, 0)["msgs_per_s"])
-            latency = {m: _run_path(path, m, LATENCY_MESSAGES, LATENCY_RATE) for m in ("queue", "direct")}
-        finally:
-            relay.terminate()
-            relay.communicate(timeout=10)
+    with relay_process() as path:
+        for mode in modes:  # warm-up
+            _run_path(path, mode, args.messages // 10, 0)
+        rates: dict[str, list[float]] = {m: [] for m in modes}
+        for _ in range(args.runs):  # interleaved, so drift in the machine hits every path alike
+            for mode in modes:
+                rates[mode].append(_run_path(path, mode, args.messages, 0)["msgs_per_s"])
+        latency = {m: _run_path(path, m, LATENCY_MESSAGES, LATENCY_RATE) for m in ("queue", "direct")}
     med = {m: statistics.median(v) for m, v in rates.items()}
     report = {
         "messages_per_run": args.messages,

@@ -22,10 +22,9 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
+from relayproc import relay_process
 from tickrelay.protocol.codec import Decoder, encode_trade_message, make_sequence
 from tickrelay.protocol.link import Hello, Overflow, Role, Sync, decode_control, encode_batch, encode_control
 from tickrelay.protocol.messages import Trade
@@ -153,19 +152,9 @@ def main() -> None:
     if args.role == "subscriber":
         return subscriber(args.socket, args.expect, args.venue or None)
     batches = max(1, args.messages // BATCH_MESSAGES)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "md.sock")
-        relay = subprocess.Popen(
-            [sys.executable, "-m", "tickrelay", "relay", "--socket", path], stderr=subprocess.PIPE, text=True
-        )
-        assert relay.stderr is not None
-        assert "listening" in relay.stderr.readline()
-        try:
-            one_run(path, args.subscribers, args.filtered, max(1, batches // 4))  # warm-up
-            runs = [one_run(path, args.subscribers, args.filtered, batches) for _ in range(args.runs)]
-        finally:
-            relay.terminate()
-            relay.communicate(timeout=10)
+    with relay_process() as path:
+        one_run(path, args.subscribers, args.filtered, max(1, batches // 4))  # warm-up
+        runs = [one_run(path, args.subscribers, args.filtered, batches) for _ in range(args.runs)]
     report = {
         "subscribers": args.subscribers,
         "filtered": args.filtered,

@@ -1,0 +1,29 @@
+"""A real relay process for the benchmarks: ``with relay_process() as path:`` serves on ``path``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def relay_process(*extra: str) -> Iterator[str]:
+    """Start `tickrelay relay` on a socket in a temporary directory; stop it (SIGTERM) on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "md.sock")
+        relay = subprocess.Popen(
+            [sys.executable, "-m", "tickrelay", "relay", "--socket", path, *extra],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert relay.stderr is not None
+        assert "listening" in relay.stderr.readline()
+        try:
+            yield path
+        finally:
+            relay.terminate()
+            relay.communicate(timeout=10)
