@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tickrelay.venues.binance import BinanceFeed
+from tickrelay.venues.coinbase import CoinbaseFeed
 from tickrelay.venues.feed import VenueFeed
 
 
 # Written out literally on purpose: mypy checks each class against VenueFeed (PEP 544).
 VENUES: dict[str, Callable[[], VenueFeed]] = {
     "binance": BinanceFeed,
+    "coinbase": CoinbaseFeed,
 }
