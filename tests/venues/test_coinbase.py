@@ -418,3 +418,12 @@ def test_an_advanced_sequence_gap_without_books_only_notes_the_sequence() -> Non
     assert feed.on_frame(adv(1, "heartbeats", [{"heartbeat_counter": 1}]), 0) == []
     assert feed.on_frame(adv(5, "heartbeats", [{"heartbeat_counter": 2}]), 0) == []
     assert feed.wants_resubscribe() is False
+
+
+def test_full_caches_still_parse_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tickrelay.venues import coinbase
+
+    monkeypatch.setattr(coinbase, "CACHE_LIMIT", 0)
+    (trade,) = [v for v in CoinbaseFeed().on_frame(match(1, price="2.25"), 0) if isinstance(v, Trade)]
+    assert trade.price == 225000000
+    assert parse_time_ns("1999-12-31T23:59:59.5Z") == 946684799_500000000

@@ -174,13 +174,34 @@ _ADVANCED = msgspec.json.Decoder(_Advanced)
 _KIND = msgspec.json.Decoder(dict[str, object])
 
 
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
+CACHE_LIMIT = 100_000  # entries per cache (times here, decimal texts per feed)
+
+
+def _epoch_seconds(text: str) -> int:
+    seconds = _SECONDS.get(text)
+    if seconds is None:
+        fields = (
+            int(text[:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+        )
+        seconds = calendar.timegm(fields)
+        if len(_SECONDS) < CACHE_LIMIT:
+            _SECONDS[text] = seconds
+    return seconds
+
+
 def parse_time_ns(text: str) -> int:
     """``2021-04-17T16:43:30.244075Z`` (or a ``+HH:MM`` offset) -> integer ns since the epoch, exactly."""
     if len(text) < 20 or text[4] != "-" or text[10] != "T":
         raise ValueError(f"not an RFC 3339 time: {text!r}")
-    seconds = calendar.timegm(
-        (int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), int(text[17:19]))
-    )
+    if text[19] == "." and text[-1] == "Z" and (frac := text[20:-1]).isdigit() and frac.isascii():
+        return _epoch_seconds(text[:19]) * 1_000_000_000 + int((frac + "000000000")[:9])  # the common shape
+    seconds = _epoch_seconds(text[:19])
     rest = text[19:]
     frac = ""
     if rest.startswith("."):
@@ -205,7 +226,7 @@ def _places(text: str | None) -> int:
 
 
 class _Product:
-    __slots__ = ("announced", "asset_id", "book", "live", "product_id", "stats", "symbol", "trade_id")
+    __slots__ = ("announced", "asset_id", "book", "live", "product_id", "stats", "symbol", "top", "trade_id")
 
     def __init__(self, product_id: str) -> None:
         base, _, quote = product_id.partition("-")
@@ -217,6 +238,7 @@ class _Product:
         self.live = False  # a snapshot was applied and no trouble since
         self.trade_id = 0  # last trade id emitted
         self.stats: BookStats | None = None
+        self.top: tuple[int | None, int | None] = (None, None)  # best prices stats.best_* render
 
 
 class CoinbaseFeed:
@@ -243,6 +265,7 @@ class CoinbaseFeed:
         self._products: dict[str, _Product] = {}
         self._sequence: int | None = None  # Advanced Trade sequence_num of the last frame
         self._resubscribe = False
+        self._cache: dict[str, int] = {}  # decimal text -> fixed point (prices and sizes repeat)
 
     # ---- VenueFeed ----------------------------------------------------------------------------
 
@@ -294,6 +317,8 @@ class CoinbaseFeed:
     # ---- Exchange feed ------------------------------------------------------------------------
 
     def _exchange(self, m: _Msg, raw: bytes) -> list[Event]:
+        if type(m) is _L2Update:  # 98% of the frames: first
+            return self._l2update(m, raw)
         out: list[Event] = []
         if isinstance(m, _Match):
             p = self._product(m.product_id)
@@ -331,20 +356,23 @@ class CoinbaseFeed:
             first = (m.bids or m.asks)[0] if (m.bids or m.asks) else None
             self._announce(p, first[0] if first else None, first[1] if first else None, out)
             self._load(p, bids, asks, 0, out)
-        elif isinstance(m, _L2Update):
-            p = self._product(m.product_id)
-            if not p.live:
-                self.stats.reject("l2update_before_snapshot", raw)
-                return out
-            bids = [(self._fixed(c[1]), self._fixed(c[2])) for c in m.changes if c[0] == "buy"]
-            asks = [(self._fixed(c[1]), self._fixed(c[2])) for c in m.changes if c[0] == "sell"]
-            ts = parse_time_ns(m.time) if m.time else 0
-            self._apply(p, bids, asks, 0, ts, out)
         elif isinstance(m, _Error):
             self.stats.venue_errors += 1
             self.stats.reject("venue_error", raw)
         else:
             self.stats.ignored[type(m).__name__.strip("_").lower()] += 1
+        return out
+
+    def _l2update(self, m: _L2Update, raw: bytes) -> list[Event]:
+        out: list[Event] = []
+        p = self._product(m.product_id)
+        if not p.live:
+            self.stats.reject("l2update_before_snapshot", raw)
+            return out
+        fixed = self._fixed
+        bids = [(fixed(c[1]), fixed(c[2])) for c in m.changes if c[0] == "buy"]
+        asks = [(fixed(c[1]), fixed(c[2])) for c in m.changes if c[0] == "sell"]
+        self._apply(p, bids, asks, 0, parse_time_ns(m.time) if m.time else 0, out)
         return out
 
     # ---- Advanced Trade and anything else ------------------------------------------------------
@@ -482,13 +510,17 @@ class CoinbaseFeed:
     def _drop(self, p: _Product) -> None:
         p.book.clear()
         p.live = False
+        p.top = (None, None)
         if p.stats is not None:
             p.stats.best_bid = p.stats.best_ask = None
 
     def _render(self, p: _Product, stats: BookStats) -> None:
         bid, ask = p.book.best_bid(), p.book.best_ask()
-        stats.best_bid = format_fixed8(bid[0]) if bid else None
-        stats.best_ask = format_fixed8(ask[0]) if ask else None
+        top = (bid[0] if bid else None, ask[0] if ask else None)
+        if top != p.top:  # format only when the top moves
+            p.top = top
+            stats.best_bid = format_fixed8(top[0]) if top[0] is not None else None
+            stats.best_ask = format_fixed8(top[1]) if top[1] is not None else None
 
     def _book_stats(self, p: _Product) -> BookStats:
         if p.stats is None:
@@ -511,9 +543,14 @@ class CoinbaseFeed:
             )
 
     def _fixed(self, text: str) -> int:
+        value = self._cache.get(text)
+        if value is not None:
+            return value
         value, rounded = parse_fixed8_rounded(text)
         if rounded:
-            self.stats.rounded += 1
+            self.stats.rounded += 1  # rounded texts are not cached: each occurrence is counted
+        elif len(self._cache) < CACHE_LIMIT:
+            self._cache[text] = value
         return value
 
     def _count(self, out: list[Event]) -> None:
