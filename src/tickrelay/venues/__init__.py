@@ -11,10 +11,12 @@ from collections.abc import Callable
 from tickrelay.venues.binance import BinanceFeed
 from tickrelay.venues.coinbase import CoinbaseFeed
 from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.kraken import KrakenFeed
 
 
 # Written out literally on purpose: mypy checks each class against VenueFeed (PEP 544).
 VENUES: dict[str, Callable[[], VenueFeed]] = {
     "binance": BinanceFeed,
     "coinbase": CoinbaseFeed,
+    "kraken": KrakenFeed,
 }
