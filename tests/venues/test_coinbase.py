@@ -421,9 +421,9 @@ def test_an_advanced_sequence_gap_without_books_only_notes_the_sequence() -> Non
 
 
 def test_full_caches_still_parse_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tickrelay.venues import coinbase
+    from tickrelay.venues import feed
 
-    monkeypatch.setattr(coinbase, "CACHE_LIMIT", 0)
+    monkeypatch.setattr(feed, "CACHE_LIMIT", 0)
     (trade,) = [v for v in CoinbaseFeed().on_frame(match(1, price="2.25"), 0) if isinstance(v, Trade)]
     assert trade.price == 225000000
     assert parse_time_ns("1999-12-31T23:59:59.5Z") == 946684799_500000000

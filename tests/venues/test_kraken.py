@@ -284,9 +284,9 @@ def test_subscribe_messages_and_times() -> None:
 
 
 def test_book_edge_cases(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tickrelay.venues import kraken
+    from tickrelay.venues import feed as feed_module
 
-    monkeypatch.setattr(kraken, "CACHE_LIMIT", 0)
+    monkeypatch.setattr(feed_module, "CACHE_LIMIT", 0)
     feed = KrakenFeed()
     feed.on_frame(
         b'[1,[["1.000000005","2.0","1.5","b","l",""]],"trade","ETH/USD"]', 0

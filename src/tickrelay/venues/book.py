@@ -80,6 +80,11 @@ class OrderBook:
         price = -self._ask_keys[-1]
         return price, self._asks[price]
 
+    def top_prices(self) -> tuple[int | None, int | None]:
+        """(best bid price, best ask price); None for an empty side."""
+        bid, ask = self.best_bid(), self.best_ask()
+        return (bid[0] if bid else None, ask[0] if ask else None)
+
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` levels of each side, best first."""
         if n <= 0:

@@ -45,7 +45,6 @@ from typing import ClassVar
 import msgspec
 
 from tickrelay.errors import FixedPointError, SymbolError
-from tickrelay.protocol.fixed import format_fixed8, parse_fixed8_rounded
 from tickrelay.protocol.messages import (
     Event,
     InstrumentMeta,
@@ -60,8 +59,9 @@ from tickrelay.protocol.messages import (
     split_snapshot,
 )
 from tickrelay.protocol.symbols import AssetType, VenueId, asset_id_for, normalize_pair
+from tickrelay.venues import feed
 from tickrelay.venues.book import OrderBook
-from tickrelay.venues.feed import BookStats, FeedStats
+from tickrelay.venues.feed import BookStats, DecimalCache, FeedStats
 
 
 NAME = "coinbase"
@@ -175,7 +175,6 @@ _KIND = msgspec.json.Decoder(dict[str, object])
 
 
 _SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
-CACHE_LIMIT = 100_000  # entries per cache (times here, decimal texts per feed)
 
 
 def _epoch_seconds(text: str) -> int:
@@ -190,7 +189,7 @@ def _epoch_seconds(text: str) -> int:
             int(text[17:19]),
         )
         seconds = calendar.timegm(fields)
-        if len(_SECONDS) < CACHE_LIMIT:
+        if len(_SECONDS) < feed.CACHE_LIMIT:
             _SECONDS[text] = seconds
     return seconds
 
@@ -265,7 +264,7 @@ class CoinbaseFeed:
         self._products: dict[str, _Product] = {}
         self._sequence: int | None = None  # Advanced Trade sequence_num of the last frame
         self._resubscribe = False
-        self._cache: dict[str, int] = {}  # decimal text -> fixed point (prices and sizes repeat)
+        self._fixed = DecimalCache(self.stats)
 
     # ---- VenueFeed ----------------------------------------------------------------------------
 
@@ -515,12 +514,10 @@ class CoinbaseFeed:
             p.stats.best_bid = p.stats.best_ask = None
 
     def _render(self, p: _Product, stats: BookStats) -> None:
-        bid, ask = p.book.best_bid(), p.book.best_ask()
-        top = (bid[0] if bid else None, ask[0] if ask else None)
+        top = p.book.top_prices()
         if top != p.top:  # format only when the top moves
             p.top = top
-            stats.best_bid = format_fixed8(top[0]) if top[0] is not None else None
-            stats.best_ask = format_fixed8(top[1]) if top[1] is not None else None
+            stats.show_top(top)
 
     def _book_stats(self, p: _Product) -> BookStats:
         if p.stats is None:
@@ -541,17 +538,6 @@ class CoinbaseFeed:
                     p.asset_id, _VENUE, _SPOT, _places(price), _places(size), p.product_id, p.symbol
                 )
             )
-
-    def _fixed(self, text: str) -> int:
-        value = self._cache.get(text)
-        if value is not None:
-            return value
-        value, rounded = parse_fixed8_rounded(text)
-        if rounded:
-            self.stats.rounded += 1  # rounded texts are not cached: each occurrence is counted
-        elif len(self._cache) < CACHE_LIMIT:
-            self._cache[text] = value
-        return value
 
     def _count(self, out: list[Event]) -> None:
         for value in out:

@@ -15,10 +15,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import ClassVar, Protocol
 
+from tickrelay.protocol.fixed import format_fixed8, parse_fixed8_rounded
 from tickrelay.protocol.messages import Event
 
 
 SAMPLE_BYTES = 300
+CACHE_LIMIT = 100_000  # entries per memo (decimal texts, time prefixes)
 
 
 @dataclasses.dataclass
@@ -31,6 +33,11 @@ class BookStats:
     crossed: int = 0
     best_bid: str | None = None  # decimal text of the current best bid price
     best_ask: str | None = None
+
+    def show_top(self, top: tuple[int | None, int | None]) -> None:
+        """Render the book's best (bid, ask) prices as decimal text (None: that side is empty)."""
+        self.best_bid = format_fixed8(top[0]) if top[0] is not None else None
+        self.best_ask = format_fixed8(top[1]) if top[1] is not None else None
 
 
 @dataclasses.dataclass
@@ -67,3 +74,24 @@ class VenueFeed(Protocol):
     def on_disconnect(self, ts_ns: int) -> Sequence[Event]:
         """The connection is gone: drop every book and return the invalidations to publish."""
         ...
+
+
+class DecimalCache:
+    """Exchange decimal text -> fixed point, memoized (prices and sizes repeat). A text with more than
+    8 decimals is rounded half to even and counted in ``stats.rounded`` every time (it is not memoized)."""
+
+    __slots__ = ("_memo", "_stats")
+
+    def __init__(self, stats: FeedStats) -> None:
+        self._memo: dict[str, int] = {}
+        self._stats = stats
+
+    def __call__(self, text: str) -> int:
+        value = self._memo.get(text)
+        if value is None:
+            value, rounded = parse_fixed8_rounded(text)
+            if rounded:
+                self._stats.rounded += 1
+            elif len(self._memo) < CACHE_LIMIT:
+                self._memo[text] = value
+        return value

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from tickrelay.errors import FixedPointError, SymbolError
-from tickrelay.protocol.fixed import format_fixed8, parse_fixed8_rounded
+from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import (
     Event,
     InstrumentMeta,
@@ -53,7 +53,7 @@ from tickrelay.protocol.messages import (
 from tickrelay.protocol.symbols import AssetType, VenueId, asset_id_for, normalize_pair
 from tickrelay.venues.book import OrderBook
 from tickrelay.venues.coinbase import parse_time_ns
-from tickrelay.venues.feed import BookStats, FeedStats
+from tickrelay.venues.feed import BookStats, DecimalCache, FeedStats
 
 
 NAME = "kraken"
@@ -62,7 +62,6 @@ URL_V2 = "wss://ws.kraken.com/v2"
 _VENUE = int(VenueId.KRAKEN)
 _SPOT = int(AssetType.CRYPTO_SPOT)
 _CHECKED_LEVELS = 10
-CACHE_LIMIT = 100_000  # decimal texts cached per feed
 _GENERIC = msgspec.json.Decoder()
 
 
@@ -197,7 +196,7 @@ class KrakenFeed:
         self._pairs: dict[str, _Pair] = {}
         self._resubscribe: dict[str, None] = {}
         self._precisions: dict[str, tuple[int, int]] = {}  # v2 instrument precisions by symbol
-        self._cache: dict[str, int] = {}
+        self._fixed = DecimalCache(self.stats)
 
     # ---- VenueFeed ----------------------------------------------------------------------------
 
@@ -525,12 +524,10 @@ class KrakenFeed:
             p.stats.best_bid = p.stats.best_ask = None
 
     def _render(self, p: _Pair, stats: BookStats) -> None:
-        bid, ask = p.book.best_bid(), p.book.best_ask()
-        top = (bid[0] if bid else None, ask[0] if ask else None)
-        if top != p.top:
+        top = p.book.top_prices()
+        if top != p.top:  # format only when the top moves
             p.top = top
-            stats.best_bid = format_fixed8(top[0]) if top[0] is not None else None
-            stats.best_ask = format_fixed8(top[1]) if top[1] is not None else None
+            stats.show_top(top)
 
     def _book_stats(self, p: _Pair) -> BookStats:
         if p.stats is None:
@@ -552,13 +549,3 @@ class KrakenFeed:
             else:
                 decimals = (_places(price) if price else 255, _places(size) if size else 255)
             out.append(InstrumentMeta(p.asset_id, _VENUE, _SPOT, decimals[0], decimals[1], p.pair, p.symbol))
-
-    def _fixed(self, text: str) -> int:
-        value = self._cache.get(text)
-        if value is None:
-            value, rounded = parse_fixed8_rounded(text)
-            if rounded:
-                self.stats.rounded += 1
-            elif len(self._cache) < CACHE_LIMIT:
-                self._cache[text] = value
-        return value
