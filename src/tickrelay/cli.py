@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("relay-status", "relay_status"),
     ("tail", "tail"),
     ("publish", "publish"),
+    ("config", "config"),
 )
 
 

@@ -1,0 +1,54 @@
+"""``tickrelay config show``: the effective configuration and where each value came from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tickrelay.config import KEYS, Settings, load_settings
+from tickrelay.errors import ConfigError
+
+
+HELP = "show the effective configuration (defaults < tickrelay.toml < environment < flags) and its sources"
+DEFAULT_FILE = "tickrelay.toml"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["show"])
+    parser.add_argument("--config", metavar="PATH", help=f"TOML file (default: ./{DEFAULT_FILE} if present)")
+    parser.add_argument("--json", action="store_true", help="one JSON object: {key: {value, source}}")
+
+
+def read_settings(config_path: str | None, flags: Mapping[str, Any]) -> Settings:
+    """Read the TOML file (the given one must exist; ./tickrelay.toml is optional) and the environment."""
+    path = Path(config_path) if config_path else Path(DEFAULT_FILE)
+    try:
+        text: str | None = path.read_text()
+    except FileNotFoundError:
+        if config_path:
+            raise ConfigError(f"--config {config_path}: no such file") from None
+        text = None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return load_settings(text, str(path), os.environ, flags)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = read_settings(args.config, {})
+    if args.json:
+        print(
+            json.dumps(
+                {k.name: {"value": settings[k.name], "source": settings.sources[k.name]} for k in KEYS}
+            )
+        )
+        return 0
+    width = max(len(k.name) for k in KEYS)
+    for key in KEYS:
+        value = settings[key.name]
+        shown = ",".join(value) if isinstance(value, list) else value
+        print(f"{key.name:{width}} = {shown!s:40} # {settings.sources[key.name]}")
+    return 0

@@ -1,0 +1,154 @@
+"""Configuration: precedence, sources, and every error path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tickrelay.config import KEYS, load_settings
+from tickrelay.errors import ConfigError
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE = """# a comment
+[kraken]
+depth = 25
+pairs = ["XBT/USD"]
+
+[metrics]
+port = 9100
+"""
+
+
+def test_defaults_file_environment_flags_in_that_order() -> None:
+    s = load_settings(
+        FILE,
+        "t.toml",
+        {"KRAKEN_PAIRS": "ETH/USD, XBT/EUR", "TICKRELAY_METRICS_PORT": "9200", "HOME": "/root"},
+        {"metrics.port": 9300, "kraken.depth": None},
+    )
+    assert s["kraken.depth"] == 25
+    assert s.sources["kraken.depth"] == "t.toml:3"
+    assert s["kraken.pairs"] == ["ETH/USD", "XBT/EUR"]
+    assert s.sources["kraken.pairs"] == "environment KRAKEN_PAIRS"
+    assert (s["metrics.port"], s.sources["metrics.port"]) == (9300, "flag --metrics-port")
+    assert (s["log.level"], s.sources["log.level"]) == ("info", "default")
+    assert load_settings(None, "tickrelay.toml", {}, {})["coinbase.products"] == ["BTC-USD", "ETH-USD"]
+
+
+def test_the_designs_variables_are_read() -> None:
+    env = {
+        "COINBASE_PRODUCTS": "SOL-USD",
+        "BINANCE_SYMBOLS": "NKNUSDT,LRCBTC",
+        "COINBASE_WS_URL": "ws://x",
+        "BINANCE_WS_URL": "ws://y",
+        "KRAKEN_WS_URL": "ws://z",
+        "RELAY_SOCKET_PATH": "/tmp/r.sock",
+        "TICKRELAY_RELAY_CHECKSUMS": "off",
+        "TICKRELAY_COLLECTOR_STALE_AFTER_S": "2.5",
+    }
+    s = load_settings(None, "-", env, {})
+    assert (s["coinbase.products"], s["binance.symbols"]) == (["SOL-USD"], ["NKNUSDT", "LRCBTC"])
+    assert (s["coinbase.ws_url"], s["binance.ws_url"], s["kraken.ws_url"]) == ("ws://x", "ws://y", "ws://z")
+    assert (s["relay.socket"], s["relay.checksums"], s["collector.stale_after_s"]) == (
+        "/tmp/r.sock",
+        False,
+        2.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "flags", "message"),
+    [
+        ("[kraken]\ndepht = 25\n", {}, {}, "t.toml:2: unknown key `kraken.depht`"),
+        ("[krakn]\ndepth = 25\n", {}, {}, "t.toml:2: unknown key `krakn.depth`"),
+        ("depth = 25\n", {}, {}, "t.toml:1: `depth` must be a [section] table"),
+        ("[kraken]\ndepth = \n", {}, {}, "t.toml: not valid TOML"),
+        (
+            "[kraken]\ndepth = 11\n",
+            {},
+            {},
+            "t.toml:2: `kraken.depth` must be one of 10, 25, 100, 500, 1000, not 11",
+        ),
+        ("[kraken]\ndepth = true\n", {}, {}, "`kraken.depth` must be a int, not True"),
+        ("[coinbase]\nproducts = []\n", {}, {}, "`coinbase.products` must name at least one"),
+        ("[coinbase]\nproducts = [1]\n", {}, {}, "must be a list of strings"),
+        ("[metrics]\nport = -1\n", {}, {}, "`metrics.port` must be at least 0, not -1"),
+        (None, {"TICKRELAY_KRAKEN_DEPHT": "1"}, {}, "environment variable TICKRELAY_KRAKEN_DEPHT: unknown"),
+        (
+            None,
+            {"TICKRELAY_METRICS_PORT": "x"},
+            {},
+            "environment TICKRELAY_METRICS_PORT: `metrics.port` must be a number",
+        ),
+        (None, {"TICKRELAY_RELAY_CHECKSUMS": "maybe"}, {}, "must be true or false, not 'maybe'"),
+        (None, {}, {"log.level": "loud"}, "flag --log-level: `log.level` must be one of"),
+    ],
+)
+def test_errors_name_the_key_the_source_and_what_is_allowed(
+    toml: str | None, env: dict[str, str], flags: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(toml, "t.toml", env, flags)
+    assert message in str(info.value)
+
+
+def test_docs_and_example_cover_every_key() -> None:
+    doc = (ROOT / "docs/config.md").read_text()
+    example = tomllib.loads((ROOT / "tickrelay.toml.example").read_text())
+    for key in KEYS:
+        assert f"`{key.name}`" in doc
+        assert f"`{key.env_name}`" in doc
+        section, name = key.name.split(".")
+        assert example[section][name] == key.default
+    assert load_settings((ROOT / "tickrelay.toml.example").read_text(), "example", {}, {}).values == {
+        k.name: k.default for k in KEYS
+    }
+
+
+def _show(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tickrelay", "config", "show", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_config_show_reads_the_working_directory_file_and_reports_sources(tmp_path: Path) -> None:
+    (tmp_path / "tickrelay.toml").write_text(FILE)
+    done = _show("--json", cwd=tmp_path, env={"PATH": "/usr/bin", "KRAKEN_PAIRS": "ETH/USD"})
+    shown = json.loads(done.stdout)
+    assert shown["kraken.depth"] == {"value": 25, "source": "tickrelay.toml:3"}
+    assert shown["kraken.pairs"] == {"value": ["ETH/USD"], "source": "environment KRAKEN_PAIRS"}
+    text = _show(cwd=tmp_path).stdout
+    assert "kraken.depth            = 25" in text
+    assert "# tickrelay.toml:3" in text
+
+
+def test_config_show_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
+    done = _show("--config", str(tmp_path / "missing.toml"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"tickrelay config: configuration error: --config {tmp_path}/missing.toml: no such file\n"
+    )
+    (tmp_path / "tickrelay.toml").write_text("[kraken]\ndepht = 1\n")
+    done = _show(cwd=tmp_path)
+    assert done.returncode == 2
+    assert "tickrelay.toml:2: unknown key `kraken.depht`" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_booleans_from_the_environment_and_integers_as_floats() -> None:
+    assert load_settings(None, "-", {"TICKRELAY_KRAKEN_ENABLED": "yes"}, {})["kraken.enabled"] is True
+    whole = load_settings("[collector]\nstale_after_s = 3\n", "t.toml", {}, {})["collector.stale_after_s"]
+    assert whole == 3.0
+    assert isinstance(whole, float)
