@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("tail", "tail"),
     ("publish", "publish"),
     ("config", "config"),
+    ("replay-exchange", "replay_exchange"),
 )
 
 

@@ -1,0 +1,61 @@
+"""``tickrelay replay-exchange``: serve the embedded recordings over each venue's real protocol."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from tickrelay import runtime
+from tickrelay.errors import ConfigError
+from tickrelay.replay.exchange import Faults, ReplayExchange
+
+
+HELP = "serve recorded Coinbase, Binance and Kraken sessions over their real WebSocket/REST protocols"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0: any free port (default %(default)s)")
+    parser.add_argument("--speed", default="1", help="recorded pace x SPEED, or 'max' (default 1)")
+    parser.add_argument(
+        "--no-loop", action="store_true", help="keep connections open after the recording ends"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="close-after=N, stall=N:S or corrupt=N (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        speed = 0.0 if args.speed == "max" else float(args.speed)
+        faults = Faults.parse(args.fault)
+    except ValueError as exc:
+        raise ConfigError(f"replay-exchange: {exc}") from None
+    if speed < 0:
+        raise ConfigError(f"--speed must be positive or 'max', not {args.speed}")
+
+    async def main(stop: asyncio.Event) -> int:
+        exchange = ReplayExchange(speed=speed, loop=not args.no_loop, faults=faults)
+        await exchange.start(args.host, args.port)
+        base = f"ws://{args.host}:{exchange.port}"
+        print(
+            f"tickrelay replay-exchange: {base}/coinbase {base}/binance/stream?streams=... {base}/kraken "
+            f"(REST http://{args.host}:{exchange.port}/binance/api/v3/depth)",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+        await exchange.stop()
+        print(
+            f"tickrelay replay-exchange: stopped after {exchange.stats.connections} connections, "
+            f"{exchange.stats.frames_sent} frames",
+            file=sys.stderr,
+        )
+        return 0
+
+    return runtime.run(main)

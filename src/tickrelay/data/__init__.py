@@ -1,0 +1,1 @@
+"""Package data: embedded recordings (see recordings/README.md for sources and licences)."""

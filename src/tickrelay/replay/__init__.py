@@ -1,0 +1,1 @@
+"""The replay exchange: recorded sessions served over each venue's real protocol."""

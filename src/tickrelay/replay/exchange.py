@@ -1,0 +1,259 @@
+"""The replay exchange: local WebSocket and REST servers that speak each venue's protocol and stream
+recorded sessions. Thin I/O (aiohttp) around the recordings.
+
+Routes (one server, one port):
+
+* ``/coinbase``: the Exchange feed. The client sends ``{"type":"subscribe","product_ids":[..],
+  "channels":[..]}``; the server answers ``subscriptions`` and streams the recorded frames of those
+  products.
+* ``/binance/stream?streams=a/b`` (the URL is the subscription, combined frames) and ``/binance/ws``
+  (``{"method":"SUBSCRIBE","params":[..],"id":N}`` -> ``{"result":null,"id":N}``, raw event frames);
+  ``GET /binance/api/v3/depth?symbol=X`` serves the recorded REST snapshot.
+* ``/kraken``: v1. The server sends the recorded ``systemStatus``; each ``subscribe`` event is answered
+  with the recorded ``subscriptionStatus`` frames of the asked pairs, then that channel's frames.
+
+Pacing follows the recorded receive times divided by ``speed`` (0 = as fast as possible). At the end
+of a recording the server closes the connection (code 1000) unless ``loop`` is off and ``hold`` is
+on, so a looping client reconnects and resubscribes as it would with a real exchange. Faults for
+tests and demos: close after N frames, stall S seconds after N frames, or corrupt frame N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable
+
+from aiohttp import WSMsgType, web
+
+from tickrelay.replay import recordings
+from tickrelay.replay.recordings import Recording
+
+
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    close_after: int = 0  # close the connection after this many frames (0: never)
+    stall_after: int = 0  # stop sending for stall_s seconds after this many frames (0: never)
+    stall_s: float = 0.0
+    corrupt: int = 0  # replace frame number N (1-based) by bytes that are not JSON (0: never)
+
+    @classmethod
+    def parse(cls, specs: Iterable[str]) -> Faults:
+        """``close-after=N``, ``stall=N:S`` (after N frames, S seconds), ``corrupt=N``."""
+        values: dict[str, float] = {}
+        for spec in specs:
+            name, _, arg = spec.partition("=")
+            if name == "close-after":
+                values["close_after"] = int(arg)
+            elif name == "stall":
+                after, _, seconds = arg.partition(":")
+                values["stall_after"], values["stall_s"] = int(after), float(seconds)
+            elif name == "corrupt":
+                values["corrupt"] = int(arg)
+            else:
+                raise ValueError(f"unknown fault {spec!r} (close-after=N, stall=N:S, corrupt=N)")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass
+class ExchangeStats:
+    connections: int = 0
+    frames_sent: int = 0
+
+
+class ReplayExchange:
+    """Serve the embedded recordings on ``host:port`` (port 0: any free port; see ``.port``)."""
+
+    def __init__(self, *, speed: float = 1.0, loop: bool = True, faults: Faults = Faults()) -> None:
+        self.speed = speed
+        self.loop = loop
+        self.faults = faults
+        self.stats = ExchangeStats()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._coinbase = recordings.load(*recordings.COINBASE)
+        self._binance = recordings.load(*recordings.BINANCE)
+        self._kraken = {name: recordings.load(*spec) for name, spec in recordings.KRAKEN.items()}
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_get("/coinbase", self._coinbase_ws)
+        app.router.add_get("/binance/stream", self._binance_stream)
+        app.router.add_get("/binance/ws", self._binance_ws)
+        app.router.add_get("/binance/api/v3/depth", self._binance_depth)
+        app.router.add_get("/kraken", self._kraken_ws)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def url(self, venue: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/{venue}"
+
+    # ---- streaming ------------------------------------------------------------------------------
+
+    async def _stream(
+        self, ws: web.WebSocketResponse, rec: Recording, keep: Callable[[bytes], bytes | None]
+    ) -> None:
+        """Send the frames ``keep`` passes (it may transform them), paced, with the configured faults."""
+        start, first_ns, sent = time.monotonic(), None, 0
+        f = self.faults
+        for frame, at_ns in zip(rec.frames, rec.times_ns, strict=True):
+            out = keep(frame)
+            if out is None:
+                continue
+            if self.speed:
+                first_ns = at_ns if first_ns is None else first_ns
+                delay = start + (at_ns - first_ns) / 1e9 / self.speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elif sent % 256 == 255:
+                await asyncio.sleep(0)
+            sent += 1
+            if f.corrupt and sent == f.corrupt:
+                out = b"\x00corrupted frame\x00"
+            await ws.send_str(out.decode("utf-8", "replace"))
+            self.stats.frames_sent += 1
+            if f.stall_after and sent == f.stall_after:
+                await asyncio.sleep(f.stall_s)
+            if f.close_after and sent >= f.close_after:
+                await ws.close(code=1011, message=b"fault injected: close")
+                return
+        if self.loop:
+            await ws.close(code=1000, message=b"end of recording: reconnect to replay it again")
+
+    async def _open(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 22)
+        await ws.prepare(request)
+        self.stats.connections += 1
+        return ws
+
+    async def _hold(self, ws: web.WebSocketResponse) -> None:
+        """Keep a finished, non-looping connection open until the client leaves."""
+        async for _ in ws:
+            pass
+
+    # ---- Coinbase ----------------------------------------------------------------------------------
+
+    async def _coinbase_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = await self._open(request)
+        msg = await ws.receive()
+        if msg.type != WSMsgType.TEXT:
+            return ws
+        sub = json.loads(msg.data)
+        products = set(sub.get("product_ids", []))
+        channels = sub.get("channels", [])
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "subscriptions",
+                    "channels": [
+                        {"name": c if isinstance(c, str) else c.get("name"), "product_ids": sorted(products)}
+                        for c in channels
+                    ],
+                }
+            )
+        )
+
+        def keep(frame: bytes) -> bytes | None:
+            return frame if recordings.coinbase_product(frame) in products else None
+
+        await self._stream(ws, self._coinbase, keep)
+        if not ws.closed:
+            await self._hold(ws)
+        return ws
+
+    # ---- Binance -----------------------------------------------------------------------------------
+
+    async def _binance_stream(self, request: web.Request) -> web.WebSocketResponse:
+        streams = set(request.query.get("streams", "").split("/"))
+        ws = await self._open(request)
+        await self._stream(
+            ws, self._binance, lambda f: f if recordings.binance_stream(f) in streams else None
+        )
+        if not ws.closed:
+            await self._hold(ws)
+        return ws
+
+    async def _binance_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = await self._open(request)
+        msg = await ws.receive()
+        if msg.type != WSMsgType.TEXT:
+            return ws
+        sub = json.loads(msg.data)
+        streams = set(sub.get("params", []))
+        await ws.send_str(json.dumps({"result": None, "id": sub.get("id")}))
+
+        def raw_event(frame: bytes) -> bytes | None:  # raw streams send the event object alone
+            if recordings.binance_stream(frame) not in streams:
+                return None
+            return frame[frame.index(b'"data":') + 7 : -1]
+
+        await self._stream(ws, self._binance, raw_event)
+        if not ws.closed:
+            await self._hold(ws)
+        return ws
+
+    async def _binance_depth(self, request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol", "")
+        body = recordings.binance_snapshot(symbol)
+        if body is None:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        return web.Response(body=body, content_type="application/json")
+
+    # ---- Kraken ------------------------------------------------------------------------------------
+
+    async def _kraken_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = await self._open(request)
+        await ws.send_str(self._kraken["trade"].frames[0].decode())  # the recorded systemStatus
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    break
+                sub = json.loads(msg.data)
+                if sub.get("event") == "ping":
+                    await ws.send_str(json.dumps({"event": "pong", "reqid": sub.get("reqid")}))
+                    continue
+                name = sub.get("subscription", {}).get("name")
+                rec = self._kraken.get(name)
+                if sub.get("event") != "subscribe" or rec is None:
+                    await ws.send_str(
+                        json.dumps(
+                            {
+                                "event": "subscriptionStatus",
+                                "status": "error",
+                                "errorMessage": f"Subscription name invalid: {name}",
+                            }
+                        )
+                    )
+                    continue
+                pairs = set(sub.get("pair", []))
+                for frame in rec.frames:  # the recorded acks, with the recorded channel ids
+                    if b'"subscriptionStatus"' in frame and json.loads(frame).get("pair") in pairs:
+                        await ws.send_str(frame.decode())
+                tasks.append(asyncio.create_task(self._stream(ws, rec, _kraken_keep(pairs))))
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return ws
+
+
+def _kraken_keep(pairs: set[str]) -> Callable[[bytes], bytes | None]:
+    def keep(frame: bytes) -> bytes | None:
+        route = recordings.kraken_route(frame)
+        if route is None:
+            return frame if b'"heartbeat"' in frame else None
+        return frame if route[1] in pairs else None
+
+    return keep
