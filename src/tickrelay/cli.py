@@ -27,6 +27,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("publish", "publish"),
     ("config", "config"),
     ("replay-exchange", "replay_exchange"),
+    ("collect", "collect"),
 )
 
 

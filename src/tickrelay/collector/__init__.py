@@ -1,0 +1,1 @@
+"""Collectors: one venue connection each, straight into the relay."""

@@ -1,0 +1,241 @@
+"""One venue's collector: WebSocket in, venue feed, RelayOutput out. The thin I/O around venues/.
+
+Hot path per frame: receipt time (``time.time_ns()`` right after the frame is read) -> ``feed.on_frame``
+-> ``RelayOutput.send_event`` for each value (stamped with the receipt time). No queue, and nothing in
+the loop waits for the relay. Around it:
+
+* subscribe per config, and again after every reconnect;
+* a stale-feed watchdog: no frame for ``stale_after_s`` -> count it, reconnect;
+* reconnects with capped exponential backoff and jitter, for ever; on every disconnect the feed's
+  invalidations are published, so no consumer keeps a dead book;
+* Binance REST depth snapshots in a side task behind a shared rate limiter (never in the frame loop);
+  Kraken pairs and Coinbase books that failed their checks are resubscribed.
+
+Errors: the feed classifies every frame itself (parse errors are counted there with a sample); an
+encode error is counted here; send errors are RelayOutput's (it buffers and reconnects, never blocks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from tickrelay.errors import TickrelayError
+from tickrelay.protocol.codec import Source
+from tickrelay.transport.backoff import backoff
+from tickrelay.transport.output import RelayOutput
+from tickrelay.venues.binance import BinanceFeed
+from tickrelay.venues.coinbase import CoinbaseFeed
+from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.kraken import KrakenFeed
+
+
+SOURCES = {
+    "binance": Source.BINANCE_COLLECTOR,
+    "kraken": Source.KRAKEN_COLLECTOR,
+    "coinbase": Source.COINBASE_COLLECTOR,
+}
+MAX_FRAME = 1 << 24
+
+
+@dataclasses.dataclass
+class CollectorStats:
+    connects: int = 0
+    reconnects: int = 0
+    stale_events: int = 0
+    encode_errors: int = 0
+    snapshots_fetched: int = 0
+    snapshot_errors: int = 0
+    resubscribes: int = 0
+    last_error: str = ""
+
+
+class RateLimiter:
+    """At most one call per ``interval_s`` (shared by all the REST requests of a process)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next = time.monotonic() + self.interval_s
+
+
+def make_feed(venue: str, settings: Mapping[str, Any]) -> VenueFeed:
+    if venue == "binance":
+        return BinanceFeed()  # the URL names the streams: no subscribe frames
+    if venue == "kraken":
+        return KrakenFeed(
+            settings["kraken.pairs"],
+            depth=settings["kraken.depth"],
+            checksum_policy=settings["kraken.checksum_policy"],
+        )
+    return CoinbaseFeed(settings["coinbase.products"], api=settings["coinbase.api"])
+
+
+def feed_url(venue: str, settings: Mapping[str, Any]) -> str:
+    if venue == "binance":
+        kinds = ("trade", "bookTicker", "depth@100ms")
+        streams = "/".join(f"{s.lower()}@{k}" for s in settings["binance.symbols"] for k in kinds)
+        return f"{settings['binance.ws_url'].rstrip('/')}/stream?streams={streams}"
+    return str(settings[f"{venue}.ws_url"])
+
+
+class Collector:
+    """Collect one venue into one RelayOutput stream until ``stop`` is set."""
+
+    def __init__(
+        self,
+        venue: str,
+        settings: Mapping[str, Any],
+        output: RelayOutput,
+        *,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.venue = venue
+        self.settings = settings
+        self.output = output
+        self.url = feed_url(venue, settings)
+        self.stale_after_s: float = settings["collector.stale_after_s"]
+        self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
+        self.limiter = limiter or RateLimiter(0.2)
+        self.stats = CollectorStats()
+        self.feed: VenueFeed = make_feed(venue, settings)
+        self._snapshot_wanted = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delays = backoff(cap_s=self.backoff_cap_s)
+        async with aiohttp.ClientSession() as session:
+            snapshots = (
+                asyncio.create_task(self._snapshots(session, stop)) if self.venue == "binance" else None
+            )
+            try:
+                while not stop.is_set():
+                    try:
+                        await self._connection(session, stop)
+                        delays = backoff(cap_s=self.backoff_cap_s)
+                    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    self._publish(self.feed.on_disconnect(time.time_ns()))
+                    if stop.is_set():
+                        break
+                    self.stats.reconnects += 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), next(delays))
+            finally:
+                if snapshots is not None:
+                    snapshots.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await snapshots
+
+    async def _connection(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
+        async with session.ws_connect(self.url, heartbeat=None, max_msg_size=MAX_FRAME, autoping=True) as ws:
+            self.stats.connects += 1
+            for message in self.feed.subscribe_messages():
+                await ws.send_str(message.decode())
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                while True:
+                    receiving = asyncio.ensure_future(ws.receive())
+                    done, _ = await asyncio.wait(
+                        {receiving, stopping}, timeout=self.stale_after_s, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if receiving not in done:
+                        receiving.cancel()
+                        if stopping in done:
+                            return
+                        self.stats.stale_events += 1
+                        self.stats.last_error = f"no frame for {self.stale_after_s:g} s: reconnecting"
+                        return
+                    msg = receiving.result()
+                    ts_recv_ns = time.time_ns()
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        self._publish(self.feed.on_frame(msg.data.encode(), ts_recv_ns), ts_recv_ns)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        self._publish(self.feed.on_frame(msg.data, ts_recv_ns), ts_recv_ns)
+                    else:  # closed or error: reconnect
+                        self.stats.last_error = f"connection ended: {msg.type.name} {ws.close_code}"
+                        return
+                    await self._after_frame(ws)
+            finally:
+                stopping.cancel()
+
+    def _publish(self, values: Any, ts_ns: int | None = None) -> None:
+        ts = ts_ns if ts_ns is not None else time.time_ns()
+        send = self.output.send_event
+        for value in values:
+            try:
+                send(ts, value)
+            except TickrelayError as exc:  # a value the codec cannot encode: counted, never fatal
+                self.stats.encode_errors += 1
+                self.stats.last_error = f"encode error: {exc}"
+
+    async def _after_frame(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        feed = self.feed
+        if isinstance(feed, BinanceFeed):
+            if feed.wants_snapshot():
+                self._snapshot_wanted.set()
+        elif isinstance(feed, KrakenFeed):
+            for pair in feed.wants_resubscribe():
+                self.stats.resubscribes += 1
+                sub = {"name": "book", "depth": feed.depth}
+                await ws.send_str(json.dumps({"event": "unsubscribe", "pair": [pair], "subscription": sub}))
+                await ws.send_str(json.dumps({"event": "subscribe", "pair": [pair], "subscription": sub}))
+        elif isinstance(feed, CoinbaseFeed) and feed.wants_resubscribe():
+            self.stats.resubscribes += 1
+            for message in feed.subscribe_messages():
+                await ws.send_str(message.decode())
+
+    async def _snapshots(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
+        """Fetch REST depth snapshots for the symbols the Binance feed asks for, one at a time."""
+        feed = self.feed
+        assert isinstance(feed, BinanceFeed)
+        base = str(self.settings["binance.rest_url"]).rstrip("/")
+        while not stop.is_set():
+            await self._snapshot_wanted.wait()
+            self._snapshot_wanted.clear()
+            for symbol in feed.wants_snapshot():
+                await self.limiter.wait()
+                try:
+                    async with session.get(
+                        f"{base}/api/v3/depth", params={"symbol": symbol, "limit": "1000"}
+                    ) as r:
+                        body = await r.read()
+                        r.raise_for_status()
+                    ts = time.time_ns()
+                    self._publish(feed.on_snapshot(symbol, body, ts), ts)
+                    self.stats.snapshots_fetched += 1
+                except (aiohttp.ClientError, OSError, TickrelayError) as exc:
+                    self.stats.snapshot_errors += 1
+                    self.stats.last_error = f"snapshot {symbol}: {exc}"
+                    self._snapshot_wanted.set()  # ask again (after the limiter's pause)
+
+    def report(self) -> dict[str, Any]:
+        fs = self.feed.stats
+        return {
+            "venue": self.venue,
+            "frames": fs.frames,
+            "messages": dict(fs.messages),
+            "ignored": dict(fs.ignored),
+            "rejected": dict(fs.rejected),
+            "samples": fs.samples,
+            "collector": dataclasses.asdict(self.stats),
+            "output": dataclasses.asdict(self.output.stats),
+        }
+
+
+def print_report(collector: Collector) -> None:
+    print(json.dumps(collector.report()), file=sys.stderr)

@@ -1,0 +1,52 @@
+"""``tickrelay collect VENUE``: one venue's WebSocket feed, straight into the market-data relay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from tickrelay import runtime
+from tickrelay.collector.run import SOURCES, Collector, print_report
+from tickrelay.commands.config import read_settings
+from tickrelay.protocol.codec import Domain
+from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.paths import socket_path
+
+
+HELP = "collect one venue's market data into the relay (Coinbase, Binance or Kraken)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("venue", choices=sorted(SOURCES))
+    parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
+    parser.add_argument("--url", help="WebSocket URL (the venue's <venue>.ws_url)")
+    parser.add_argument("--rest-url", help="Binance REST base URL (binance.rest_url)")
+    parser.add_argument("--socket", help="relay socket (relay.socket)")
+    parser.add_argument("--stale-after", type=float, metavar="S", help="collector.stale_after_s")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = read_settings(
+        args.config,
+        {
+            f"{args.venue}.ws_url": args.url,
+            "binance.rest_url": args.rest_url,
+            "relay.socket": args.socket,
+            "collector.stale_after_s": args.stale_after,
+        },
+    )
+    path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+
+    async def main(stop: asyncio.Event) -> int:
+        output = RelayOutput(path, source=SOURCES[args.venue], name=f"collect-{args.venue}")
+        output.start()
+        collector = Collector(args.venue, settings.values, output)
+        try:
+            await collector.run(stop)
+        finally:
+            await output.close()
+            print_report(collector)
+        return 0
+
+    return runtime.run(main)
