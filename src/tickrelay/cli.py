@@ -19,6 +19,7 @@ from tickrelay.errors import ConfigError, TickrelayError
 
 # (sub-command, module under tickrelay.commands). Keep in the order `--help` should list them.
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("up", "up"),
     ("normalize", "normalize"),
     ("decode", "decode"),
     ("relay", "relay"),

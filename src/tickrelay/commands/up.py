@@ -1,0 +1,216 @@
+"""``tickrelay up``: the main job. Relay, replay exchange (or the live exchanges), three collectors and
+every consumer, as supervised child processes, with a live summary; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import socket
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tickrelay import runtime
+from tickrelay.commands.config import read_settings
+from tickrelay.protocol.codec import Domain, Message
+from tickrelay.protocol.messages import TYPE_OF, StateInvalidation, UnknownTlv
+from tickrelay.protocol.symbols import VenueId
+from tickrelay.transport.backoff import backoff
+from tickrelay.transport.paths import socket_path
+from tickrelay.transport.subscribe import Gap, Subscription
+
+
+HELP = "run everything: relay, replay exchange (or --live), collectors and consumers, with a live summary"
+VENUES = ("coinbase", "binance", "kraken")
+# What the embedded recordings hold (the replay exchange streams nothing for other instruments).
+REPLAY_INSTRUMENTS = {
+    "COINBASE_PRODUCTS": "SKL-USD,SKL-BTC,SKL-GBP,BAND-GBP,BAND-BTC,NMR-EUR,YFI-BTC,DASH-BTC,NU-GBP,CRV-EUR",
+    "BINANCE_SYMBOLS": "BTCUSDT",
+    "KRAKEN_PAIRS": "XBT/USD,WAVES/EUR,XMR/USD,KSM/XBT,GRT/ETH,SC/EUR,ETH/CHF,OCEAN/XBT,OMG/USD,XBT/CHF,"
+    "ADA/XBT",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
+    parser.add_argument(
+        "--live", action="store_true", help="collect from the real exchanges instead of the replay"
+    )
+    parser.add_argument("--speed", default="1", help="replay pace x SPEED, or 'max' (default 1)")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="summary refresh (default 1 s)"
+    )
+
+
+@dataclasses.dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    last_exit: str = ""
+
+
+async def _supervise(child: Child, stop: asyncio.Event, log: list[str]) -> None:
+    """Run ``child`` until ``stop``; a child that dies is reported and restarted with backoff."""
+    delays = backoff(initial_s=0.5, cap_s=10.0)
+    while not stop.is_set():
+        child.proc = await asyncio.create_subprocess_exec(
+            *child.argv, env=child.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        waiting = asyncio.ensure_future(child.proc.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if stop.is_set():
+            return
+        err = (await child.proc.stderr.read()).decode(errors="replace").strip() if child.proc.stderr else ""
+        child.last_exit = f"exit {child.proc.returncode}: {err.splitlines()[-1] if err else 'no message'}"
+        child.restarts += 1
+        log.append(f"{child.name} died ({child.last_exit}); restarting")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), next(delays))
+
+
+async def _stop_children(children: list[Child]) -> None:
+    for child in children:
+        if child.proc is not None and child.proc.returncode is None:
+            child.proc.terminate()
+    for child in children:
+        if child.proc is not None:
+            try:
+                await asyncio.wait_for(child.proc.wait(), 5)
+            except TimeoutError:
+                child.proc.kill()
+                await child.proc.wait()
+
+
+@dataclasses.dataclass
+class Tally:
+    messages: Counter[str] = dataclasses.field(default_factory=Counter)  # venue -> messages
+    kinds: dict[str, Counter[str]] = dataclasses.field(default_factory=lambda: defaultdict(Counter))
+    invalidations: Counter[str] = dataclasses.field(default_factory=Counter)
+    gaps: int = 0
+    missing: int = 0
+
+
+_VENUE_NAME = {int(v): v.name.lower() for v in VenueId}
+
+
+async def _watch(path: Path, tally: Tally, stop: asyncio.Event) -> None:
+    async for item in Subscription(path, name="up", buffer_bytes=64 << 20):
+        if stop.is_set():
+            return
+        if isinstance(item, Gap):
+            tally.gaps += 1
+            tally.missing += item.missing
+            continue
+        assert isinstance(item, Message)
+        for event in item.events():
+            if isinstance(event, UnknownTlv):
+                continue
+            venue = _VENUE_NAME.get(getattr(event, "venue_id", -1), "system")
+            tally.messages[venue] += 1
+            tally.kinds[venue][TYPE_OF[type(event)].name.lower()] += 1
+            if isinstance(event, StateInvalidation):
+                tally.invalidations[venue] += 1
+
+
+def _summary(
+    tally: Tally, rates: dict[str, float], children: list[Child], started: float, log: list[str]
+) -> str:
+    elapsed = time.monotonic() - started
+    lines = [f"tickrelay up: {elapsed:5.0f} s   gaps {tally.gaps} ({tally.missing} messages missing)"]
+    lines.append(
+        f"{'venue':10} {'msgs/s':>9} {'messages':>10} {'trades':>8} {'quotes':>8} {'book':>8} {'invalid':>8}"
+    )
+    for venue in (*VENUES, "system"):
+        k = tally.kinds[venue]
+        book = k["l2_snapshot"] + k["l2_delta"]
+        lines.append(
+            f"{venue:10} {rates.get(venue, 0.0):9.0f} {tally.messages[venue]:10} {k['trade']:8} "
+            f"{k['quote']:8} {book:8} {tally.invalidations[venue]:8}"
+        )
+    lines.append(
+        "processes: " + ", ".join(f"{c.name}{' x' + str(c.restarts) if c.restarts else ''}" for c in children)
+    )
+    lines.extend(log[-3:])
+    return "\n".join(lines)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = read_settings(args.config, {})
+    path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+    me = [sys.executable, "-m", "tickrelay"]
+    env = dict(os.environ)
+    children = [Child("relay", [*me, "relay", "--socket", str(path)], env)]
+    if not args.live:
+        port = _free_port()
+        base = f"ws://127.0.0.1:{port}"
+        env = {
+            **env,
+            **REPLAY_INSTRUMENTS,
+            "TICKRELAY_BINANCE_REST_URL": f"http://127.0.0.1:{port}/binance",
+            "COINBASE_WS_URL": f"{base}/coinbase",
+            "BINANCE_WS_URL": f"{base}/binance",
+            "KRAKEN_WS_URL": f"{base}/kraken",
+        }
+        children.append(
+            Child(
+                "replay-exchange", [*me, "replay-exchange", "--port", str(port), "--speed", args.speed], env
+            )
+        )
+    config = ["--config", args.config] if args.config else []
+    for venue in VENUES:
+        if settings[f"{venue}.enabled"]:
+            children.append(
+                Child(f"collect-{venue}", [*me, "collect", venue, "--socket", str(path), *config], env)
+            )
+    tty = sys.stdout.isatty()
+
+    async def main(stop: asyncio.Event) -> int:
+        log: list[str] = []
+        tally = Tally()
+        started = time.monotonic()
+        supervisors = [asyncio.create_task(_supervise(children[0], stop, log))]
+        await asyncio.sleep(0.3)  # the relay first: collectors connect to it
+        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in children[1:]]
+        watcher = asyncio.create_task(_watch(path, tally, stop))
+        print(
+            f"tickrelay up: relay on {path}; {'live exchanges' if args.live else 'embedded replay'}; "
+            "Ctrl-C stops",
+            flush=True,
+        )
+        last = Counter(tally.messages)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.interval)
+            rates = {v: (tally.messages[v] - last[v]) / args.interval for v in (*VENUES, "system")}
+            last = Counter(tally.messages)
+            text = _summary(tally, rates, children, started, log)
+            print(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"), flush=True)
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await _stop_children(children)
+        for task in supervisors:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        print(
+            "tickrelay up: stopped. Final report:\n" + _summary(tally, {}, children, started, log), flush=True
+        )
+        return 0
+
+    return runtime.run(main)

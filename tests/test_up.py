@@ -1,0 +1,61 @@
+"""`tickrelay up` as a user runs it: starts everything, shows data, serves `tail`, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.timeout(90)
+def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("RELAY_SOCKET_PATH", None)
+    out = (tmp_path / "up.out").open("w")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "tickrelay", "up", "--interval", "0.5"],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 10  # data within 10 s of starting
+        text = ""
+        while time.monotonic() < deadline:
+            text = (tmp_path / "up.out").read_text()
+            rows = [
+                line.split() for line in text.splitlines() if line.split()[:1] in (["coinbase"], ["kraken"])
+            ]
+            if rows and all(int(r[2]) > 0 for r in rows[-2:]):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"no data within 10 s:\n{text}")
+        assert "relay on " + str(tmp_path / "tickrelay" / "market-data.sock") in text
+        tail = subprocess.run(
+            [sys.executable, "-m", "tickrelay", "tail", "--count", "100"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert tail.returncode == 0, tail.stderr
+        lines = tail.stdout.splitlines()
+        assert len(lines) == 100
+        assert all(line.split()[2] in ("coinbase", "binance", "kraken", "-") for line in lines)
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(30)
+        out.close()
+    text = (tmp_path / "up.out").read_text()
+    assert code == 0
+    final = text[text.index("Final report:") :]
+    assert "processes: relay, replay-exchange, collect-coinbase, collect-binance, collect-kraken" in final
+    assert "died" not in text
+    assert not (tmp_path / "tickrelay" / "market-data.sock").exists()  # the relay removed its socket
