@@ -12,6 +12,7 @@ from tickrelay.collector.run import SOURCES, Collector, make_feed
 from tickrelay.config import load_settings
 from tickrelay.protocol.codec import Message, encode_events
 from tickrelay.protocol.messages import Reason, StateInvalidation
+from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
 from tickrelay.replay import recordings
 from tickrelay.replay.exchange import Faults, ReplayExchange
@@ -126,8 +127,7 @@ def offline_one(feed: VenueFeed, frame: bytes, i: int) -> list[bytes]:
 
 async def test_kraken_collector_and_a_forced_disconnect_mid_book(tmp_path: Path) -> None:
     def saw_resync(g: list[Message]) -> bool:
-        snapshots = [m for m in g if (m.payload[0] == 0xFF and m.payload[2] == 5) or m.payload[0] == 5]
-        return len(snapshots) >= 2
+        return any(isinstance(e, StateInvalidation) and e.reason == Reason.RECOVERED for e in g[-1].events())
 
     got, collector = await pipeline(
         tmp_path, "kraken", {"KRAKEN_PAIRS": "XBT/USD"}, saw_resync, faults=Faults(close_after=200)
@@ -138,6 +138,9 @@ async def test_kraken_collector_and_a_forced_disconnect_mid_book(tmp_path: Path)
     assert events[cut] == StateInvalidation(101, 51, Reason.DISCONNECT, ())  # no consumer keeps a dead book
     assert kinds[cut + 1] == "L2Reset"
     assert "L2Snapshot" in kinds[cut + 2 :]  # resubscribed: a fresh snapshot after the invalidation
+    after = events[kinds.index("L2Snapshot", cut) + 1]
+    assert after == StateInvalidation(101, 51, Reason.RECOVERED, (asset_id_for("BTC/USD"),))  # trust it again
+    assert collector.stats.recoveries >= 1
     assert collector.stats.reconnects >= 1
     stats = collector.feed.stats.books["XBT/USD"]
     assert stats.checksum_failures == 0

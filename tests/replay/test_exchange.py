@@ -188,3 +188,31 @@ def test_the_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "unknown fault 'boom'" in bad.stderr
+
+
+async def test_kraken_v2_book_and_instrument_verify_every_checksum(exchange: ReplayExchange) -> None:
+    from tickrelay.venues.kraken import KrakenFeed
+
+    async with aiohttp.ClientSession() as s, s.ws_connect(exchange.url("kraken/v2")) as ws:
+        await ws.send_str(json.dumps({"method": "subscribe", "params": {"channel": "ticker"}, "req_id": 1}))
+        assert json.loads(await ws.receive_str()) == {
+            "method": "subscribe",
+            "success": False,
+            "error": "Channel not supported: ticker",
+            "req_id": 1,
+        }
+        await ws.send_str(
+            json.dumps({"method": "subscribe", "params": {"channel": "instrument"}, "req_id": 2})
+        )
+        assert json.loads(await ws.receive_str())["success"] is True
+        instrument = await ws.receive_str()
+        await ws.send_str(
+            json.dumps({"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"]}})
+        )
+        got = await frames_of(ws)
+    assert got[1:] == fixture_lines(recordings.KRAKEN_V2_BOOK[0])
+    feed = KrakenFeed(version=2)
+    for i, frame in enumerate([instrument, *got]):
+        feed.on_frame(frame.encode(), i)
+    stats = feed.stats.books["BTC/USD"]
+    assert (stats.checksums_verified, stats.checksum_failures) == (510, 0)

@@ -8,6 +8,7 @@ the loop waits for the relay. Around it:
 * a stale-feed watchdog: no frame for ``stale_after_s`` -> count it, reconnect;
 * reconnects with capped exponential backoff and jitter, for ever; on every disconnect the feed's
   invalidations are published, so no consumer keeps a dead book;
+* after a resync, the fresh snapshot is followed by StateInvalidation(RECOVERED) for that instrument;
 * Binance REST depth snapshots in a side task behind a shared rate limiter (never in the frame loop);
   Kraken pairs and Coinbase books that failed their checks are resubscribed.
 
@@ -30,6 +31,7 @@ import aiohttp
 
 from tickrelay.errors import TickrelayError
 from tickrelay.protocol.codec import Source
+from tickrelay.protocol.messages import L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
 from tickrelay.venues.binance import BinanceFeed
@@ -55,6 +57,7 @@ class CollectorStats:
     snapshots_fetched: int = 0
     snapshot_errors: int = 0
     resubscribes: int = 0
+    recoveries: int = 0  # StateInvalidation(RECOVERED) published after a fresh snapshot
     last_error: str = ""
 
 
@@ -115,6 +118,8 @@ class Collector:
         self.stats = CollectorStats()
         self.feed: VenueFeed = make_feed(venue, settings)
         self._snapshot_wanted = asyncio.Event()
+        self._books: set[int] = set()  # instruments that had a complete snapshot
+        self._dark: set[int] = set()  # invalidated since, waiting for a fresh snapshot
 
     async def run(self, stop: asyncio.Event) -> None:
         delays = backoff(cap_s=self.backoff_cap_s)
@@ -174,6 +179,8 @@ class Collector:
                 stopping.cancel()
 
     def _publish(self, values: Any, ts_ns: int | None = None) -> None:
+        """Send each value; after the complete snapshot of an instrument that was invalidated, say it
+        has recovered (consumers may trust its book again)."""
         ts = ts_ns if ts_ns is not None else time.time_ns()
         send = self.output.send_event
         for value in values:
@@ -182,6 +189,19 @@ class Collector:
             except TickrelayError as exc:  # a value the codec cannot encode: counted, never fatal
                 self.stats.encode_errors += 1
                 self.stats.last_error = f"encode error: {exc}"
+                continue
+            if isinstance(value, StateInvalidation):
+                if value.reason != Reason.RECOVERED:  # none named: every book of the venue
+                    self._dark.update(value.asset_ids or self._books)
+            elif isinstance(value, L2Snapshot) and value.flags & SnapshotFlags.END:
+                self._books.add(value.asset_id)
+                if value.asset_id in self._dark:
+                    self._dark.discard(value.asset_id)
+                    recovered = StateInvalidation(
+                        value.venue_id, value.asset_type, int(Reason.RECOVERED), (value.asset_id,)
+                    )
+                    send(ts, recovered)
+                    self.stats.recoveries += 1
 
     async def _after_frame(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         feed = self.feed

@@ -11,6 +11,8 @@ Routes (one server, one port):
   ``GET /binance/api/v3/depth?symbol=X`` serves the recorded REST snapshot.
 * ``/kraken``: v1. The server sends the recorded ``systemStatus``; each ``subscribe`` event is answered
   with the recorded ``subscriptionStatus`` frames of the asked pairs, then that channel's frames.
+* ``/kraken/v2``: v2 ``{"method":"subscribe","params":{"channel":"book"|"instrument",..}}`` -> the method
+  answer, then the recorded v2 book (or the instrument snapshot with BTC/USD's precisions).
 
 Pacing follows the recorded receive times divided by ``speed`` (0 = as fast as possible). At the end
 of a recording the server closes the connection (code 1000) unless ``loop`` is off and ``hold`` is
@@ -77,6 +79,7 @@ class ReplayExchange:
         self._coinbase = recordings.load(*recordings.COINBASE)
         self._binance = recordings.load(*recordings.BINANCE)
         self._kraken = {name: recordings.load(*spec) for name, spec in recordings.KRAKEN.items()}
+        self._kraken_v2 = recordings.load(*recordings.KRAKEN_V2_BOOK)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
@@ -85,6 +88,7 @@ class ReplayExchange:
         app.router.add_get("/binance/ws", self._binance_ws)
         app.router.add_get("/binance/api/v3/depth", self._binance_depth)
         app.router.add_get("/kraken", self._kraken_ws)
+        app.router.add_get("/kraken/v2", self._kraken_v2_ws)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -211,6 +215,22 @@ class ReplayExchange:
 
     # ---- Kraken ------------------------------------------------------------------------------------
 
+    async def _kraken_v2_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = await self._open(request)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    break
+                if await _kraken_v2_answer(ws, json.loads(msg.data)) == "book":
+                    tasks.append(asyncio.create_task(self._stream(ws, self._kraken_v2, lambda f: f)))
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return ws
+
     async def _kraken_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = await self._open(request)
         await ws.send_str(self._kraken["trade"].frames[0].decode())  # the recorded systemStatus
@@ -247,6 +267,44 @@ class ReplayExchange:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         return ws
+
+
+async def _kraken_v2_answer(ws: web.WebSocketResponse, sub: dict[str, object]) -> str | None:
+    """Acknowledge one v2 subscribe; returns the channel to stream ("book"), or None."""
+    params = sub.get("params")
+    channel = params.get("channel") if isinstance(params, dict) else None
+    if sub.get("method") != "subscribe" or channel not in ("book", "instrument"):
+        await ws.send_str(
+            json.dumps(
+                {
+                    "method": sub.get("method"),
+                    "success": False,
+                    "error": f"Channel not supported: {channel}",
+                    "req_id": sub.get("req_id"),
+                }
+            )
+        )
+        return None
+    await ws.send_str(
+        json.dumps(
+            {
+                "method": "subscribe",
+                "result": {"channel": channel},
+                "success": True,
+                "req_id": sub.get("req_id"),
+            }
+        )
+    )
+    if channel == "instrument":
+        pairs = [
+            {"symbol": s, "price_precision": p, "qty_precision": q}
+            for s, (p, q) in recordings.KRAKEN_V2_INSTRUMENTS.items()
+        ]
+        await ws.send_str(
+            json.dumps({"channel": "instrument", "type": "snapshot", "data": {"assets": [], "pairs": pairs}})
+        )
+        return None
+    return "book"
 
 
 def _kraken_keep(pairs: set[str]) -> Callable[[bytes], bytes | None]:

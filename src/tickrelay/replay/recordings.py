@@ -50,6 +50,10 @@ BINANCE = (
     "binance/spot/hftbacktest_2024-08-08_combined_depth100ms-trade-bookTicker_BTCUSDT",
     ".recv_ts_ns.txt",
 )
+KRAKEN_V2_BOOK = ("kraken/v2/python-kraken-sdk_2023-07-30_book-10_BTC-USD", None)
+# The v2 capture holds no `instrument` message; BTC/USD's precisions are the ones its checksums verify with
+# (price 1 decimal, qty 8: see the shared fixtures' README), served as the documented message shape.
+KRAKEN_V2_INSTRUMENTS = {"BTC/USD": (1, 8)}
 BINANCE_SNAPSHOTS = {"BTCUSDT": BINANCE[0] + ".rest-depth-snapshot.json"}
 KRAKEN = {
     "book": ("kraken/v1/python-kraken-sdk_2023-08-30_book-10_XBT-USD", None),
