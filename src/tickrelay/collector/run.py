@@ -1,8 +1,9 @@
 """One venue's collector: WebSocket in, venue feed, RelayOutput out. The thin I/O around venues/.
 
-Hot path per frame: receipt time (``time.time_ns()`` right after the frame is read) -> ``feed.on_frame``
--> ``RelayOutput.send_event`` for each value (stamped with the receipt time). No queue, and nothing in
-the loop waits for the relay. Around it:
+Hot path per frame, all inside picows's frame callback: receipt time (``time.time_ns()`` as the frame
+arrives) -> ``feed.on_frame`` -> ``RelayOutput.send_event`` for each value (stamped with the receipt
+time). No queue, no task hop, and nothing waits for the relay. picows was chosen by bench/wsclient.py:
+1.23M frames/s received against aiohttp's 0.43M on this machine. Around it:
 
 * subscribe per config, and again after every reconnect;
 * a stale-feed watchdog: no frame for ``stale_after_s`` -> count it, reconnect;
@@ -25,9 +26,10 @@ import json
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
+import picows
 
 from tickrelay.errors import TickrelayError
 from tickrelay.protocol.codec import Source
@@ -59,6 +61,32 @@ class CollectorStats:
     resubscribes: int = 0
     recoveries: int = 0  # StateInvalidation(RECOVERED) published after a fresh snapshot
     last_error: str = ""
+
+
+class _FeedListener(picows.WSListener):
+    """picows calls ``on_ws_frame`` for every frame; complete text/binary frames go straight to the
+    collector's hot path (fragments are joined first)."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.last_frame = time.monotonic()
+        self._fragments: list[bytes] = []
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        ts_recv_ns = time.time_ns()
+        self.last_frame = time.monotonic()
+        kind = frame.msg_type
+        if kind in (picows.WSMsgType.TEXT, picows.WSMsgType.BINARY, picows.WSMsgType.CONTINUATION):
+            if frame.fin and not self._fragments:
+                self.collector.on_frame(frame.get_payload_as_bytes(), ts_recv_ns, transport)
+                return
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                raw, self._fragments = b"".join(self._fragments), []
+                self.collector.on_frame(raw, ts_recv_ns, transport)
+        elif kind == picows.WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
 
 
 class RateLimiter:
@@ -130,9 +158,9 @@ class Collector:
             try:
                 while not stop.is_set():
                     try:
-                        await self._connection(session, stop)
+                        await self._connection(stop)
                         delays = backoff(cap_s=self.backoff_cap_s)
-                    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    except (picows.WSError, OSError, TimeoutError) as exc:
                         self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     self._publish(self.feed.on_disconnect(time.time_ns()))
                     if stop.is_set():
@@ -146,37 +174,42 @@ class Collector:
                     with contextlib.suppress(asyncio.CancelledError):
                         await snapshots
 
-    async def _connection(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        async with session.ws_connect(self.url, heartbeat=None, max_msg_size=MAX_FRAME, autoping=True) as ws:
-            self.stats.connects += 1
-            for message in self.feed.subscribe_messages():
-                await ws.send_str(message.decode())
-            stopping = asyncio.ensure_future(stop.wait())
-            try:
-                while True:
-                    receiving = asyncio.ensure_future(ws.receive())
-                    done, _ = await asyncio.wait(
-                        {receiving, stopping}, timeout=self.stale_after_s, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if receiving not in done:
-                        receiving.cancel()
-                        if stopping in done:
-                            return
-                        self.stats.stale_events += 1
-                        self.stats.last_error = f"no frame for {self.stale_after_s:g} s: reconnecting"
-                        return
-                    msg = receiving.result()
-                    ts_recv_ns = time.time_ns()
-                    if msg.type == aiohttp.WSMsgType.TEXT:
-                        self._publish(self.feed.on_frame(msg.data.encode(), ts_recv_ns), ts_recv_ns)
-                    elif msg.type == aiohttp.WSMsgType.BINARY:
-                        self._publish(self.feed.on_frame(msg.data, ts_recv_ns), ts_recv_ns)
-                    else:  # closed or error: reconnect
-                        self.stats.last_error = f"connection ended: {msg.type.name} {ws.close_code}"
-                        return
-                    await self._after_frame(ws)
-            finally:
-                stopping.cancel()
+    async def _connection(self, stop: asyncio.Event) -> None:
+        """One connection: subscribe, then the listener takes frames until it ends, goes stale or stops."""
+        transport, ws_listener = await picows.ws_connect(
+            lambda: _FeedListener(self), self.url, max_frame_size=MAX_FRAME, enable_auto_pong=True
+        )
+        listener = cast(_FeedListener, ws_listener)
+        self.stats.connects += 1
+        for message in self.feed.subscribe_messages():
+            transport.send(picows.WSMsgType.TEXT, message)
+        ended = asyncio.ensure_future(transport.wait_disconnected())
+        stopping = asyncio.ensure_future(stop.wait())
+        tick = min(1.0, self.stale_after_s / 4)
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {ended, stopping}, timeout=tick, return_when=asyncio.FIRST_COMPLETED
+                )
+                if ended in done:
+                    self.stats.last_error = "the exchange closed the connection"
+                    return
+                if stopping in done:
+                    return
+                if time.monotonic() - listener.last_frame > self.stale_after_s:
+                    self.stats.stale_events += 1
+                    self.stats.last_error = f"no frame for {self.stale_after_s:g} s: reconnecting"
+                    return
+        finally:
+            stopping.cancel()
+            if not ended.done():
+                transport.disconnect()
+                await ended
+
+    def on_frame(self, raw: bytes, ts_recv_ns: int, transport: picows.WSTransport) -> None:
+        """The hot path, called by the WebSocket listener for every complete frame."""
+        self._publish(self.feed.on_frame(raw, ts_recv_ns), ts_recv_ns)
+        self._after_frame(transport)
 
     def _publish(self, values: Any, ts_ns: int | None = None) -> None:
         """Send each value; after the complete snapshot of an instrument that was invalidated, say it
@@ -203,7 +236,7 @@ class Collector:
                     send(ts, recovered)
                     self.stats.recoveries += 1
 
-    async def _after_frame(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def _after_frame(self, transport: picows.WSTransport) -> None:
         feed = self.feed
         if isinstance(feed, BinanceFeed):
             if feed.wants_snapshot():
@@ -212,12 +245,15 @@ class Collector:
             for pair in feed.wants_resubscribe():
                 self.stats.resubscribes += 1
                 sub = {"name": "book", "depth": feed.depth}
-                await ws.send_str(json.dumps({"event": "unsubscribe", "pair": [pair], "subscription": sub}))
-                await ws.send_str(json.dumps({"event": "subscribe", "pair": [pair], "subscription": sub}))
+                for event in ("unsubscribe", "subscribe"):
+                    transport.send(
+                        picows.WSMsgType.TEXT,
+                        json.dumps({"event": event, "pair": [pair], "subscription": sub}).encode(),
+                    )
         elif isinstance(feed, CoinbaseFeed) and feed.wants_resubscribe():
             self.stats.resubscribes += 1
             for message in feed.subscribe_messages():
-                await ws.send_str(message.decode())
+                transport.send(picows.WSMsgType.TEXT, message)
 
     async def _snapshots(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         """Fetch REST depth snapshots for the symbols the Binance feed asks for, one at a time."""
