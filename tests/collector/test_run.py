@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tickrelay.collector.run import SOURCES, Collector, make_feed
 from tickrelay.config import load_settings
 from tickrelay.protocol.codec import Message, encode_events
@@ -145,6 +147,21 @@ async def test_kraken_collector_and_a_forced_disconnect_mid_book(tmp_path: Path)
     stats = collector.feed.stats.books["XBT/USD"]
     assert stats.checksum_failures == 0
     assert stats.checksums_verified > 0
+
+
+async def test_a_corrupt_frame_is_counted_and_its_sample_logged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, collector = await pipeline(
+        tmp_path, "kraken", {"KRAKEN_PAIRS": "XBT/USD"}, lambda g: len(g) >= 20, faults=Faults(corrupt=3)
+    )
+    assert collector.feed.stats.rejected == {
+        "invalid_json": 3
+    }  # the 3rd frame of each of its 3 subscriptions
+    assert (
+        "tickrelay collect kraken: rejected frame (invalid_json): \x00corrupted frame\x00"
+        in capsys.readouterr().err
+    )
 
 
 async def test_a_stalled_feed_is_detected_and_reconnected(tmp_path: Path) -> None:

@@ -146,6 +146,7 @@ class Collector:
         self.stats = CollectorStats()
         self.feed: VenueFeed = make_feed(venue, settings)
         self._snapshot_wanted = asyncio.Event()
+        self._samples_logged = 0
         self._books: set[int] = set()  # instruments that had a complete snapshot
         self._dark: set[int] = set()  # invalidated since, waiting for a fresh snapshot
 
@@ -209,7 +210,18 @@ class Collector:
     def on_frame(self, raw: bytes, ts_recv_ns: int, transport: picows.WSTransport) -> None:
         """The hot path, called by the WebSocket listener for every complete frame."""
         self._publish(self.feed.on_frame(raw, ts_recv_ns), ts_recv_ns)
+        if len(self.feed.stats.samples) != self._samples_logged:  # a new kind of rejected frame
+            self._log_samples()
         self._after_frame(transport)
+
+    def _log_samples(self) -> None:
+        """Log the sample of each rejection kind once, when it first appears (counts stay in the stats)."""
+        samples = self.feed.stats.samples
+        for kind in list(samples)[self._samples_logged :]:
+            print(
+                f"tickrelay collect {self.venue}: rejected frame ({kind}): {samples[kind]}", file=sys.stderr
+            )
+        self._samples_logged = len(samples)
 
     def _publish(self, values: Any, ts_ns: int | None = None) -> None:
         """Send each value; after the complete snapshot of an instrument that was invalidated, say it
