@@ -225,10 +225,7 @@ class ReplayExchange:
                 if await _kraken_v2_answer(ws, json.loads(msg.data)) == "book":
                     tasks.append(asyncio.create_task(self._stream(ws, self._kraken_v2, lambda f: f)))
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _cancel(tasks)
         return ws
 
     async def _kraken_ws(self, request: web.Request) -> web.WebSocketResponse:
@@ -262,10 +259,7 @@ class ReplayExchange:
                         await ws.send_str(frame.decode())
                 tasks.append(asyncio.create_task(self._stream(ws, rec, _kraken_keep(pairs))))
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _cancel(tasks)
         return ws
 
 
@@ -305,6 +299,14 @@ async def _kraken_v2_answer(ws: web.WebSocketResponse, sub: dict[str, object]) -
         )
         return None
     return "book"
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Stop a connection's streaming tasks (the client left or the server stops)."""
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _kraken_keep(pairs: set[str]) -> Callable[[bytes], bytes | None]:
