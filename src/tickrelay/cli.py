@@ -29,6 +29,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("config", "config"),
     ("replay-exchange", "replay_exchange"),
     ("collect", "collect"),
+    ("stats", "stats"),
 )
 
 

@@ -32,6 +32,7 @@ import aiohttp
 import picows
 
 from tickrelay.errors import TickrelayError
+from tickrelay.metrics import Latency
 from tickrelay.protocol.codec import Source
 from tickrelay.protocol.messages import L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.transport.backoff import backoff
@@ -73,17 +74,18 @@ class _FeedListener(picows.WSListener):
         self._fragments: list[bytes] = []
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        arrived = time.perf_counter_ns()
         ts_recv_ns = time.time_ns()
         self.last_frame = time.monotonic()
         kind = frame.msg_type
         if kind in (picows.WSMsgType.TEXT, picows.WSMsgType.BINARY, picows.WSMsgType.CONTINUATION):
             if frame.fin and not self._fragments:
-                self.collector.on_frame(frame.get_payload_as_bytes(), ts_recv_ns, transport)
+                self.collector.on_frame(frame.get_payload_as_bytes(), ts_recv_ns, transport, arrived)
                 return
             self._fragments.append(frame.get_payload_as_bytes())
             if frame.fin:
                 raw, self._fragments = b"".join(self._fragments), []
-                self.collector.on_frame(raw, ts_recv_ns, transport)
+                self.collector.on_frame(raw, ts_recv_ns, transport, arrived)
         elif kind == picows.WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
@@ -147,6 +149,13 @@ class Collector:
         self.feed: VenueFeed = make_feed(venue, settings)
         self._snapshot_wanted = asyncio.Event()
         self._samples_logged = 0
+        self.sample = 1  # measure the latency of one frame in `sample`
+        self._frames_measured = 0
+        self._pending: list[
+            tuple[int, str]
+        ] = []  # (arrival perf_counter_ns, message type) awaiting the write
+        self.latency: dict[str, Latency] = {}
+        output.on_write = self._written
         self._books: set[int] = set()  # instruments that had a complete snapshot
         self._dark: set[int] = set()  # invalidated since, waiting for a fresh snapshot
 
@@ -207,12 +216,64 @@ class Collector:
                 transport.disconnect()
                 await ended
 
-    def on_frame(self, raw: bytes, ts_recv_ns: int, transport: picows.WSTransport) -> None:
+    def on_frame(
+        self, raw: bytes, ts_recv_ns: int, transport: picows.WSTransport, arrived_ns: int = 0
+    ) -> None:
         """The hot path, called by the WebSocket listener for every complete frame."""
-        self._publish(self.feed.on_frame(raw, ts_recv_ns), ts_recv_ns)
+        values = self.feed.on_frame(raw, ts_recv_ns)
+        self._publish(values, ts_recv_ns)
+        if values and arrived_ns:
+            self._frames_measured += 1
+            if self._frames_measured % self.sample == 0:  # its latency is recorded when the write returns
+                self._pending.append((arrived_ns, type(values[-1]).__name__))
         if len(self.feed.stats.samples) != self._samples_logged:  # a new kind of rejected frame
             self._log_samples()
         self._after_frame(transport)
+
+    def _written(self, now_ns: int) -> None:
+        latency = self.latency
+        for arrived_ns, kind in self._pending:
+            hist = latency.get(kind)
+            if hist is None:
+                hist = latency[kind] = Latency()
+            hist.record(now_ns - arrived_ns)
+        self._pending.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live counters and latency histograms, for the metrics endpoint."""
+        fs, cs, os_ = self.feed.stats, self.stats, self.output.stats
+        v = self.venue
+        counters: dict[str, dict[Any, Any]] = {
+            "frames": {"_labels": ("venue",), (v,): fs.frames},
+            "messages": {"_labels": ("venue", "type"), **{(v, k): n for k, n in fs.messages.items()}},
+            "ignored": {"_labels": ("venue", "kind"), **{(v, k): n for k, n in fs.ignored.items()}},
+            "rejected": {"_labels": ("venue", "kind"), **{(v, k): n for k, n in fs.rejected.items()}},
+            "errors": {
+                "_labels": ("venue", "kind"),
+                (v, "parse"): sum(fs.rejected.values()),
+                (v, "encode"): cs.encode_errors,
+                (v, "send_dropped"): os_.dropped,
+                (v, "snapshot"): cs.snapshot_errors,
+            },
+            "reconnects": {"_labels": ("venue",), (v,): cs.reconnects},
+            "stale_events": {"_labels": ("venue",), (v,): cs.stale_events},
+            "resyncs": {"_labels": ("venue",), (v,): sum(b.resyncs for b in fs.books.values())},
+            "gaps": {"_labels": ("venue",), (v,): sum(b.gaps for b in fs.books.values())},
+            "checksum_mismatches": {
+                "_labels": ("venue",),
+                (v,): sum(b.checksum_failures for b in fs.books.values()),
+            },
+            "bytes_out": {"_labels": ("venue",), (v,): os_.bytes},
+        }
+        gauges = {
+            "output_buffer_bytes": {"_labels": ("venue",), (v,): os_.buffered_bytes},
+            "relay_connected": {"_labels": ("venue",), (v,): int(os_.connected)},
+        }
+        return {
+            "counters": counters,
+            "gauges": gauges,
+            "latency": {(v, k): h for k, h in self.latency.items()},
+        }
 
     def _log_samples(self) -> None:
         """Log the sample of each rejection kind once, when it first appears (counts stay in the stats)."""

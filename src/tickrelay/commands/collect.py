@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import os
 
-from tickrelay import runtime
+from tickrelay import metrics, runtime
 from tickrelay.collector.run import SOURCES, Collector, print_report
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.codec import Domain
 from tickrelay.transport.output import RelayOutput
-from tickrelay.transport.paths import socket_path
+from tickrelay.transport.paths import runtime_dir, socket_path
 
 
 HELP = "collect one venue's market data into the relay (Coinbase, Binance or Kraken)"
@@ -24,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest-url", help="Binance REST base URL (binance.rest_url)")
     parser.add_argument("--socket", help="relay socket (relay.socket)")
     parser.add_argument("--stale-after", type=float, metavar="S", help="collector.stale_after_s")
+    parser.add_argument("--metrics-port", type=int, metavar="N", help="metrics.port (0: off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             "binance.rest_url": args.rest_url,
             "relay.socket": args.socket,
             "collector.stale_after_s": args.stale_after,
+            "metrics.port": args.metrics_port,
         },
     )
     path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
@@ -42,6 +44,13 @@ def run(args: argparse.Namespace) -> int:
         output = RelayOutput(path, source=SOURCES[args.venue], name=f"collect-{args.venue}")
         output.start()
         collector = Collector(args.venue, settings.values, output)
+        if settings["metrics.port"]:
+            metrics.serve(
+                f"collect-{args.venue}",
+                settings["metrics.port"],
+                collector.snapshot,
+                runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
+            )
         try:
             await collector.run(stop)
         finally:

@@ -13,14 +13,16 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 from tickrelay import runtime
 from tickrelay.commands.config import read_settings
+from tickrelay.commands.stats import venue_summary
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import TYPE_OF, StateInvalidation, UnknownTlv
 from tickrelay.protocol.symbols import VenueId
 from tickrelay.transport.backoff import backoff
-from tickrelay.transport.paths import socket_path
+from tickrelay.transport.paths import runtime_dir, socket_path
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
@@ -61,7 +63,11 @@ async def _supervise(child: Child, stop: asyncio.Event, log: list[str]) -> None:
     delays = backoff(initial_s=0.5, cap_s=10.0)
     while not stop.is_set():
         child.proc = await asyncio.create_subprocess_exec(
-            *child.argv, env=child.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            *child.argv,
+            env=child.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C reaches `up` only: it stops the children itself, in order
         )
         waiting = asyncio.ensure_future(child.proc.wait())
         stopping = asyncio.ensure_future(stop.wait())
@@ -122,19 +128,30 @@ async def _watch(path: Path, tally: Tally, stop: asyncio.Event) -> None:
 
 
 def _summary(
-    tally: Tally, rates: dict[str, float], children: list[Child], started: float, log: list[str]
+    tally: Tally,
+    rates: dict[str, float],
+    children: list[Child],
+    started: float,
+    log: list[str],
+    metrics: dict[str, dict[str, Any]],
 ) -> str:
+    """The screen: per venue what the relay delivered (counted by up's own subscriber) and, from the
+    collectors' metrics endpoints, their errors and worst processing P99 over message types."""
     elapsed = time.monotonic() - started
     lines = [f"tickrelay up: {elapsed:5.0f} s   gaps {tally.gaps} ({tally.missing} messages missing)"]
-    lines.append(
+    head = (
         f"{'venue':10} {'msgs/s':>9} {'messages':>10} {'trades':>8} {'quotes':>8} {'book':>8} {'invalid':>8}"
     )
+    lines.append(f"{head} {'errors':>7} {'P99 µs':>8}")
     for venue in (*VENUES, "system"):
         k = tally.kinds[venue]
         book = k["l2_snapshot"] + k["l2_delta"]
+        m = metrics.get(venue, {})
+        p99 = max((q.get("p99", 0.0) for q in m.get("types", {}).values()), default=None)
         lines.append(
             f"{venue:10} {rates.get(venue, 0.0):9.0f} {tally.messages[venue]:10} {k['trade']:8} "
-            f"{k['quote']:8} {book:8} {tally.invalidations[venue]:8}"
+            f"{k['quote']:8} {book:8} {tally.invalidations[venue]:8} {m.get('errors', 0):7.0f} "
+            + (f"{p99:8.1f}" if p99 is not None else f"{'-':>8}")
         )
     lines.append(
         "processes: " + ", ".join(f"{c.name}{' x' + str(c.restarts) if c.restarts else ''}" for c in children)
@@ -175,9 +192,23 @@ def run(args: argparse.Namespace) -> int:
     for venue in VENUES:
         if settings[f"{venue}.enabled"]:
             children.append(
-                Child(f"collect-{venue}", [*me, "collect", venue, "--socket", str(path), *config], env)
+                Child(
+                    f"collect-{venue}",
+                    [
+                        *me,
+                        "collect",
+                        venue,
+                        "--socket",
+                        str(path),
+                        "--metrics-port",
+                        str(_free_port()),
+                        *config,
+                    ],
+                    env,
+                )
             )
     tty = sys.stdout.isatty()
+    run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
 
     async def main(stop: asyncio.Event) -> int:
         log: list[str] = []
@@ -198,18 +229,20 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), args.interval)
             rates = {v: (tally.messages[v] - last[v]) / args.interval for v in (*VENUES, "system")}
             last = Counter(tally.messages)
-            text = _summary(tally, rates, children, started, log)
+            text = _summary(tally, rates, children, started, log, venue_summary(run_dir))
             print(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"), flush=True)
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        final = venue_summary(run_dir)  # before the collectors go
         await _stop_children(children)
         for task in supervisors:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         print(
-            "tickrelay up: stopped. Final report:\n" + _summary(tally, {}, children, started, log), flush=True
+            "tickrelay up: stopped. Final report:\n" + _summary(tally, {}, children, started, log, final),
+            flush=True,
         )
         return 0
 

@@ -75,6 +75,7 @@ class ReplayExchange:
         self.faults = faults
         self.stats = ExchangeStats()
         self.port = 0
+        self._closing: set[asyncio.Future[bool]] = set()  # close calls in flight (kept referenced)
         self._runner: web.AppRunner | None = None
         self._coinbase = recordings.load(*recordings.COINBASE)
         self._binance = recordings.load(*recordings.BINANCE)
@@ -105,9 +106,15 @@ class ReplayExchange:
     # ---- streaming ------------------------------------------------------------------------------
 
     async def _stream(
-        self, ws: web.WebSocketResponse, rec: Recording, keep: Callable[[bytes], bytes | None]
+        self,
+        ws: web.WebSocketResponse,
+        rec: Recording,
+        keep: Callable[[bytes], bytes | None],
+        *,
+        last: bool = True,
     ) -> None:
-        """Send the frames ``keep`` passes (it may transform them), paced, with the configured faults."""
+        """Send the frames ``keep`` passes (it may transform them), paced, with the configured faults.
+        ``last``: this is the connection's only (or final) stream, so its end may close the connection."""
         start, first_ns, sent = time.monotonic(), None, 0
         f = self.faults
         for frame, at_ns in zip(rec.frames, rec.times_ns, strict=True):
@@ -131,7 +138,7 @@ class ReplayExchange:
             if f.close_after and sent >= f.close_after:
                 await ws.close(code=1011, message=b"fault injected: close")
                 return
-        if self.loop:
+        if self.loop and last:
             await ws.close(code=1000, message=b"end of recording: reconnect to replay it again")
 
     async def _open(self, request: web.Request) -> web.WebSocketResponse:
@@ -139,6 +146,13 @@ class ReplayExchange:
         await ws.prepare(request)
         self.stats.connections += 1
         return ws
+
+    def _close_when_done(self, ws: web.WebSocketResponse, tasks: list[asyncio.Task[None]]) -> None:
+        """A connection with several subscriptions ends (when looping) once every recording has ended."""
+        if self.loop and not ws.closed and all(t.done() and not t.cancelled() for t in tasks):
+            closing = asyncio.ensure_future(ws.close(code=1000, message=b"end of recording: reconnect"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def _hold(self, ws: web.WebSocketResponse) -> None:
         """Keep a finished, non-looping connection open until the client leaves."""
@@ -223,7 +237,10 @@ class ReplayExchange:
                 if msg.type != WSMsgType.TEXT:
                     break
                 if await _kraken_v2_answer(ws, json.loads(msg.data)) == "book":
-                    tasks.append(asyncio.create_task(self._stream(ws, self._kraken_v2, lambda f: f)))
+                    tasks.append(
+                        asyncio.create_task(self._stream(ws, self._kraken_v2, lambda f: f, last=False))
+                    )
+                    tasks[-1].add_done_callback(lambda _: self._close_when_done(ws, tasks))
         finally:
             await _cancel(tasks)
         return ws
@@ -257,7 +274,8 @@ class ReplayExchange:
                 for frame in rec.frames:  # the recorded acks, with the recorded channel ids
                     if b'"subscriptionStatus"' in frame and json.loads(frame).get("pair") in pairs:
                         await ws.send_str(frame.decode())
-                tasks.append(asyncio.create_task(self._stream(ws, rec, _kraken_keep(pairs))))
+                tasks.append(asyncio.create_task(self._stream(ws, rec, _kraken_keep(pairs), last=False)))
+                tasks[-1].add_done_callback(lambda _: self._close_when_done(ws, tasks))
         finally:
             await _cancel(tasks)
         return ws

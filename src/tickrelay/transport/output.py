@@ -115,6 +115,7 @@ class RelayOutput:
         self._syncs: dict[int, asyncio.Future[int]] = {}
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_write: Callable[[int], None] | None = None  # called with perf_counter_ns after each write
 
     # ---- the hot path ------------------------------------------------------------------------------
 
@@ -208,6 +209,8 @@ class RelayOutput:
                 count += 1
         first = _U64.unpack_from(buf, 8)[0]
         t.write(encode_batch(self.domain, self.source, first, count, self._clock(), bytes(buf[:cut])))
+        if self.on_write is not None:  # the bytes are the kernel's (or the transport's, if it is full)
+            self.on_write(time.perf_counter_ns())
         del buf[:cut]
         self._count -= count
         self.stats.batches += 1

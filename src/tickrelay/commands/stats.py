@@ -1,0 +1,92 @@
+"""``tickrelay stats``: one table from every running tickrelay process's metrics endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tickrelay.metrics import SLA_P99_US, endpoints
+from tickrelay.transport.paths import runtime_dir
+
+
+HELP = "per-venue msgs/s, processing P50/P95/P99/P99.9 and SLA, errors, from every running process"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="between the two scrapes (msgs/s)"
+    )
+
+
+def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """metric name -> {sorted label items: value} of one endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def venue_summary(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per venue: messages, errors, and per message type the processing percentiles (µs) and SLA."""
+    venues: dict[str, dict[str, Any]] = defaultdict(lambda: {"messages": 0.0, "errors": 0.0, "types": {}})
+    for entry in endpoints(run_dir):
+        try:
+            metrics = scrape(int(entry["port"]))
+        except OSError:
+            continue
+        for labels, value in metrics.get("tickrelay_messages_total", {}).items():
+            venues[dict(labels)["venue"]]["messages"] += value
+        for labels, value in metrics.get("tickrelay_errors_total", {}).items():
+            venues[dict(labels)["venue"]]["errors"] += value
+        for labels, value in metrics.get("tickrelay_processing_latency_us", {}).items():
+            d = dict(labels)
+            row = venues[d["venue"]]["types"].setdefault(d["type"], {})
+            row[d["quantile"]] = value
+    for venue in venues.values():
+        for row in venue["types"].values():
+            row["sla_ok"] = row.get("p99", 0.0) < SLA_P99_US
+    return dict(venues)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
+    first = venue_summary(run_dir)
+    time.sleep(args.interval)
+    second = venue_summary(run_dir)
+    for venue, row in second.items():
+        row["msgs_per_s"] = (row["messages"] - first.get(venue, {}).get("messages", 0.0)) / args.interval
+    if args.json:
+        print(json.dumps(second))
+        return 0
+    if not second:
+        print(
+            f"tickrelay stats: no process serves metrics under {run_dir / 'metrics'} "
+            "(start collectors with --metrics-port, or `tickrelay up`)"
+        )
+        return 1
+    print(
+        f"{'venue':10} {'type':14} {'msgs/s':>9} {'P50 µs':>8} {'P95 µs':>8} {'P99 µs':>8} {'P99.9 µs':>9} "
+        f"{'SLA P99<' + format(SLA_P99_US, 'g'):>10} {'errors':>7}"
+    )
+    for venue, row in sorted(second.items()):
+        for kind, q in sorted(row["types"].items()) or [("-", {})]:
+            verdict = "pass" if q.get("sla_ok") else ("FAIL" if q else "-")
+            latency = " ".join(
+                f"{q.get(k, 0):{w}.1f}" for k, w in (("p50", 8), ("p95", 8), ("p99", 8), ("p999", 9))
+            )
+            print(
+                f"{venue:10} {kind:14} {row['msgs_per_s']:9.0f} {latency} {verdict:>10} {row['errors']:7.0f}"
+            )
+    return 0

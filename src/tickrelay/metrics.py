@@ -1,0 +1,112 @@
+"""Metrics: HDR latency histograms, a Prometheus endpoint per process, and a registry of endpoints.
+
+Processing latency is measured per venue and message type from the WebSocket frame's arrival (the
+``perf_counter_ns`` taken first thing in the frame callback) to the moment the coalesced write that
+carries its messages returned from the socket (RelayOutput's flush): the bytes are then the kernel's.
+Recording happens after that write, never before it, so it does not delay the message; ``sample``
+records one frame in N when even that is too much. Counters are not kept twice: the exporter reads the
+live FeedStats / CollectorStats / OutputStats objects when Prometheus scrapes.
+
+Each process that serves metrics writes ``<runtime dir>/metrics/<name>-<pid>.json`` ({name, pid, port})
+and removes it on exit; ``tickrelay stats`` reads every live one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector as PromCollector
+
+
+LOWEST_NS, HIGHEST_NS, DIGITS = 1, 60_000_000_000, 3
+PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+SLA_P99_US = 35.0
+
+
+class Latency:
+    """Durations in ns in an HDR histogram (1 ns .. 60 s, 3 significant digits)."""
+
+    __slots__ = ("histogram",)
+
+    def __init__(self) -> None:
+        self.histogram = HdrHistogram(LOWEST_NS, HIGHEST_NS, DIGITS)
+
+    def record(self, ns: int) -> None:
+        self.histogram.record_value(min(max(ns, LOWEST_NS), HIGHEST_NS))
+
+    @property
+    def count(self) -> int:
+        return int(self.histogram.get_total_count())
+
+    def percentiles_us(self) -> dict[str, float]:
+        """P50 / P95 / P99 / P99.9 in microseconds (0 when empty)."""
+        return {k: self.histogram.get_value_at_percentile(p) / 1000 for k, p in PERCENTILES.items()}
+
+
+Snapshot = dict[str, Any]  # {"counters": {name: {labels-tuple: value}}, "latency": {(venue, kind): Latency}}
+
+
+class _Exporter(PromCollector):
+    """Turns a snapshot callable into Prometheus families at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        snap = self.snapshot()
+        for kind, cls in (("counters", CounterMetricFamily), ("gauges", GaugeMetricFamily)):
+            for name, series in snap.get(kind, {}).items():
+                family = cls(
+                    f"tickrelay_{name}", name.replace("_", " "), labels=list(series.get("_labels", ()))
+                )
+                for key, value in series.items():
+                    if key != "_labels":
+                        family.add_metric(list(key), value)
+                yield family
+        latency = GaugeMetricFamily(
+            "tickrelay_processing_latency_us",
+            "frame arrival to bytes handed to the kernel",
+            labels=["venue", "type", "quantile"],
+        )
+        count = CounterMetricFamily(
+            "tickrelay_processing_latency_samples", "frames measured", labels=["venue", "type"]
+        )
+        for (venue, kind), hist in snap.get("latency", {}).items():
+            for q, value in hist.percentiles_us().items():
+                latency.add_metric([venue, kind, q], value)
+            count.add_metric([venue, kind], hist.count)
+        yield latency
+        yield count
+
+
+def serve(name: str, port: int, snapshot: Callable[[], Snapshot], runtime_dir: Path) -> int:
+    """Serve ``snapshot`` on 127.0.0.1:``port`` (0: a free port) and register it; returns the port."""
+    registry = CollectorRegistry()
+    registry.register(_Exporter(snapshot))
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    actual = int(server.server_port)
+    entry = runtime_dir / "metrics" / f"{name}-{os.getpid()}.json"
+    entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    entry.write_text(json.dumps({"name": name, "pid": os.getpid(), "port": actual}))
+    atexit.register(lambda: entry.unlink(missing_ok=True))
+    return actual
+
+
+def endpoints(runtime_dir: Path) -> list[dict[str, Any]]:
+    """Every registered endpoint whose process is alive (stale files of dead processes are ignored)."""
+    found = []
+    for path in sorted((runtime_dir / "metrics").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            entry = json.loads(path.read_text())
+            os.kill(int(entry["pid"]), 0)
+            found.append(entry)
+    return found
