@@ -17,7 +17,7 @@ from tickrelay.protocol.messages import Reason, StateInvalidation
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
 from tickrelay.replay import recordings
-from tickrelay.replay.exchange import Faults, ReplayExchange
+from tickrelay.replay.exchange import Faults, ReplayExchange, collector_env
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Subscription
 from tickrelay.venues.feed import VenueFeed
@@ -35,12 +35,8 @@ async def pipeline(
     await relay.start()
     exchange = ReplayExchange(speed=0, loop=False, faults=faults or Faults())
     await exchange.start()
-    base = f"ws://127.0.0.1:{exchange.port}"
     env = {
-        "COINBASE_WS_URL": f"{base}/coinbase",
-        "BINANCE_WS_URL": f"{base}/binance",
-        "KRAKEN_WS_URL": f"{base}/kraken",
-        "TICKRELAY_BINANCE_REST_URL": f"http://127.0.0.1:{exchange.port}/binance",
+        **collector_env(exchange.port),
         "TICKRELAY_COLLECTOR_STALE_AFTER_S": str(stale_s),
         "TICKRELAY_COLLECTOR_BACKOFF_CAP_S": "0.2",
         **env,

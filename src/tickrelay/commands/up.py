@@ -21,6 +21,7 @@ from tickrelay.commands.stats import venue_summary
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import TYPE_OF, StateInvalidation, UnknownTlv
 from tickrelay.protocol.symbols import VenueId
+from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.paths import runtime_dir, socket_path
 from tickrelay.transport.subscribe import Gap, Subscription
@@ -28,13 +29,6 @@ from tickrelay.transport.subscribe import Gap, Subscription
 
 HELP = "run everything: relay, replay exchange (or --live), collectors and consumers, with a live summary"
 VENUES = ("coinbase", "binance", "kraken")
-# What the embedded recordings hold (the replay exchange streams nothing for other instruments).
-REPLAY_INSTRUMENTS = {
-    "COINBASE_PRODUCTS": "SKL-USD,SKL-BTC,SKL-GBP,BAND-GBP,BAND-BTC,NMR-EUR,YFI-BTC,DASH-BTC,NU-GBP,CRV-EUR",
-    "BINANCE_SYMBOLS": "BTCUSDT",
-    "KRAKEN_PAIRS": "XBT/USD,WAVES/EUR,XMR/USD,KSM/XBT,GRT/ETH,SC/EUR,ETH/CHF,OCEAN/XBT,OMG/USD,XBT/CHF,"
-    "ADA/XBT",
-}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -174,15 +168,7 @@ def run(args: argparse.Namespace) -> int:
     children = [Child("relay", [*me, "relay", "--socket", str(path)], env)]
     if not args.live:
         port = _free_port()
-        base = f"ws://127.0.0.1:{port}"
-        env = {
-            **env,
-            **REPLAY_INSTRUMENTS,
-            "TICKRELAY_BINANCE_REST_URL": f"http://127.0.0.1:{port}/binance",
-            "COINBASE_WS_URL": f"{base}/coinbase",
-            "BINANCE_WS_URL": f"{base}/binance",
-            "KRAKEN_WS_URL": f"{base}/kraken",
-        }
+        env = {**env, **REPLAY_INSTRUMENTS, **collector_env(port)}
         children.append(
             Child(
                 "replay-exchange", [*me, "replay-exchange", "--port", str(port), "--speed", args.speed], env

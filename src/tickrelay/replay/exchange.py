@@ -35,6 +35,26 @@ from tickrelay.replay import recordings
 from tickrelay.replay.recordings import Recording
 
 
+# What the embedded recordings hold: collectors pointed at the replay subscribe to these.
+REPLAY_INSTRUMENTS = {
+    "COINBASE_PRODUCTS": "SKL-USD,SKL-BTC,SKL-GBP,BAND-GBP,BAND-BTC,NMR-EUR,YFI-BTC,DASH-BTC,NU-GBP,CRV-EUR",
+    "BINANCE_SYMBOLS": "BTCUSDT",
+    "KRAKEN_PAIRS": "XBT/USD,WAVES/EUR,XMR/USD,KSM/XBT,GRT/ETH,SC/EUR,ETH/CHF,OCEAN/XBT,OMG/USD,XBT/CHF,"
+    "ADA/XBT",
+}
+
+
+def collector_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    """The environment that points collectors at a replay exchange on ``host:port``."""
+    base = f"ws://{host}:{port}"
+    return {
+        "COINBASE_WS_URL": f"{base}/coinbase",
+        "BINANCE_WS_URL": f"{base}/binance",
+        "KRAKEN_WS_URL": f"{base}/kraken",
+        "TICKRELAY_BINANCE_REST_URL": f"http://{host}:{port}/binance",
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class Faults:
     close_after: int = 0  # close the connection after this many frames (0: never)
