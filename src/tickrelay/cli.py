@@ -30,6 +30,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("replay-exchange", "replay_exchange"),
     ("collect", "collect"),
     ("stats", "stats"),
+    ("record", "record"),
+    ("replay", "replay"),
 )
 
 
