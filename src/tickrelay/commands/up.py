@@ -40,6 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="S", help="summary refresh (default 1 s)"
     )
+    parser.add_argument("--record", metavar="OUT", help="also run the recorder into OUT.<n>.zst + OUT.index")
 
 
 @dataclasses.dataclass
@@ -193,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
                     env,
                 )
             )
+    if args.record:  # the consumers (opt-in: the recorder writes to disk)
+        children.append(Child("record", [*me, "record", "--socket", str(path), "--out", args.record], env))
     tty = sys.stdout.isatty()
     run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
 
