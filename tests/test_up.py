@@ -49,6 +49,20 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
         lines = tail.stdout.splitlines()
         assert len(lines) == 100
         assert all(line.split()[2] in ("coinbase", "binance", "kraken", "-") for line in lines)
+        victim = _pid_of(f"collect kraken --socket {tmp_path}")
+        os.kill(victim, signal.SIGKILL)  # a child that dies is reported and restarted
+        deadline = time.monotonic() + 20
+        while "collect-kraken x1" not in (tmp_path / "up.out").read_text():
+            assert time.monotonic() < deadline, "the dead collector was not restarted"
+            time.sleep(0.2)
+        assert "collect-kraken died (exit -9" in (tmp_path / "up.out").read_text()
+        while True:  # restarted after its backoff
+            try:
+                assert _pid_of(f"collect kraken --socket {tmp_path}") != victim
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "no new collector process"
+                time.sleep(0.2)
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(30)
@@ -57,5 +71,18 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
     assert code == 0
     final = text[text.index("Final report:") :]
     assert "processes: relay, replay-exchange, collect-coinbase, collect-binance, collect-kraken" in final
-    assert "died" not in text
+    assert final.count("died") == 1  # only the one this test killed
     assert not (tmp_path / "tickrelay" / "market-data.sock").exists()  # the relay removed its socket
+
+
+def _pid_of(fragment: str) -> int:
+    """The pid of the process whose command line contains ``fragment``."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if fragment in cmdline:
+                return int(proc.name)
+    raise AssertionError(f"no process with {fragment!r}")
