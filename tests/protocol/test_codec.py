@@ -45,12 +45,10 @@ def test_sequence_packs_stream_id_and_counter() -> None:
     assert codec.split_sequence(seq) == (0xBEEF, 5)
 
 
-def test_restamp_rewrites_sequence_and_checksum_in_place() -> None:
-    a, b = _msg(seq=1), _msg(seq=2, checksum=False)
-    buf = bytearray(a + b)
-    codec.restamp(buf, 0, 41)
-    codec.restamp(buf, len(a), 42)
-    assert bytes(buf) == _msg(seq=41) + _msg(seq=42, checksum=False)
+def test_restamp_rewrites_source_sequence_and_checksum() -> None:
+    assert codec.restamp(_msg(seq=1), 3, 41) == _msg(seq=41)
+    assert codec.restamp(_msg(seq=2, checksum=False), 3, 42) == _msg(seq=42, checksum=False)
+    assert codec.restamp(_msg(seq=1), 64, 5) == encode_message(1, 64, 5, 99, b"\x01\x02ab")
 
 
 @pytest.mark.parametrize(

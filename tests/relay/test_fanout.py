@@ -43,6 +43,4 @@ def test_invalidation_of_a_whole_venue_passes_instrument_filters() -> None:
 
 
 def test_restamped_messages_still_match() -> None:
-    buf = bytearray(RUN[0])
-    restamp(buf, 0, make_sequence(9, 1))
-    assert matches(Filter(venues=frozenset({100})), bytes(buf))
+    assert matches(Filter(venues=frozenset({100})), restamp(RUN[0], 3, make_sequence(9, 1)))

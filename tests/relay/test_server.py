@@ -31,9 +31,7 @@ from tickrelay.transport.subscribe import Gap, Subscription
 
 
 def stamped(raw: bytes, stream_id: int, counter: int) -> bytes:
-    buf = bytearray(raw)
-    restamp(buf, 0, make_sequence(stream_id, counter))
-    return bytes(buf)
+    return restamp(raw, raw[6], make_sequence(stream_id, counter))
 
 
 async def collect(sub: Subscription, n: int, into: list[Message | Gap]) -> None:

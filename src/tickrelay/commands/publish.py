@@ -40,15 +40,13 @@ def run(args: argparse.Namespace) -> int:
     data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()  # noqa: SIM115
     decoder = Decoder()
     decoder.feed(data)
-    messages = [bytearray(m.raw) for m in decoder]  # raises a clear ProtocolError on a bad file
+    messages = [m.raw for m in decoder]  # raises a clear ProtocolError on a bad file
     if decoder.buffered:
         print(
             f"tickrelay publish: {args.file}: {decoder.buffered} trailing bytes are not a whole message",
             file=sys.stderr,
         )
         return 1
-    for m in messages:
-        m[6] = args.source  # one stream, one source; RelayOutput re-stamps sequence and CRC
 
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(path, source=args.source, domain=domain, name="publish")
@@ -61,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         for i, message in enumerate(messages):
             if stop.is_set():
                 break
-            out.send(bytes(message))
+            out.send(message)  # re-stamped as this stream's (source, sequence, CRC)
             if args.rate:
                 delay = start + (i + 1) / args.rate - time.monotonic()
                 if delay > 0:

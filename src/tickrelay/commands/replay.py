@@ -53,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
                     await asyncio.sleep(delay)
             elif sent % 4096 == 4095:
                 await asyncio.sleep(0)
-            raw = bytearray(message.raw)
-            raw[6] = Source.RECORDER  # one stream of its own; payloads and timestamps unchanged
-            out.send(bytes(raw))
+            out.send(message.raw)  # one stream of its own; payloads and timestamps unchanged
         taken = await out.sync()
         await out.close()
         print(f"tickrelay replay: {taken} messages republished", file=sys.stderr)

@@ -94,11 +94,6 @@ def split_sequence(sequence: int) -> tuple[int, int]:
     return sequence >> COUNTER_BITS, sequence & COUNTER_MASK
 
 
-def _checksum(buf: bytes | bytearray | memoryview, start: int, end: int) -> int:
-    view = memoryview(buf)
-    return zlib.crc32(view[start + HEADER_SIZE : end], zlib.crc32(view[start : start + CHECKSUM_OFFSET]))
-
-
 def encode_message(
     domain: int,
     source: int,
@@ -130,6 +125,7 @@ _HEAD28 = struct.Struct("<IBBBBQQI")  # the header up to the checksum field
 _TRADE_TLV = struct.Struct("<BB" + TRADE_STRUCT.format[1:])
 _QUOTE_TLV = struct.Struct("<BB" + QUOTE_STRUCT.format[1:])
 _U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
 
 
 def encode_trade_message(source: int, sequence: int, timestamp_ns: int, t: Trade) -> bytes:
@@ -152,14 +148,13 @@ def encode_quote_message(source: int, sequence: int, timestamp_ns: int, q: Quote
     return head + _U32.pack(zlib.crc32(tlv, zlib.crc32(head))) + tlv
 
 
-def restamp(buf: bytearray, offset: int, sequence: int) -> None:
-    """Rewrite the sequence of the message at ``offset`` in ``buf`` in place, and its CRC if flagged."""
-    struct.pack_into("<Q", buf, offset + SEQUENCE_OFFSET, sequence)
-    if buf[offset + 7] & FLAG_CHECKSUM:
-        size = int.from_bytes(buf[offset + 24 : offset + 28], "little")
-        struct.pack_into(
-            "<I", buf, offset + CHECKSUM_OFFSET, _checksum(buf, offset, offset + HEADER_SIZE + size)
-        )
+def restamp(message: bytes, source: int, sequence: int) -> bytes:
+    """``message`` as one of stream (``source``, ``sequence``): header source and sequence rewritten,
+    CRC recomputed when the message carries one; payload and timestamp unchanged."""
+    head = message[:6] + bytes((source,)) + message[7:8] + _U64.pack(sequence) + message[16:CHECKSUM_OFFSET]
+    payload = message[HEADER_SIZE:]
+    crc = zlib.crc32(payload, zlib.crc32(head)) if message[7] & FLAG_CHECKSUM else 0
+    return head + _U32.pack(crc) + payload
 
 
 def iter_tlvs(payload: bytes | memoryview) -> Iterator[tuple[int, bytes]]:

@@ -17,13 +17,11 @@ import itertools
 import random
 import struct
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 from tickrelay.errors import ProtocolError, RelayError
 from tickrelay.protocol.codec import (
-    FLAG_CHECKSUM,
     HEADER_SIZE,
     MAGIC_BYTES,
     Decoder,
@@ -32,6 +30,7 @@ from tickrelay.protocol.codec import (
     encode_quote_message,
     encode_trade_message,
     make_sequence,
+    restamp,
 )
 from tickrelay.protocol.link import (
     FLAG_CONTROL,
@@ -120,7 +119,8 @@ class RelayOutput:
     # ---- the hot path ------------------------------------------------------------------------------
 
     def send(self, message: bytes) -> None:
-        """Stamp ``message`` with the next sequence and queue it; returns at once, whatever the relay does.
+        """Stamp ``message`` as this stream's next one (source, sequence; CRC recomputed) and queue it;
+        returns at once, whatever the relay does.
 
         Raises:
             ProtocolError: ``message`` is not one whole Protocol V2 message (the error names its size).
@@ -133,10 +133,7 @@ class RelayOutput:
         ):
             raise ProtocolError(f"send() needs one whole Protocol V2 message; got {n} bytes that are not")
         self._counter += 1
-        head = message[:8] + _U64.pack(make_sequence(self.stream_id, self._counter)) + message[16:28]
-        payload = message[HEADER_SIZE:]
-        crc = zlib.crc32(payload, zlib.crc32(head)) if message[7] & FLAG_CHECKSUM else 0
-        self._append(head + _U32.pack(crc) + payload)
+        self._append(restamp(message, self.source, make_sequence(self.stream_id, self._counter)))
 
     def send_event(self, timestamp_ns: int, event: Event) -> None:
         """Encode ``event`` as one message of this stream (the collectors' hot path: no re-stamping;
