@@ -7,7 +7,6 @@
                             out of int64 range after scaling by 10^8)
     * SymbolError           a symbol that cannot be normalized or given an asset_id
     * VenueMessageError     count it, keep a sample, drop the frame, keep streaming
-    * SequenceGap           resync that one symbol; leave the others alone
     * ConfigError           refuse to start (exit status 2); the message names the key and its source
     * RelayError            the relay refused us (handshake, validation); the message says why
 Any other exception escaping ``protocol/`` or ``venues/`` is a bug (h11's contract).
@@ -64,17 +63,6 @@ class VenueMessageError(TickrelayError):
         self.venue = venue
         self.raw = raw
         self.reason = reason
-
-
-class SequenceGap(TickrelayError):
-    """The exchange skipped sequence numbers for one symbol; resync that symbol only."""
-
-    def __init__(self, venue: str, symbol: str, expected: int, got: int) -> None:
-        super().__init__(f"{venue} {symbol}: expected seq {expected}, got {got}")
-        self.venue = venue
-        self.symbol = symbol
-        self.expected = expected
-        self.got = got
 
 
 class ConfigError(TickrelayError):

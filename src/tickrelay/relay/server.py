@@ -64,7 +64,6 @@ from tickrelay.relay.fanout import Filter, iter_messages, select
 
 DEFAULT_SUBSCRIBER_BUFFER = 16 << 20  # bytes a subscriber may have queued before overflow applies
 MAX_BATCH_PAYLOAD = 8 << 20
-READ_SIZE = 1 << 18
 _ERROR_CODES = {BadDomain: ErrorCode.WRONG_DOMAIN, PayloadTooLarge: ErrorCode.TOO_LARGE,
                 ChecksumMismatch: ErrorCode.CHECKSUM}  # fmt: skip
 
