@@ -15,8 +15,8 @@ Routes (one server, one port):
   answer, then the recorded v2 book (or the instrument snapshot with BTC/USD's precisions).
 
 Pacing follows the recorded receive times divided by ``speed`` (0 = as fast as possible). At the end
-of a recording the server closes the connection (code 1000) unless ``loop`` is off and ``hold`` is
-on, so a looping client reconnects and resubscribes as it would with a real exchange. Faults for
+of a recording the server closes the connection (code 1000), so a looping client reconnects and
+resubscribes as it would with a real exchange; with ``loop`` off it keeps the connection open. Faults for
 tests and demos: close after N frames, stall S seconds after N frames, or corrupt frame N.
 """
 
@@ -28,6 +28,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -158,8 +159,13 @@ class ReplayExchange:
             if f.close_after and sent >= f.close_after:
                 await ws.close(code=1011, message=b"fault injected: close")
                 return
-        if self.loop and last:
+        if not last:
+            return
+        if self.loop:
             await ws.close(code=1000, message=b"end of recording: reconnect to replay it again")
+        else:  # keep the finished connection open until the client leaves
+            async for _ in ws:
+                pass
 
     async def _open(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 22)
@@ -174,19 +180,18 @@ class ReplayExchange:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
 
-    async def _hold(self, ws: web.WebSocketResponse) -> None:
-        """Keep a finished, non-looping connection open until the client leaves."""
-        async for _ in ws:
-            pass
+    async def _first_request(self, request: web.Request) -> tuple[web.WebSocketResponse, Any]:
+        """Open the WebSocket and read the client's subscribe request (None if it sent no text)."""
+        ws = await self._open(request)
+        msg = await ws.receive()
+        return ws, json.loads(msg.data) if msg.type == WSMsgType.TEXT else None
 
     # ---- Coinbase ----------------------------------------------------------------------------------
 
     async def _coinbase_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = await self._open(request)
-        msg = await ws.receive()
-        if msg.type != WSMsgType.TEXT:
+        ws, sub = await self._first_request(request)
+        if sub is None:
             return ws
-        sub = json.loads(msg.data)
         products = set(sub.get("product_ids", []))
         channels = sub.get("channels", [])
         await ws.send_str(
@@ -205,8 +210,6 @@ class ReplayExchange:
             return frame if recordings.coinbase_product(frame) in products else None
 
         await self._stream(ws, self._coinbase, keep)
-        if not ws.closed:
-            await self._hold(ws)
         return ws
 
     # ---- Binance -----------------------------------------------------------------------------------
@@ -217,16 +220,12 @@ class ReplayExchange:
         await self._stream(
             ws, self._binance, lambda f: f if recordings.binance_stream(f) in streams else None
         )
-        if not ws.closed:
-            await self._hold(ws)
         return ws
 
     async def _binance_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = await self._open(request)
-        msg = await ws.receive()
-        if msg.type != WSMsgType.TEXT:
+        ws, sub = await self._first_request(request)
+        if sub is None:
             return ws
-        sub = json.loads(msg.data)
         streams = set(sub.get("params", []))
         await ws.send_str(json.dumps({"result": None, "id": sub.get("id")}))
 
@@ -236,8 +235,6 @@ class ReplayExchange:
             return frame[frame.index(b'"data":') + 7 : -1]
 
         await self._stream(ws, self._binance, raw_event)
-        if not ws.closed:
-            await self._hold(ws)
         return ws
 
     async def _binance_depth(self, request: web.Request) -> web.Response:
