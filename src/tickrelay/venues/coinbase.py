@@ -58,10 +58,9 @@ from tickrelay.protocol.messages import (
     Trade,
     split_snapshot,
 )
-from tickrelay.protocol.symbols import AssetType, VenueId, asset_id_for, normalize_pair
+from tickrelay.protocol.symbols import AssetType, VenueId, normalize_pair
 from tickrelay.venues import feed
-from tickrelay.venues.book import OrderBook
-from tickrelay.venues.feed import BookStats, DecimalCache, FeedStats
+from tickrelay.venues.feed import DecimalCache, FeedStats, Instrument
 
 
 NAME = "coinbase"
@@ -224,20 +223,13 @@ def _places(text: str | None) -> int:
     return 0 if point < 0 else len(text) - point - 1
 
 
-class _Product:
-    __slots__ = ("announced", "asset_id", "book", "live", "product_id", "stats", "symbol", "top", "trade_id")
+class _Product(Instrument):
+    __slots__ = ("trade_id",)
 
     def __init__(self, product_id: str) -> None:
         base, _, quote = product_id.partition("-")
-        self.product_id = product_id
-        self.symbol = normalize_pair(base, quote)
-        self.asset_id = asset_id_for(self.symbol)
-        self.announced = False
-        self.book = OrderBook()
-        self.live = False  # a snapshot was applied and no trouble since
+        super().__init__(product_id, normalize_pair(base, quote))
         self.trade_id = 0  # last trade id emitted
-        self.stats: BookStats | None = None
-        self.top: tuple[int | None, int | None] = (None, None)  # best prices stats.best_* render
 
 
 class CoinbaseFeed:
@@ -304,7 +296,7 @@ class CoinbaseFeed:
                 p.stats.resyncs += 1
             if p.stats is not None:
                 out.append(L2Reset(p.asset_id, _VENUE, _SPOT, int(Reason.DISCONNECT)))
-            self._drop(p)
+            p.drop()
         self._sequence = None
         return out
 
@@ -467,7 +459,7 @@ class CoinbaseFeed:
             assert p.stats is not None
             p.stats.gaps += 1
             out.append(L2Reset(p.asset_id, _VENUE, _SPOT, int(Reason.SEQUENCE_GAP)))
-            self._drop(p)
+            p.drop()
         if published:
             out.insert(
                 0,
@@ -480,19 +472,19 @@ class CoinbaseFeed:
     # ---- books and helpers ----------------------------------------------------------------------
 
     def _load(self, p: _Product, bids: list[Level], asks: list[Level], seq: int, out: list[Event]) -> None:
-        stats = self._book_stats(p)
+        stats = p.book_stats(self.stats)
         if p.stats is not None and p.live:
             stats.resyncs += 1
         p.book.load(bids, asks)
         p.live = True
         bids_now, asks_now = p.book.levels()
         out.extend(split_snapshot(p.asset_id, _VENUE, _SPOT, seq, 0, bids_now, asks_now))
-        self._render(p, stats)
+        p.render()
 
     def _apply(
         self, p: _Product, bids: list[Level], asks: list[Level], seq: int, ts: int, out: list[Event]
     ) -> None:
-        stats = self._book_stats(p)
+        stats = p.book_stats(self.stats)
         for price, size in bids:
             p.book.set("bid", price, size)
         for price, size in asks:
@@ -503,26 +495,8 @@ class CoinbaseFeed:
             stats.crossed += 1
             out.append(StateInvalidation(_VENUE, _SPOT, int(Reason.CROSSED_BOOK), (p.asset_id,)))
             out.append(L2Reset(p.asset_id, _VENUE, _SPOT, int(Reason.CROSSED_BOOK)))
-            self._drop(p)
-        self._render(p, stats)
-
-    def _drop(self, p: _Product) -> None:
-        p.book.clear()
-        p.live = False
-        p.top = (None, None)
-        if p.stats is not None:
-            p.stats.best_bid = p.stats.best_ask = None
-
-    def _render(self, p: _Product, stats: BookStats) -> None:
-        top = p.book.top_prices()
-        if top != p.top:  # format only when the top moves
-            p.top = top
-            stats.show_top(top)
-
-    def _book_stats(self, p: _Product) -> BookStats:
-        if p.stats is None:
-            p.stats = self.stats.books.setdefault(p.product_id, BookStats())
-        return p.stats
+            p.drop()
+        p.render()
 
     def _product(self, product_id: str) -> _Product:
         p = self._products.get(product_id)
@@ -535,7 +509,7 @@ class CoinbaseFeed:
             p.announced = True
             out.append(
                 InstrumentMeta(
-                    p.asset_id, _VENUE, _SPOT, _places(price), _places(size), p.product_id, p.symbol
+                    p.asset_id, _VENUE, _SPOT, _places(price), _places(size), p.venue_symbol, p.symbol
                 )
             )
 

@@ -17,6 +17,8 @@ from typing import ClassVar, Protocol
 
 from tickrelay.protocol.fixed import format_fixed8, parse_fixed8_rounded
 from tickrelay.protocol.messages import Event
+from tickrelay.protocol.symbols import asset_id_for
+from tickrelay.venues.book import OrderBook
 
 
 SAMPLE_BYTES = 300
@@ -54,6 +56,42 @@ class FeedStats:
     def reject(self, kind: str, raw: bytes) -> None:
         self.rejected[kind] += 1
         self.samples.setdefault(kind, raw[:SAMPLE_BYTES].decode("utf-8", "replace"))
+
+
+class Instrument:
+    """One instrument of a feed: its key, its book, and what its BookStats show."""
+
+    __slots__ = ("announced", "asset_id", "book", "live", "stats", "symbol", "top", "venue_symbol")
+
+    def __init__(self, venue_symbol: str, symbol: str, depth: int | None = None) -> None:
+        self.venue_symbol = venue_symbol
+        self.symbol = symbol
+        self.asset_id = asset_id_for(symbol)
+        self.announced = False  # its InstrumentMeta was published
+        self.book = OrderBook(depth)
+        self.live = False  # a snapshot was applied and no trouble since
+        self.stats: BookStats | None = None  # created with its first book message
+        self.top: tuple[int | None, int | None] = (None, None)  # the best prices stats.best_* show
+
+    def book_stats(self, feed: FeedStats) -> BookStats:
+        if self.stats is None:
+            self.stats = feed.books.setdefault(self.venue_symbol, BookStats())
+        return self.stats
+
+    def render(self) -> None:
+        """Show the book's best prices in its stats (formatted only when the top moves)."""
+        top = self.book.top_prices()
+        if top != self.top and self.stats is not None:
+            self.top = top
+            self.stats.show_top(top)
+
+    def drop(self) -> None:
+        """Forget the book: it is dark until the next snapshot."""
+        self.book.clear()
+        self.live = False
+        self.top = (None, None)
+        if self.stats is not None:
+            self.stats.best_bid = self.stats.best_ask = None
 
 
 class VenueFeed(Protocol):

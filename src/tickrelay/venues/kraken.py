@@ -50,10 +50,9 @@ from tickrelay.protocol.messages import (
     Trade,
     split_snapshot,
 )
-from tickrelay.protocol.symbols import AssetType, VenueId, asset_id_for, normalize_pair
-from tickrelay.venues.book import OrderBook
+from tickrelay.protocol.symbols import AssetType, VenueId, normalize_pair
 from tickrelay.venues.coinbase import parse_time_ns
-from tickrelay.venues.feed import BookStats, DecimalCache, FeedStats
+from tickrelay.venues.feed import DecimalCache, FeedStats, Instrument
 
 
 NAME = "kraken"
@@ -138,34 +137,20 @@ def _places(text: str) -> int:
     return 0 if point < 0 else len(text) - point - 1
 
 
-class _Pair:
-    __slots__ = (
-        "announced",
-        "ask_text",
-        "asset_id",
-        "bid_text",
-        "book",
-        "live",
-        "pair",
-        "precision",
-        "stats",
-        "symbol",
-        "top",
-    )
+class _Pair(Instrument):
+    __slots__ = ("ask_text", "bid_text", "precision")
 
     def __init__(self, pair: str, depth: int) -> None:
         base, _, quote = pair.partition("/")
-        self.pair = pair
-        self.symbol = normalize_pair(base, quote)
-        self.asset_id = asset_id_for(self.symbol)
-        self.announced = False
-        self.book = OrderBook(depth)
+        super().__init__(pair, normalize_pair(base, quote), depth)
         self.bid_text: dict[int, str] = {}  # price -> checksum digits of price and size, as last set
         self.ask_text: dict[int, str] = {}
-        self.live = False
         self.precision: tuple[int, int] | None = None  # v2: (price, qty) decimals from `instrument`
-        self.stats: BookStats | None = None
-        self.top: tuple[int | None, int | None] = (None, None)
+
+    def drop(self) -> None:
+        super().drop()
+        self.bid_text.clear()
+        self.ask_text.clear()
 
 
 class KrakenFeed:
@@ -261,7 +246,7 @@ class KrakenFeed:
                 if p.live:
                     p.stats.resyncs += 1
                 out.append(L2Reset(p.asset_id, _VENUE, _SPOT, int(Reason.DISCONNECT)))
-            self._drop(p)
+            p.drop()
         self._channels.clear()
         self._resubscribe.clear()
         return out
@@ -457,7 +442,7 @@ class KrakenFeed:
     def _load(
         self, p: _Pair, bids: list[tuple[str, str]], asks: list[tuple[str, str]], out: list[Event]
     ) -> None:
-        stats = self._book_stats(p)
+        stats = p.book_stats(self.stats)
         if p.live:
             stats.resyncs += 1
         p.bid_text.clear()
@@ -470,7 +455,7 @@ class KrakenFeed:
         p.live = True
         now_bids, now_asks = p.book.levels()
         out.extend(split_snapshot(p.asset_id, _VENUE, _SPOT, 0, 0, now_bids, now_asks))
-        self._render(p, stats)
+        p.render()
 
     def _update(
         self,
@@ -482,7 +467,7 @@ class KrakenFeed:
         raw: bytes,
         out: list[Event],
     ) -> None:
-        stats = self._book_stats(p)
+        stats = p.book_stats(self.stats)
         bid_levels = [self._level(p, p.bid_text, a, b) for a, b in bids]
         ask_levels = [self._level(p, p.ask_text, a, b) for a, b in asks]
         p.book.update(bid_levels, ask_levels)
@@ -492,7 +477,7 @@ class KrakenFeed:
         self._check(p, checksum, raw, out)
         if p.live and p.book.is_crossed():
             stats.crossed += 1
-        self._render(p, stats)
+        p.render()
 
     def _check(self, p: _Pair, checksum: int | None, raw: bytes, out: list[Event]) -> None:
         if checksum is None:
@@ -500,7 +485,7 @@ class KrakenFeed:
         if raw[:1] != b"[" and p.precision is None:
             self.unverified_checksums += 1
             return
-        stats = self._book_stats(p)
+        stats = p.book_stats(self.stats)
         bids, asks = p.book.top(_CHECKED_LEVELS)
         text = "".join([p.ask_text[price] for price, _ in asks] + [p.bid_text[price] for price, _ in bids])
         if zlib.crc32(text.encode()) == checksum:
@@ -511,28 +496,8 @@ class KrakenFeed:
         out.append(StateInvalidation(_VENUE, _SPOT, int(Reason.CHECKSUM_MISMATCH), (p.asset_id,)))
         if self.checksum_policy == "resync":
             out.append(L2Reset(p.asset_id, _VENUE, _SPOT, int(Reason.CHECKSUM_MISMATCH)))
-            self._drop(p)
-            self._resubscribe[p.pair] = None
-
-    def _drop(self, p: _Pair) -> None:
-        p.book.clear()
-        p.bid_text.clear()
-        p.ask_text.clear()
-        p.live = False
-        p.top = (None, None)
-        if p.stats is not None:
-            p.stats.best_bid = p.stats.best_ask = None
-
-    def _render(self, p: _Pair, stats: BookStats) -> None:
-        top = p.book.top_prices()
-        if top != p.top:  # format only when the top moves
-            p.top = top
-            stats.show_top(top)
-
-    def _book_stats(self, p: _Pair) -> BookStats:
-        if p.stats is None:
-            p.stats = self.stats.books.setdefault(p.pair, BookStats())
-        return p.stats
+            p.drop()
+            self._resubscribe[p.venue_symbol] = None
 
     def _pair(self, name: str) -> _Pair:
         p = self._pairs.get(name)
@@ -548,4 +513,6 @@ class KrakenFeed:
                 decimals = p.precision
             else:
                 decimals = (_places(price) if price else 255, _places(size) if size else 255)
-            out.append(InstrumentMeta(p.asset_id, _VENUE, _SPOT, decimals[0], decimals[1], p.pair, p.symbol))
+            out.append(
+                InstrumentMeta(p.asset_id, _VENUE, _SPOT, decimals[0], decimals[1], p.venue_symbol, p.symbol)
+            )
