@@ -26,7 +26,13 @@ EVENTS = st.one_of(
     st.builds(m.StateInvalidation, u16, u8, u8, st.lists(u64, max_size=50).map(tuple)),
     st.builds(m.Dropped, u8, u16, u64),
     st.builds(m.PublisherLoss, u64),
-    st.builds(m.UnknownTlv, st.integers(8, 99), st.binary(max_size=300)),
+    st.builds(m.SpreadSignal, u64, u64, u16, u16, u8, i64, i64, i64, i64, u64),
+    st.builds(m.Alert, u8, u8, u16, u64, i64, u64, text),
+    st.builds(
+        m.UnknownTlv,
+        st.integers(8, 99).filter(lambda t: t != m.TlvType.SPREAD_SIGNAL),
+        st.binary(max_size=300),
+    ),
 )
 
 
@@ -63,6 +69,10 @@ def test_standard_and_extended_forms() -> None:
         (m.TlvType.STATE_INVALIDATION, b"\x00" * 5, "too short"),
         (m.TlvType.DROPPED, b"\x00" * 10, "DROPPED is 10 bytes, expected 11"),
         (m.TlvType.PUBLISHER_LOSS, b"\x00" * 9, "PUBLISHER_LOSS is 9 bytes"),
+        (m.TlvType.SPREAD_SIGNAL, b"\x00" * 63, "SPREAD_SIGNAL is 63 bytes, expected 64"),
+        (m.TlvType.ALERT, b"\x00" * 27, "Alert too short"),
+        (m.TlvType.ALERT, b"\x00" * 28 + b"\x02a", "Alert text runs past"),
+        (m.TlvType.ALERT, b"\x00" * 28 + b"\x01a!", "Alert has trailing"),
         (
             m.TlvType.STATE_INVALIDATION,
             b"\x00" * 4 + b"\x01\x00",
@@ -116,6 +126,7 @@ _VARIABLE = {
     m.L2Snapshot: m.L2Snapshot(1, 100, 51, 3, 0, 0, 0, (), ()),
     m.L2Delta: m.L2Delta(1, 100, 51, 0, 0, 0, 0, (), ()),
     m.StateInvalidation: m.StateInvalidation(100, 51, 1, ()),
+    m.Alert: m.Alert(1, 2, 101, 0, 5_000_000_000, 1, "kraken: no message for 5.0 s"),
 }
 
 
@@ -125,3 +136,16 @@ def test_loss_reports_round_trip(event: m.Event) -> None:
     assert tlv[:2] == bytes((m.TYPE_OF[type(event)], len(tlv) - 2))
     (decoded,) = [m.decode_value(t, v) for t, v in iter_tlvs(tlv)]
     assert decoded == event
+
+
+def test_spread_signal_and_alert_layouts_by_hand() -> None:
+    """Independent of the codec: docs/protocol.md 2.9 and 2.7 spelled out with struct."""
+    signal = m.SpreadSignal(7, 8, 101, 100, m.SignalState.OPEN, 100_05000000, 100_20000000, 3, 1234, 99)
+    tlv = m.encode_value(signal)
+    assert tlv[:2] == bytes((20, 64))
+    assert tlv[2:] == struct.pack(
+        "<QQHHBB2xqqqqQ", 7, 8, 101, 100, 1, 0, 100_05000000, 100_20000000, 3, 1234, 99
+    )
+    alert = m.Alert(m.AlertKind.STALE_FEED, m.Severity.WARNING, 101, 0, 5_000_000_000, 42, "stale")
+    tlv = m.encode_value(alert)
+    assert tlv == bytes((109, 34)) + struct.pack("<BBHQqQ", 1, 2, 101, 0, 5_000_000_000, 42) + b"\x05stale"

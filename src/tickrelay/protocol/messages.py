@@ -22,6 +22,8 @@ class TlvType(enum.IntEnum):
     L2_SNAPSHOT = 5
     L2_DELTA = 6
     L2_RESET = 7
+    # Signal (domain 2)
+    SPREAD_SIGNAL = 20
     # System (100-119), valid in every domain
     HEARTBEAT = 100
     STATE_INVALIDATION = 101
@@ -32,6 +34,7 @@ class TlvType(enum.IntEnum):
     PUBLISHER_LOSS = 106  # RelayOutput -> relay after reconnecting: N messages lost while down
     SYNC = 107  # relay link: publisher barrier request / relay answer
     RELAY_STATUS = 108  # relay link: the relay's statistics as JSON
+    ALERT = 109  # a monitor's finding about a feed or an instrument (the risk monitor)
 
 
 EXTENDED = 0xFF
@@ -49,6 +52,8 @@ _INVALIDATION_HEAD = struct.Struct("<HBBH")  # venue asset_type reason count
 _ASSET = struct.Struct("<Q")
 _DROPPED = struct.Struct("<BHQ")  # source stream_id count
 _LOSS = struct.Struct("<Q")  # count
+_SPREAD = struct.Struct("<QQHHBB2xqqqqQ")  # 64: buy/sell asset, buy/sell venue, state, reserved, ...
+_ALERT_HEAD = struct.Struct("<BBHQqQ")  # kind severity venue_id asset_id value observed_ts_ns; then text
 
 
 class Side(enum.IntEnum):
@@ -67,6 +72,30 @@ class Reason(enum.IntEnum):
     STALE_FEED = 4
     RECOVERED = 5
     CROSSED_BOOK = 6
+
+
+class SignalState(enum.IntEnum):
+    """Where a SpreadSignal stands in the life of one opportunity."""
+
+    OPEN = 1  # the net edge became positive
+    UPDATE = 2  # still open; price, size or edge changed
+    CLOSE = 3  # gone: the edge is no longer positive, or a side became untrusted (prices = the last seen)
+
+
+class AlertKind(enum.IntEnum):
+    STALE_FEED = 1  # value: ns since the instrument's (or venue's) last message
+    CROSSED_BOOK = 2  # value: best bid - best ask (fixed point, >= 0)
+    PRICE_JUMP = 3  # value: the move in ppm of the previous trade price (signed)
+    SEQUENCE_GAP = 4  # value: messages missing
+    CHECKSUM_FAILURE = 5  # value: 0
+    INVALIDATION = 6  # value: the Reason
+    RECOVERED = 7  # value: 0; a condition above cleared
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
 
 
 class SnapshotFlags(enum.IntFlag):
@@ -205,6 +234,34 @@ class PublisherLoss(NamedTuple):
     lost: int
 
 
+class SpreadSignal(NamedTuple):
+    """Signal domain: buying ``buy_venue``'s ask and selling ``sell_venue``'s bid earns ``net_edge_ppm``
+    after fees (ppm of the buy price, rounded down); see docs/protocol.md 2.9."""
+
+    buy_asset_id: int
+    sell_asset_id: int
+    buy_venue: int
+    sell_venue: int
+    state: int  # SignalState
+    buy_price: int  # the ask to lift, fixed point
+    sell_price: int  # the bid to hit, fixed point
+    size: int  # the smaller of the two sizes, fixed point
+    net_edge_ppm: int
+    trigger_ts_ns: int  # header timestamp of the market-data message that caused it
+
+
+class Alert(NamedTuple):
+    """System TLV: something a monitor found; ``text`` says it for people."""
+
+    kind: int  # AlertKind
+    severity: int  # Severity
+    venue_id: int  # 0 = not venue specific
+    asset_id: int  # 0 = the whole venue
+    value: int  # kind specific (AlertKind)
+    observed_ts_ns: int
+    text: str
+
+
 class UnknownTlv(NamedTuple):
     type: int
     value: bytes
@@ -259,6 +316,10 @@ def encode_value(value: Event) -> bytes:
             return encode_tlv(TlvType.DROPPED, _DROPPED.pack(*value))
         case PublisherLoss():
             return encode_tlv(TlvType.PUBLISHER_LOSS, _LOSS.pack(*value))
+        case SpreadSignal():
+            return encode_tlv(TlvType.SPREAD_SIGNAL, _SPREAD.pack(*value[:5], 0, *value[5:]))
+        case Alert():
+            return encode_tlv(TlvType.ALERT, _ALERT_HEAD.pack(*value[:6]) + _text(value.text))
         case UnknownTlv():
             return encode_tlv(value.type, value.value)
     raise TypeError(f"not a TLV value: {value!r}")  # pragma: no cover - mypy proves exhaustiveness
@@ -269,6 +330,17 @@ def _read_levels(value: bytes, offset: int, count: int, what: str) -> tuple[tupl
     if end > len(value):
         raise MalformedTlv(f"{what}: {count} levels run past the TLV")
     return tuple(_LEVEL.iter_unpack(value[offset:end])), end
+
+
+def _read_text(value: bytes, offset: int, what: str) -> tuple[str, int]:
+    """A u8-length-prefixed UTF-8 text at ``offset``, and the offset after it."""
+    n = value[offset] if offset < len(value) else -1
+    if n < 0 or offset + 1 + n > len(value):
+        raise MalformedTlv(f"{what} text runs past the TLV")
+    try:
+        return value[offset + 1 : offset + 1 + n].decode(), offset + 1 + n
+    except UnicodeDecodeError as exc:
+        raise MalformedTlv(f"{what} text is not UTF-8: {exc}") from None
 
 
 def _fixed(tlv_type: int, value: bytes, size: int) -> None:
@@ -293,20 +365,11 @@ def decode_value(tlv_type: int, value: bytes) -> Event:
         if len(value) < _META.size + 2:
             raise MalformedTlv("InstrumentMeta too short")
         asset_id, venue_id, asset_type, price_dec, size_dec = _META.unpack_from(value)
-        texts: list[str] = []
-        offset = _META.size
-        for _ in range(2):
-            n = value[offset] if offset < len(value) else -1
-            if n < 0 or offset + 1 + n > len(value):
-                raise MalformedTlv("InstrumentMeta text runs past the TLV")
-            try:
-                texts.append(value[offset + 1 : offset + 1 + n].decode())
-            except UnicodeDecodeError as exc:
-                raise MalformedTlv(f"InstrumentMeta text is not UTF-8: {exc}") from None
-            offset += 1 + n
+        venue_symbol, offset = _read_text(value, _META.size, "InstrumentMeta")
+        symbol, offset = _read_text(value, offset, "InstrumentMeta")
         if offset != len(value):
             raise MalformedTlv("InstrumentMeta has trailing bytes")
-        return InstrumentMeta(asset_id, venue_id, asset_type, price_dec, size_dec, texts[0], texts[1])
+        return InstrumentMeta(asset_id, venue_id, asset_type, price_dec, size_dec, venue_symbol, symbol)
     if tlv_type in (TlvType.L2_SNAPSHOT, TlvType.L2_DELTA):
         head = _L2_HEAD if tlv_type == TlvType.L2_SNAPSHOT else _DELTA_HEAD
         if len(value) < head.size:
@@ -338,6 +401,18 @@ def decode_value(tlv_type: int, value: bytes) -> Event:
     if tlv_type == TlvType.PUBLISHER_LOSS:
         _fixed(tlv_type, value, _LOSS.size)
         return PublisherLoss(*_LOSS.unpack(value))
+    if tlv_type == TlvType.SPREAD_SIGNAL:
+        _fixed(tlv_type, value, _SPREAD.size)
+        fields = _SPREAD.unpack(value)
+        return SpreadSignal(*fields[:5], *fields[6:])
+    if tlv_type == TlvType.ALERT:
+        if len(value) < _ALERT_HEAD.size:
+            raise MalformedTlv("Alert too short")
+        text, offset = _read_text(value, _ALERT_HEAD.size, "Alert")
+        if offset != len(value):
+            raise MalformedTlv("Alert has trailing bytes")
+        kind, severity, venue_id, asset_id, alert_value, observed_ts = _ALERT_HEAD.unpack_from(value)
+        return Alert(kind, severity, venue_id, asset_id, alert_value, observed_ts, text)
     return UnknownTlv(tlv_type, bytes(value))
 
 
@@ -352,6 +427,8 @@ Event = (
     | StateInvalidation
     | Dropped
     | PublisherLoss
+    | SpreadSignal
+    | Alert
     | UnknownTlv
 )
 
@@ -366,4 +443,6 @@ TYPE_OF: dict[type, TlvType] = {
     StateInvalidation: TlvType.STATE_INVALIDATION,
     Dropped: TlvType.DROPPED,
     PublisherLoss: TlvType.PUBLISHER_LOSS,
+    SpreadSignal: TlvType.SPREAD_SIGNAL,
+    Alert: TlvType.ALERT,
 }  # the TLV type of each typed value (UnknownTlv carries its own)
