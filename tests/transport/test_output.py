@@ -9,7 +9,7 @@ import pytest
 
 from tests.relay.conftest import message, until
 from tickrelay.errors import ProtocolError
-from tickrelay.protocol.codec import Message
+from tickrelay.protocol.codec import Message, make_sequence, restamp
 from tickrelay.protocol.messages import Heartbeat, PublisherLoss, Trade
 from tickrelay.relay.server import Relay
 from tickrelay.transport.output import RelayOutput
@@ -87,3 +87,68 @@ async def test_send_event_encodes_with_the_streams_sequence(relay: Relay) -> Non
     )
     assert (second.header.sequence, second.events()) == ((12 << 48) | 2, [Heartbeat(5, 6)])
     await out.close()
+
+
+def _stamped(i: int, counter: int, source: int = 3, stream_id: int = 9) -> bytes:
+    return restamp(message(i), source, make_sequence(stream_id, counter))
+
+
+async def test_forward_keeps_the_origin_bytes_and_sequence_so_gaps_stay_visible(relay: Relay) -> None:
+    out = RelayOutput(relay.path, source=3, stream_id=9)
+    sent = [_stamped(i, c) for i, c in ((0, 5), (1, 6), (2, 9), (3, 10))]  # counters 7, 8 lost upstream
+    got: list[Message | Gap] = []
+
+    async def consume() -> None:
+        async for item in Subscription(relay.path, reconnect=False):
+            got.append(item)
+            if len(got) == 5:
+                return
+
+    task = asyncio.create_task(consume())
+    await until(lambda: relay.subscribers, 5)
+    out.start()
+    for m in sent:
+        out.forward(m)
+    await asyncio.wait_for(task, 5)
+    assert [g.raw if isinstance(g, Message) else g for g in got] == [*sent[:2], Gap(3, 9, 7, 9), *sent[2:]]
+    await out.close()
+
+
+async def test_forward_refuses_other_streams_and_partial_messages(tmp_path: Path) -> None:
+    out = RelayOutput(tmp_path / "none.sock", source=3, stream_id=9)
+    with pytest.raises(ProtocolError, match="got 73 bytes that are not"):
+        out.forward(_stamped(0, 1)[:-1])
+    with pytest.raises(ProtocolError, match=r"stream \(3, 8\) on the output of stream \(3, 9\)"):
+        out.forward(_stamped(0, 1, stream_id=8))
+    with pytest.raises(ProtocolError, match=r"stream \(1, 9\) on the output of stream \(3, 9\)"):
+        out.forward(_stamped(0, 1, source=1))
+
+
+async def test_forwarded_stream_overflow_is_a_gap_not_a_publisher_loss(tmp_path: Path) -> None:
+    path, door = tmp_path / "md.sock", tmp_path / "door.sock"
+    out = RelayOutput(door, source=3, stream_id=9, buffer_bytes=74 * 100, backoff_cap_s=0.05)
+    out.start()
+    sent = [_stamped(2 * i, i + 1) for i in range(300)]  # even i: 74-byte trades
+    for m in sent:
+        out.forward(m)
+    dropped = out.stats.dropped
+    assert dropped > 100
+    relay = Relay(path)
+    await relay.start()
+    got: list[Message | Gap] = []
+
+    async def consume() -> None:
+        async for item in Subscription(path, reconnect=False):
+            got.append(item)
+
+    task = asyncio.create_task(consume())
+    await until(lambda: relay.subscribers, 5)
+    door.symlink_to(path)
+    await out.wait_connected(5)
+    await until(lambda: len(got) == 300 - dropped, 5)
+    await asyncio.sleep(0.05)  # nothing else arrives: no PublisherLoss in the origin's stream
+    assert [m.raw for m in got if isinstance(m, Message)] == sent[dropped:]
+    assert not any(isinstance(g, Gap) for g in got)  # the first message of a stream is not a gap
+    task.cancel()
+    await out.close()
+    await relay.stop()

@@ -6,6 +6,12 @@ envelope (docs/protocol.md). ``send`` never blocks and never waits for the relay
 down or slow the buffer grows up to ``buffer_bytes``; beyond that the oldest messages are dropped and
 counted, and after the next connect a PublisherLoss message in the stream says how many. Reconnects
 run in the background with capped exponential backoff and jitter, for ever.
+
+``forward(message)`` is the other way in, for bridges that relay another machine's stream: the message
+must already be one of this output's stream (source, stream id) and goes out byte for byte, original
+sequence included, so the far side's per-stream counters show any loss upstream. A forwarded stream's
+counters belong to its origin, so losses here are counted (``stats.dropped``) but never announced
+with a PublisherLoss message: they show as a gap in the counters.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 from tickrelay.errors import ProtocolError, RelayError
 from tickrelay.protocol.codec import (
+    COUNTER_BITS,
     HEADER_SIZE,
     MAGIC_BYTES,
     Decoder,
@@ -106,6 +113,7 @@ class RelayOutput:
         self._count = 0  # messages in _buf
         self._counter = 0  # last sequence counter assigned
         self._lost = 0  # dropped since the last PublisherLoss was sent
+        self._forwarding = False  # forward() was used: the counters are the origin's, never ours
         self._scheduled = False
         self._transport: asyncio.Transport | None = None
         self._connected = asyncio.Event()
@@ -134,6 +142,29 @@ class RelayOutput:
             raise ProtocolError(f"send() needs one whole Protocol V2 message; got {n} bytes that are not")
         self._counter += 1
         self._append(restamp(message, self.source, make_sequence(self.stream_id, self._counter)))
+
+    def forward(self, message: bytes) -> None:
+        """Queue ``message`` unchanged (sequence, timestamp and CRC as its origin stamped them).
+
+        Raises:
+            ProtocolError: ``message`` is not one whole Protocol V2 message of this output's source and
+                stream id.
+        """
+        n = len(message)
+        if (
+            n < HEADER_SIZE
+            or message[:4] != MAGIC_BYTES
+            or _U32.unpack_from(message, 24)[0] != n - HEADER_SIZE
+        ):
+            raise ProtocolError(f"forward() needs one whole Protocol V2 message; got {n} bytes that are not")
+        source, stream_id = message[6], _U64.unpack_from(message, 8)[0] >> COUNTER_BITS
+        if source != self.source or stream_id != self.stream_id:
+            raise ProtocolError(
+                f"forward() got a message of stream ({source}, {stream_id}) on the output of stream "
+                f"({self.source}, {self.stream_id})"
+            )
+        self._forwarding = True
+        self._append(message)
 
     def send_event(self, timestamp_ns: int, event: Event) -> None:
         """Encode ``event`` as one message of this stream (the collectors' hot path: no re-stamping;
@@ -249,7 +280,7 @@ class RelayOutput:
                 self._transport = transport
                 self.stats.connected = True
                 self._connected.set()
-                if self._lost:
+                if self._lost and not self._forwarding:
                     self.send_event(self._clock(), PublisherLoss(self._lost))
                     self._lost = 0
                 self._flush()
