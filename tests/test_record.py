@@ -5,20 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.relay.conftest import message
-from tests.relay.test_process import start_relay
+from tests.relay.conftest import FIXTURES, ME, message, normalize, start_relay
 from tickrelay.protocol.codec import Decoder
 from tickrelay.record import RecordWriter, iter_messages, read_index
-
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-ME = [sys.executable, "-m", "tickrelay"]
 
 
 def test_writer_index_rotation_and_seek(tmp_path: Path) -> None:
@@ -41,24 +35,13 @@ def test_writer_index_rotation_and_seek(tmp_path: Path) -> None:
 def test_record_then_replay_round_trip_is_byte_exact(tmp_path: Path) -> None:
     capture = FIXTURES / "binance/spot/hftbacktest_2024-08-08_combined_depth100ms-trade-bookTicker_BTCUSDT"
     stream = tmp_path / "in.v2"
-    subprocess.run(
-        [
-            *ME,
-            "normalize",
-            "--venue",
-            "binance",
-            f"{capture}.jsonl",
-            "--snapshot",
-            f"BTCUSDT={capture}.rest-depth-snapshot.json@7",
-            "--out",
-            str(stream),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    decoder = Decoder()
-    decoder.feed(stream.read_bytes())
-    expected = [m.payload for m in decoder]
+    expected = [
+        m.payload
+        for m in normalize(
+            "binance", capture.with_suffix(".jsonl"), stream,
+            "--snapshot", f"BTCUSDT={capture}.rest-depth-snapshot.json@7",
+        )
+    ]  # fmt: skip
     a, b = tmp_path / "a.sock", tmp_path / "b.sock"
     relay_a, relay_b = start_relay(a), start_relay(b)
     out = tmp_path / "rec"

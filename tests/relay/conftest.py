@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tickrelay.protocol.codec import encode_events, encode_quote_message, encode_trade_message
+from tickrelay.protocol.codec import (
+    Decoder,
+    Message,
+    encode_events,
+    encode_quote_message,
+    encode_trade_message,
+)
 from tickrelay.protocol.messages import Quote, StateInvalidation, Trade
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
 
 
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+ME = [sys.executable, "-m", "tickrelay"]
 BTC, ETH = asset_id_for("BTC/USD"), asset_id_for("ETH/USD")
 VENUES = (100, 101, 102)
 
@@ -41,3 +52,29 @@ async def until(predicate: object, timeout_s: float = 5.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not predicate():  # type: ignore[operator]  # noqa: ASYNC110 - other processes: nothing to await
             await asyncio.sleep(0.01)
+
+
+def start_relay(path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """A relay process; its stderr goes to ``<path>.log``; returns once it says it listens."""
+    log = path.with_suffix(".log")
+    before = log.read_text().count("listening on") if log.exists() else 0
+    with log.open("ab") as err:
+        proc = subprocess.Popen([*ME, "relay", "--socket", str(path), *extra], stderr=err)
+    deadline = time.monotonic() + 20
+    while log.read_text().count("listening on") == before:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the relay did not start"
+        time.sleep(0.02)
+    return proc
+
+
+def normalize(venue: str, recording: Path, out: Path, *options: str) -> list[Message]:
+    """Run the real ``tickrelay normalize`` over a fixture recording; the messages it wrote to ``out``."""
+    subprocess.run(
+        [*ME, "normalize", "--venue", venue, str(recording), "--out", str(out), *options],
+        check=True,
+        capture_output=True,
+    )
+    decoder = Decoder(max_payload=8 << 20)
+    decoder.feed(out.read_bytes())
+    return list(decoder)

@@ -8,34 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.relay.conftest import message, until
+from tests.relay.conftest import FIXTURES, message, normalize, start_relay, until
 from tickrelay.protocol.codec import Decoder, Message
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Gap, Subscription
-
-
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
-
-
-def start_relay(path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """A relay process; its stderr goes to ``<path>.log``; returns once it says it listens."""
-    log = path.with_suffix(".log")
-    before = log.read_text().count("listening on") if log.exists() else 0
-    with log.open("ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tickrelay", "relay", "--socket", str(path), *extra], stderr=err
-        )
-    deadline = time.monotonic() + 20
-    while log.read_text().count("listening on") == before:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the relay did not start"
-        time.sleep(0.02)
-    return proc
 
 
 async def test_kill_the_relay_mid_stream_publishers_reconnect_and_subscribers_see_the_exact_gap(
@@ -88,26 +68,13 @@ async def test_kill_the_relay_mid_stream_publishers_reconnect_and_subscribers_se
 def test_publish_then_tail_the_cli_round_trip(tmp_path: Path) -> None:
     capture = FIXTURES / "binance/spot/rust-orderbook-feed_2026-07-04_raw-depth100ms_BTCUSDT"
     stream = tmp_path / "in.v2"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tickrelay",
-            "normalize",
-            "--venue",
-            "binance",
-            f"{capture}.jsonl",
-            "--snapshot",
-            f"BTCUSDT={capture}.rest-depth-snapshot.json",
-            "--out",
-            str(stream),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    decoder = Decoder()
-    decoder.feed(stream.read_bytes())
-    expected = [m.payload for m in decoder]
+    expected = [
+        m.payload
+        for m in normalize(
+            "binance", capture.with_suffix(".jsonl"), stream,
+            "--snapshot", f"BTCUSDT={capture}.rest-depth-snapshot.json",
+        )
+    ]  # fmt: skip
     path = tmp_path / "md.sock"
     relay = start_relay(path)
     env = {**os.environ, "RELAY_SOCKET_PATH": str(path)}  # the variable, not a flag
