@@ -1,0 +1,1 @@
+"""The NATS JetStream bridge: relay <-> NATS subjects (docs/nats.md)."""

@@ -1,0 +1,276 @@
+"""Bridge in: NATS subjects into the local relay, byte for byte (I/O: NATS, relay sockets).
+
+Live (the default) is a core NATS subscription: the lowest latency, nothing stored on the server for
+this bridge, and nats-py re-subscribes after a reconnect; what was published meanwhile is lost and
+shows as a gap in the origin stream's counters. ``since_s`` and ``last_value`` use a JetStream ordered
+consumer on the replay stream instead (nats-py recreates it from the last stream sequence seen when
+its heartbeats stop).
+
+Every upstream stream (source, stream id) gets its own forwarding RelayOutput with that source and
+stream id, so local subscribers see the origin's sequence and its gaps. ``batch.FlushMerger`` puts
+each stream's messages back in counter order after per-subject batching.
+
+Late joiner (``last_value``): read the last-value stream (InstrumentMeta, and per instrument its book
+with the position of the last message that changed it), forward the metas at once, then consume the
+replay stream from a little before the oldest of those books. Each book is forwarded just before the
+first message of its stream past its position (after the relay routed everything before: ``sync``),
+so a consumer applies exactly the deltas the snapshot does not include.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import time
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from tickrelay.bridge.batch import FlushMerger, split_messages
+from tickrelay.bridge.connection import FLUSH_HEADER, LAST_STREAM, STREAM, UPTO_HEADER, NatsStats, connect
+from tickrelay.bridge.subjects import LAST_PREFIX, PREFIX, domain_token
+from tickrelay.errors import ProtocolError
+from tickrelay.protocol.codec import COUNTER_BITS, COUNTER_MASK, Domain, Message, Source
+from tickrelay.transport.output import RelayOutput
+
+
+CATCH_UP_MARGIN_S = 2.0  # replay starts this long before the oldest last-value book was stored
+
+
+@dataclasses.dataclass
+class InSettings:
+    domain: Domain = Domain.MARKET_DATA
+    subject: str = ""  # default tickrelay.<domain>.>
+    last_value: bool = False
+    since_s: float | None = None  # replay this much of the stream first (JetStream)
+    hold_s: float = 0.005  # an incomplete flush is released after this long without NATS messages
+    pending_msgs: int = 65536  # nats-py's per-subscription limits (slow consumer beyond)
+    pending_bytes: int = 256 << 20
+
+
+@dataclasses.dataclass
+class InStats:
+    nats_messages: int = 0
+    messages: int = 0  # forwarded
+    bytes: int = 0
+    streams: int = 0  # upstream streams seen (one forwarding RelayOutput each)
+    gaps: int = 0  # jumps in a stream's counters seen here
+    missing: int = 0  # messages those gaps skipped
+    out_of_order: int = 0
+    rejected: int = 0  # NATS payloads that were not whole, valid Protocol V2 messages (dropped)
+    snapshots: int = 0  # last-value books forwarded
+    metas: int = 0
+    flushes: int = 0
+    incomplete_flushes: int = 0
+    relay_dropped: int = 0  # messages dropped by the forwarding outputs (local relay down too long)
+    nats: NatsStats = dataclasses.field(default_factory=NatsStats)
+
+
+class BridgeIn:
+    def __init__(self, relay_path: Path, servers: list[str], settings: InSettings | None = None) -> None:
+        self.relay_path = relay_path
+        self.servers = servers
+        self.settings = s = settings or InSettings()
+        self.subject = s.subject or f"{PREFIX}.{domain_token(s.domain)}.>"
+        self.stats = InStats()
+        self.merger = FlushMerger(s.domain)
+        self.outputs: dict[tuple[int, int], RelayOutput] = {}
+        self.own = RelayOutput(relay_path, source=Source.NATS_BRIDGE, domain=s.domain, name="bridge-in")
+        self.last: dict[tuple[int, int], int] = {}
+        self.held: dict[tuple[int, int], list[tuple[int, bytes]]] = {}  # stream -> (position, book message)
+        self._lock = asyncio.Lock()
+        self._last_feed = time.monotonic()
+        self.ready = asyncio.Event()  # subscribed
+
+    # ---- forwarding --------------------------------------------------------------------------------
+
+    def _output(self, key: tuple[int, int]) -> RelayOutput:
+        out = self.outputs.get(key)
+        if out is None:
+            s = self.settings
+            out = self.outputs[key] = RelayOutput(
+                self.relay_path, source=key[0], stream_id=key[1], domain=s.domain, name="bridge-in"
+            )
+            out.start()
+            self.stats.streams += 1
+        return out
+
+    async def _forward(self, messages: list[Message]) -> None:
+        stats, last, held = self.stats, self.last, self.held
+        for m in messages:
+            h = m.header
+            key, counter = (h.source, h.sequence >> COUNTER_BITS), h.sequence & COUNTER_MASK
+            if held and key in held:
+                await self._release(key, counter)
+            prev = last.get(key)
+            if prev is not None and counter != prev + 1:
+                if counter > prev + 1:
+                    stats.gaps += 1
+                    stats.missing += counter - prev - 1
+                else:
+                    stats.out_of_order += 1
+            last[key] = counter
+            self._output(key).forward(m.raw)
+            stats.messages += 1
+            stats.bytes += len(m.raw)
+
+    async def _release(self, key: tuple[int, int], counter: int) -> None:
+        """Forward the held books of stream ``key`` whose position is before ``counter``, after the relay
+        routed what this stream forwarded so far (and before anything after them)."""
+        books = self.held[key]
+        due = [raw for position, raw in books if position < counter]
+        if not due:
+            return
+        self.held[key] = [(p, raw) for p, raw in books if p >= counter]
+        if not self.held[key]:
+            del self.held[key]
+        if key in self.outputs:
+            await self.outputs[key].sync()
+        for raw in due:
+            self.own.send(raw)
+            self.stats.snapshots += 1
+        await self.own.sync()
+
+    async def _release_all(self) -> None:
+        for key in list(self.held):
+            await self._release(key, COUNTER_MASK + 1)
+
+    async def _on_message(self, msg: Msg) -> None:
+        async with self._lock:
+            self._last_feed = time.monotonic()
+            self.stats.nats_messages += 1
+            tag = msg.headers.get(FLUSH_HEADER) if msg.headers else None
+            try:
+                messages = self.merger.feed(tag, msg.data)
+            except ProtocolError as exc:
+                self.stats.rejected += 1
+                self.stats.nats.last_error = f"rejected payload on {msg.subject}: {exc}"
+                return
+            await self._forward(messages)
+            if self.held and msg.metadata.num_pending == 0:  # caught up: no stream will pass them
+                await self._release_all()
+
+    async def _expire(self, stop: asyncio.Event) -> None:
+        """Release an incomplete flush after ``hold_s`` without NATS messages (and late-join books the
+        replay never reached after a second)."""
+        hold = self.settings.hold_s
+        while not stop.is_set():
+            idle = time.monotonic() - self._last_feed
+            if self.merger.pending and idle >= hold:
+                async with self._lock:
+                    await self._forward(self.merger.expire())
+            if self.held and idle >= 1.0:
+                async with self._lock:
+                    await self._release_all()
+            await asyncio.sleep(hold if self.merger.pending else min(hold * 4, 0.02))
+
+    # ---- subscribing -------------------------------------------------------------------------------
+
+    async def _read_last_values(self, nc: Client) -> datetime.datetime | None:
+        """Forward the metas, hold the books; the time the oldest book was stored (None if none)."""
+        js = nc.jetstream()
+        pattern = LAST_PREFIX + self.subject[len(PREFIX) :]
+        try:
+            info = await js.stream_info(LAST_STREAM, subjects_filter=pattern)
+        except NotFoundError:
+            return None
+        if not info.state.subjects:
+            return None
+        sub = await js.subscribe(pattern, stream=LAST_STREAM, ordered_consumer=True)
+        oldest: datetime.datetime | None = None
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=5)
+                stamp = self._take_last_value(msg)
+                if stamp is not None and (oldest is None or stamp < oldest):
+                    oldest = stamp
+                if msg.metadata.num_pending == 0:
+                    break
+        except NatsTimeout:  # the stream emptied (age, purge) under us
+            pass
+        finally:
+            await sub.unsubscribe()
+        await self.own.sync()
+        return oldest
+
+    def _take_last_value(self, msg: Msg) -> datetime.datetime | None:
+        """Forward a meta, hold a book; the time a book was stored."""
+        upto = msg.headers.get(UPTO_HEADER) if msg.headers else None
+        try:
+            (message,) = split_messages(msg.data, self.settings.domain)
+            position = tuple(int(x) for x in upto.split(".")) if upto else ()
+            if upto and len(position) != 3:
+                raise ValueError(f"bad {UPTO_HEADER} {upto!r}")
+        except (ProtocolError, ValueError) as exc:
+            self.stats.rejected += 1
+            self.stats.nats.last_error = f"rejected last value on {msg.subject}: {exc}"
+            return None
+        if not position:
+            self.own.send(message.raw)  # a meta: names first
+            self.stats.metas += 1
+            return None
+        source, stream_id, counter = position
+        self.held.setdefault((source, stream_id), []).append((counter, message.raw))
+        return msg.metadata.timestamp
+
+    async def _subscribe(self, nc: Client) -> NatsSubscription:
+        s = self.settings
+        start: datetime.datetime | None = None
+        if s.last_value:
+            oldest = await self._read_last_values(nc)
+            if oldest is not None:
+                start = oldest - datetime.timedelta(seconds=CATCH_UP_MARGIN_S)
+        if s.since_s is not None:
+            since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=s.since_s)
+            start = since if start is None else min(start, since)
+        if not s.last_value and start is None:
+            return await nc.subscribe(
+                self.subject,
+                cb=self._on_message,
+                pending_msgs_limit=s.pending_msgs,
+                pending_bytes_limit=s.pending_bytes,
+            )
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.NEW if start is None else DeliverPolicy.BY_START_TIME,
+            opt_start_time=start,
+        )
+        return await nc.jetstream().subscribe(
+            self.subject,
+            stream=STREAM,
+            ordered_consumer=True,
+            config=config,
+            cb=self._on_message,
+            pending_msgs_limit=s.pending_msgs,
+            pending_bytes_limit=s.pending_bytes,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Bridge until ``stop`` is set; then forward what the relay can take and close."""
+        nc = await connect(self.servers, "tickrelay-bridge-in", self.stats.nats, stop)
+        if nc is None:
+            return
+        self.own.start()
+        try:
+            sub = await self._subscribe(nc)
+            self.ready.set()
+            expire = asyncio.create_task(self._expire(stop))
+            await stop.wait()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            await expire
+            async with self._lock:
+                await self._forward(self.merger.expire())
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            self.stats.flushes, self.stats.incomplete_flushes = self.merger.flushes, self.merger.incomplete
+            for out in [*self.outputs.values(), self.own]:
+                self.stats.relay_dropped += out.stats.dropped
+                await out.close()

@@ -1,0 +1,93 @@
+"""``tickrelay bridge out|in``: the relay <-> NATS JetStream bridge (docs/nats.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tickrelay import runtime
+from tickrelay.bridge.inbound import BridgeIn, InSettings
+from tickrelay.bridge.outbound import BridgeOut, OutSettings
+from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
+
+
+HELP = "bridge a relay to NATS JetStream: `bridge out` publishes its stream, `bridge in` feeds another relay"
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nats", default=DEFAULT_NATS, help=f"NATS server URL(s), comma-separated ({DEFAULT_NATS})"
+    )
+    p.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
+    p.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    p.add_argument("--json", action="store_true", help="print the final counters as JSON")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="direction", metavar="{out,in}", required=True)
+    out = sub.add_parser("out", help="publish the relay's stream to NATS subjects tickrelay.<domain>....")
+    _common(out)
+    out.add_argument("--latency-ms", type=float, default=1.0, help="longest wait for a batch (1)")
+    out.add_argument("--batch-kb", type=int, default=256, help="largest batch (NATS message) in KiB (256)")
+    out.add_argument("--snapshot-s", type=float, default=0.25, help="publish changed books this often (0.25)")
+    out.add_argument("--max-age-s", type=float, default=3600.0, help="replay stream keeps this (3600)")
+    out.add_argument("--replicas", type=int, default=1, help="JetStream replicas of both streams (cluster)")
+    out.add_argument("--no-setup", action="store_true", help="do not create or update the JetStream streams")
+    inn = sub.add_parser("in", help="subscribe to NATS subjects and forward into the relay, byte for byte")
+    _common(inn)
+    inn.add_argument("--subject", help="subject pattern (default tickrelay.<domain>.>)")
+    inn.add_argument("--last-value", action="store_true",
+                     help="late joiner: books from the last-value stream, then replay")  # fmt: skip
+    inn.add_argument("--since-s", type=float, help="replay this many seconds of the replay stream first")
+    inn.add_argument("--hold-ms", type=float, default=5.0, help="release an incomplete flush after (5)")
+    inn.add_argument(
+        "--pending-msgs", type=int, default=65536, help="queued NATS messages before slow consumer"
+    )
+
+
+def _report(name: str, stats: Any, as_json: bool) -> None:
+    data = dataclasses.asdict(stats)
+    if as_json:
+        print(json.dumps({"bridge": name, **data}), file=sys.stderr)
+        return
+    nats = data.pop("nats")
+    text = ", ".join(f"{k} {v}" for k, v in {**data, **nats}.items() if k != "last_error")
+    error = f"; last error: {nats['last_error']}" if nats["last_error"] else ""
+    print(f"tickrelay bridge {name}: {text}{error}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    domain = DOMAIN_NAMES[args.domain]
+    path = Path(socket_path(domain, args.socket, os.environ))
+    servers = [s.strip() for s in args.nats.split(",") if s.strip()]
+
+    if args.direction == "out":
+        bridge_out = BridgeOut(path, servers, OutSettings(
+            domain=domain, latency_s=args.latency_ms / 1000, max_batch_bytes=args.batch_kb << 10,
+            snapshot_s=args.snapshot_s, max_age_s=args.max_age_s, replicas=args.replicas,
+            setup_streams=not args.no_setup))  # fmt: skip
+
+        async def main_out(stop: asyncio.Event) -> int:
+            await bridge_out.run(stop)
+            _report("out", bridge_out.stats, args.json)
+            return 0
+
+        return runtime.run(main_out)
+
+    bridge_in = BridgeIn(path, servers, InSettings(
+        domain=domain, subject=args.subject or "", last_value=args.last_value, since_s=args.since_s,
+        hold_s=args.hold_ms / 1000, pending_msgs=args.pending_msgs))  # fmt: skip
+
+    async def main_in(stop: asyncio.Event) -> int:
+        await bridge_in.run(stop)
+        _report("in", bridge_in.stats, args.json)
+        return 0
+
+    return runtime.run(main_in)

@@ -1,0 +1,105 @@
+"""Real nats-servers for the bridge tests: each on a free loopback port with JetStream in tmp_path,
+stopped (killed if need be) at the end of the test. Real relays come from tests/relay/conftest.py."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.relay.conftest import relay  # noqa: F401 - the real-relay fixture, shared
+
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    """One nats-server process with JetStream storing under ``store``; restartable on the same port."""
+
+    def __init__(self, store: Path, *, name: str = "n1", cluster_port: int | None = None,
+                 routes: list[int] | None = None) -> None:  # fmt: skip
+        self.store, self.name = store, name
+        self.port = free_port()
+        self.cluster_port, self.routes = cluster_port, routes or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        cmd = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store),
+               "-n", self.name]  # fmt: skip
+        if self.cluster_port is not None:
+            routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)
+            cmd += [
+                "--cluster_name",
+                "tr",
+                "--cluster",
+                f"nats://127.0.0.1:{self.cluster_port}",
+                "--routes",
+                routes,
+            ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nats-server did not start: {cmd}") from None
+                time.sleep(0.02)
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    if not Path(NATS_SERVER).exists():
+        pytest.skip("nats-server is not installed (./install.sh installs it)")
+    server = NatsServer(tmp_path / "js")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
+    if not Path(NATS_SERVER).exists():
+        pytest.skip("nats-server is not installed (./install.sh installs it)")
+    ports = [free_port() for _ in range(3)]
+    servers = [NatsServer(tmp_path / f"js{i}", name=f"n{i}", cluster_port=ports[i],
+                          routes=[p for j, p in enumerate(ports) if j != i]) for i in range(3)]  # fmt: skip
+    try:
+        for s in servers:
+            s.start()
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()

@@ -1,0 +1,148 @@
+"""Two relays, each with its bridge, through a real nats-server: what the far side gets, byte for byte.
+
+Relay A (a publisher of recorded Binance data and one of synthetic messages) -> bridge out -> nats-server
+-> bridge in -> relay B -> a subscriber. The truth is what relay A delivers to a subscriber of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.bridge.conftest import NatsServer
+from tests.relay.conftest import FIXTURES, message, normalize, until
+from tickrelay.bridge.inbound import BridgeIn
+from tickrelay.bridge.outbound import BridgeOut
+from tickrelay.protocol.codec import COUNTER_BITS, Message, Source
+from tickrelay.relay.server import Relay, RelaySettings
+from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.subscribe import Gap, Subscription
+
+
+pytestmark = pytest.mark.nats
+BTC = "hftbacktest_2024-08-08_combined_depth100ms-trade-bookTicker_BTCUSDT"
+
+
+@pytest.fixture(scope="module")
+def btc(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """The recorded Binance BTCUSDT session as Protocol V2 (41,248 messages: meta, REST snapshot, deltas,
+    trades, quotes), from the real `tickrelay normalize`."""
+    f = FIXTURES / "binance" / "spot" / BTC
+    if not f.with_name(f.name + ".jsonl").exists():
+        pytest.skip("shared fixtures not present")
+    out = tmp_path_factory.mktemp("btc") / "btc.v2"
+    snapshot = f"BTCUSDT={f}.rest-depth-snapshot.json@7"
+    return [m.raw for m in normalize("binance", Path(f"{f}.jsonl"), out, "--snapshot", snapshot)]
+
+
+class Collector:
+    """A whole-stream subscriber that keeps everything it gets."""
+
+    def __init__(self, path: Path) -> None:
+        self.sub = Subscription(path, buffer_bytes=64 << 20, backoff_cap_s=0.1)
+        self.items: list[Message | Gap] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for item in self.sub:
+            assert not isinstance(item, bytes)
+            self.items.append(item)
+
+    @property
+    def messages(self) -> list[Message]:
+        return [i for i in self.items if isinstance(i, Message)]
+
+    def streams(self) -> dict[tuple[int, int], list[bytes]]:
+        out: dict[tuple[int, int], list[bytes]] = defaultdict(list)
+        for m in self.messages:
+            out[(m.header.source, m.header.sequence >> COUNTER_BITS)].append(m.raw)
+        return out
+
+    def has(self, raw: bytes) -> bool:
+        return any(m.raw == raw for m in reversed(self.messages))
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+@pytest.fixture
+async def relays(tmp_path: Path) -> AsyncIterator[tuple[Relay, Relay]]:
+    a = Relay(tmp_path / "a.sock", RelaySettings(subscriber_buffer=64 << 20))
+    b = Relay(tmp_path / "b.sock", RelaySettings(subscriber_buffer=64 << 20))
+    await a.start()
+    await b.start()
+    yield a, b
+    await a.stop(drain_s=0.1)
+    await b.stop(drain_s=0.1)
+
+
+@contextlib.asynccontextmanager
+async def running(bridge: BridgeOut | BridgeIn) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    await asyncio.wait_for(bridge.ready.wait(), 15)
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def publish(out: RelayOutput, messages: list[bytes], per_ms: int = 40) -> None:
+    """Send at about ``per_ms`` messages a millisecond (the relay's subscribers keep up)."""
+    for i, m in enumerate(messages):
+        out.send(m)
+        if i % per_ms == per_ms - 1:
+            await asyncio.sleep(0.001)
+    await out.sync()
+
+
+def split(items: list[Message | Gap]) -> tuple[dict[tuple[int, int], list[bytes]], list[Gap]]:
+    streams: dict[tuple[int, int], list[bytes]] = defaultdict(list)
+    for m in items:
+        if isinstance(m, Message):
+            streams[(m.header.source, m.header.sequence >> COUNTER_BITS)].append(m.raw)
+    return streams, [g for g in items if isinstance(g, Gap)]
+
+
+async def test_far_subscriber_gets_every_message_in_order_byte_identical(
+    relays: tuple[Relay, Relay], nats_server: NatsServer, btc: list[bytes]
+) -> None:
+    a, b = relays
+    truth, far = Collector(a.path), Collector(b.path)
+    await until(lambda: len(a.subscribers) == 1 and len(b.subscribers) == 1)
+    out = BridgeOut(a.path, [nats_server.url])
+    inn = BridgeIn(b.path, [nats_server.url])
+    async with running(out), running(inn):
+        await until(lambda: len(a.subscribers) == 2)
+        binance = RelayOutput(a.path, source=Source.BINANCE_COLLECTOR, stream_id=7)
+        synthetic = RelayOutput(a.path, source=Source.PUBLISH_TOOL, stream_id=9)
+        binance.start()
+        synthetic.start()
+        await asyncio.gather(
+            publish(binance, btc[:20000]), publish(synthetic, [message(i) for i in range(3000)])
+        )
+        await until(lambda: len(far.messages) == 23000, 20)
+        await binance.close()
+        await synthetic.close()
+    sent, gaps = split(truth.items)
+    got, far_gaps = split(far.items)
+    assert not gaps
+    assert not far_gaps
+    assert set(got) == {(1, 7), (64, 9)}
+    assert got[(1, 7)] == sent[(1, 7)]  # every message, in order, byte for byte
+    assert got[(64, 9)] == sent[(64, 9)]
+    assert (len(sent[(1, 7)]), len(sent[(64, 9)])) == (20000, 3000)
+    assert [m[32:] for m in got[(1, 7)]] == [m[32:] for m in btc[:20000]]  # the recorded payloads
+    assert (out.stats.messages, inn.stats.messages) == (23000, 23000)
+    assert out.stats.nats_messages < 23000 / 4  # batched
+    assert (inn.stats.gaps, inn.stats.rejected) == (0, 0)
+    await truth.close()
+    await far.close()
