@@ -32,6 +32,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("stats", "stats"),
     ("record", "record"),
     ("replay", "replay"),
+    ("bridge", "bridge"),
 )
 
 
