@@ -12,19 +12,24 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from tests.bridge.conftest import NatsServer
 from tests.relay.conftest import FIXTURES, message, normalize, until
-from tickrelay.bridge.inbound import BridgeIn
-from tickrelay.bridge.outbound import BridgeOut
-from tickrelay.protocol.codec import COUNTER_BITS, Message, Source
+from tickrelay.bridge.books import BookKeeper
+from tickrelay.bridge.inbound import BridgeIn, InSettings
+from tickrelay.bridge.outbound import BridgeOut, OutSettings
+from tickrelay.bridge.subjects import SubjectNamer, first_tlv
+from tickrelay.protocol.codec import COUNTER_BITS, Message, Source, make_sequence, restamp
+from tickrelay.protocol.messages import TlvType
 from tickrelay.relay.server import Relay, RelaySettings
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
 pytestmark = pytest.mark.nats
+namer = SubjectNamer()
 BTC = "hftbacktest_2024-08-08_combined_depth100ms-trade-bookTicker_BTCUSDT"
 
 
@@ -145,4 +150,76 @@ async def test_far_subscriber_gets_every_message_in_order_byte_identical(
     assert out.stats.nats_messages < 23000 / 4  # batched
     assert (inn.stats.gaps, inn.stats.rejected) == (0, 0)
     await truth.close()
+    await far.close()
+
+
+def books_of(messages: list[Message]) -> dict[tuple[int, int, int], tuple[list[tuple[int, int]], ...]]:
+    keeper = BookKeeper()
+    for m in messages:
+        keeper.apply(m.header, m.events())
+    return {key: state.book.levels() for key, state in keeper.books.items() if state.usable}
+
+
+async def test_late_joiner_rebuilds_books_from_the_last_value_stream(
+    relays: tuple[Relay, Relay], nats_server: NatsServer, btc: list[bytes]
+) -> None:
+    a, b = relays
+    truth = Collector(a.path)
+    await until(lambda: len(a.subscribers) == 1)
+    out = BridgeOut(a.path, [nats_server.url], OutSettings(snapshot_s=0.05))
+    async with running(out):
+        await until(lambda: len(a.subscribers) == 2)
+        binance = RelayOutput(a.path, source=Source.BINANCE_COLLECTOR, stream_id=7)
+        binance.start()
+        await publish(binance, btc[:15000])  # the REST snapshot and 1,200 deltas, then ...
+        await asyncio.sleep(1.0)  # ... the far side joins later than its replay margin reaches back
+        far = Collector(b.path)
+        await until(lambda: len(b.subscribers) == 1)
+        inn = BridgeIn(b.path, [nats_server.url], InSettings(last_value=True, catch_up_margin_s=0.2))
+        async with running(inn):
+            await publish(binance, btc[15000:])
+            await until(lambda: len(truth.messages) == len(btc))
+            await until(lambda: far.has(truth.messages[-1].raw), 20)
+        await binance.close()
+    own = [m for m in far.messages if m.header.source == Source.NATS_BRIDGE]
+    origin = [m for m in far.messages if m.header.source == Source.BINANCE_COLLECTOR]
+    assert inn.stats.snapshots == 1
+    assert inn.stats.metas == 1
+    assert len(origin) < len(btc) - 1000  # it joined late: the collector's own snapshot never reached it
+    assert not [m for m in origin if first_tlv(m.raw)[0] == TlvType.L2_SNAPSHOT]
+    assert [m.raw for m in origin] == [m.raw for m in truth.messages[-len(origin) :]]  # then every message
+    assert not [g for g in far.items if isinstance(g, Gap)]
+    reference = books_of(truth.messages)
+    assert len(reference) == 1
+    assert books_of(far.messages) == reference  # snapshot + the deltas after it = the publisher's book
+    assert [type(e).__name__ for e in own[-1].events()] == ["InstrumentMeta", "L2Snapshot"]
+    await truth.close()
+    await far.close()
+
+
+async def test_slow_consumer_loss_is_counted_as_gaps(
+    relays: tuple[Relay, Relay], nats_server: NatsServer
+) -> None:
+    _, b = relays
+    far = Collector(b.path)
+    await until(lambda: len(b.subscribers) == 1)
+    sent = [restamp(message(i), Source.PUBLISH_TOOL, make_sequence(9, i + 1)) for i in range(3001)]
+    inn = BridgeIn(b.path, [nats_server.url], InSettings(pending_msgs=8))
+    async with running(inn):
+        nc = await nats.connect(nats_server.url)
+        for m in sent[:3000]:  # one burst, one message per NATS message: more than the 8 it may queue
+            await nc.publish(namer.subject(m), m)
+        await nc.flush()
+        await asyncio.sleep(0.3)
+        await nc.publish(namer.subject(sent[-1]), sent[-1])
+        await nc.close()
+        await until(lambda: far.has(sent[-1]), 10)
+    got = [m.raw for m in far.messages]
+    gaps = [g for g in far.items if isinstance(g, Gap)]
+    assert inn.stats.nats.slow_consumer > 0
+    assert len(got) < len(sent)
+    assert got == [m for m in sent if m in set(got)]  # in order, byte for byte
+    assert got[0] == sent[0]
+    assert sum(g.missing for g in gaps) == len(sent) - len(got)  # nothing lost silently
+    assert inn.stats.missing == len(sent) - len(got)
     await far.close()

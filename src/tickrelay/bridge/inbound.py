@@ -41,9 +41,6 @@ from tickrelay.protocol.codec import COUNTER_BITS, COUNTER_MASK, Domain, Message
 from tickrelay.transport.output import RelayOutput
 
 
-CATCH_UP_MARGIN_S = 2.0  # replay starts this long before the oldest last-value book was stored
-
-
 @dataclasses.dataclass
 class InSettings:
     domain: Domain = Domain.MARKET_DATA
@@ -51,6 +48,7 @@ class InSettings:
     last_value: bool = False
     since_s: float | None = None  # replay this much of the stream first (JetStream)
     hold_s: float = 0.005  # an incomplete flush is released after this long without NATS messages
+    catch_up_margin_s: float = 2.0  # late joiner: replay from this long before the oldest book was stored
     pending_msgs: int = 65536  # nats-py's per-subscription limits (slow consumer beyond)
     pending_bytes: int = 256 << 20
 
@@ -87,6 +85,8 @@ class BridgeIn:
         self.held: dict[tuple[int, int], list[tuple[int, bytes]]] = {}  # stream -> (position, book message)
         self._lock = asyncio.Lock()
         self._last_feed = time.monotonic()
+        self._jetstream = False  # consuming the replay stream (not a core subscription)
+        self._behind = 0  # JetStream: messages of the stream not delivered yet, as of the last one
         self.ready = asyncio.Event()  # subscribed
 
     # ---- forwarding --------------------------------------------------------------------------------
@@ -154,16 +154,19 @@ class BridgeIn:
                 self.stats.nats.last_error = f"rejected payload on {msg.subject}: {exc}"
                 return
             await self._forward(messages)
-            if self.held and msg.metadata.num_pending == 0:  # caught up: no stream will pass them
-                await self._release_all()
+            if self._jetstream:
+                self._behind = msg.metadata.num_pending
+                if self.held and not self._behind:  # caught up: no stream will pass them any more
+                    await self._release_all()
 
     async def _expire(self, stop: asyncio.Event) -> None:
-        """Release an incomplete flush after ``hold_s`` without NATS messages (and late-join books the
-        replay never reached after a second)."""
+        """Release an incomplete flush after ``hold_s`` without NATS messages, unless a JetStream replay
+        is still behind (it pauses for flow control); and late-join books the replay never reached after
+        a second."""
         hold = self.settings.hold_s
         while not stop.is_set():
             idle = time.monotonic() - self._last_feed
-            if self.merger.pending and idle >= hold:
+            if self.merger.pending and idle >= hold and not self._behind:  # (a replay pauses at times)
                 async with self._lock:
                     await self._forward(self.merger.expire())
             if self.held and idle >= 1.0:
@@ -226,7 +229,7 @@ class BridgeIn:
         if s.last_value:
             oldest = await self._read_last_values(nc)
             if oldest is not None:
-                start = oldest - datetime.timedelta(seconds=CATCH_UP_MARGIN_S)
+                start = oldest - datetime.timedelta(seconds=s.catch_up_margin_s)
         if s.since_s is not None:
             since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=s.since_s)
             start = since if start is None else min(start, since)
@@ -237,6 +240,7 @@ class BridgeIn:
                 pending_msgs_limit=s.pending_msgs,
                 pending_bytes_limit=s.pending_bytes,
             )
+        self._jetstream = True
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.NEW if start is None else DeliverPolicy.BY_START_TIME,
             opt_start_time=start,
