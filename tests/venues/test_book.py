@@ -54,11 +54,11 @@ def test_top_and_truncate() -> None:
     book.load([(10, 1), (9, 1), (8, 1)], [(11, 1), (12, 1), (13, 1)])
     assert book.top(1) == ([(10, 1)], [(11, 1)])
     assert book.top(0) == ([], [])
-    book.truncate(5)  # nothing beyond 5 levels
+    assert book.truncate(5) == ([], [])  # nothing beyond 5 levels
     assert len(book) == 6
-    book.truncate()
+    assert book.truncate() == ([8], [13])  # the prices dropped, for the publisher's delta
     assert book.levels() == ([(10, 1), (9, 1)], [(11, 1), (12, 1)])
-    OrderBook().truncate()  # no depth: keeps everything
+    assert OrderBook().truncate() == ([], [])  # no depth: keeps everything
 
 
 @given(st.lists(st.tuples(st.sampled_from(["bid", "ask"]), st.integers(1, 50), st.integers(0, 3))))

@@ -25,6 +25,7 @@ from tickrelay.protocol.messages import (
     Trade,
 )
 from tickrelay.protocol.symbols import asset_id_for
+from tickrelay.venues.book import OrderBook
 from tickrelay.venues.kraken import KrakenFeed, seconds_text_to_ns
 
 
@@ -87,6 +88,30 @@ def test_the_10_deep_book_with_republish_entries() -> None:
     assert isinstance(snap, L2Snapshot)
     assert snap.asks == tuple((fixed(p), fixed(v)) for p, v, _ in raw["as"])
     assert snap.bids == tuple((fixed(p), fixed(v)) for p, v, _ in raw["bs"])
+
+
+@pytest.mark.parametrize("path", [BOOK_10, BOOK_1000, BOOK_V2], ids=["v1-10", "v1-1000", "v2-10"])
+def test_a_consumer_applying_the_published_deltas_holds_our_book_after_every_frame(path: Path) -> None:
+    """Kraken sends no delete for a level pushed out of the subscribed depth; our deltas carry one, so a
+    consumer that only applies snapshots and deltas (docs/protocol.md 2.4, 2.5) never keeps a
+    phantom level (on the 10-deep capture it would cross the book)."""
+    feed = KrakenFeed(version=2 if path == BOOK_V2 else 1)
+    if path == BOOK_V2:
+        list(feed.on_frame(INSTRUMENT, 0))
+    consumer: dict[int, OrderBook] = {}
+    compared = 0
+    for i, frame in enumerate(path.read_bytes().splitlines()):
+        for event in feed.on_frame(frame, i):
+            if isinstance(event, L2Snapshot):
+                consumer[event.asset_id] = book = OrderBook()
+                book.load(event.bids, event.asks)
+            elif isinstance(event, L2Delta):
+                consumer[event.asset_id].update(event.bids, event.asks)
+        for pair in feed._pairs.values():
+            if pair.asset_id in consumer:
+                assert consumer[pair.asset_id].levels() == pair.book.levels()
+                compared += 1
+    assert compared >= 500  # frames after the first snapshot
 
 
 def test_one_edited_level_is_caught_for_that_pair_only() -> None:
@@ -167,7 +192,11 @@ def test_v2_book_checksums_with_the_instrument_precisions() -> None:
     first_update = json.loads(BOOK_V2.read_bytes().splitlines()[1])["data"][0]
     (delta,) = outputs[1]
     assert isinstance(delta, L2Delta)
-    assert delta.asks == tuple((fixed(lv["price"]), fixed(lv["qty"])) for lv in first_update["asks"])
+    sent = tuple((fixed(lv["price"]), fixed(lv["qty"])) for lv in first_update["asks"])
+    assert delta.asks[: len(sent)] == sent
+    # 29431.1 goes, 29433.3 and 29430.6 come: 11 asks, and the 11th (29433.3, just set) is beyond the
+    # subscribed 10. Kraken sends no delete for it; our delta does, so consumers drop it as we do.
+    assert delta.asks[len(sent) :] == ((fixed("29433.3"), 0),)
     without, _ = run(BOOK_V2)
     assert without.unverified_checksums == 510  # no precisions: the checksum cannot be rebuilt
 

@@ -102,17 +102,24 @@ class OrderBook:
             (-k, asks[-k]) for k in reversed(self._ask_keys)
         ]
 
-    def truncate(self, depth: int | None = None) -> None:
-        """Drop levels beyond ``depth`` (default: the book's own) on each side."""
+    def truncate(self, depth: int | None = None) -> tuple[list[int], list[int]]:
+        """Drop levels beyond ``depth`` (default: the book's own) on each side; returns the prices
+        dropped (bids, asks), so a publisher can tell its consumers to drop them too."""
         keep = self.depth if depth is None else depth
+        dropped: tuple[list[int], list[int]] = ([], [])
         if keep is None:
-            return
-        for levels, keys, sign in ((self._bids, self._bid_keys, 1), (self._asks, self._ask_keys, -1)):
+            return dropped
+        for out, levels, keys, sign in (
+            (dropped[0], self._bids, self._bid_keys, 1),
+            (dropped[1], self._asks, self._ask_keys, -1),
+        ):
             excess = len(keys) - keep
             if excess > 0:
                 for key in keys[:excess]:
                     del levels[sign * key]
+                    out.append(sign * key)
                 del keys[:excess]
+        return dropped
 
     def is_crossed(self) -> bool:
         """Best bid at or above best ask."""

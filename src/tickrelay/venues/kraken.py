@@ -471,7 +471,9 @@ class KrakenFeed:
         bid_levels = [self._level(p, p.bid_text, a, b) for a, b in bids]
         ask_levels = [self._level(p, p.ask_text, a, b) for a, b in asks]
         p.book.update(bid_levels, ask_levels)
-        p.book.truncate()
+        gone_bids, gone_asks = p.book.truncate()  # pushed out of the subscribed depth: Kraken sends no delete
+        bid_levels += [(price, 0) for price in gone_bids]  # so the delta carries one (a consumer's book
+        ask_levels += [(price, 0) for price in gone_asks]  # then stays equal to ours, never crossed)
         stats.updates_applied += 1
         out.append(L2Delta(p.asset_id, _VENUE, _SPOT, 0, 0, 0, ts, tuple(bid_levels), tuple(ask_levels)))
         self._check(p, checksum, raw, out)
