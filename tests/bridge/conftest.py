@@ -3,16 +3,21 @@ stopped (killed if need be) at the end of the test. Real relays come from tests/
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.relay.conftest import relay  # noqa: F401 - the real-relay fixture, shared
+from tickrelay.protocol.codec import Message
+from tickrelay.relay.server import Relay, RelaySettings
+from tickrelay.transport.subscribe import Gap, Subscription
 
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -103,3 +108,41 @@ def nats_cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
     finally:
         for s in servers:
             s.stop()
+
+
+class Collector:
+    """A whole-stream subscriber that keeps everything it gets."""
+
+    def __init__(self, path: Path) -> None:
+        self.sub = Subscription(path, buffer_bytes=64 << 20, backoff_cap_s=0.1)
+        self.items: list[Message | Gap] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for item in self.sub:
+            assert not isinstance(item, bytes)
+            self.items.append(item)
+
+    @property
+    def messages(self) -> list[Message]:
+        return [i for i in self.items if isinstance(i, Message)]
+
+    def has(self, raw: bytes) -> bool:
+        return any(m.raw == raw for m in reversed(self.messages))
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+@pytest.fixture
+async def relays(tmp_path: Path) -> AsyncIterator[tuple[Relay, Relay]]:
+    """Relay A (the near side) and relay B (the far side)."""
+    a = Relay(tmp_path / "a.sock", RelaySettings(subscriber_buffer=64 << 20))
+    b = Relay(tmp_path / "b.sock", RelaySettings(subscriber_buffer=64 << 20))
+    await a.start()
+    await b.start()
+    yield a, b
+    await a.stop(drain_s=0.1)
+    await b.stop(drain_s=0.1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.bridge.conftest import NatsServer
+from tests.bridge.conftest import Collector, NatsServer
 from tests.relay.conftest import FIXTURES, message, normalize, until
 from tickrelay.bridge.books import BookKeeper
 from tickrelay.bridge.inbound import BridgeIn, InSettings
@@ -23,9 +23,9 @@ from tickrelay.bridge.outbound import BridgeOut, OutSettings
 from tickrelay.bridge.subjects import SubjectNamer, first_tlv
 from tickrelay.protocol.codec import COUNTER_BITS, Message, Source, make_sequence, restamp
 from tickrelay.protocol.messages import TlvType
-from tickrelay.relay.server import Relay, RelaySettings
+from tickrelay.relay.server import Relay
 from tickrelay.transport.output import RelayOutput
-from tickrelay.transport.subscribe import Gap, Subscription
+from tickrelay.transport.subscribe import Gap
 
 
 pytestmark = pytest.mark.nats
@@ -43,49 +43,6 @@ def btc(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     out = tmp_path_factory.mktemp("btc") / "btc.v2"
     snapshot = f"BTCUSDT={f}.rest-depth-snapshot.json@7"
     return [m.raw for m in normalize("binance", Path(f"{f}.jsonl"), out, "--snapshot", snapshot)]
-
-
-class Collector:
-    """A whole-stream subscriber that keeps everything it gets."""
-
-    def __init__(self, path: Path) -> None:
-        self.sub = Subscription(path, buffer_bytes=64 << 20, backoff_cap_s=0.1)
-        self.items: list[Message | Gap] = []
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        async for item in self.sub:
-            assert not isinstance(item, bytes)
-            self.items.append(item)
-
-    @property
-    def messages(self) -> list[Message]:
-        return [i for i in self.items if isinstance(i, Message)]
-
-    def streams(self) -> dict[tuple[int, int], list[bytes]]:
-        out: dict[tuple[int, int], list[bytes]] = defaultdict(list)
-        for m in self.messages:
-            out[(m.header.source, m.header.sequence >> COUNTER_BITS)].append(m.raw)
-        return out
-
-    def has(self, raw: bytes) -> bool:
-        return any(m.raw == raw for m in reversed(self.messages))
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-
-
-@pytest.fixture
-async def relays(tmp_path: Path) -> AsyncIterator[tuple[Relay, Relay]]:
-    a = Relay(tmp_path / "a.sock", RelaySettings(subscriber_buffer=64 << 20))
-    b = Relay(tmp_path / "b.sock", RelaySettings(subscriber_buffer=64 << 20))
-    await a.start()
-    await b.start()
-    yield a, b
-    await a.stop(drain_s=0.1)
-    await b.stop(drain_s=0.1)
 
 
 @contextlib.asynccontextmanager

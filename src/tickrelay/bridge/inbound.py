@@ -8,7 +8,9 @@ its heartbeats stop).
 
 Every upstream stream (source, stream id) gets its own forwarding RelayOutput with that source and
 stream id, so local subscribers see the origin's sequence and its gaps. ``batch.FlushMerger`` puts
-each stream's messages back in counter order after per-subject batching.
+each stream's messages back in counter order after per-subject batching. A stream never goes back:
+a message behind the last one forwarded (the rest of a flush cut in two by a server restart, after
+its first part was released) is dropped and counted (``late``); the far side counted it in a gap.
 
 Late joiner (``last_value``): read the last-value stream (InstrumentMeta, and per instrument its book
 with the position of the last message that changed it), forward the metas at once, then consume the
@@ -61,7 +63,7 @@ class InStats:
     streams: int = 0  # upstream streams seen (one forwarding RelayOutput each)
     gaps: int = 0  # jumps in a stream's counters seen here
     missing: int = 0  # messages those gaps skipped
-    out_of_order: int = 0
+    late: int = 0  # dropped: behind the stream's last forwarded counter (a flush cut by a server restart)
     rejected: int = 0  # NATS payloads that were not whole, valid Protocol V2 messages (dropped)
     snapshots: int = 0  # last-value books forwarded
     metas: int = 0
@@ -107,15 +109,16 @@ class BridgeIn:
         for m in messages:
             h = m.header
             key, counter = (h.source, h.sequence >> COUNTER_BITS), h.sequence & COUNTER_MASK
-            if held and key in held:
-                await self._release(key, counter)
             prev = last.get(key)
             if prev is not None and counter != prev + 1:
+                if counter <= prev and counter != 1:  # (counter 1: the origin restarted its stream)
+                    stats.late += 1  # behind what went out already: its gap was counted; never go back
+                    continue
                 if counter > prev + 1:
                     stats.gaps += 1
                     stats.missing += counter - prev - 1
-                else:
-                    stats.out_of_order += 1
+            if held and key in held:
+                await self._release(key, counter)
             last[key] = counter
             self._output(key).forward(m.raw)
             stats.messages += 1
