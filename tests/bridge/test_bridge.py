@@ -105,6 +105,7 @@ async def test_far_subscriber_gets_every_message_in_order_byte_identical(
     assert [m[32:] for m in got[(1, 7)]] == [m[32:] for m in btc[:20000]]  # the recorded payloads
     assert (out.stats.messages, inn.stats.messages) == (23000, 23000)
     assert out.stats.nats_messages < 23000 / 4  # batched
+    assert out.namer.subject(btc[2]) == "tickrelay.market-data.binance.BTC-USDT.trade"
     assert (inn.stats.gaps, inn.stats.rejected) == (0, 0)
     await truth.close()
     await far.close()

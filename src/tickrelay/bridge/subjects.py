@@ -48,9 +48,17 @@ KINDS: dict[int, str] = {
     TlvType.L2_RESET: "book",
     TlvType.INSTRUMENT_META: "meta",
 }
+# where venue_id sits in each instrument TLV's value (asset_id is always its first 8 bytes)
+VENUE_OFFSET: dict[int, int] = {
+    TlvType.TRADE: 32,  # asset_id price volume exec_ts_ns venue_id
+    TlvType.QUOTE: 48,  # asset_id bid bid_size ask ask_size quote_ts_ns venue_id
+    TlvType.L2_SNAPSHOT: 8,
+    TlvType.L2_DELTA: 8,
+    TlvType.L2_RESET: 8,
+    TlvType.INSTRUMENT_META: 8,
+}
 NONE = "_"  # the venue or symbol token of a message about no single venue or instrument
 _RESERVED = str.maketrans({"/": "-", ".": "_", "*": "_", ">": "_", " ": "_", "\t": "_", "\r": "_", "\n": "_"})
-_KEY = struct.Struct("<QH")  # asset_id venue_id: the start of every instrument TLV's value
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 
@@ -113,8 +121,9 @@ class SubjectNamer:
         """The subject of one whole message (named after its first TLV)."""
         domain = message[4]
         t, at = first_tlv(message)
-        if t in KINDS and len(message) >= at + _KEY.size:
-            asset_id, venue_id = _KEY.unpack_from(message, at)
+        venue_at = at + VENUE_OFFSET.get(t, 0)
+        if t in KINDS and len(message) >= venue_at + 2:
+            asset_id, venue_id = _U64.unpack_from(message, at)[0], _U16.unpack_from(message, venue_at)[0]
             key = (domain, t, venue_id, asset_id)
             subject = self._cache.get(key)
             if subject is None:
