@@ -33,6 +33,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("record", "record"),
     ("replay", "replay"),
     ("bridge", "bridge"),
+    ("dashboard", "dashboard"),
+    ("strategy", "strategy"),
+    ("risk", "risk"),
 )
 
 

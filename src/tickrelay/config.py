@@ -75,6 +75,21 @@ KEYS: tuple[Key, ...] = (
     Key("kraken.checksum_policy", str, "resync", "on a book checksum mismatch", choices=("resync", "ignore")),
     Key("collector.stale_after_s", float, 10.0, "reconnect a feed silent this long", minimum=0.1),
     Key("collector.backoff_cap_s", float, 30.0, "longest wait between reconnects", minimum=0.1),
+    Key(
+        "strategy.fees_bps",
+        list,
+        ["binance=10", "kraken=26", "coinbase=60"],
+        "taker fee per venue, VENUE=BPS",
+    ),
+    Key("strategy.min_edge_bps", float, 0.0, "open a spread signal above this net edge", minimum=0),
+    Key(
+        "strategy.stale_s", float, 10.0, "never act on a side silent this long (message time)", minimum=0.001
+    ),
+    Key("strategy.quote_aliases", list, ["USDT=USD", "USDC=USD"], "quote currencies compared as one, Q=AS"),
+    Key("risk.stale_s", float, 5.0, "alert when a venue is silent this long", minimum=0.001),
+    Key("risk.jump_pct", float, 2.0, "alert on a trade this far from the previous one", minimum=0),
+    Key("dashboard.host", str, "127.0.0.1", "dashboard HTTP address"),
+    Key("dashboard.port", int, 8080, "dashboard HTTP port", minimum=0),
     Key("metrics.port", int, 0, "Prometheus port per process (0: off)", minimum=0),
     Key("log.level", str, "info", "log level", choices=("debug", "info", "warning", "error")),
 )

@@ -1,0 +1,124 @@
+"""``tickrelay strategy``: the cross-venue spread monitor, from the market-data relay to the signal relay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tickrelay import runtime
+from tickrelay.commands.config import read_settings
+from tickrelay.consumers.market import VENUE_OF_SOURCE
+from tickrelay.consumers.pump import consume
+from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings
+from tickrelay.errors import ConfigError
+from tickrelay.protocol.codec import Domain, Message, Source
+from tickrelay.protocol.fixed import format_fixed8
+from tickrelay.protocol.messages import Reason, SignalState, SpreadSignal, StateInvalidation
+from tickrelay.protocol.symbols import VenueId
+from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.paths import socket_path
+from tickrelay.transport.subscribe import Gap
+
+
+HELP = "cross-venue spread monitor: SpreadSignals from the market-data relay to the signal relay"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
+    parser.add_argument("--socket", help="market-data relay socket (relay.socket)")
+    parser.add_argument("--signal-socket", help="signal relay socket (default: in the runtime directory)")
+    parser.add_argument("--fees-bps", nargs="+", metavar="VENUE=BPS", help="strategy.fees_bps")
+    parser.add_argument("--min-edge-bps", type=float, help="strategy.min_edge_bps")
+    parser.add_argument("--stale-s", type=float, help="strategy.stale_s")
+    parser.add_argument("--quote-aliases", nargs="+", metavar="Q=AS", help="strategy.quote_aliases")
+    parser.add_argument("--quiet", action="store_true", help="do not print each signal")
+
+
+def _pairs(items: list[str], key: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not (sep and name.strip() and value.strip()):
+            raise ConfigError(f"`{key}`: {item!r} is not NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def strategy_settings(values: Mapping[str, Any]) -> StrategySettings:
+    fees = {}
+    for venue, bps in _pairs(values["strategy.fees_bps"], "strategy.fees_bps").items():
+        if venue.upper() not in VenueId.__members__:
+            raise ConfigError(f"`strategy.fees_bps`: unknown venue {venue!r} (binance, kraken, coinbase)")
+        try:
+            fees[int(VenueId[venue.upper()])] = round(float(bps) * 100)
+        except ValueError:
+            raise ConfigError(f"`strategy.fees_bps`: {venue}={bps}: the fee is not a number") from None
+    return StrategySettings(
+        fee_ppm=fees,
+        min_edge_ppm=round(values["strategy.min_edge_bps"] * 100),
+        stale_ns=round(values["strategy.stale_s"] * 1e9),
+        quote_aliases=_pairs(values["strategy.quote_aliases"], "strategy.quote_aliases"),
+    )
+
+
+def describe(s: SpreadSignal, names: Mapping[tuple[int, int], str]) -> str:
+    buy, sell = names.get((s.buy_venue, s.buy_asset_id), "?"), names.get((s.sell_venue, s.sell_asset_id), "?")
+    return (
+        f"{SignalState(s.state).name:6} buy {VenueId(s.buy_venue).name.lower()} {buy} at "
+        f"{format_fixed8(s.buy_price)}, sell {VenueId(s.sell_venue).name.lower()} {sell} at "
+        f"{format_fixed8(s.sell_price)}, size {format_fixed8(s.size)}, net {s.net_edge_ppm / 100:.2f} bp"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = read_settings(
+        args.config,
+        {
+            "relay.socket": args.socket,
+            "strategy.fees_bps": args.fees_bps,
+            "strategy.min_edge_bps": args.min_edge_bps,
+            "strategy.stale_s": args.stale_s,
+            "strategy.quote_aliases": args.quote_aliases,
+        },
+    )
+    monitor = SpreadMonitor(strategy_settings(settings.values))
+    md_path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+    signal_path = socket_path(Domain.SIGNAL, args.signal_socket, os.environ)
+
+    async def main(stop: asyncio.Event) -> int:
+        out = RelayOutput(signal_path, source=Source.STRATEGY, domain=Domain.SIGNAL, name="strategy")
+        out.start()
+        names: dict[tuple[int, int], str] = {}
+
+        def on_item(item: Message | Gap) -> None:
+            if isinstance(item, Gap):  # our view of that venue missed messages: stop trusting it
+                venue = VENUE_OF_SOURCE.get(item.source)
+                if venue is None:
+                    return
+                events: list[Any] = [StateInvalidation(venue, 51, Reason.SEQUENCE_GAP, ())]
+                ts = monitor.now_ns
+            else:
+                events, ts = item.events(), item.header.timestamp_ns
+            for signal in monitor.on_message(ts, events):
+                out.send_event(time.time_ns(), signal)
+                if not args.quiet:
+                    for key, inst in monitor.market.instruments.items():
+                        names.setdefault(key, inst.symbol)
+                    print(describe(signal, names), flush=True)
+
+        stats = await consume(md_path, "strategy", stop, on_item)
+        await out.close()
+        sent = ", ".join(f"{k.lower()} {v}" for k, v in sorted(monitor.sent.items())) or "none"
+        print(
+            f"tickrelay strategy: {stats.messages} messages in, signals {sent}; "
+            f"{len(monitor.open)} open at exit; {stats.missing} messages missing upstream",
+            file=sys.stderr,
+        )
+        return 0
+
+    return runtime.run(main)

@@ -1,0 +1,218 @@
+"""What the dashboard shows, as plain JSON-able data. Pure: the server feeds it and sends its views.
+
+Prices and sizes go to the browser as exact decimal text (``format_fixed8``); the chart parses them
+for drawing only. Everything here is bounded: a fixed number of chart points per instrument, of
+alerts and of signals, whatever the message rate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import Any
+
+from tickrelay.consumers.market import VENUE_OF_SOURCE, InstrumentState, MarketState
+from tickrelay.protocol.fixed import format_fixed8
+from tickrelay.protocol.messages import (
+    TYPE_OF,
+    Alert,
+    AlertKind,
+    Event,
+    L2Delta,
+    L2Snapshot,
+    Quote,
+    Reason,
+    Severity,
+    SignalState,
+    SpreadSignal,
+    StateInvalidation,
+    Trade,
+    UnknownTlv,
+)
+from tickrelay.protocol.symbols import VenueId
+
+
+CHART_POINTS = 600
+KEPT = 50  # alerts and signals shown
+
+
+def _venue(venue_id: int) -> str:
+    return VenueId(venue_id).name.lower() if venue_id in VenueId._value2member_map_ else str(venue_id)
+
+
+def _point(
+    series: dict[tuple[int, int], deque[tuple[int, str]]], key: tuple[int, int], ts_ns: int, price: int
+) -> None:
+    points = series.get(key)
+    if points is None:
+        points = series[key] = deque(maxlen=CHART_POINTS)
+    points.append((ts_ns // 1_000_000, format_fixed8(price)))
+
+
+def _px(level: tuple[int, int] | None) -> str | None:
+    return format_fixed8(level[0]) if level else None
+
+
+class DashboardState:
+    def __init__(self, stale_ns: int = 5_000_000_000) -> None:
+        self.stale_ns = stale_ns
+        self.market = MarketState()
+        self.counts: Counter[tuple[str, str]] = Counter()  # (venue, tlv name) -> messages
+        self.gaps: Counter[str] = Counter()  # venue -> messages missing
+        self.invalidations: Counter[str] = Counter()
+        self.chart: dict[tuple[int, int], deque[tuple[int, str]]] = {}  # key -> (ts_ms, trade price text)
+        self.mids: dict[tuple[int, int], deque[tuple[int, str]]] = {}  # key -> (ts_ms, mid price text)
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=KEPT)
+        self.signals: deque[SpreadSignal] = deque(maxlen=KEPT)
+        self.open_signals: dict[tuple[int, int, int, int], SpreadSignal] = {}
+        self.seen_ns: dict[tuple[int, int], int] = {}  # key -> the dashboard's clock at its last message
+        self.relays: dict[str, bool] = {"market-data": False, "signal": False, "system": False}
+        self.latency: dict[str, dict[str, Any]] = {}  # from the collectors' metrics (venue_summary)
+        self._rate_base: tuple[int, Counter[str]] = (0, Counter())
+        self.rates: dict[str, float] = {}
+
+    # ---- input --------------------------------------------------------------------------------------
+
+    def on_market(self, ts_ns: int, events: list[Event], now_ns: int) -> None:
+        for event in events:
+            if isinstance(event, UnknownTlv):
+                continue
+            venue = _venue(getattr(event, "venue_id", 0))
+            self.counts[(venue, TYPE_OF[type(event)].name.lower())] += 1
+            if isinstance(event, StateInvalidation) and event.reason != Reason.RECOVERED:
+                self.invalidations[venue] += 1
+            for inst in self.market.apply(ts_ns, event):
+                key = (inst.venue_id, inst.asset_id)
+                self.seen_ns[key] = now_ns
+                if isinstance(event, Trade):
+                    _point(self.chart, key, ts_ns, event.price)
+                elif isinstance(event, Quote | L2Snapshot | L2Delta):
+                    bid, ask = inst.best_bid(), inst.best_ask()
+                    if bid and ask:
+                        mid = (bid[0] + ask[0]) // 2
+                        last = self.mids.get(key)
+                        if not last or last[-1][1] != format_fixed8(mid):
+                            _point(self.mids, key, ts_ns, mid)
+
+    def on_gap(self, source: int, missing: int) -> None:
+        self.gaps[_venue(VENUE_OF_SOURCE.get(source, 0))] += missing
+
+    def on_alert(self, alert: Alert) -> None:
+        self.alerts.appendleft(
+            {
+                "kind": AlertKind(alert.kind).name.lower()
+                if alert.kind in AlertKind._value2member_map_
+                else "?",
+                "severity": Severity(alert.severity).name.lower()
+                if alert.severity in Severity._value2member_map_
+                else "?",
+                "venue": _venue(alert.venue_id) if alert.venue_id else "",
+                "text": alert.text,
+                "ts_ms": alert.observed_ts_ns // 1_000_000,
+            }
+        )
+
+    def on_signal(self, s: SpreadSignal) -> None:
+        self.signals.appendleft(s)
+        key = (s.buy_venue, s.buy_asset_id, s.sell_venue, s.sell_asset_id)
+        if s.state == SignalState.CLOSE:
+            self.open_signals.pop(key, None)
+        else:
+            self.open_signals[key] = s
+
+    def _signal_view(self, s: SpreadSignal) -> dict[str, Any]:
+        """Named at view time: a signal may arrive (signal relay) before its InstrumentMeta (market data)."""
+        names = self.market.instruments
+        buy, sell = names.get((s.buy_venue, s.buy_asset_id)), names.get((s.sell_venue, s.sell_asset_id))
+        return {
+            "state": SignalState(s.state).name.lower() if s.state in SignalState._value2member_map_ else "?",
+            "buy": f"{_venue(s.buy_venue)} {buy.symbol if buy and buy.symbol else hex(s.buy_asset_id)}",
+            "sell": f"{_venue(s.sell_venue)} {sell.symbol if sell and sell.symbol else hex(s.sell_asset_id)}",
+            "buy_price": format_fixed8(s.buy_price),
+            "sell_price": format_fixed8(s.sell_price),
+            "size": format_fixed8(s.size),
+            "edge_bp": f"{s.net_edge_ppm / 100:.2f}",
+            "ts_ms": s.trigger_ts_ns // 1_000_000,
+        }
+
+    def update_rates(self, now_ns: int) -> None:
+        """Messages per second per venue since the previous call."""
+        per_venue: Counter[str] = Counter()
+        for (venue, _), n in self.counts.items():
+            per_venue[venue] += n
+        then, before = self._rate_base
+        if then:
+            dt = (now_ns - then) / 1e9
+            self.rates = {v: (per_venue[v] - before[v]) / dt for v in per_venue} if dt > 0 else self.rates
+        self._rate_base = (now_ns, per_venue)
+
+    # ---- views --------------------------------------------------------------------------------------
+
+    def _status(self, inst: InstrumentState, now_ns: int) -> str:
+        if not inst.trusted:
+            return f"invalid: {Reason(inst.invalid_reason).name.lower()}"
+        if now_ns - self.seen_ns.get((inst.venue_id, inst.asset_id), now_ns) > self.stale_ns:
+            return "stale"
+        return "ok"
+
+    def view(self, now_ns: int) -> dict[str, Any]:
+        """Everything but the depth of one instrument: the same for every browser."""
+        instruments = []
+        for (venue_id, asset_id), inst in sorted(self.market.instruments.items()):
+            bid, ask = inst.best_bid(), inst.best_ask()
+            instruments.append(
+                {
+                    "id": f"{venue_id}:{asset_id}",
+                    "venue": _venue(venue_id),
+                    "symbol": inst.symbol or hex(asset_id),
+                    "last": format_fixed8(inst.trade.price) if inst.trade else None,
+                    "last_size": format_fixed8(inst.trade.volume) if inst.trade else None,
+                    "bid": _px(bid),
+                    "ask": _px(ask),
+                    "spread": format_fixed8(ask[0] - bid[0]) if bid and ask else None,
+                    "status": self._status(inst, now_ns),
+                    "age_s": round((now_ns - self.seen_ns.get((venue_id, asset_id), now_ns)) / 1e9, 1),
+                }
+            )
+        venues = {}
+        for venue in sorted({v for v, _ in self.counts} | set(self.gaps)):
+            lat = self.latency.get(venue, {})
+            p99 = [row.get("p99") for row in lat.get("types", {}).values() if row.get("p99") is not None]
+            p50 = [row.get("p50") for row in lat.get("types", {}).values() if row.get("p50") is not None]
+            venues[venue] = {
+                "messages": sum(n for (v, _), n in self.counts.items() if v == venue),
+                "by_type": {t: n for (v, t), n in sorted(self.counts.items()) if v == venue},
+                "rate": round(self.rates.get(venue, 0.0), 1),
+                "gaps": self.gaps[venue],
+                "invalidations": self.invalidations[venue],
+                "errors": lat.get("errors", 0),
+                "p50_us": round(max(p50), 1) if p50 else None,
+                "p99_us": round(max(p99), 1) if p99 else None,
+            }
+        return {
+            "relays": dict(self.relays),
+            "venues": venues,
+            "instruments": instruments,
+            "alerts": list(self.alerts),
+            "signals": [self._signal_view(s) for s in self.signals],
+            "open_signals": [self._signal_view(s) for s in self.open_signals.values()],
+        }
+
+    def depth(self, instrument_id: str, levels: int = 10) -> dict[str, Any] | None:
+        """The selected instrument's top levels and chart points, or None if unknown."""
+        venue, _, asset = instrument_id.partition(":")
+        try:
+            key = (int(venue), int(asset))
+        except ValueError:
+            return None
+        inst = self.market.instruments.get(key)
+        if inst is None:
+            return None
+        bids, asks = inst.book.top(levels) if inst.book_ready else ([], [])
+        return {
+            "id": instrument_id,
+            "name": f"{_venue(inst.venue_id)} {inst.symbol or hex(inst.asset_id)}",
+            "bids": [[format_fixed8(p), format_fixed8(s)] for p, s in bids],
+            "asks": [[format_fixed8(p), format_fixed8(s)] for p, s in asks],
+            "trades": list(self.chart.get(key, ())),
+            "mids": list(self.mids.get(key, ())),
+        }

@@ -1,0 +1,46 @@
+"""The loop every consumer process runs: subscribe to the market-data relay, hand each item to the
+consumer, tick it on a timer, stop cleanly on the stop event. The consumers themselves stay pure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tickrelay.protocol.codec import Message
+from tickrelay.transport.subscribe import Gap, Subscription, SubscriptionStats
+
+
+async def consume(
+    path: Path,
+    name: str,
+    stop: asyncio.Event,
+    on_item: Callable[[Message | Gap], None],
+    *,
+    tick: Callable[[int], None] | None = None,
+    tick_s: float = 0.5,
+) -> SubscriptionStats:
+    """Feed ``on_item`` every message and gap of a whole-stream subscription (reconnecting for ever)
+    and ``tick(time.time_ns())`` every ``tick_s`` until ``stop`` is set; returns the subscription's
+    counters."""
+    subscription = Subscription(path, name=name, buffer_bytes=64 << 20)
+
+    async def pump() -> None:
+        async for item in subscription:
+            assert not isinstance(item, bytes)  # not a raw subscription
+            on_item(item)
+
+    task = asyncio.create_task(pump())
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), tick_s)
+        if task.done():
+            await task  # it only ends by raising: surface the error
+        if tick is not None:
+            tick(time.time_ns())
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return subscription.stats
