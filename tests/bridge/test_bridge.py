@@ -46,10 +46,10 @@ def btc(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
 
 
 @contextlib.asynccontextmanager
-async def running(bridge: BridgeOut | BridgeIn) -> AsyncIterator[asyncio.Event]:
+async def running(bridge: BridgeOut | BridgeIn, ready_s: float = 15) -> AsyncIterator[asyncio.Event]:
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(stop))
-    await asyncio.wait_for(bridge.ready.wait(), 15)
+    await asyncio.wait_for(bridge.ready.wait(), ready_s)
     try:
         yield stop
     finally:

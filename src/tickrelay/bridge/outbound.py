@@ -89,6 +89,7 @@ class BridgeOut:
         self._armed = False
         self._closing = False
         self.subscription: Subscription | None = None
+        self.client: Client | None = None
         self.ready = asyncio.Event()  # connected to NATS, streams set up, relay subscription starting
 
     # ---- relay -> batches (synchronous: no await between a message and its batch) --------------------
@@ -210,7 +211,7 @@ class BridgeOut:
     async def run(self, stop: asyncio.Event) -> None:
         """Bridge until ``stop`` is set; then publish what is pending and close."""
         s = self.settings
-        nc = await connect(self.servers, "tickrelay-bridge-out", self.stats.nats, stop)
+        self.client = nc = await connect(self.servers, "tickrelay-bridge-out", self.stats.nats, stop)
         if nc is None:
             return
         try:
