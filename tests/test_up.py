@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
     env.pop("RELAY_SOCKET_PATH", None)
     out = (tmp_path / "up.out").open("w")
     up = subprocess.Popen(
-        [sys.executable, "-m", "tickrelay", "up", "--interval", "0.5"],
+        [sys.executable, "-m", "tickrelay", "up", "--interval", "0.5", "--dashboard-port", "0"],
         stdout=out,
         stderr=subprocess.STDOUT,
         env=env,
@@ -38,6 +39,12 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
         else:
             pytest.fail(f"no data within 10 s:\n{text}")
         assert "relay on " + str(tmp_path / "tickrelay" / "market-data.sock") in text
+        url = text.split("dashboard on ", 1)[1].split("/;", 1)[0] + "/"
+        page = _get(url, deadline=time.monotonic() + 20)
+        assert "<title>tickrelay dashboard</title>" in page
+        while "signals: open 1" not in (tmp_path / "up.out").read_text():  # Kraken XBT/USD vs BTCUSDT
+            assert time.monotonic() < deadline + 20, "the strategy published no signal"
+            time.sleep(0.2)
         tail = subprocess.run(
             [sys.executable, "-m", "tickrelay", "tail", "--count", "100"],
             env=env,
@@ -70,9 +77,23 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
     text = (tmp_path / "up.out").read_text()
     assert code == 0
     final = text[text.index("Final report:") :]
-    assert "processes: relay, replay-exchange, collect-coinbase, collect-binance, collect-kraken" in final
+    assert (
+        "processes: relay, relay-signal, relay-system, replay-exchange, collect-coinbase, collect-binance, "
+        "collect-kraken x1, strategy, risk, dashboard"
+    ) in final
     assert final.count("died") == 1  # only the one this test killed
     assert not (tmp_path / "tickrelay" / "market-data.sock").exists()  # the relay removed its socket
+
+
+def _get(url: str, deadline: float) -> str:
+    """GET ``url`` (the dashboard may still be starting)."""
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing served at {url}"
+            time.sleep(0.2)
 
 
 def _pid_of(fragment: str) -> int:

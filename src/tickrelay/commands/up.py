@@ -19,7 +19,15 @@ from tickrelay import runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.stats import venue_summary
 from tickrelay.protocol.codec import Domain, Message
-from tickrelay.protocol.messages import TYPE_OF, StateInvalidation, UnknownTlv
+from tickrelay.protocol.messages import (
+    TYPE_OF,
+    Alert,
+    Severity,
+    SignalState,
+    SpreadSignal,
+    StateInvalidation,
+    UnknownTlv,
+)
 from tickrelay.protocol.symbols import VenueId
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
 from tickrelay.transport.backoff import backoff
@@ -41,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--interval", type=float, default=1.0, metavar="S", help="summary refresh (default 1 s)"
     )
     parser.add_argument("--record", metavar="OUT", help="also run the recorder into OUT.<n>.zst + OUT.index")
+    parser.add_argument("--dashboard-port", type=int, metavar="N", help="dashboard.port (0: any free port)")
 
 
 @dataclasses.dataclass
@@ -98,6 +107,10 @@ class Tally:
     invalidations: Counter[str] = dataclasses.field(default_factory=Counter)
     gaps: int = 0
     missing: int = 0
+    signals: Counter[str] = dataclasses.field(default_factory=Counter)  # by SignalState name
+    open_signals: set[tuple[int, int, int, int]] = dataclasses.field(default_factory=set)
+    alerts: Counter[str] = dataclasses.field(default_factory=Counter)  # by Severity name
+    last_alert: str = ""
 
 
 _VENUE_NAME = {int(v): v.name.lower() for v in VenueId}
@@ -120,6 +133,28 @@ async def _watch(path: Path, tally: Tally, stop: asyncio.Event) -> None:
             tally.kinds[venue][TYPE_OF[type(event)].name.lower()] += 1
             if isinstance(event, StateInvalidation):
                 tally.invalidations[venue] += 1
+
+
+async def _watch_consumers(signal_path: Path, system_path: Path, tally: Tally) -> None:
+    """Count what the strategy and the risk monitor publish, for the summary."""
+
+    async def follow(path: Path, domain: Domain) -> None:
+        async for item in Subscription(path, domain=domain, name="up"):
+            if not isinstance(item, Message):
+                continue
+            for event in item.events():
+                if isinstance(event, SpreadSignal):
+                    tally.signals[SignalState(event.state).name.lower()] += 1
+                    key = (event.buy_venue, event.buy_asset_id, event.sell_venue, event.sell_asset_id)
+                    if event.state == SignalState.CLOSE:
+                        tally.open_signals.discard(key)
+                    else:
+                        tally.open_signals.add(key)
+                elif isinstance(event, Alert):
+                    tally.alerts[Severity(event.severity).name.lower()] += 1
+                    tally.last_alert = event.text
+
+    await asyncio.gather(follow(signal_path, Domain.SIGNAL), follow(system_path, Domain.SYSTEM))
 
 
 def _summary(
@@ -148,6 +183,11 @@ def _summary(
             f"{k['quote']:8} {book:8} {tally.invalidations[venue]:8} {m.get('errors', 0):7.0f} "
             + (f"{p99:8.1f}" if p99 is not None else f"{'-':>8}")
         )
+    signals = ", ".join(f"{k} {v}" for k, v in sorted(tally.signals.items())) or "none"
+    alerts = ", ".join(f"{k} {v}" for k, v in sorted(tally.alerts.items())) or "none"
+    lines.append(f"signals: {signals} ({len(tally.open_signals)} open)   alerts: {alerts}")
+    if tally.last_alert:
+        lines.append(f"last alert: {tally.last_alert}")
     lines.append(
         "processes: " + ", ".join(f"{c.name}{' x' + str(c.restarts) if c.restarts else ''}" for c in children)
     )
@@ -162,11 +202,19 @@ def _free_port() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = read_settings(args.config, {})
+    settings = read_settings(args.config, {"dashboard.port": args.dashboard_port})
     path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+    signal_path = socket_path(Domain.SIGNAL, None, os.environ)
+    system_path = socket_path(Domain.SYSTEM, None, os.environ)
+    dashboard_port = settings["dashboard.port"] or _free_port()
     me = [sys.executable, "-m", "tickrelay"]
     env = dict(os.environ)
-    children = [Child("relay", [*me, "relay", "--socket", str(path)], env)]
+    children = [
+        Child("relay", [*me, "relay", "--socket", str(path)], env),
+        Child("relay-signal", [*me, "relay", "--domain", "signal", "--socket", str(signal_path)], env),
+        Child("relay-system", [*me, "relay", "--domain", "system", "--socket", str(system_path)], env),
+    ]
+    relays = len(children)
     if not args.live:
         port = _free_port()
         env = {**env, **REPLAY_INSTRUMENTS, **collector_env(port)}
@@ -194,7 +242,18 @@ def run(args: argparse.Namespace) -> int:
                     env,
                 )
             )
-    if args.record:  # the consumers (opt-in: the recorder writes to disk)
+    consumers = [*config, "--socket", str(path)]
+    children += [
+        Child("strategy", [*me, "strategy", *consumers, "--signal-socket", str(signal_path), "--quiet"], env),
+        Child("risk", [*me, "risk", *consumers, "--system-socket", str(system_path)], env),
+        Child(
+            "dashboard",
+            [*me, "dashboard", *consumers, "--signal-socket", str(signal_path), "--system-socket",
+             str(system_path), "--port", str(dashboard_port)],
+            env,
+        ),
+    ]  # fmt: skip
+    if args.record:  # opt-in: the recorder writes to disk
         children.append(Child("record", [*me, "record", "--socket", str(path), "--out", args.record], env))
     tty = sys.stdout.isatty()
     run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
@@ -203,13 +262,16 @@ def run(args: argparse.Namespace) -> int:
         log: list[str] = []
         tally = Tally()
         started = time.monotonic()
-        supervisors = [asyncio.create_task(_supervise(children[0], stop, log))]
-        await asyncio.sleep(0.3)  # the relay first: collectors connect to it
-        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in children[1:]]
-        watcher = asyncio.create_task(_watch(path, tally, stop))
+        supervisors = [asyncio.create_task(_supervise(c, stop, log)) for c in children[:relays]]
+        await asyncio.sleep(0.3)  # the relays first: everything else connects to them
+        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in children[relays:]]
+        watchers = [
+            asyncio.create_task(_watch(path, tally, stop)),
+            asyncio.create_task(_watch_consumers(signal_path, system_path, tally)),
+        ]
         print(
             f"tickrelay up: relay on {path}; {'live exchanges' if args.live else 'embedded replay'}; "
-            "Ctrl-C stops",
+            f"dashboard on http://{settings['dashboard.host']}:{dashboard_port}/; Ctrl-C stops",
             flush=True,
         )
         last = Counter(tally.messages)
@@ -218,13 +280,17 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), args.interval)
             rates = {v: (tally.messages[v] - last[v]) / args.interval for v in (*VENUES, "system")}
             last = Counter(tally.messages)
-            text = _summary(tally, rates, children, started, log, venue_summary(run_dir))
+            text = _summary(
+                tally, rates, children, started, log, await asyncio.to_thread(venue_summary, run_dir)
+            )
             print(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"), flush=True)
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        final = venue_summary(run_dir)  # before the collectors go
-        await _stop_children(children)
+        for watcher in watchers:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        final = await asyncio.to_thread(venue_summary, run_dir)  # before the collectors go
+        await _stop_children(children[relays:])  # consumers and collectors first, the relays last
+        await _stop_children(children[:relays])
         for task in supervisors:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
