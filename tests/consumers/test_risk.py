@@ -1,6 +1,9 @@
 """The risk monitor's logic: every kind of alert, exactly, and none where there is nothing to say."""
 
-from tests.consumers.conftest import merged_stream
+import json
+from decimal import Decimal
+
+from tests.consumers.conftest import KRAKEN, merged_stream
 from tickrelay.consumers.risk import RiskMonitor, RiskSettings
 from tickrelay.protocol.messages import (
     Alert,
@@ -15,6 +18,7 @@ from tickrelay.protocol.messages import (
     Trade,
 )
 from tickrelay.protocol.symbols import asset_id_for
+from tickrelay.venues.kraken import KrakenFeed
 
 
 BTC = asset_id_for("BTC/USD")
@@ -103,3 +107,25 @@ def test_the_real_recordings_raise_no_alert() -> None:
     alerts = [a for m in merged_stream() for a in risk.on_message(m.header.timestamp_ns, m.events(), 0)]
     assert alerts == []
     assert {i.symbol for i in risk.market.instruments.values()} == {"BTC/USD", "BTC/USDT"}
+
+
+def test_an_edited_level_in_the_real_kraken_book_is_one_checksum_alert() -> None:
+    lines = KRAKEN.read_bytes().splitlines()
+    target = next(i for i, line in enumerate(lines) if line.startswith(b"[") and b'"c"' in line and i > 100)
+    edited = json.loads(lines[target])
+    level = edited[1].get("a", edited[1].get("b"))[0]
+    level[1] = f"{Decimal(level[1]) + Decimal('0.00000001'):.8f}"  # one unit of the last place
+    lines[target] = json.dumps(edited, separators=(",", ":")).encode()
+    feed, risk = KrakenFeed(), RiskMonitor()
+    alerts = [a for i, line in enumerate(lines) for a in risk.on_message(i, list(feed.on_frame(line, i)), 0)]
+    assert alerts == [
+        Alert(
+            AlertKind.CHECKSUM_FAILURE,
+            Severity.CRITICAL,
+            K,
+            BTC,
+            0,
+            target,
+            "kraken BTC/USD: checksum_mismatch",
+        )
+    ]
