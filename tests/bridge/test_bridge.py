@@ -12,15 +12,15 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 
+import nats
 from tests.bridge.conftest import Collector, NatsServer
 from tests.relay.conftest import FIXTURES, message, normalize, until
-from tickrelay.bridge.books import BookKeeper
 from tickrelay.bridge.inbound import BridgeIn, InSettings
 from tickrelay.bridge.outbound import BridgeOut, OutSettings
 from tickrelay.bridge.subjects import SubjectNamer, first_tlv
+from tickrelay.consumers.market import MarketState
 from tickrelay.protocol.codec import COUNTER_BITS, Message, Source, make_sequence, restamp
 from tickrelay.protocol.messages import TlvType
 from tickrelay.relay.server import Relay
@@ -111,11 +111,12 @@ async def test_far_subscriber_gets_every_message_in_order_byte_identical(
     await far.close()
 
 
-def books_of(messages: list[Message]) -> dict[tuple[int, int, int], tuple[list[tuple[int, int]], ...]]:
-    keeper = BookKeeper()
+def books_of(messages: list[Message]) -> dict[tuple[int, int], tuple[list[tuple[int, int]], ...]]:
+    market = MarketState()  # what a consumer holds
     for m in messages:
-        keeper.apply(m.header, m.events())
-    return {key: state.book.levels() for key, state in keeper.books.items() if state.usable}
+        for event in m.events():
+            market.apply(m.header.timestamp_ns, event)
+    return {key: inst.book.levels() for key, inst in market.instruments.items() if inst.book_ready}
 
 
 async def test_late_joiner_rebuilds_books_from_the_last_value_stream(

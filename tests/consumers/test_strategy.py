@@ -109,3 +109,16 @@ def test_real_books_kraken_xbtusd_against_binance_btcusdt() -> None:
     assert signals[-1].state == CLOSE
     assert all((s.buy_venue, s.sell_venue) == (K, 100) for s in signals)
     assert dict(monitor.sent) == {"OPEN": 1, "UPDATE": len(signals) - 2, "CLOSE": 1}
+
+
+def test_an_open_pair_closes_when_only_other_instruments_keep_talking() -> None:
+    eth = asset_id_for("ETH/USD")
+    monitor = SpreadMonitor(StrategySettings(default_fee_ppm=0, stale_ns=10))
+    for venue, symbol in ((K, "XBT/USD"), (C, "BTC-USD")):
+        monitor.on_message(0, [InstrumentMeta(BTC, venue, 51, 1, 8, symbol, "BTC/USD")])
+    monitor.on_message(1, [Quote(BTC, px("10"), 1, px("11"), 1, 0, K, 51)])
+    (opened,) = monitor.on_message(2, [Quote(BTC, px("12"), 1, px("13"), 1, 0, C, 51)])
+    assert monitor.on_message(11, [Trade(eth, px("1"), 1, 11, K, 51, 0)]) == []  # 10 ns: not yet stale
+    assert monitor.on_message(12, [Trade(eth, px("1"), 1, 12, K, 51, 0)]) == [
+        opened._replace(state=CLOSE, trigger_ts_ns=12)
+    ]

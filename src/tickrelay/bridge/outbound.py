@@ -26,7 +26,7 @@ from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, Error as NatsError, MaxPayloadError, OutboundBufferLimitError
 
 from tickrelay.bridge.batch import Batcher
-from tickrelay.bridge.books import BookKeeper, InstrumentKey
+from tickrelay.bridge.books import BookKeeper
 from tickrelay.bridge.connection import (
     FLUSH_HEADER,
     UPTO_HEADER,
@@ -36,6 +36,7 @@ from tickrelay.bridge.connection import (
     stream_configs,
 )
 from tickrelay.bridge.subjects import LAST_PREFIX, SubjectNamer, first_tlv
+from tickrelay.consumers.market import Key
 from tickrelay.protocol.codec import Decoder, Domain, Message, Source, encode_events, make_sequence
 from tickrelay.protocol.messages import Dropped, Event, InstrumentMeta, TlvType
 from tickrelay.transport.subscribe import Subscription
@@ -139,7 +140,7 @@ class BridgeOut:
         domain = int(self.settings.domain)
         for key in metas:
             meta = self.books.metas[key]
-            subject = self.last_namer.instrument(domain, key[0], key[2], "meta")
+            subject = self.last_namer.instrument(domain, key[0], key[1], "meta")
             self._queue.append((subject, self._own(meta), {}))
             self.stats.metas += 1
         for key in books:
@@ -147,9 +148,9 @@ class BridgeOut:
             self.stats.snapshots += 1
         self._wake.set()
 
-    def _book(self, domain: int, key: InstrumentKey) -> tuple[str, bytes, dict[str, str]]:
-        source, stream_id, counter = self.books.books[key].position
-        subject = self.last_namer.instrument(domain, key[0], key[2], "book")
+    def _book(self, domain: int, key: Key) -> tuple[str, bytes, dict[str, str]]:
+        source, stream_id, counter = self.books.positions[key]
+        subject = self.last_namer.instrument(domain, key[0], key[1], "book")
         return (
             subject,
             self._own(*self.books.snapshot_events(key)),

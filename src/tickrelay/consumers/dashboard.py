@@ -67,7 +67,7 @@ class DashboardState:
         self.seen_ns: dict[tuple[int, int], int] = {}  # key -> the dashboard's clock at its last message
         self.relays: dict[str, bool] = {"market-data": False, "signal": False, "system": False}
         self.latency: dict[str, dict[str, Any]] = {}  # from the collectors' metrics (venue_summary)
-        self._rate_base: tuple[int, Counter[str]] = (0, Counter())
+        self._rate_base: tuple[int, Counter[str]] | None = None
         self.rates: dict[str, float] = {}
 
     # ---- input --------------------------------------------------------------------------------------
@@ -139,10 +139,9 @@ class DashboardState:
         per_venue: Counter[str] = Counter()
         for (venue, _), n in self.counts.items():
             per_venue[venue] += n
-        then, before = self._rate_base
-        if then:
-            dt = (now_ns - then) / 1e9
-            self.rates = {v: (per_venue[v] - before[v]) / dt for v in per_venue} if dt > 0 else self.rates
+        if self._rate_base is not None and now_ns > self._rate_base[0]:
+            then, before = self._rate_base
+            self.rates = {v: (per_venue[v] - before[v]) * 1e9 / (now_ns - then) for v in per_venue}
         self._rate_base = (now_ns, per_venue)
 
     # ---- views --------------------------------------------------------------------------------------

@@ -44,8 +44,11 @@ VENUE_OF_SOURCE: dict[int, int] = {
 class InstrumentState:
     __slots__ = (
         "asset_id",
+        "asset_type",
         "book",
         "book_ready",
+        "exchange_seq",
+        "exchange_ts_ns",
         "had_book",
         "invalid_reason",
         "last_ts_ns",
@@ -57,15 +60,18 @@ class InstrumentState:
         "venue_symbol",
     )
 
-    def __init__(self, venue_id: int, asset_id: int) -> None:
+    def __init__(self, venue_id: int, asset_id: int, asset_type: int = 51) -> None:
         self.venue_id = venue_id
         self.asset_id = asset_id
+        self.asset_type = asset_type
         self.symbol = ""  # normalized, from InstrumentMeta; "" until it arrives
         self.venue_symbol = ""
         self.book = OrderBook()
         self.book_ready = False  # a complete snapshot was applied and nothing invalidated it since
         self.had_book = False
         self.next_part: int | None = None  # the snapshot part expected next; None = wait for a BEGIN
+        self.exchange_seq = 0  # the venue's update id the book is at (0: none)
+        self.exchange_ts_ns = 0
         self.quote: Quote | None = None
         self.trade: Trade | None = None
         self.last_ts_ns = 0
@@ -103,11 +109,11 @@ class MarketState:
         self.deltas_ignored = 0  # L2Delta for a book with no complete snapshot (after a reset: expected)
         self.parts_discarded = 0  # snapshot parts out of order (2.4: wait for the next BEGIN)
 
-    def get(self, venue_id: int, asset_id: int) -> InstrumentState:
+    def get(self, venue_id: int, asset_id: int, asset_type: int = 51) -> InstrumentState:
         key = (venue_id, asset_id)
         inst = self.instruments.get(key)
         if inst is None:
-            inst = self.instruments[key] = InstrumentState(venue_id, asset_id)
+            inst = self.instruments[key] = InstrumentState(venue_id, asset_id, asset_type)
         return inst
 
     def of_venue(self, venue_id: int) -> Iterator[InstrumentState]:
@@ -117,29 +123,31 @@ class MarketState:
         """Apply one event carried by a message with header timestamp ``ts_ns``; returns the
         instruments whose state it changed (empty for events that name none)."""
         if isinstance(event, Trade):
-            inst = self.get(event.venue_id, event.asset_id)
+            inst = self.get(event.venue_id, event.asset_id, event.asset_type)
             inst.trade = event
         elif isinstance(event, Quote):
-            inst = self.get(event.venue_id, event.asset_id)
+            inst = self.get(event.venue_id, event.asset_id, event.asset_type)
             inst.quote = event
             if not inst.had_book:
                 inst.invalid_reason = 0
         elif isinstance(event, L2Delta):
-            inst = self.get(event.venue_id, event.asset_id)
+            inst = self.get(event.venue_id, event.asset_id, event.asset_type)
             if inst.book_ready:
                 inst.book.update(event.bids, event.asks)
+                inst.exchange_seq = event.last_seq or inst.exchange_seq
+                inst.exchange_ts_ns = event.exchange_ts_ns or inst.exchange_ts_ns
             else:
                 self.deltas_ignored += 1
         elif isinstance(event, L2Snapshot):
-            inst = self.get(event.venue_id, event.asset_id)
+            inst = self.get(event.venue_id, event.asset_id, event.asset_type)
             self._snapshot(inst, event)
         elif isinstance(event, L2Reset):
-            inst = self.get(event.venue_id, event.asset_id)
+            inst = self.get(event.venue_id, event.asset_id, event.asset_type)
             inst.invalidate(event.reason)
         elif isinstance(event, StateInvalidation):
             return self._invalidation(ts_ns, event)
         elif isinstance(event, InstrumentMeta):
-            inst = self.get(event.venue_id, event.asset_id)
+            inst = self.get(event.venue_id, event.asset_id, event.asset_type)
             inst.symbol, inst.venue_symbol = event.symbol, event.venue_symbol
         else:
             return []
@@ -162,10 +170,11 @@ class MarketState:
             inst.book_ready = True
             inst.next_part = None
             inst.invalid_reason = 0
+            inst.exchange_seq, inst.exchange_ts_ns = s.exchange_seq, s.exchange_ts_ns
 
     def _invalidation(self, ts_ns: int, event: StateInvalidation) -> list[InstrumentState]:
         if event.asset_ids:
-            named = [self.get(event.venue_id, a) for a in event.asset_ids]
+            named = [self.get(event.venue_id, a, event.asset_type) for a in event.asset_ids]
         else:
             named = list(self.of_venue(event.venue_id))
         for inst in named:
