@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.relay.conftest import FIXTURES, ME
+from tickrelay.commands.stats import scrape
 from tickrelay.metrics import Latency, _Exporter, endpoints, serve
+from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
 
 
 def test_percentiles_match_numpy_within_hdr_precision() -> None:
@@ -85,65 +87,81 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.timeout(60)
-def test_stats_reads_real_collectors(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+@pytest.mark.timeout(90)
+def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp_path: Path) -> None:
+    """The embedded Coinbase session, replayed once at full speed into a real collector, relay and
+    consumer: every counter equals what `tickrelay normalize` finds in the same recording."""
+    recording = (
+        FIXTURES / "coinbase/exchange-ws-feed/cryptofeed_2021-04-17_level2-ticker-matches_10-products.jsonl"
+    )
+    expected = json.loads(
+        subprocess.run([*ME, "normalize", "--venue", "coinbase", str(recording), "--json"],
+                       capture_output=True, text=True, check=True).stdout
+    )  # fmt: skip
+    total = sum(expected["messages"].values())
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(tmp_path),
+        **REPLAY_INSTRUMENTS,
+        "TICKRELAY_METRICS_LATENCY_SAMPLE": "1",
+    }
     sock, port = str(tmp_path / "md.sock"), _free_port()
-    me = [sys.executable, "-m", "tickrelay"]
-    procs = [
-        subprocess.Popen([*me, "relay", "--socket", sock], env=env, stderr=subprocess.DEVNULL),
-        subprocess.Popen(
-            [*me, "replay-exchange", "--port", str(port), "--speed", "max", "--no-loop"],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        ),
-    ]
+    ports = {name: _free_port() for name in ("relay", "collect", "risk")}
+    argvs = [
+        [*ME, "relay", "--socket", sock, "--metrics-port", str(ports["relay"])],
+        [*ME, "replay-exchange", "--port", str(port), "--speed", "max", "--no-loop"],
+        [*ME, "risk", "--socket", sock, "--system-socket", str(tmp_path / "sys.sock"), "--metrics-port",
+         str(ports["risk"]), "--stale-s", "600"],
+    ]  # fmt: skip
+    procs = [subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) for argv in argvs]
     time.sleep(1.0)
     procs.append(
-        subprocess.Popen(
-            [
-                *me,
-                "collect",
-                "coinbase",
-                "--socket",
-                sock,
-                "--url",
-                f"ws://127.0.0.1:{port}/coinbase",
-                "--metrics-port",
-                str(_free_port()),
-            ],
-            env={**env, "COINBASE_PRODUCTS": "SKL-USD,YFI-BTC"},
-            stderr=subprocess.DEVNULL,
-        )
-    )
+        subprocess.Popen([*ME, "collect", "coinbase", "--socket", sock, "--url", f"ws://127.0.0.1:{port}/coinbase",
+                          "--metrics-port", str(ports["collect"])], env=env, stderr=subprocess.DEVNULL)
+    )  # fmt: skip
     try:
-        deadline, shown = time.monotonic() + 30, {}
-        while time.monotonic() < deadline:
-            done = subprocess.run(
-                [*me, "stats", "--json", "--interval", "0.2"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            shown = json.loads(done.stdout) if done.returncode == 0 and done.stdout.startswith("{") else {}
-            if shown.get("coinbase", {}).get("messages", 0) >= 4000:
+        deadline = time.monotonic() + 40
+        while True:  # the whole recording went through the relay to the risk monitor
+            risk = _scrape(ports["risk"]).get("tickrelay_end_to_end_latency_samples_total", {})
+            if risk.get((("consumer", "risk"), ("source", "coinbase"))) == total:
                 break
-            time.sleep(0.5)
-        coinbase = shown["coinbase"]
-        assert coinbase["errors"] == 0
-        assert {"L2Delta", "L2Snapshot", "Trade"} <= set(coinbase["types"])
+            assert time.monotonic() < deadline, risk
+            time.sleep(0.2)
+        collector = _scrape(ports["collect"])
+        assert _by(collector["tickrelay_messages_total"], "type") == expected["messages"]  # 9,953 by type
+        assert _by(collector.get("tickrelay_rejected_total", {}), "kind") == expected["rejected"] == {}
+        # the replay exchange answers the subscribe with one ack; the recording's own are not replayed
+        assert _by(collector["tickrelay_ignored_total"], "kind") == {"subscriptions": 1}
+        assert collector["tickrelay_frames_total"][(("venue", "coinbase"),)] == (
+            expected["frames"] - expected["ignored"]["subscriptions"] + 1
+        )
+        relay = _scrape(ports["relay"])
+        md = (("domain", "market-data"),)
+        assert relay["tickrelay_relay_messages_in_total"][md] == total
+        assert relay["tickrelay_relay_deliveries_total"][md] == total  # one subscriber: the risk monitor
+        assert relay["tickrelay_relay_dropped_total"][md] == 0
+        assert relay["tickrelay_relay_subscribers"][md] == 1
+        shown = json.loads(subprocess.run([*ME, "stats", "--json", "--interval", "0.2"], env=env,
+                                          capture_output=True, text=True, timeout=30).stdout)  # fmt: skip
+        coinbase = shown["venues"]["coinbase"]
+        assert (coinbase["messages"], coinbase["errors"]) == (total, 0)
+        assert set(coinbase["types"]) == {"L2Delta", "L2Snapshot", "Quote", "Trade"}  # by the frame's kind
         assert all(q["p99"] > 0 for q in coinbase["types"].values())
+        assert shown["relays"]["market-data"]["messages_in"] == total
+        assert shown["end_to_end"]["risk"]["coinbase"]["p99"] > 0
         table = subprocess.run(
-            [*me, "stats", "--interval", "0.2"], env=env, capture_output=True, text=True, timeout=30
-        ).stdout
-        assert table.splitlines()[0].split()[:3] == ["venue", "type", "msgs/s"]
-        assert any(line.startswith("coinbase   L2Delta") for line in table.splitlines())
+            [*ME, "stats", "--interval", "0.2"], env=env, capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()
+        assert table[0].split()[:3] == ["venue", "type", "msgs/s"]
+        assert any(line.startswith("coinbase   L2Delta") for line in table)
+        assert any(line.split()[:4] == ["market-data", "0", str(total), str(total)] for line in table)
+        assert any(line.split()[:2] == ["risk", "coinbase"] for line in table)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(10)
+    me = ME
     empty = subprocess.run(
         [*me, "stats"],
         env={**env, "XDG_RUNTIME_DIR": str(tmp_path / "none")},
@@ -153,3 +171,14 @@ def test_stats_reads_real_collectors(tmp_path: Path) -> None:
     )
     assert empty.returncode == 1
     assert "no process serves metrics" in empty.stdout
+
+
+def _scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    try:
+        return scrape(port)
+    except OSError:
+        return {}  # not serving yet
+
+
+def _by(series: dict[tuple[tuple[str, str], ...], float], label: str) -> dict[str, int]:
+    return {dict(labels)[label]: int(value) for labels, value in series.items()}

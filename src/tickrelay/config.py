@@ -90,6 +90,13 @@ KEYS: tuple[Key, ...] = (
     Key("risk.jump_pct", float, 2.0, "alert on a trade this far from the previous one", minimum=0),
     Key("dashboard.host", str, "127.0.0.1", "dashboard HTTP address"),
     Key("dashboard.port", int, 8080, "dashboard HTTP port", minimum=0),
+    Key(
+        "metrics.latency_sample",
+        int,
+        8,
+        "record the latency of one frame (collectors) or message (consumers) in N",
+        minimum=1,
+    ),
     Key("metrics.port", int, 0, "Prometheus port per process (0: off)", minimum=0),
     Key("log.level", str, "info", "log level", choices=("debug", "info", "warning", "error")),
 )

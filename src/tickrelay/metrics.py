@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,36 @@ class Latency:
         return {k: self.histogram.get_value_at_percentile(p) / 1000 for k, p in PERCENTILES.items()}
 
 
-Snapshot = dict[str, Any]  # {"counters": {name: {labels-tuple: value}}, "latency": {(venue, kind): Latency}}
+class EndToEnd:
+    """End-to-end latency at a consumer: a message's header ``timestamp_ns`` (the collector's clock at
+    the exchange frame's arrival) to the consumer's clock when it decoded it, per header source."""
+
+    __slots__ = ("by_source", "sample", "seen")
+
+    def __init__(self, sample: int = 1) -> None:
+        self.by_source: dict[int, Latency] = {}
+        self.sample = sample  # record one message in `sample` (bench/overhead.py)
+        self.seen = 0
+
+    def record(self, source: int, timestamp_ns: int, now_ns: int | None = None) -> None:
+        """Record one message (``now_ns``: the consumer's clock; read here when not given)."""
+        self.seen += 1
+        if self.seen % self.sample:
+            return
+        if now_ns is None:
+            now_ns = time.time_ns()
+        latency = self.by_source.get(source)
+        if latency is None:
+            latency = self.by_source[source] = Latency()
+        latency.record(now_ns - timestamp_ns)
+
+
+SOURCE_NAMES = {1: "binance", 2: "kraken", 3: "coinbase"}  # collectors by venue; others by number
+
+
+Snapshot = dict[str, Any]
+# {"counters": {name: {labels-tuple: value}}, "gauges": {...}, "latency": {(venue, kind): Latency},
+#  "end_to_end": (consumer name, EndToEnd)}
 
 
 class _Exporter(PromCollector):
@@ -86,6 +116,23 @@ class _Exporter(PromCollector):
             count.add_metric([venue, kind], hist.count)
         yield latency
         yield count
+        if "end_to_end" in snap:
+            consumer, e2e = snap["end_to_end"]
+            family = GaugeMetricFamily(
+                "tickrelay_end_to_end_latency_us",
+                "header timestamp_ns (frame arrival) to decoded at this consumer",
+                labels=["consumer", "source", "quantile"],
+            )
+            samples = CounterMetricFamily(
+                "tickrelay_end_to_end_latency_samples", "messages measured", labels=["consumer", "source"]
+            )
+            for source, hist in sorted(e2e.by_source.items()):
+                name = SOURCE_NAMES.get(source, str(source))
+                for q, value in hist.percentiles_us().items():
+                    family.add_metric([consumer, name, q], value)
+                samples.add_metric([consumer, name], hist.count)
+            yield family
+            yield samples
 
 
 def serve(name: str, port: int, snapshot: Callable[[], Snapshot], runtime_dir: Path) -> int:

@@ -149,7 +149,9 @@ class Collector:
         self.feed: VenueFeed = make_feed(venue, settings)
         self._snapshot_wanted = asyncio.Event()
         self._samples_logged = 0
-        self.sample = 1  # measure the latency of one frame in `sample`
+        self.sample: int = settings[
+            "metrics.latency_sample"
+        ]  # measure one frame in `sample` (bench/overhead.py)
         self._frames_measured = 0
         self._pending: list[
             tuple[int, str]

@@ -21,10 +21,11 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from tickrelay import runtime
+from tickrelay import metrics, runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.stats import venue_summary
 from tickrelay.consumers.dashboard import DashboardState
+from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import Alert, SpreadSignal
 from tickrelay.transport.paths import runtime_dir, socket_path
@@ -46,6 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", type=float, default=0.25, metavar="S", help="push period (default 0.25 s)"
     )
+    parser.add_argument("--metrics-port", type=int, metavar="N", help="metrics.port (0: off)")
 
 
 @dataclasses.dataclass(eq=False)
@@ -127,14 +129,16 @@ class Dashboard:
                 task.add_done_callback(self._sends.discard)
 
 
-async def _follow(sub: Subscription, state: DashboardState, name: str) -> None:
+async def _follow(sub: Subscription, state: DashboardState, name: str, e2e: EndToEnd) -> None:
     async for item in sub:
         if isinstance(item, Gap):
             state.on_gap(item.source, item.missing)
         elif isinstance(item, Message):
             events = item.events()
             if name == "market-data":
-                state.on_market(item.header.timestamp_ns, events, time.time_ns())
+                now = time.time_ns()
+                e2e.record(item.header.source, item.header.timestamp_ns, now)
+                state.on_market(item.header.timestamp_ns, events, now)
             for event in events:
                 if isinstance(event, SpreadSignal):
                     state.on_signal(event)
@@ -144,7 +148,13 @@ async def _follow(sub: Subscription, state: DashboardState, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = read_settings(
-        args.config, {"relay.socket": args.socket, "dashboard.host": args.host, "dashboard.port": args.port}
+        args.config,
+        {
+            "relay.socket": args.socket,
+            "dashboard.host": args.host,
+            "dashboard.port": args.port,
+            "metrics.port": args.metrics_port,
+        },
     )
     paths = {
         "market-data": socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ),
@@ -161,13 +171,18 @@ def run(args: argparse.Namespace) -> int:
             for name, path in paths.items()
         }
         dashboard = Dashboard(state, subs)
+        e2e = EndToEnd(settings["metrics.latency_sample"])
+        if settings["metrics.port"]:
+            metrics.serve(
+                "dashboard", settings["metrics.port"], lambda: {"end_to_end": ("dashboard", e2e)}, run_dir
+            )
         runner = web.AppRunner(dashboard.app())
         await runner.setup()
         site = web.TCPSite(runner, settings["dashboard.host"], settings["dashboard.port"])
         await site.start()
         port = runner.addresses[0][1]
         print(f"tickrelay dashboard: http://{settings['dashboard.host']}:{port}/", flush=True)
-        tasks = [asyncio.create_task(_follow(sub, state, name)) for name, sub in subs.items()]
+        tasks = [asyncio.create_task(_follow(sub, state, name, e2e)) for name, sub in subs.items()]
         next_latency = 0.0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):

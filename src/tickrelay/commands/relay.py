@@ -7,10 +7,10 @@ import asyncio
 import os
 import sys
 
-from tickrelay import runtime
+from tickrelay import metrics, runtime
 from tickrelay.protocol.link import Overflow
 from tickrelay.relay.server import DEFAULT_SUBSCRIBER_BUFFER, Relay, RelaySettings
-from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
+from tickrelay.transport.paths import DOMAIN_NAMES, runtime_dir, socket_path
 
 
 HELP = "run the relay of one domain: publishers in, filtered fan-out to subscribers"
@@ -41,6 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="drop",
         help="default overflow policy for subscribers that do not choose (default drop)",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, metavar="N", help="serve Prometheus metrics here (0: off)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         relay = Relay(path, settings)
         await relay.start()
+        if args.metrics_port:
+            metrics.serve(
+                f"relay-{args.domain}",
+                args.metrics_port,
+                relay.metrics,
+                runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
+            )
         print(f"tickrelay relay: {args.domain} relay listening on {path}", file=sys.stderr, flush=True)
         await stop.wait()
         await relay.stop()

@@ -8,14 +8,15 @@ import os
 import sys
 import time
 
-from tickrelay import runtime
+from tickrelay import metrics, runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.consumers.pump import consume
 from tickrelay.consumers.risk import RiskMonitor, RiskSettings
+from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Domain, Message, Source
 from tickrelay.protocol.messages import Alert, Severity
 from tickrelay.transport.output import RelayOutput
-from tickrelay.transport.paths import socket_path
+from tickrelay.transport.paths import runtime_dir, socket_path
 from tickrelay.transport.subscribe import Gap
 
 
@@ -28,12 +29,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system-socket", help="system relay socket (default: in the runtime directory)")
     parser.add_argument("--stale-s", type=float, help="risk.stale_s")
     parser.add_argument("--jump-pct", type=float, help="risk.jump_pct")
+    parser.add_argument("--metrics-port", type=int, metavar="N", help="metrics.port (0: off)")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = read_settings(
         args.config,
-        {"relay.socket": args.socket, "risk.stale_s": args.stale_s, "risk.jump_pct": args.jump_pct},
+        {
+            "relay.socket": args.socket,
+            "risk.stale_s": args.stale_s,
+            "risk.jump_pct": args.jump_pct,
+            "metrics.port": args.metrics_port,
+        },
     )
     monitor = RiskMonitor(
         RiskSettings(
@@ -46,6 +53,17 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(system_path, source=Source.RISK_MONITOR, domain=Domain.SYSTEM, name="risk")
         out.start()
+        e2e = EndToEnd(settings["metrics.latency_sample"])
+        if settings["metrics.port"]:
+            metrics.serve(
+                "risk",
+                settings["metrics.port"],
+                lambda: {
+                    "counters": {"alerts": {"_labels": (), (): monitor.alerts}},
+                    "end_to_end": ("risk", e2e),
+                },
+                runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
+            )
 
         def publish(alerts: list[Alert]) -> None:
             for alert in alerts:
@@ -60,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 publish(monitor.on_message(item.header.timestamp_ns, item.events(), now))
 
-        stats = await consume(md_path, "risk", stop, on_item, tick=lambda now: publish(monitor.tick(now)))
+        stats = await consume(
+            md_path, "risk", stop, on_item, tick=lambda now: publish(monitor.tick(now)), end_to_end=e2e
+        )
         await out.close()
         print(f"tickrelay risk: {stats.messages} messages in, {monitor.alerts} alerts", file=sys.stderr)
         return 0

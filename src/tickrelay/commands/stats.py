@@ -38,14 +38,21 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
-def venue_summary(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per venue: messages, errors, and per message type the processing percentiles (µs) and SLA."""
-    venues: dict[str, dict[str, Any]] = defaultdict(lambda: {"messages": 0.0, "errors": 0.0, "types": {}})
+def scrape_all(run_dir: Path) -> list[dict[str, dict[tuple[tuple[str, str], ...], float]]]:
+    """The metrics of every live registered endpoint (one that does not answer is skipped)."""
+    found = []
     for entry in endpoints(run_dir):
         try:
-            metrics = scrape(int(entry["port"]))
+            found.append(scrape(int(entry["port"])))
         except OSError:
             continue
+    return found
+
+
+def venue_summary(run_dir: Path, scraped: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Per venue: messages, errors, and per message type the processing percentiles (µs) and SLA."""
+    venues: dict[str, dict[str, Any]] = defaultdict(lambda: {"messages": 0.0, "errors": 0.0, "types": {}})
+    for metrics in scrape_all(run_dir) if scraped is None else scraped:
         for labels, value in metrics.get("tickrelay_messages_total", {}).items():
             venues[dict(labels)["venue"]]["messages"] += value
         for labels, value in metrics.get("tickrelay_errors_total", {}).items():
@@ -60,17 +67,52 @@ def venue_summary(run_dir: Path) -> dict[str, dict[str, Any]]:
     return dict(venues)
 
 
+def relay_summary(scraped: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per relay domain: messages in, deliveries, dropped, rejected publishers, subscribers."""
+    names = {
+        "tickrelay_relay_messages_in_total": "messages_in",
+        "tickrelay_relay_deliveries_total": "deliveries",
+        "tickrelay_relay_dropped_total": "dropped",
+        "tickrelay_relay_rejected_total": "rejected",
+        "tickrelay_relay_subscribers": "subscribers",
+        "tickrelay_relay_publishers": "publishers",
+    }
+    relays: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(names.values(), 0.0))
+    for metrics in scraped:
+        for metric, key in names.items():
+            for labels, value in metrics.get(metric, {}).items():
+                relays[dict(labels)["domain"]][key] += value
+    return dict(relays)
+
+
+def end_to_end_summary(scraped: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per consumer and source: end-to-end latency percentiles (µs)."""
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for metrics in scraped:
+        for labels, value in metrics.get("tickrelay_end_to_end_latency_us", {}).items():
+            d = dict(labels)
+            out[d["consumer"]].setdefault(d["source"], {})[d["quantile"]] = value
+    return dict(out)
+
+
 def run(args: argparse.Namespace) -> int:
     run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
-    first = venue_summary(run_dir)
+    before = scrape_all(run_dir)
     time.sleep(args.interval)
-    second = venue_summary(run_dir)
+    scraped = scrape_all(run_dir)
+    first, second = venue_summary(run_dir, before), venue_summary(run_dir, scraped)
     for venue, row in second.items():
         row["msgs_per_s"] = (row["messages"] - first.get(venue, {}).get("messages", 0.0)) / args.interval
+    relays_then, relays = relay_summary(before), relay_summary(scraped)
+    for domain, row in relays.items():
+        row["in_per_s"] = (
+            row["messages_in"] - relays_then.get(domain, {}).get("messages_in", 0.0)
+        ) / args.interval
+    e2e = end_to_end_summary(scraped)
     if args.json:
-        print(json.dumps(second))
+        print(json.dumps({"venues": second, "relays": relays, "end_to_end": e2e}))
         return 0
-    if not second:
+    if not scraped:
         print(
             f"tickrelay stats: no process serves metrics under {run_dir / 'metrics'} "
             "(start collectors with --metrics-port, or `tickrelay up`)"
@@ -89,4 +131,22 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{venue:10} {kind:14} {row['msgs_per_s']:9.0f} {latency} {verdict:>10} {row['errors']:7.0f}"
             )
+    if relays:
+        print(
+            f"\n{'relay':12} {'in/s':>9} {'in':>11} {'deliveries':>11} {'dropped':>8} {'rejected':>8} "
+            f"{'subs':>5}"
+        )
+        for domain, r in sorted(relays.items()):
+            print(
+                f"{domain:12} {r['in_per_s']:9.0f} {r['messages_in']:11.0f} {r['deliveries']:11.0f} "
+                f"{r['dropped']:8.0f} {r['rejected']:8.0f} {r['subscribers']:5.0f}"
+            )
+    if e2e:
+        print(f"\n{'end to end':12} {'source':10} {'P50 µs':>9} {'P99 µs':>9} {'P99.9 µs':>9}")
+        for consumer, sources in sorted(e2e.items()):
+            for source, q in sorted(sources.items()):
+                print(
+                    f"{consumer:12} {source:10} {q.get('p50', 0):9.1f} {q.get('p99', 0):9.1f} "
+                    f"{q.get('p999', 0):9.1f}"
+                )
     return 0

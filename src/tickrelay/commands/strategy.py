@@ -10,18 +10,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tickrelay import runtime
+from tickrelay import metrics, runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.consumers.market import VENUE_OF_SOURCE
 from tickrelay.consumers.pump import consume
 from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings
 from tickrelay.errors import ConfigError
+from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Domain, Message, Source
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Reason, SignalState, SpreadSignal, StateInvalidation
 from tickrelay.protocol.symbols import VenueId
 from tickrelay.transport.output import RelayOutput
-from tickrelay.transport.paths import socket_path
+from tickrelay.transport.paths import runtime_dir, socket_path
 from tickrelay.transport.subscribe import Gap
 
 
@@ -36,6 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-edge-bps", type=float, help="strategy.min_edge_bps")
     parser.add_argument("--stale-s", type=float, help="strategy.stale_s")
     parser.add_argument("--quote-aliases", nargs="+", metavar="Q=AS", help="strategy.quote_aliases")
+    parser.add_argument("--metrics-port", type=int, metavar="N", help="metrics.port (0: off)")
     parser.add_argument("--quiet", action="store_true", help="do not print each signal")
 
 
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             "strategy.min_edge_bps": args.min_edge_bps,
             "strategy.stale_s": args.stale_s,
             "strategy.quote_aliases": args.quote_aliases,
+            "metrics.port": args.metrics_port,
         },
     )
     monitor = SpreadMonitor(strategy_settings(settings.values))
@@ -94,6 +97,22 @@ def run(args: argparse.Namespace) -> int:
         out = RelayOutput(signal_path, source=Source.STRATEGY, domain=Domain.SIGNAL, name="strategy")
         out.start()
         names: dict[tuple[int, int], str] = {}
+        e2e = EndToEnd(settings["metrics.latency_sample"])
+        if settings["metrics.port"]:
+            metrics.serve(
+                "strategy",
+                settings["metrics.port"],
+                lambda: {
+                    "counters": {
+                        "signals": {
+                            "_labels": ("state",),
+                            **{(k.lower(),): n for k, n in monitor.sent.items()},
+                        }
+                    },
+                    "end_to_end": ("strategy", e2e),
+                },
+                runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
+            )
 
         def on_item(item: Message | Gap) -> None:
             if isinstance(item, Gap):  # our view of that venue missed messages: stop trusting it
@@ -111,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                         names.setdefault(key, inst.symbol)
                     print(describe(signal, names), flush=True)
 
-        stats = await consume(md_path, "strategy", stop, on_item)
+        stats = await consume(md_path, "strategy", stop, on_item, end_to_end=e2e)
         await out.close()
         sent = ", ".join(f"{k.lower()} {v}" for k, v in sorted(monitor.sent.items())) or "none"
         print(

@@ -17,7 +17,7 @@ from typing import Any
 
 from tickrelay import runtime
 from tickrelay.commands.config import read_settings
-from tickrelay.commands.stats import venue_summary
+from tickrelay.commands.stats import end_to_end_summary, relay_summary, scrape_all, venue_summary
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import (
     TYPE_OF,
@@ -163,10 +163,13 @@ def _summary(
     children: list[Child],
     started: float,
     log: list[str],
-    metrics: dict[str, dict[str, Any]],
+    scraped: list[dict[str, Any]],
+    run_dir: Path,
 ) -> str:
     """The screen: per venue what the relay delivered (counted by up's own subscriber) and, from the
-    collectors' metrics endpoints, their errors and worst processing P99 over message types."""
+    processes' metrics endpoints, the collectors' errors and worst processing P99 over message types,
+    the relays' drops and the end-to-end latency at the risk monitor."""
+    metrics = venue_summary(run_dir, scraped)
     elapsed = time.monotonic() - started
     lines = [f"tickrelay up: {elapsed:5.0f} s   gaps {tally.gaps} ({tally.missing} messages missing)"]
     head = (
@@ -188,6 +191,19 @@ def _summary(
     lines.append(f"signals: {signals} ({len(tally.open_signals)} open)   alerts: {alerts}")
     if tally.last_alert:
         lines.append(f"last alert: {tally.last_alert}")
+    e2e = end_to_end_summary(scraped).get("risk", {})
+    if e2e:
+        shown = ", ".join(
+            f"{src} {q.get('p50', 0) / 1e3:.1f} / {q.get('p99', 0) / 1e3:.1f}"
+            for src, q in sorted(e2e.items())
+        )
+        lines.append(f"end to end at the risk monitor, P50 / P99 ms: {shown}")
+    relays = relay_summary(scraped)
+    if relays:
+        lines.append("relays: " + ", ".join(
+            f"{d} {r['messages_in']:.0f} in, {r['deliveries']:.0f} out, {r['dropped']:.0f} dropped"
+            for d, r in sorted(relays.items())
+        ))  # fmt: skip
     lines.append(
         "processes: " + ", ".join(f"{c.name}{' x' + str(c.restarts) if c.restarts else ''}" for c in children)
     )
@@ -210,10 +226,11 @@ def run(args: argparse.Namespace) -> int:
     me = [sys.executable, "-m", "tickrelay"]
     env = dict(os.environ)
     children = [
-        Child("relay", [*me, "relay", "--socket", str(path)], env),
-        Child("relay-signal", [*me, "relay", "--domain", "signal", "--socket", str(signal_path)], env),
-        Child("relay-system", [*me, "relay", "--domain", "system", "--socket", str(system_path)], env),
-    ]
+        Child(f"relay{suffix}", [*me, "relay", "--domain", domain, "--socket", str(where), "--metrics-port",
+                                 str(_free_port())], env)
+        for suffix, domain, where in (("", "market-data", path), ("-signal", "signal", signal_path),
+                                      ("-system", "system", system_path))
+    ]  # fmt: skip
     relays = len(children)
     if not args.live:
         port = _free_port()
@@ -242,16 +259,16 @@ def run(args: argparse.Namespace) -> int:
                     env,
                 )
             )
-    consumers = [*config, "--socket", str(path)]
+
+    def consumer(name: str, *extra: str) -> Child:
+        argv = [*me, name, *config, "--socket", str(path), "--metrics-port", str(_free_port()), *extra]
+        return Child(name, argv, env)
+
     children += [
-        Child("strategy", [*me, "strategy", *consumers, "--signal-socket", str(signal_path), "--quiet"], env),
-        Child("risk", [*me, "risk", *consumers, "--system-socket", str(system_path)], env),
-        Child(
-            "dashboard",
-            [*me, "dashboard", *consumers, "--signal-socket", str(signal_path), "--system-socket",
-             str(system_path), "--port", str(dashboard_port)],
-            env,
-        ),
+        consumer("strategy", "--signal-socket", str(signal_path), "--quiet"),
+        consumer("risk", "--system-socket", str(system_path)),
+        consumer("dashboard", "--signal-socket", str(signal_path), "--system-socket", str(system_path),
+                 "--port", str(dashboard_port)),
     ]  # fmt: skip
     if args.record:  # opt-in: the recorder writes to disk
         children.append(Child("record", [*me, "record", "--socket", str(path), "--out", args.record], env))
@@ -280,15 +297,14 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), args.interval)
             rates = {v: (tally.messages[v] - last[v]) / args.interval for v in (*VENUES, "system")}
             last = Counter(tally.messages)
-            text = _summary(
-                tally, rates, children, started, log, await asyncio.to_thread(venue_summary, run_dir)
-            )
+            scraped = await asyncio.to_thread(scrape_all, run_dir)
+            text = _summary(tally, rates, children, started, log, scraped, run_dir)
             print(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"), flush=True)
         for watcher in watchers:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        final = await asyncio.to_thread(venue_summary, run_dir)  # before the collectors go
+        final = await asyncio.to_thread(scrape_all, run_dir)  # before the processes go
         await _stop_children(children[relays:])  # consumers and collectors first, the relays last
         await _stop_children(children[:relays])
         for task in supervisors:
@@ -296,7 +312,8 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         print(
-            "tickrelay up: stopped. Final report:\n" + _summary(tally, {}, children, started, log, final),
+            "tickrelay up: stopped. Final report:\n"
+            + _summary(tally, {}, children, started, log, final, run_dir),
             flush=True,
         )
         return 0

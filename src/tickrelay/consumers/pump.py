@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Message
 from tickrelay.transport.subscribe import Gap, Subscription, SubscriptionStats
 
@@ -21,15 +22,18 @@ async def consume(
     *,
     tick: Callable[[int], None] | None = None,
     tick_s: float = 0.5,
+    end_to_end: EndToEnd | None = None,
 ) -> SubscriptionStats:
     """Feed ``on_item`` every message and gap of a whole-stream subscription (reconnecting for ever)
     and ``tick(time.time_ns())`` every ``tick_s`` until ``stop`` is set; returns the subscription's
-    counters."""
+    counters. With ``end_to_end``, each message's latency is recorded as it is decoded."""
     subscription = Subscription(path, name=name, buffer_bytes=64 << 20)
 
     async def pump() -> None:
         async for item in subscription:
             assert not isinstance(item, bytes)  # not a raw subscription
+            if end_to_end is not None and isinstance(item, Message):
+                end_to_end.record(item.header.source, item.header.timestamp_ns)
             on_item(item)
 
     task = asyncio.create_task(pump())

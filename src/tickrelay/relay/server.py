@@ -22,6 +22,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -131,6 +132,7 @@ class Relay:
         self._filtered: list[_Client] = []
         self.rejected: Counter[str] = Counter()
         self.started_ns = time.time_ns()
+        self.departed: Counter[str] = Counter()  # totals of clients gone (metrics stay monotonic)
 
     async def start(self) -> None:
         """Bind the socket (removing a stale one; refusing if a relay is live there) and serve."""
@@ -292,10 +294,50 @@ class Relay:
             client.transport.write(encode_control(RelayErrorMsg(code, reason)))
         client.transport.close()
 
+    def metrics(self) -> dict[str, Any]:
+        """Counters and gauges for the metrics endpoint (tickrelay.metrics), read at scrape time from
+        the per-client numbers the relay keeps anyway: nothing is counted twice on the hot path."""
+        d = Domain(self.settings.domain).name.lower().replace("_", "-")
+        pubs, subs, gone = list(self.publishers.values()), self.subscribers, self.departed
+
+        def total(value: int) -> dict[Any, Any]:
+            return {"_labels": ("domain",), (d,): value}
+
+        def each(value: Callable[[_Client], int]) -> dict[Any, Any]:
+            return {
+                "_labels": ("domain", "subscriber"),
+                **{(d, f"{s.name}#{s.client_id}"): value(s) for s in subs},
+            }
+
+        return {
+            "counters": {
+                "relay_messages_in": total(gone["in"] + sum(p.messages for p in pubs)),
+                "relay_bytes_in": total(gone["bytes_in"] + sum(p.bytes for p in pubs)),
+                "relay_deliveries": total(gone["out"] + sum(s.messages for s in subs)),
+                "relay_dropped": total(gone["dropped"] + sum(s.dropped for s in subs)),
+                "relay_rejected": {
+                    "_labels": ("domain", "reason"),
+                    **{(d, r): n for r, n in self.rejected.items()},
+                },
+                "relay_subscriber_messages": each(lambda s: s.messages),
+                "relay_subscriber_dropped": each(lambda s: s.dropped),
+            },
+            "gauges": {
+                "relay_publishers": total(len(pubs)),
+                "relay_subscribers": total(len(subs)),
+                "relay_subscriber_queued_bytes": each(lambda s: s.transport.get_write_buffer_size()),
+            },
+        }
+
     def drop(self, client: _Client) -> None:
         if client.role == Role.PUBLISHER:
-            self.publishers.pop((client.source, client.stream_id), None)
+            if self.publishers.pop((client.source, client.stream_id), None) is client:
+                self.departed["in"] += client.messages
+                self.departed["bytes_in"] += client.bytes
         elif client.role == Role.SUBSCRIBER:
+            if client in self.subscribers:
+                self.departed["out"] += client.messages
+                self.departed["dropped"] += client.dropped
             for group in (self.subscribers, self._everything, self._filtered):
                 if client in group:
                     group.remove(client)
