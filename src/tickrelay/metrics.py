@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,37 +102,31 @@ class _Exporter(PromCollector):
                     if key != "_labels":
                         family.add_metric(list(key), value)
                 yield family
-        latency = GaugeMetricFamily(
-            "tickrelay_processing_latency_us",
-            "frame arrival to bytes handed to the kernel",
-            labels=["venue", "type", "quantile"],
-        )
-        count = CounterMetricFamily(
-            "tickrelay_processing_latency_samples", "frames measured", labels=["venue", "type"]
-        )
-        for (venue, kind), hist in snap.get("latency", {}).items():
-            for q, value in hist.percentiles_us().items():
-                latency.add_metric([venue, kind, q], value)
-            count.add_metric([venue, kind], hist.count)
-        yield latency
-        yield count
+        yield from _histograms(
+            "processing_latency", "frame arrival to bytes handed to the kernel", ("venue", "type"),
+            snap.get("latency", {}).items(),
+        )  # fmt: skip
         if "end_to_end" in snap:
             consumer, e2e = snap["end_to_end"]
-            family = GaugeMetricFamily(
-                "tickrelay_end_to_end_latency_us",
-                "header timestamp_ns (frame arrival) to decoded at this consumer",
-                labels=["consumer", "source", "quantile"],
-            )
-            samples = CounterMetricFamily(
-                "tickrelay_end_to_end_latency_samples", "messages measured", labels=["consumer", "source"]
-            )
-            for source, hist in sorted(e2e.by_source.items()):
-                name = SOURCE_NAMES.get(source, str(source))
-                for q, value in hist.percentiles_us().items():
-                    family.add_metric([consumer, name, q], value)
-                samples.add_metric([consumer, name], hist.count)
-            yield family
-            yield samples
+            yield from _histograms(
+                "end_to_end_latency", "header timestamp_ns (frame arrival) to decoded at this consumer",
+                ("consumer", "source"),
+                (((consumer, SOURCE_NAMES.get(s, str(s))), h) for s, h in sorted(e2e.by_source.items())),
+            )  # fmt: skip
+
+
+def _histograms(
+    name: str, help: str, labels: tuple[str, str], items: Iterable[tuple[tuple[str, str], Latency]]
+) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """``tickrelay_<name>_us`` (a gauge per quantile) and ``tickrelay_<name>_samples`` (a counter)."""
+    quantiles = GaugeMetricFamily(f"tickrelay_{name}_us", help, labels=[*labels, "quantile"])
+    samples = CounterMetricFamily(f"tickrelay_{name}_samples", "items measured", labels=list(labels))
+    for key, hist in items:
+        for q, value in hist.percentiles_us().items():
+            quantiles.add_metric([*key, q], value)
+        samples.add_metric(list(key), hist.count)
+    yield quantiles
+    yield samples
 
 
 def serve(name: str, port: int, snapshot: Callable[[], Snapshot], runtime_dir: Path) -> int:

@@ -133,13 +133,7 @@ class RelayOutput:
         Raises:
             ProtocolError: ``message`` is not one whole Protocol V2 message (the error names its size).
         """
-        n = len(message)
-        if (
-            n < HEADER_SIZE
-            or message[:4] != MAGIC_BYTES
-            or _U32.unpack_from(message, 24)[0] != n - HEADER_SIZE
-        ):
-            raise ProtocolError(f"send() needs one whole Protocol V2 message; got {n} bytes that are not")
+        _check_whole("send", message)
         self._counter += 1
         self._append(restamp(message, self.source, make_sequence(self.stream_id, self._counter)))
 
@@ -150,13 +144,7 @@ class RelayOutput:
             ProtocolError: ``message`` is not one whole Protocol V2 message of this output's source and
                 stream id.
         """
-        n = len(message)
-        if (
-            n < HEADER_SIZE
-            or message[:4] != MAGIC_BYTES
-            or _U32.unpack_from(message, 24)[0] != n - HEADER_SIZE
-        ):
-            raise ProtocolError(f"forward() needs one whole Protocol V2 message; got {n} bytes that are not")
+        _check_whole("forward", message)
         source, stream_id = message[6], _U64.unpack_from(message, 8)[0] >> COUNTER_BITS
         if source != self.source or stream_id != self.stream_id:
             raise ProtocolError(
@@ -369,6 +357,12 @@ class _OutputProtocol(asyncio.Protocol):
             )
         if not self.closed.done():
             self.closed.set_result(None)
+
+
+def _check_whole(what: str, message: bytes) -> None:
+    n = len(message)
+    if n < HEADER_SIZE or message[:4] != MAGIC_BYTES or _U32.unpack_from(message, 24)[0] != n - HEADER_SIZE:
+        raise ProtocolError(f"{what}() needs one whole Protocol V2 message; got {n} bytes that are not")
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
