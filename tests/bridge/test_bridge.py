@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
 
-import nats
 from tests.bridge.conftest import Collector, NatsServer
 from tests.relay.conftest import FIXTURES, message, normalize, until
 from tickrelay.bridge.inbound import BridgeIn, InSettings
