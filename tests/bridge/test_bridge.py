@@ -131,10 +131,10 @@ async def test_late_joiner_rebuilds_books_from_the_last_value_stream(
         binance = RelayOutput(a.path, source=Source.BINANCE_COLLECTOR, stream_id=7)
         binance.start()
         await publish(binance, btc[:15000])  # the REST snapshot and 1,200 deltas, then ...
-        await asyncio.sleep(1.0)  # ... the far side joins later than its replay margin reaches back
+        await asyncio.sleep(2.0)  # ... the far side joins later than its replay margin reaches back
         far = Collector(b.path)
         await until(lambda: len(b.subscribers) == 1)
-        inn = BridgeIn(b.path, [nats_server.url], InSettings(last_value=True, catch_up_margin_s=0.2))
+        inn = BridgeIn(b.path, [nats_server.url], InSettings(last_value=True, catch_up_margin_s=0.6))
         async with running(inn):
             await publish(binance, btc[15000:])
             await until(lambda: len(truth.messages) == len(btc))

@@ -49,7 +49,7 @@ class InSettings:
     subject: str = ""  # default tickrelay.<domain>.>
     last_value: bool = False
     since_s: float | None = None  # replay this much of the stream first (JetStream)
-    hold_s: float = 0.005  # an incomplete flush is released after this long without NATS messages
+    hold_s: float = 0.02  # an incomplete flush is released after this long without NATS messages
     catch_up_margin_s: float = 2.0  # late joiner: replay from this long before the oldest book was stored
     pending_msgs: int = 65536  # nats-py's per-subscription limits (slow consumer beyond)
     pending_bytes: int = 256 << 20
@@ -69,6 +69,7 @@ class InStats:
     metas: int = 0
     flushes: int = 0
     incomplete_flushes: int = 0
+    covered: int = 0  # replayed messages a late joiner's book already includes (not forwarded)
     relay_dropped: int = 0  # messages dropped by the forwarding outputs (local relay down too long)
     nats: NatsStats = dataclasses.field(default_factory=NatsStats)
 
@@ -109,6 +110,13 @@ class BridgeIn:
         for m in messages:
             h = m.header
             key, counter = (h.source, h.sequence >> COUNTER_BITS), h.sequence & COUNTER_MASK
+            if held and key in held:
+                if counter <= min(position for position, _ in held[key]):
+                    stats.covered += 1  # a held book already includes it (a replay starts before the book)
+                    continue
+                released = await self._release(key, counter)  # the book goes out right before this message
+                if released is not None and released > last.get(key, 0):
+                    last[key] = released  # the book stands for everything up to its position
             prev = last.get(key)
             if prev is not None and counter != prev + 1:
                 if counter <= prev and counter != 1:  # (counter 1: the origin restarted its stream)
@@ -117,33 +125,35 @@ class BridgeIn:
                 if counter > prev + 1:
                     stats.gaps += 1
                     stats.missing += counter - prev - 1
-            if held and key in held:
-                await self._release(key, counter)
             last[key] = counter
             self._output(key).forward(m.raw)
             stats.messages += 1
             stats.bytes += len(m.raw)
 
-    async def _release(self, key: tuple[int, int], counter: int) -> None:
+    async def _release(self, key: tuple[int, int], counter: int) -> int | None:
         """Forward the held books of stream ``key`` whose position is before ``counter``, after the relay
-        routed what this stream forwarded so far (and before anything after them)."""
+        routed what this stream forwarded so far (and before anything after them); the last position
+        released, if any."""
         books = self.held[key]
-        due = [raw for position, raw in books if position < counter]
+        due = [(position, raw) for position, raw in books if position < counter]
         if not due:
-            return
+            return None
         self.held[key] = [(p, raw) for p, raw in books if p >= counter]
         if not self.held[key]:
             del self.held[key]
         if key in self.outputs:
             await self.outputs[key].sync()
-        for raw in due:
+        for _, raw in due:
             self.own.send(raw)
             self.stats.snapshots += 1
         await self.own.sync()
+        return max(position for position, _ in due)
 
     async def _release_all(self) -> None:
         for key in list(self.held):
-            await self._release(key, COUNTER_MASK + 1)
+            released = await self._release(key, COUNTER_MASK + 1)
+            if released is not None and released > self.last.get(key, 0):
+                self.last[key] = released
 
     async def _on_message(self, msg: Msg) -> None:
         async with self._lock:
@@ -166,16 +176,25 @@ class BridgeIn:
         """Release an incomplete flush after ``hold_s`` without NATS messages, unless a JetStream replay
         is still behind (it pauses for flow control); and late-join books the replay never reached after
         a second."""
-        hold = self.settings.hold_s
+        whole = self.subject == f"{PREFIX}.{domain_token(self.settings.domain)}.>"
+        # A subscription to every subject sees each flush end (or the next flush begin): the timeout only
+        # matters if bridge out died mid-flush, so it can be long and never cut a flush that is merely slow
+        # (JetStream flow control, a starved process). A filtered one never sees the other subjects' parts.
+        hold = max(self.settings.hold_s, 1.0) if whole else self.settings.hold_s
+        due = time.monotonic()
         while not stop.is_set():
-            idle = time.monotonic() - self._last_feed
-            if self.merger.pending and idle >= hold and not self._behind:  # (a replay pauses at times)
+            now = time.monotonic()
+            stalled = now - due > hold  # this process was starved: NATS messages it already has may not
+            idle = now - self._last_feed  # be parsed yet, so give them a turn before calling a flush cut
+            if self.merger.pending and idle >= hold and not self._behind and not stalled:  # (a replay pauses)
                 async with self._lock:
                     await self._forward(self.merger.expire())
             if self.held and idle >= 1.0:
                 async with self._lock:
                     await self._release_all()
-            await asyncio.sleep(hold if self.merger.pending else min(hold * 4, 0.02))
+            pause = hold if self.merger.pending else min(hold * 4, 0.02)
+            due = time.monotonic() + pause
+            await asyncio.sleep(pause)
 
     # ---- subscribing -------------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     inn.add_argument("--last-value", action="store_true",
                      help="late joiner: books from the last-value stream, then replay")  # fmt: skip
     inn.add_argument("--since-s", type=float, help="replay this many seconds of the replay stream first")
-    inn.add_argument("--hold-ms", type=float, default=5.0, help="release an incomplete flush after (5)")
+    inn.add_argument("--hold-ms", type=float, default=20.0, help="release an incomplete flush after (20)")
     inn.add_argument(
         "--pending-msgs", type=int, default=65536, help="queued NATS messages before slow consumer"
     )
