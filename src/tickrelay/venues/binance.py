@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from tickrelay.errors import FixedPointError, SymbolError, VenueMessageError
-from tickrelay.protocol.fixed import format_fixed8, parse_fixed8_rounded
+from tickrelay.protocol.fixed import parse_fixed8_rounded
 from tickrelay.protocol.messages import (
     Event,
     InstrumentMeta,
@@ -62,9 +62,8 @@ from tickrelay.protocol.messages import (
     Trade,
     split_snapshot,
 )
-from tickrelay.protocol.symbols import AssetType, VenueId, asset_id_for
-from tickrelay.venues.book import OrderBook
-from tickrelay.venues.feed import BookStats, FeedStats
+from tickrelay.protocol.symbols import AssetType, VenueId
+from tickrelay.venues.feed import BookStats, FeedStats, Instrument
 
 
 NAME = "binance"
@@ -210,37 +209,19 @@ def _decimals(text: str | None) -> int:
 _WAIT, _PENDING, _LIVE = 0, 1, 2  # book states: no snapshot / snapshot loaded, not yet straddled / live
 
 
-class _Instrument:
-    __slots__ = (
-        "announced",
-        "asset_id",
-        "best_prices",
-        "book",
-        "buffer",
-        "depth_seen",
-        "diff_tops",
-        "last_u",
-        "state",
-        "stats",
-        "symbol",
-        "tickers",
-        "venue_symbol",
-    )
+class _Instrument(Instrument):
+    """A symbol's book and its Binance continuity state (``live`` is unused: ``state`` says more)."""
+
+    __slots__ = ("buffer", "depth_seen", "diff_tops", "last_u", "state", "tickers")
 
     def __init__(self, venue_symbol: str, symbol: str) -> None:
-        self.venue_symbol = venue_symbol
-        self.symbol = symbol
-        self.asset_id = asset_id_for(symbol)
-        self.announced = False
-        self.book = OrderBook()
-        self.best_prices: tuple[int | None, int | None] = (None, None)  # what stats.best_* render
+        super().__init__(venue_symbol, symbol)
         self.state = _WAIT
         self.last_u = 0  # lastUpdateId of the snapshot, then u of the last applied diff
         self.buffer: list[_Diff] = []
         self.depth_seen = False  # a diff or snapshot was seen: keep bookTickers for the cross-check
         self.tickers: dict[int, Quote] = {}  # bookTicker u -> Quote, until the diff ending at u
         self.diff_tops: dict[int, tuple[int, int, int, int]] = {}  # diff u -> top after it
-        self.stats: BookStats | None = None  # created with the first diff or snapshot
 
 
 class BinanceFeed:
@@ -303,7 +284,7 @@ class BinanceFeed:
                 continue
             if inst.state != _WAIT:
                 inst.stats.resyncs += 1
-            self._drop_book(inst, inst.stats)
+            self._drop_book(inst)
             out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(Reason.DISCONNECT)))
         return out
 
@@ -329,7 +310,7 @@ class BinanceFeed:
             asks = self._levels(snap.asks)
         except (msgspec.DecodeError, SymbolError, FixedPointError) as exc:
             raise VenueMessageError(NAME, body, f"depth snapshot for {symbol}: {exc}") from None
-        stats = self._book_stats(inst)
+        stats = inst.book_stats(self.stats)
         if inst.state == _LIVE:
             return []
         inst.depth_seen = True
@@ -396,7 +377,7 @@ class BinanceFeed:
             elif isinstance(payload, _DepthUpdate):
                 levels = self._levels
                 diff = (payload.U, payload.u, payload.E * _MS, levels(payload.b), levels(payload.a))
-                kind = self._diff(inst, self._book_stats(inst), diff, out)
+                kind = self._diff(inst, inst.book_stats(self.stats), diff, out)
                 if kind is not None:
                     self.stats.ignored[kind] += 1
                     return []
@@ -426,11 +407,6 @@ class BinanceFeed:
             inst = _Instrument(venue_symbol, symbol)
             self._instruments[venue_symbol] = inst
         return inst
-
-    def _book_stats(self, inst: _Instrument) -> BookStats:
-        if inst.stats is None:
-            inst.stats = self.stats.books[inst.venue_symbol] = BookStats()
-        return inst.stats
 
     def _announce(self, inst: _Instrument, level: tuple[str, str] | None, out: list[Event]) -> None:
         price, size = level if level is not None else (None, None)
@@ -542,7 +518,7 @@ class BinanceFeed:
         if state == _PENDING:
             if first > last + 1:  # the snapshot predates the oldest diff we have: fetch a newer one
                 stats.resyncs += 1
-                self._drop_book(inst, stats)
+                self._drop_book(inst)
                 return self._diff(inst, stats, d, out)
             self._publish_snapshot(inst, out)  # on_snapshot announced the instrument
         elif first != last + 1:
@@ -560,12 +536,8 @@ class BinanceFeed:
             stats.crossed += 1
             self._invalidate(inst, stats, Reason.CROSSED_BOOK, out)
             return None
+        inst.render()  # the decimal text is only re-rendered when the top moves
         bid, ask = book.best_bid(), book.best_ask()
-        prices = (None if bid is None else bid[0], None if ask is None else ask[0])
-        if prices != inst.best_prices:  # the decimal text is only re-rendered when the top moves
-            inst.best_prices = prices
-            stats.best_bid = None if bid is None else format_fixed8(bid[0])
-            stats.best_ask = None if ask is None else format_fixed8(ask[0])
         if bid is not None and ask is not None:
             top = (bid[0], bid[1], ask[0], ask[1])
             self._check_tickers(inst, final, top)
@@ -586,19 +558,17 @@ class BinanceFeed:
         if len(tops) > DIFF_TOPS_KEPT:
             del tops[next(iter(tops))]
 
-    def _drop_book(self, inst: _Instrument, stats: BookStats) -> None:
+    def _drop_book(self, inst: _Instrument) -> None:
         """Forget the symbol's book; it waits for (and asks for) a new snapshot."""
+        inst.drop()
         inst.state = _WAIT
-        inst.book.clear()
         inst.diff_tops.clear()
         inst.tickers.clear()
-        stats.best_bid = stats.best_ask = None
-        inst.best_prices = (None, None)
         self._wanted[inst.venue_symbol] = None
 
     def _invalidate(self, inst: _Instrument, stats: BookStats, reason: Reason, out: list[Event]) -> None:
         stats.resyncs += 1
-        self._drop_book(inst, stats)
+        self._drop_book(inst)
         out.append(StateInvalidation(_VENUE, _SPOT, int(reason), (inst.asset_id,)))
         out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(reason)))
 
