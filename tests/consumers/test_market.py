@@ -97,3 +97,13 @@ def test_a_quote_only_instrument_is_trusted_again_at_its_next_quote_and_shows_th
     assert inst.trade == Trade(BTC, 100, 1, 0, C, 51, 0)
     assert inst.last_ts_ns == 5
     assert m.apply(6, Heartbeat(6, 1)) == []
+
+
+def test_labels_name_instruments_for_people() -> None:
+    m = MarketState()
+    m.apply(1, InstrumentMeta(BTC, K, 51, 1, 8, "XBT/USD", "BTC/USD"))
+    m.apply(2, Trade(ETH, 1, 1, 0, C, 51, 0))
+    assert m.label(K, BTC) == "kraken BTC/USD"
+    assert m.label(C, ETH) == f"coinbase {ETH:#x}"  # no InstrumentMeta yet
+    assert m.label(100, 5) == "binance 0x5"  # never seen
+    assert m.label(7, 5) == "7 0x5"  # a venue id this version does not know

@@ -20,7 +20,7 @@ from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Domain, Message, Source
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Reason, SignalState, SpreadSignal, StateInvalidation
-from tickrelay.protocol.symbols import VenueId
+from tickrelay.protocol.symbols import VenueId, venue_name
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.paths import runtime_dir, socket_path
 from tickrelay.transport.subscribe import Gap
@@ -71,8 +71,8 @@ def strategy_settings(values: Mapping[str, Any]) -> StrategySettings:
 def describe(s: SpreadSignal, names: Mapping[tuple[int, int], str]) -> str:
     buy, sell = names.get((s.buy_venue, s.buy_asset_id), "?"), names.get((s.sell_venue, s.sell_asset_id), "?")
     return (
-        f"{SignalState(s.state).name:6} buy {VenueId(s.buy_venue).name.lower()} {buy} at "
-        f"{format_fixed8(s.buy_price)}, sell {VenueId(s.sell_venue).name.lower()} {sell} at "
+        f"{SignalState(s.state).name:6} buy {venue_name(s.buy_venue)} {buy} at "
+        f"{format_fixed8(s.buy_price)}, sell {venue_name(s.sell_venue)} {sell} at "
         f"{format_fixed8(s.sell_price)}, size {format_fixed8(s.size)}, net {s.net_edge_ppm / 100:.2f} bp"
     )
 

@@ -22,7 +22,7 @@ from tickrelay.protocol.messages import (
     TlvType,
     Trade,
 )
-from tickrelay.protocol.symbols import VenueId, symbol_for
+from tickrelay.protocol.symbols import VenueId, symbol_for, venue_name
 from tickrelay.relay.fanout import Filter
 from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
 from tickrelay.transport.subscribe import Gap, Subscription
@@ -99,8 +99,7 @@ def describe(event: Event, names: Names) -> str:
 
 
 def _venue_of(event: Event) -> str:
-    venue: int | None = getattr(event, "venue_id", None)
-    return VenueId(venue).name.lower() if venue in VenueId._value2member_map_ and venue is not None else "-"
+    return venue_name(getattr(event, "venue_id", -1), "-")
 
 
 def print_message(message: Message, names: Names, out: TextIO) -> None:

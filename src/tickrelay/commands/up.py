@@ -28,7 +28,7 @@ from tickrelay.protocol.messages import (
     StateInvalidation,
     UnknownTlv,
 )
-from tickrelay.protocol.symbols import VenueId
+from tickrelay.protocol.symbols import venue_name
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.paths import runtime_dir, socket_path
@@ -113,9 +113,6 @@ class Tally:
     last_alert: str = ""
 
 
-_VENUE_NAME = {int(v): v.name.lower() for v in VenueId}
-
-
 async def _watch(path: Path, tally: Tally, stop: asyncio.Event) -> None:
     async for item in Subscription(path, name="up", buffer_bytes=64 << 20):
         if stop.is_set():
@@ -128,7 +125,7 @@ async def _watch(path: Path, tally: Tally, stop: asyncio.Event) -> None:
         for event in item.events():
             if isinstance(event, UnknownTlv):
                 continue
-            venue = _VENUE_NAME.get(getattr(event, "venue_id", -1), "system")
+            venue = venue_name(getattr(event, "venue_id", -1), "system")
             tally.messages[venue] += 1
             tally.kinds[venue][TYPE_OF[type(event)].name.lower()] += 1
             if isinstance(event, StateInvalidation):

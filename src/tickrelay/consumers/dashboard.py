@@ -28,15 +28,11 @@ from tickrelay.protocol.messages import (
     Trade,
     UnknownTlv,
 )
-from tickrelay.protocol.symbols import VenueId
+from tickrelay.protocol.symbols import venue_name
 
 
 CHART_POINTS = 600
 KEPT = 50  # alerts and signals shown
-
-
-def _venue(venue_id: int) -> str:
-    return VenueId(venue_id).name.lower() if venue_id in VenueId._value2member_map_ else str(venue_id)
 
 
 def _point(
@@ -76,7 +72,7 @@ class DashboardState:
         for event in events:
             if isinstance(event, UnknownTlv):
                 continue
-            venue = _venue(getattr(event, "venue_id", 0))
+            venue = venue_name(getattr(event, "venue_id", 0))
             self.counts[(venue, TYPE_OF[type(event)].name.lower())] += 1
             if isinstance(event, StateInvalidation) and event.reason != Reason.RECOVERED:
                 self.invalidations[venue] += 1
@@ -94,7 +90,7 @@ class DashboardState:
                             _point(self.mids, key, ts_ns, mid)
 
     def on_gap(self, source: int, missing: int) -> None:
-        self.gaps[_venue(VENUE_OF_SOURCE.get(source, 0))] += missing
+        self.gaps[venue_name(VENUE_OF_SOURCE.get(source, 0))] += missing
 
     def on_alert(self, alert: Alert) -> None:
         self.alerts.appendleft(
@@ -105,7 +101,7 @@ class DashboardState:
                 "severity": Severity(alert.severity).name.lower()
                 if alert.severity in Severity._value2member_map_
                 else "?",
-                "venue": _venue(alert.venue_id) if alert.venue_id else "",
+                "venue": venue_name(alert.venue_id) if alert.venue_id else "",
                 "text": alert.text,
                 "ts_ms": alert.observed_ts_ns // 1_000_000,
             }
@@ -121,12 +117,10 @@ class DashboardState:
 
     def _signal_view(self, s: SpreadSignal) -> dict[str, Any]:
         """Named at view time: a signal may arrive (signal relay) before its InstrumentMeta (market data)."""
-        names = self.market.instruments
-        buy, sell = names.get((s.buy_venue, s.buy_asset_id)), names.get((s.sell_venue, s.sell_asset_id))
         return {
             "state": SignalState(s.state).name.lower() if s.state in SignalState._value2member_map_ else "?",
-            "buy": f"{_venue(s.buy_venue)} {buy.symbol if buy and buy.symbol else hex(s.buy_asset_id)}",
-            "sell": f"{_venue(s.sell_venue)} {sell.symbol if sell and sell.symbol else hex(s.sell_asset_id)}",
+            "buy": self.market.label(s.buy_venue, s.buy_asset_id),
+            "sell": self.market.label(s.sell_venue, s.sell_asset_id),
             "buy_price": format_fixed8(s.buy_price),
             "sell_price": format_fixed8(s.sell_price),
             "size": format_fixed8(s.size),
@@ -161,7 +155,7 @@ class DashboardState:
             instruments.append(
                 {
                     "id": f"{venue_id}:{asset_id}",
-                    "venue": _venue(venue_id),
+                    "venue": venue_name(venue_id),
                     "symbol": inst.symbol or hex(asset_id),
                     "last": format_fixed8(inst.trade.price) if inst.trade else None,
                     "last_size": format_fixed8(inst.trade.volume) if inst.trade else None,
@@ -209,7 +203,7 @@ class DashboardState:
         bids, asks = inst.book.top(levels) if inst.book_ready else ([], [])
         return {
             "id": instrument_id,
-            "name": f"{_venue(inst.venue_id)} {inst.symbol or hex(inst.asset_id)}",
+            "name": inst.label,
             "bids": [[format_fixed8(p), format_fixed8(s)] for p, s in bids],
             "asks": [[format_fixed8(p), format_fixed8(s)] for p, s in asks],
             "trades": list(self.chart.get(key, ())),

@@ -29,7 +29,7 @@ from tickrelay.protocol.messages import (
     StateInvalidation,
     Trade,
 )
-from tickrelay.protocol.symbols import VenueId
+from tickrelay.protocol.symbols import VenueId, venue_name
 from tickrelay.venues.book import OrderBook
 
 
@@ -78,6 +78,11 @@ class InstrumentState:
         self.invalid_reason = 0  # 0 = trusted, else the Reason
 
     @property
+    def label(self) -> str:
+        """``kraken BTC/USD`` (the asset id in hex until its InstrumentMeta names it)."""
+        return f"{venue_name(self.venue_id)} {self.symbol or hex(self.asset_id)}"
+
+    @property
     def trusted(self) -> bool:
         return self.invalid_reason == 0
 
@@ -115,6 +120,10 @@ class MarketState:
         if inst is None:
             inst = self.instruments[key] = InstrumentState(venue_id, asset_id, asset_type)
         return inst
+
+    def label(self, venue_id: int, asset_id: int) -> str:
+        inst = self.instruments.get((venue_id, asset_id))
+        return inst.label if inst is not None else f"{venue_name(venue_id)} {hex(asset_id)}"
 
     def of_venue(self, venue_id: int) -> Iterator[InstrumentState]:
         return (i for i in self.instruments.values() if i.venue_id == venue_id)

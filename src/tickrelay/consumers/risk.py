@@ -29,21 +29,13 @@ from tickrelay.protocol.messages import (
     StateInvalidation,
     Trade,
 )
-from tickrelay.protocol.symbols import VenueId
+from tickrelay.protocol.symbols import venue_name
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RiskSettings:
     stale_ns: int = 5_000_000_000
     jump_ppm: int = 20_000  # 2 %
-
-
-def _venue(venue_id: int) -> str:
-    return VenueId(venue_id).name.lower() if venue_id in VenueId._value2member_map_ else str(venue_id)
-
-
-def _name(inst: InstrumentState) -> str:
-    return f"{_venue(inst.venue_id)} {inst.symbol or hex(inst.asset_id)}"
 
 
 class RiskMonitor:
@@ -69,8 +61,8 @@ class RiskMonitor:
                 self.last_seen[venue] = now_ns
                 if venue in self.stale:
                     self.stale.discard(venue)
-                    out.append(Alert(AlertKind.RECOVERED, Severity.INFO, venue, 0, 0, now_ns,
-                                     f"{_venue(venue)}: messages again after a stale period"))  # fmt: skip
+                    text = f"{venue_name(venue)}: messages again after a stale period"
+                    out.append(Alert(AlertKind.RECOVERED, Severity.INFO, venue, 0, 0, now_ns, text))
             if isinstance(event, Trade) and prev is not None and prev.price:
                 move = (event.price - prev.price) * 1_000_000 // prev.price
                 if abs(move) > self.settings.jump_ppm:
@@ -88,7 +80,7 @@ class RiskMonitor:
     def on_gap(self, source: int, missing: int, now_ns: int) -> Alert:
         venue = VENUE_OF_SOURCE.get(source, 0)
         self.alerts += 1
-        who = _venue(venue) if venue else f"source {source}"
+        who = venue_name(venue) if venue else f"source {source}"
         return Alert(AlertKind.SEQUENCE_GAP, Severity.CRITICAL, venue, 0, missing, now_ns,
                      f"{who}: {missing} messages missing from its stream")  # fmt: skip
 
@@ -100,12 +92,12 @@ class RiskMonitor:
             if quiet > self.settings.stale_ns and venue not in self.stale:
                 self.stale.add(venue)
                 out.append(Alert(AlertKind.STALE_FEED, Severity.WARNING, venue, 0, quiet, now_ns,
-                                 f"{_venue(venue)}: no message for {quiet / 1e9:.1f} s"))  # fmt: skip
+                                 f"{venue_name(venue)}: no message for {quiet / 1e9:.1f} s"))  # fmt: skip
         self.alerts += len(out)
         return out
 
     def _jump(self, inst: InstrumentState, prev: int, price: int, move: int, ts_ns: int) -> Alert:
-        text = (f"{_name(inst)}: trade at {format_fixed8(price)} is {move / 1e4:+.2f} % from "
+        text = (f"{inst.label}: trade at {format_fixed8(price)} is {move / 1e4:+.2f} % from "
                 f"{format_fixed8(prev)}")  # fmt: skip
         return Alert(AlertKind.PRICE_JUMP, Severity.WARNING, inst.venue_id, inst.asset_id, move, ts_ns, text)
 
@@ -116,12 +108,12 @@ class RiskMonitor:
             if key in self.crossed:
                 return []
             self.crossed.add(key)
-            text = f"{_name(inst)}: book crossed, bid {format_fixed8(bid)} >= ask {format_fixed8(ask)}"
+            text = f"{inst.label}: book crossed, bid {format_fixed8(bid)} >= ask {format_fixed8(ask)}"
             return [Alert(AlertKind.CROSSED_BOOK, Severity.CRITICAL, *key, bid - ask, ts_ns, text)]
         if key in self.crossed:
             self.crossed.discard(key)
             return [
-                Alert(AlertKind.RECOVERED, Severity.INFO, *key, 0, ts_ns, f"{_name(inst)}: book uncrossed")
+                Alert(AlertKind.RECOVERED, Severity.INFO, *key, 0, ts_ns, f"{inst.label}: book uncrossed")
             ]
         return []
 
@@ -139,7 +131,7 @@ class RiskMonitor:
         value = 0 if kind != AlertKind.INVALIDATION else event.reason
         if not event.asset_ids:
             return [Alert(kind, severity, event.venue_id, 0, value, ts_ns,
-                          f"{_venue(event.venue_id)}: every instrument {label}")]  # fmt: skip
+                          f"{venue_name(event.venue_id)}: every instrument {label}")]  # fmt: skip
         return [
-            Alert(kind, severity, i.venue_id, i.asset_id, value, ts_ns, f"{_name(i)}: {label}") for i in named
+            Alert(kind, severity, i.venue_id, i.asset_id, value, ts_ns, f"{i.label}: {label}") for i in named
         ]

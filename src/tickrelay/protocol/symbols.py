@@ -21,6 +21,13 @@ class VenueId(enum.IntEnum):
     COINBASE = 102
 
 
+def venue_name(venue_id: int, unknown: str | None = None) -> str:
+    """``binance``, ``kraken``, ``coinbase``; another id as ``unknown`` (default: its number)."""
+    if venue_id in VenueId._value2member_map_:
+        return VenueId(venue_id).name.lower()
+    return str(venue_id) if unknown is None else unknown
+
+
 class AssetType(enum.IntEnum):
     CRYPTO_SPOT = 51
 
