@@ -214,12 +214,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _dashboard_port(host: str, wanted: int) -> tuple[int, str]:
+    """The configured port if it is free, else a free one and a line saying so (0: any free port)."""
+    if wanted:
+        with socket.socket() as s:
+            try:
+                s.bind((host, wanted))
+                return wanted, ""
+            except OSError as exc:
+                port = _free_port()
+                return port, f"dashboard port {wanted} is not available ({exc.strerror}); using {port}"
+    return _free_port(), ""
+
+
 def run(args: argparse.Namespace) -> int:
     settings = read_settings(args.config, {"dashboard.port": args.dashboard_port})
     path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
     signal_path = socket_path(Domain.SIGNAL, None, os.environ)
     system_path = socket_path(Domain.SYSTEM, None, os.environ)
-    dashboard_port = settings["dashboard.port"] or _free_port()
+    dashboard_port, port_note = _dashboard_port(settings["dashboard.host"], settings["dashboard.port"])
     me = [sys.executable, "-m", "tickrelay"]
     env = dict(os.environ)
     children = [
@@ -273,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
 
     async def main(stop: asyncio.Event) -> int:
-        log: list[str] = []
+        log: list[str] = [port_note] if port_note else []
         tally = Tally()
         started = time.monotonic()
         supervisors = [asyncio.create_task(_supervise(c, stop, log)) for c in children[:relays]]
