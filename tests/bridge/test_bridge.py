@@ -182,3 +182,33 @@ async def test_slow_consumer_loss_is_counted_as_gaps(
     assert sum(g.missing for g in gaps) == len(sent) - len(got)  # nothing lost silently
     assert inn.stats.missing == len(sent) - len(got)
     await far.close()
+
+
+async def test_idle_streams_release_their_relay_connection_and_come_back_without_losing_count(
+    relays: tuple[Relay, Relay], nats_server: NatsServer
+) -> None:
+    _, b = relays
+    far = Collector(b.path)
+    await until(lambda: len(b.subscribers) == 1)
+    sent = [restamp(message(i), Source.PUBLISH_TOOL, make_sequence(9, i + 1)) for i in range(5)]
+    inn = BridgeIn(b.path, [nats_server.url], InSettings(idle_close_s=0.3))
+    async with running(inn):
+        nc = await nats.connect(nats_server.url)
+        for m in sent[:2]:
+            await nc.publish(namer.subject(m), m)
+        await nc.flush()
+        await until(lambda: far.has(sent[1]))
+        assert sorted(p["source"] for p in b.status()["publishers"]) == [
+            Source.PUBLISH_TOOL,
+            Source.NATS_BRIDGE,
+        ]
+        await until(lambda: inn.stats.idle_closed == 1)  # silent for 0.3 s: its connection is closed
+        await until(lambda: [p["source"] for p in b.status()["publishers"]] == [Source.NATS_BRIDGE])
+        for m in (sent[2], sent[4]):  # the stream speaks again, then skips one
+            await nc.publish(namer.subject(m), m)
+        await nc.close()
+        await until(lambda: far.has(sent[4]))
+    assert [m.raw for m in far.messages] == [sent[0], sent[1], sent[2], sent[4]]
+    assert [(g.expected, g.got) for g in far.items if isinstance(g, Gap)] == [(4, 5)]  # counters kept
+    assert (inn.stats.gaps, inn.stats.missing, inn.stats.streams) == (1, 1, 2)
+    await far.close()

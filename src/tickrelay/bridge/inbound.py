@@ -51,6 +51,7 @@ class InSettings:
     since_s: float | None = None  # replay this much of the stream first (JetStream)
     hold_s: float = 0.02  # an incomplete flush is released after this long without NATS messages
     catch_up_margin_s: float = 2.0  # late joiner: replay from this long before the oldest book was stored
+    idle_close_s: float = 300.0  # close a stream's forwarding output after this long without a message
     pending_msgs: int = 65536  # nats-py's per-subscription limits (slow consumer beyond)
     pending_bytes: int = 256 << 20
 
@@ -70,6 +71,7 @@ class InStats:
     flushes: int = 0
     incomplete_flushes: int = 0
     covered: int = 0  # replayed messages a late joiner's book already includes (not forwarded)
+    idle_closed: int = 0  # forwarding outputs closed after idle_close_s (a restarted origin's old stream)
     relay_dropped: int = 0  # messages dropped by the forwarding outputs (local relay down too long)
     nats: NatsStats = dataclasses.field(default_factory=NatsStats)
 
@@ -85,6 +87,7 @@ class BridgeIn:
         self.outputs: dict[tuple[int, int], RelayOutput] = {}
         self.own = RelayOutput(relay_path, source=Source.NATS_BRIDGE, domain=s.domain, name="bridge-in")
         self.last: dict[tuple[int, int], int] = {}
+        self.used: dict[tuple[int, int], float] = {}  # stream -> monotonic time of its last forward
         self.held: dict[tuple[int, int], list[tuple[int, bytes]]] = {}  # stream -> (position, book message)
         self._lock = asyncio.Lock()
         self._last_feed = time.monotonic()
@@ -126,6 +129,7 @@ class BridgeIn:
                     stats.gaps += 1
                     stats.missing += counter - prev - 1
             last[key] = counter
+            self.used[key] = self._last_feed
             self._output(key).forward(m.raw)
             stats.messages += 1
             stats.bytes += len(m.raw)
@@ -148,6 +152,18 @@ class BridgeIn:
             self.stats.snapshots += 1
         await self.own.sync()
         return max(position for position, _ in due)
+
+    async def _close_idle(self, now: float) -> None:
+        """Close the outputs of streams silent for ``idle_close_s`` (each upstream restart is a new
+        stream: without this, every restart would leave one more connection to the relay). Their
+        counters stay: a stream that speaks again reopens its output and its gaps still show."""
+        for key in [k for k, used in self.used.items() if now - used > self.settings.idle_close_s]:
+            del self.used[key]
+            out = self.outputs.pop(key, None)
+            if out is not None:
+                await out.close()
+                self.stats.idle_closed += 1
+                self.stats.relay_dropped += out.stats.dropped
 
     async def _release_all(self) -> None:
         for key in list(self.held):
@@ -192,6 +208,7 @@ class BridgeIn:
             if self.held and idle >= 1.0:
                 async with self._lock:
                     await self._release_all()
+            await self._close_idle(now)
             pause = hold if self.merger.pending else min(hold * 4, 0.02)
             due = time.monotonic() + pause
             await asyncio.sleep(pause)

@@ -50,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     inn.add_argument(
         "--pending-msgs", type=int, default=65536, help="queued NATS messages before slow consumer"
     )
+    inn.add_argument("--idle-close-s", type=float, default=300.0,
+                     help="close a silent stream's relay connection after (300)")  # fmt: skip
 
 
 def _report(name: str, stats: Any, as_json: bool) -> None:
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     bridge_in = BridgeIn(path, servers, InSettings(
         domain=domain, subject=args.subject or "", last_value=args.last_value, since_s=args.since_s,
-        hold_s=args.hold_ms / 1000, pending_msgs=args.pending_msgs))  # fmt: skip
+        hold_s=args.hold_ms / 1000, pending_msgs=args.pending_msgs,
+        idle_close_s=args.idle_close_s))  # fmt: skip
 
     async def main_in(stop: asyncio.Event) -> int:
         await bridge_in.run(stop)
