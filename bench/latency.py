@@ -1,12 +1,14 @@
 """Latency through the real pipeline at a steady rate: replay exchange -> collector -> relay -> subscriber,
 all separate processes except the subscriber (this script, on uvloop).
 
-    python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--json]
+    python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--flush frame|loop ...] [--json]
 
 Per venue the replay exchange paces its recording so frames arrive at about ``--rate`` per second.
 Processing latency (frame arrival -> the coalesced write holding its messages returned) is read from
 the collector's metrics endpoint (HDR histograms); end-to-end latency (header timestamp_ns, taken at
 frame arrival, -> decoded at the subscriber) is measured here. Medians over runs of each percentile.
+Each collector write policy (``collector.flush``: after every frame, or once per event-loop turn) is
+measured in turn, in the same invocation; the top-level keys are the default policy's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import uvloop
 
 from tickrelay.commands.stats import venue_summary
+from tickrelay.config import KEY_BY_NAME
 from tickrelay.protocol.codec import Message
 from tickrelay.transport.subscribe import Subscription
 
@@ -64,9 +67,9 @@ async def _wait(task: asyncio.Task[list[int]]) -> list[int]:
     return await task
 
 
-def one_run(venue: str, rate: float, seconds: float) -> dict[str, float]:
+def one_run(venue: str, rate: float, seconds: float, flush: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **ENV[venue]}
+        env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **ENV[venue], "TICKRELAY_COLLECTOR_FLUSH": flush}
         me = [sys.executable, "-m", "tickrelay"]
         sock, port = str(Path(tmp) / "md.sock"), _free_port()
         speed = rate / RECORDED_RATE[venue]
@@ -126,15 +129,22 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--flush", nargs="+", choices=["frame", "loop"], default=["frame", "loop"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    default = KEY_BY_NAME["collector.flush"].default
     report: dict[str, object] = {"rate_target": args.rate, "runs": args.runs, "seconds": args.seconds}
-    venues: dict[str, dict[str, float]] = {}
-    for venue in RECORDED_RATE:
-        one_run(venue, args.rate, 1.0)  # warm-up
-        runs = [one_run(venue, args.rate, args.seconds) for _ in range(args.runs)]
-        venues[venue] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        venues[venue]["msgs_per_s"] = venues[venue].pop("messages") / (args.seconds + 1.0)
+    by_flush: dict[str, dict[str, dict[str, float]]] = {}
+    for flush in args.flush:
+        venues: dict[str, dict[str, float]] = {}
+        for venue in RECORDED_RATE:
+            one_run(venue, args.rate, 1.0, flush)  # warm-up
+            runs = [one_run(venue, args.rate, args.seconds, flush) for _ in range(args.runs)]
+            venues[venue] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            venues[venue]["msgs_per_s"] = venues[venue].pop("messages") / (args.seconds + 1.0)
+        by_flush[flush] = venues
+    report["by_flush"] = by_flush
+    venues = by_flush.get(default, next(iter(by_flush.values())))
     report["venues"] = venues
     report["processing_p99_us"] = {v: r["processing_p99_us"] for v, r in venues.items()}
     report["end_to_end_p99_us"] = max(r["end_to_end_p99_us"] for r in venues.values())

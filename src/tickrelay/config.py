@@ -76,6 +76,13 @@ KEYS: tuple[Key, ...] = (
     Key("collector.stale_after_s", float, 10.0, "reconnect a feed silent this long", minimum=0.1),
     Key("collector.backoff_cap_s", float, 30.0, "longest wait between reconnects", minimum=0.1),
     Key(
+        "collector.flush",
+        str,
+        "frame",
+        "write to the relay after every frame (at most one write per 50 µs), or once per event-loop turn",
+        choices=("frame", "loop"),
+    ),
+    Key(
         "strategy.fees_bps",
         list,
         ["binance=10", "kraken=26", "coinbase=60"],

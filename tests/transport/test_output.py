@@ -152,3 +152,18 @@ async def test_forwarded_stream_overflow_is_a_gap_not_a_publisher_loss(tmp_path:
     task.cancel()
     await out.close()
     await relay.stop()
+
+
+async def test_flush_writes_now_not_at_the_end_of_the_loop_turn(relay: Relay) -> None:
+    out = RelayOutput(relay.path, source=3, stream_id=5)
+    out.start()
+    await out.wait_connected(5)
+    out.flush()  # nothing buffered: nothing written
+    assert (out.stats.batches, out.last_write_ns) == (0, 0)
+    out.send(message(0))
+    out.send(message(1))
+    out.flush()  # both, in one envelope, before this coroutine yields
+    assert (out.stats.batches, out.stats.buffered_bytes) == (1, 0)
+    assert out.last_write_ns > 0
+    assert await out.sync() == 2
+    await out.close()

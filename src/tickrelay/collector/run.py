@@ -91,6 +91,9 @@ class _FeedListener(picows.WSListener):
             transport.disconnect()
 
 
+FLUSH_GAP_NS = 50_000  # collector.flush = frame: in a burst, one write per 50 µs at most (bench/collector.py)
+
+
 class RateLimiter:
     """At most one call per ``interval_s`` (shared by all the REST requests of a process)."""
 
@@ -143,6 +146,7 @@ class Collector:
         self.output = output
         self.url = feed_url(venue, settings)
         self.stale_after_s: float = settings["collector.stale_after_s"]
+        self.flush_each_frame = settings["collector.flush"] == "frame"
         self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
         self.limiter = limiter or RateLimiter(0.2)
         self.stats = CollectorStats()
@@ -228,6 +232,8 @@ class Collector:
             self._frames_measured += 1
             if self._frames_measured % self.sample == 0:  # its latency is recorded when the write returns
                 self._pending.append((arrived_ns, type(values[-1]).__name__))
+        if self.flush_each_frame and time.perf_counter_ns() - self.output.last_write_ns >= FLUSH_GAP_NS:
+            self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
         if len(self.feed.stats.samples) != self._samples_logged:  # a new kind of rejected frame
             self._log_samples()
         self._after_frame(transport)

@@ -123,6 +123,7 @@ class RelayOutput:
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_write: Callable[[int], None] | None = None  # called with perf_counter_ns after each write
+        self.last_write_ns = 0  # perf_counter_ns after the last write
 
     # ---- the hot path ------------------------------------------------------------------------------
 
@@ -179,6 +180,12 @@ class RelayOutput:
             self._scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
 
+    def flush(self) -> None:
+        """Write what is buffered now instead of at the end of this event-loop turn (a caller that
+        wants each frame's messages out before it reads the next)."""
+        if self._buf:
+            self._flush()
+
     def _make_room(self, n: int) -> None:
         """Drop the oldest messages so ``n`` more bytes fit, freeing an eighth of the buffer at least."""
         if n > self.buffer_bytes:
@@ -225,8 +232,9 @@ class RelayOutput:
                 count += 1
         first = _U64.unpack_from(buf, 8)[0]
         t.write(encode_batch(self.domain, self.source, first, count, self._clock(), bytes(buf[:cut])))
+        self.last_write_ns = now = time.perf_counter_ns()
         if self.on_write is not None:  # the bytes are the kernel's (or the transport's, if it is full)
-            self.on_write(time.perf_counter_ns())
+            self.on_write(now)
         del buf[:cut]
         self._count -= count
         self.stats.batches += 1
