@@ -93,3 +93,15 @@ def test_record_then_replay_round_trip_is_byte_exact(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "no recording here" in missing.stderr
+
+
+def test_a_burst_is_written_in_bounded_chunks_without_waiting_for_the_timer(tmp_path: Path) -> None:
+    msgs = [message(0)] * 100  # 74 bytes each
+    out = tmp_path / "rec"
+    writer = RecordWriter(out, chunk_bytes=740)  # ten messages a chunk
+    for m in msgs:
+        writer.append(m)
+    assert writer.chunks == 10  # nobody called flush(): memory stays bounded
+    writer.close()
+    assert [c.messages for c in read_index(out)] == [10] * 10
+    assert [m.raw for m in iter_messages(out)] == msgs

@@ -33,12 +33,20 @@ class Chunk:
 
 
 class RecordWriter:
-    """Append messages; ``flush`` writes them as one zstd frame and one index line."""
+    """Append messages; ``flush`` (the caller's timer, or ``chunk_bytes`` pending) writes them as one
+    zstd frame and one index line."""
 
     def __init__(
-        self, out: Path, *, rotate_bytes: int = 256 << 20, rotate_s: float = 3600.0, level: int = 3
+        self,
+        out: Path,
+        *,
+        rotate_bytes: int = 256 << 20,
+        rotate_s: float = 3600.0,
+        level: int = 3,
+        chunk_bytes: int = 1 << 20,
     ) -> None:
         self.out = out
+        self.chunk_bytes = chunk_bytes  # a chunk is written once this much is pending (bounded memory)
         self.rotate_bytes = rotate_bytes
         self.rotate_s = rotate_s
         self._compressor = zstandard.ZstdCompressor(level=level)
@@ -64,6 +72,8 @@ class RecordWriter:
         self._last_ts = ts
         self._pending += raw
         self._count += 1
+        if len(self._pending) >= self.chunk_bytes:
+            self.flush()
 
     def flush(self) -> None:
         if not self._count:
