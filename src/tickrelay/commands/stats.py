@@ -51,10 +51,14 @@ def scrape_all(run_dir: Path) -> list[dict[str, dict[tuple[tuple[str, str], ...]
 
 def venue_summary(run_dir: Path, scraped: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Per venue: messages, errors, and per message type the processing percentiles (µs) and SLA."""
-    venues: dict[str, dict[str, Any]] = defaultdict(lambda: {"messages": 0.0, "errors": 0.0, "types": {}})
+    venues: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"messages": 0.0, "errors": 0.0, "types": {}, "by_type": defaultdict(float)}
+    )
     for metrics in scrape_all(run_dir) if scraped is None else scraped:
         for labels, value in metrics.get("tickrelay_messages_total", {}).items():
-            venues[dict(labels)["venue"]]["messages"] += value
+            d = dict(labels)
+            venues[d["venue"]]["messages"] += value
+            venues[d["venue"]]["by_type"][d["type"]] += value
         for labels, value in metrics.get("tickrelay_errors_total", {}).items():
             venues[dict(labels)["venue"]]["errors"] += value
         for labels, value in metrics.get("tickrelay_processing_latency_us", {}).items():
@@ -102,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
     scraped = scrape_all(run_dir)
     first, second = venue_summary(run_dir, before), venue_summary(run_dir, scraped)
     for venue, row in second.items():
-        row["msgs_per_s"] = (row["messages"] - first.get(venue, {}).get("messages", 0.0)) / args.interval
+        was = first.get(venue, {})
+        row["msgs_per_s"] = (row["messages"] - was.get("messages", 0.0)) / args.interval
+        row["type_msgs_per_s"] = {
+            t: (n - was.get("by_type", {}).get(t, 0.0)) / args.interval for t, n in row["by_type"].items()
+        }
     relays_then, relays = relay_summary(before), relay_summary(scraped)
     for domain, row in relays.items():
         row["in_per_s"] = (
@@ -129,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{q.get(k, 0):{w}.1f}" for k, w in (("p50", 8), ("p95", 8), ("p99", 8), ("p999", 9))
             )
             print(
-                f"{venue:10} {kind:14} {row['msgs_per_s']:9.0f} {latency} {verdict:>10} {row['errors']:7.0f}"
+                f"{venue:10} {kind:14} {row['type_msgs_per_s'].get(kind, 0.0):9.0f} {latency} {verdict:>10} "
+                f"{row['errors']:7.0f}"
             )
     if relays:
         print(
