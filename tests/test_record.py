@@ -105,3 +105,21 @@ def test_a_burst_is_written_in_bounded_chunks_without_waiting_for_the_timer(tmp_
     writer.close()
     assert [c.messages for c in read_index(out)] == [10] * 10
     assert [m.raw for m in iter_messages(out)] == msgs
+
+
+def test_a_restarted_recorder_continues_and_retention_deletes_the_oldest_segments(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    first = RecordWriter(out, rotate_bytes=1)  # a new segment at every chunk
+    for i in range(3):
+        first.append(message(i))
+        first.flush()
+    first.close()
+    second = RecordWriter(out, rotate_bytes=1, keep_bytes=1)  # restarted: segments 4.., keeps the newest
+    for i in range(3, 6):
+        second.append(message(i))
+        second.flush()
+    second.close()
+    assert [c.segment for c in read_index(out)] == [1, 2, 3, 4, 5, 6]  # nothing overwritten
+    assert sorted(p.name for p in tmp_path.glob("rec.*.zst")) == ["rec.6.zst"]
+    assert second.deleted == 5
+    assert [m.raw for m in iter_messages(out)] == [message(5)]  # deleted segments are skipped

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tickrelay.record import iter_messages
+
 
 @pytest.mark.timeout(90)
 def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("RELAY_SOCKET_PATH", None)
     out = (tmp_path / "up.out").open("w")
     up = subprocess.Popen(
@@ -79,8 +81,13 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
     final = text[text.index("Final report:") :]
     assert (
         "processes: relay, relay-signal, relay-system, replay-exchange, collect-coinbase, collect-binance, "
-        "collect-kraken x1, strategy, risk, dashboard"
+        "collect-kraken x1, strategy, risk, dashboard, record"
     ) in final
+    recording = tmp_path / "state" / "tickrelay" / "recording"
+    assert f"recording to {recording}" in text
+    recorded = list(iter_messages(recording))  # the recorder ran and wrote what the relay carried
+    assert len(recorded) > 100
+    assert {m.header.source for m in recorded} >= {1, 2, 3}
     assert final.count("died") == 1  # only the one this test killed
     assert not (tmp_path / "tickrelay" / "market-data.sock").exists()  # the relay removed its socket
 

@@ -5,7 +5,9 @@ A recording named ``OUT`` is a set of segment files ``OUT.<n>.zst`` (n from 1) a
 back to back (relay output is self-delimiting: ``protocol.codec.Decoder`` reads it unchanged). The
 index has one line per frame: segment, compressed offset and size, message count, first and last
 header ``timestamp_ns``, so a reader can seek to a time without decompressing what comes before.
-A new segment starts when the current one reaches ``rotate_bytes`` (compressed) or ``rotate_s``.
+A new segment starts when the current one reaches ``rotate_bytes`` (compressed) or ``rotate_s``; with
+``keep_bytes`` the oldest segments are then deleted while the recording is larger (their index lines
+stay; readers skip them). A writer opened on an existing recording continues it with new segments.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ class RecordWriter:
         rotate_s: float = 3600.0,
         level: int = 3,
         chunk_bytes: int = 1 << 20,
+        keep_bytes: int = 0,
     ) -> None:
         self.out = out
+        self.keep_bytes = keep_bytes  # after a rotation, delete the oldest segments beyond this (0: keep all)
         self.chunk_bytes = chunk_bytes  # a chunk is written once this much is pending (bounded memory)
         self.rotate_bytes = rotate_bytes
         self.rotate_s = rotate_s
@@ -53,11 +57,14 @@ class RecordWriter:
         self._pending = bytearray()
         self._count = 0
         self._first_ts = self._last_ts = 0
-        self.segment = 0
+        index = out.with_name(out.name + ".index")
+        # a restarted recorder continues the recording: new segments after the last one indexed
+        self.segment = max((c.segment for c in read_index(out)), default=0) if index.exists() else 0
         self._segment_size = 0
         self._segment_started = 0.0
         self._file: BinaryIO | None = None
-        self._index = out.with_name(out.name + ".index").open("a")
+        self._index = index.open("a")
+        self.deleted = 0  # segments deleted by the retention limit
         self.messages = 0
         self.chunks = 0
 
@@ -105,6 +112,22 @@ class RecordWriter:
         self._file = self.segment_path(self.segment).open("wb")
         self._segment_size = 0
         self._segment_started = time.monotonic()
+        if self.keep_bytes:
+            self._expire()
+
+    def _expire(self) -> None:
+        """Delete the oldest closed segments while the recording is over ``keep_bytes``."""
+        segments = sorted(
+            (int(p.name[len(self.out.name) + 1 : -4]), p)
+            for p in self.out.parent.glob(f"{self.out.name}.*.zst")
+        )
+        total = sum(p.stat().st_size for _, p in segments)
+        for n, path in segments:
+            if total <= self.keep_bytes or n >= self.segment:
+                break
+            total -= path.stat().st_size
+            path.unlink()
+            self.deleted += 1
 
     def close(self) -> None:
         self.flush()
@@ -119,12 +142,14 @@ def read_index(out: Path) -> list[Chunk]:
 
 
 def iter_messages(out: Path, *, since_ns: int = 0) -> Iterator[Message]:
-    """Every recorded message in order (from the first chunk that may hold ``since_ns`` on)."""
+    """Every recorded message in order (from the first chunk that may hold ``since_ns`` on); chunks of
+    segments the retention limit deleted are skipped (the index keeps them: see ``read_index``)."""
     decompressor = zstandard.ZstdDecompressor()
     for chunk in read_index(out):
-        if chunk.last_ts_ns < since_ns:
+        path = out.with_name(f"{out.name}.{chunk.segment}.zst")
+        if chunk.last_ts_ns < since_ns or not path.exists():
             continue
-        with out.with_name(f"{out.name}.{chunk.segment}.zst").open("rb") as f:
+        with path.open("rb") as f:
             f.seek(chunk.offset)
             data = decompressor.decompress(f.read(chunk.size))
         decoder = Decoder(max_payload=8 << 20)

@@ -28,6 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rotate-mb", type=float, default=256.0, help="start a new segment after N MB")
     parser.add_argument("--rotate-s", type=float, default=3600.0, help="start a new segment after S seconds")
     parser.add_argument("--flush-s", type=float, default=1.0, help="write a compressed chunk this often")
+    parser.add_argument(
+        "--keep-mb", type=float, default=0.0, help="delete the oldest segments beyond N MB (0: keep all)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
     path = socket_path(domain, args.socket, os.environ)
 
     async def main(stop: asyncio.Event) -> int:
-        writer = RecordWriter(args.out, rotate_bytes=int(args.rotate_mb * (1 << 20)), rotate_s=args.rotate_s)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        writer = RecordWriter(
+            args.out,
+            rotate_bytes=int(args.rotate_mb * (1 << 20)),
+            rotate_s=args.rotate_s,
+            keep_bytes=int(args.keep_mb * (1 << 20)),
+        )
         gaps = 0
 
         async def consume() -> None:
@@ -56,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         writer.close()  # everything received is written
-        summary = f"{writer.messages} messages in {writer.chunks} chunks, {writer.segment} segment(s)"
+        summary = f"{writer.messages} messages in {writer.chunks} chunks, up to segment {writer.segment}"
+        if writer.deleted:
+            summary += f" ({writer.deleted} old segment(s) deleted, --keep-mb)"
         print(f"tickrelay record: {summary}; {gaps} messages missing upstream", file=sys.stderr)
         return 0
 

@@ -31,7 +31,7 @@ from tickrelay.protocol.messages import (
 from tickrelay.protocol.symbols import venue_name
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
 from tickrelay.transport.backoff import backoff
-from tickrelay.transport.paths import runtime_dir, socket_path
+from tickrelay.transport.paths import runtime_dir, socket_path, state_dir
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
@@ -48,7 +48,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="S", help="summary refresh (default 1 s)"
     )
-    parser.add_argument("--record", metavar="OUT", help="also run the recorder into OUT.<n>.zst + OUT.index")
+    parser.add_argument(
+        "--record",
+        metavar="OUT",
+        help="recording name (default: $XDG_STATE_HOME/tickrelay/recording, i.e. ~/.local/state/...)",
+    )
+    parser.add_argument(
+        "--record-keep-mb",
+        type=float,
+        default=512.0,
+        metavar="N",
+        help="recording retention (default 512 MB)",
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not run the recorder")
     parser.add_argument("--dashboard-port", type=int, metavar="N", help="dashboard.port (0: any free port)")
 
 
@@ -280,8 +292,16 @@ def run(args: argparse.Namespace) -> int:
         consumer("dashboard", "--signal-socket", str(signal_path), "--system-socket", str(system_path),
                  "--port", str(dashboard_port)),
     ]  # fmt: skip
-    if args.record:  # opt-in: the recorder writes to disk
-        children.append(Child("record", [*me, "record", "--socket", str(path), "--out", args.record], env))
+    recording = Path(args.record) if args.record else state_dir(os.environ) / "recording"
+    if not args.no_record:  # bounded by its retention: the oldest segments go first
+        children.append(
+            Child(
+                "record",
+                [*me, "record", "--socket", str(path), "--out", str(recording), "--rotate-mb", "64",
+                 "--keep-mb", str(args.record_keep_mb)],
+                env,
+            )
+        )  # fmt: skip
     tty = sys.stdout.isatty()
     run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
 
@@ -298,7 +318,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         print(
             f"tickrelay up: relay on {path}; {'live exchanges' if args.live else 'embedded replay'}; "
-            f"dashboard on http://{settings['dashboard.host']}:{dashboard_port}/; Ctrl-C stops",
+            f"dashboard on http://{settings['dashboard.host']}:{dashboard_port}/; "
+            + ("" if args.no_record else f"recording to {recording} (tickrelay replay {recording}); ")
+            + "Ctrl-C stops",
             flush=True,
         )
         last = Counter(tally.messages)

@@ -38,3 +38,12 @@ def socket_path(domain: Domain, explicit: str | None, environ: dict[str, str] | 
     if domain == Domain.MARKET_DATA and environ.get("RELAY_SOCKET_PATH"):
         return Path(environ["RELAY_SOCKET_PATH"])
     return default_socket(domain, environ.get("XDG_RUNTIME_DIR"))
+
+
+def state_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
+    """Where tickrelay keeps data that outlives a run (the default recording):
+    ``$XDG_STATE_HOME/tickrelay``, else ``~/.local/state/tickrelay``."""
+    base = environ.get("XDG_STATE_HOME") or str(
+        Path(environ.get("HOME", "~")).expanduser() / ".local" / "state"
+    )
+    return Path(base) / "tickrelay"
