@@ -17,7 +17,9 @@ from typing import Any
 
 from tickrelay import runtime
 from tickrelay.commands.config import read_settings
+from tickrelay.commands.relay_status import fetch_status
 from tickrelay.commands.stats import end_to_end_summary, relay_summary, scrape_all, venue_summary
+from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import (
     TYPE_OF,
@@ -226,6 +228,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def _subscribed(path: Path, names: set[str], timeout_s: float) -> None:
+    """Wait until the relay on ``path`` has subscribers of all these names (at most ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(RelayError):
+            status = await fetch_status(str(path), Domain.MARKET_DATA)
+            if names <= {s["name"] for s in status["subscribers"]}:
+                return
+        await asyncio.sleep(0.05)
+
+
+async def _listening(port: int, timeout_s: float) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port`` (at most ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+
+
 def _dashboard_port(host: str, wanted: int) -> tuple[int, str]:
     """The configured port if it is free, else a free one and a line saying so (0: any free port)."""
     if wanted:
@@ -309,13 +335,25 @@ def run(args: argparse.Namespace) -> int:
         log: list[str] = [port_note] if port_note else []
         tally = Tally()
         started = time.monotonic()
+        # Start order: the relays; the consumers and up's own watchers, until the market-data relay has
+        # them all (a subscriber that comes after a collector's InstrumentMeta and book snapshot would
+        # have no names and no books until the next resync); the replay exchange, until it listens
+        # (a collector that connects before would only publish a disconnect); the collectors.
+        exchange = [] if args.live else [children[relays]]
+        collectors = [c for c in children if c.name.startswith("collect-")]
+        consumers = [c for c in children[relays:] if c not in exchange and c not in collectors]
         supervisors = [asyncio.create_task(_supervise(c, stop, log)) for c in children[:relays]]
-        await asyncio.sleep(0.3)  # the relays first: everything else connects to them
-        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in children[relays:]]
+        await asyncio.sleep(0.3)
+        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in consumers]
         watchers = [
             asyncio.create_task(_watch(path, tally, stop)),
             asyncio.create_task(_watch_consumers(signal_path, system_path, tally)),
         ]
+        await _subscribed(path, {"up", *(c.name for c in consumers)}, 20.0)
+        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in exchange]
+        if exchange:
+            await _listening(port, 10.0)
+        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in collectors]
         print(
             f"tickrelay up: relay on {path}; {'live exchanges' if args.live else 'embedded replay'}; "
             f"dashboard on http://{settings['dashboard.host']}:{dashboard_port}/; "
