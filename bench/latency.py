@@ -31,18 +31,12 @@ import uvloop
 from tickrelay.commands.stats import venue_summary
 from tickrelay.config import KEY_BY_NAME
 from tickrelay.protocol.codec import Message
+from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
 from tickrelay.transport.subscribe import Subscription
 
 
 # frames per second of each embedded recording at speed 1 (frames / recorded span)
 RECORDED_RATE = {"coinbase": 9946 / 30.8, "binance": 41248 / 346.0}
-ENV = {
-    "coinbase": {
-        "COINBASE_PRODUCTS": "SKL-USD,SKL-BTC,SKL-GBP,BAND-GBP,BAND-BTC,NMR-EUR,YFI-BTC,DASH-BTC,"
-        "NU-GBP,CRV-EUR"
-    },
-    "binance": {"BINANCE_SYMBOLS": "BTCUSDT"},
-}
 
 
 def _free_port() -> int:
@@ -69,7 +63,7 @@ async def _wait(task: asyncio.Task[list[int]]) -> list[int]:
 
 def one_run(venue: str, rate: float, seconds: float, flush: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **ENV[venue], "TICKRELAY_COLLECTOR_FLUSH": flush}
+        env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS, "TICKRELAY_COLLECTOR_FLUSH": flush}
         me = [sys.executable, "-m", "tickrelay"]
         sock, port = str(Path(tmp) / "md.sock"), _free_port()
         speed = rate / RECORDED_RATE[venue]
