@@ -1,6 +1,6 @@
 """Through NATS: relay A -> bridge out -> nats-server -> bridge in -> relay B -> subscriber, real processes.
 
-    python3 bench/bridge.py [--messages 200000] [--rate 10000] [--seconds 3] [--runs 5] [--json]
+    python3 bench/nats.py [--messages 200000] [--rate 10000] [--seconds 3] [--runs 5] [--json]
 
 One nats-server (JetStream on, store in a temporary directory), two relay processes, `tickrelay bridge
 out` on A and `tickrelay bridge in` on B stay up for every run; this script publishes and subscribes.
@@ -17,6 +17,8 @@ A warm-up run, then ``--runs`` runs; medians with min-max.
 
 from __future__ import annotations
 
+# This file's directory is sys.path[0] when it runs, so `import nats` here would import this file:
+# the benchmark drives the bridge as processes and never imports the nats package itself.
 import argparse
 import asyncio
 import json
@@ -81,7 +83,7 @@ async def _throughput(a: str, b: str, data: Path, n: int) -> float:
                 if len(stamps) == n:
                     return
             elif isinstance(item, Gap):
-                print(f"bench/bridge.py: gap {item}", file=sys.stderr)
+                print(f"bench/nats.py: gap {item}", file=sys.stderr)
 
     task = asyncio.create_task(consume())
     await sub.connected.wait()
