@@ -4,18 +4,20 @@ alerts they publish are exactly what their logic gives for the stream the market
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.consumers.conftest import merged_stream
+from tests.consumers.conftest import KRAKEN, merged_stream
 from tests.relay.conftest import ME, until
 from tickrelay.commands.strategy import strategy_settings
 from tickrelay.config import load_settings
 from tickrelay.consumers.strategy import SpreadMonitor
-from tickrelay.protocol.codec import Domain, Message, Source, encode_events
+from tickrelay.protocol.codec import Decoder, Domain, Message, Source, encode_events
 from tickrelay.protocol.messages import (
     Alert,
     AlertKind,
@@ -150,3 +152,45 @@ async def test_risk_process_alerts_on_the_system_relay_and_in_its_log(relays: Re
         "tickrelay risk: CRITICAL: kraken BTC/USD: book crossed, bid 102.00000000 >= ask 101.00000000" in log
     )
     assert "tickrelay risk: WARNING: kraken: no message for" in log
+
+
+@pytest.mark.timeout(90)
+async def test_risk_process_on_the_real_kraken_book_with_one_edited_level(
+    relays: Relays, tmp_path: Path
+) -> None:
+    """The recorded XBT/USD book with one size changed by one unit of its last place, through the real
+    `tickrelay normalize` and a real relay: the risk process publishes exactly one alert, for that
+    checksum failure, and nothing else."""
+    lines = KRAKEN.read_bytes().splitlines()
+    target = next(i for i, line in enumerate(lines) if line.startswith(b"[") and b'"c"' in line and i > 100)
+    edited = json.loads(lines[target])
+    level = edited[1].get("a", edited[1].get("b"))[0]
+    level[1] = f"{Decimal(level[1]) + Decimal('0.00000001'):.8f}"
+    lines[target] = json.dumps(edited, separators=(",", ":")).encode()
+    recording = tmp_path / "edited.jsonl"
+    recording.write_bytes(b"\n".join(lines) + b"\n")
+    normalize = await asyncio.create_subprocess_exec(
+        *ME, "normalize", "--venue", "kraken", str(recording), "--out", str(tmp_path / "k.v2"),
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await normalize.wait() == 1  # an integrity failure: exit status 1
+    decoder = Decoder()
+    decoder.feed((tmp_path / "k.v2").read_bytes())
+    stream = list(decoder)
+    failing = next(m for m in stream if any(isinstance(e, StateInvalidation) for e in m.events()))
+    proc = await start(relays, "risk", "--system-socket", str(relays[Domain.SYSTEM].path), "--stale-s", "600")
+    await until(lambda: len(relays[Domain.SYSTEM].status()["publishers"]) == 1, 20)
+    receiver = asyncio.create_task(collect(relays[Domain.SYSTEM].path, Domain.SYSTEM, 1, Alert))
+    await until(lambda: len(relays[Domain.SYSTEM].status()["subscribers"]) == 1)
+    out = RelayOutput(relays[Domain.MARKET_DATA].path, source=Source.KRAKEN_COLLECTOR, name="test")
+    out.start()
+    for m in stream:
+        out.send(m.raw)
+    await out.sync()
+    (alert,) = await receiver
+    await out.close()
+    await stop(proc)
+    assert alert == Alert(AlertKind.CHECKSUM_FAILURE, Severity.CRITICAL, 101, BTC, 0,
+                          failing.header.timestamp_ns, "kraken BTC/USD: checksum_mismatch")  # fmt: skip
+    taken = relays[Domain.SYSTEM].metrics()["counters"]["relay_messages_in"][("system",)]
+    assert taken == 1  # that alert and no other
