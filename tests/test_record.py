@@ -109,6 +109,7 @@ def test_a_burst_is_written_in_bounded_chunks_without_waiting_for_the_timer(tmp_
 
 def test_a_restarted_recorder_continues_and_retention_deletes_the_oldest_segments(tmp_path: Path) -> None:
     out = tmp_path / "rec"
+    (tmp_path / "rec.x.1.zst").write_bytes(b"")  # recording "rec.x" beside it: same glob, not ours
     first = RecordWriter(out, rotate_bytes=1)  # a new segment at every chunk
     for i in range(3):
         first.append(message(i))
@@ -120,6 +121,6 @@ def test_a_restarted_recorder_continues_and_retention_deletes_the_oldest_segment
         second.flush()
     second.close()
     assert [c.segment for c in read_index(out)] == [1, 2, 3, 4, 5, 6]  # nothing overwritten
-    assert sorted(p.name for p in tmp_path.glob("rec.*.zst")) == ["rec.6.zst"]
+    assert sorted(p.name for p in tmp_path.glob("rec.*.zst")) == ["rec.6.zst", "rec.x.1.zst"]  # not ours
     assert second.deleted == 5
     assert [m.raw for m in iter_messages(out)] == [message(5)]  # deleted segments are skipped

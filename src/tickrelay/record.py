@@ -117,10 +117,9 @@ class RecordWriter:
 
     def _expire(self) -> None:
         """Delete the oldest closed segments while the recording is over ``keep_bytes``."""
-        segments = sorted(
-            (int(p.name[len(self.out.name) + 1 : -4]), p)
-            for p in self.out.parent.glob(f"{self.out.name}.*.zst")
-        )
+        prefix = self.out.name + "."  # OUT.<n>.zst; another recording named OUT.x shares the glob
+        numbers = ((p.name[len(prefix) : -len(".zst")], p) for p in self.out.parent.glob(f"{prefix}*.zst"))
+        segments = sorted((int(n), p) for n, p in numbers if n.isdigit())
         total = sum(p.stat().st_size for _, p in segments)
         for n, path in segments:
             if total <= self.keep_bytes or n >= self.segment:
