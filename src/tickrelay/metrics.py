@@ -27,6 +27,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector as PromCollector
 
+from tickrelay.protocol.codec import VENUE_OF_SOURCE
+from tickrelay.protocol.symbols import venue_name
+
 
 LOWEST_NS, HIGHEST_NS, DIGITS = 1, 60_000_000_000, 3
 PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
@@ -77,9 +80,6 @@ class EndToEnd:
         latency.record(now_ns - timestamp_ns)
 
 
-SOURCE_NAMES = {1: "binance", 2: "kraken", 3: "coinbase"}  # collectors by venue; others by number
-
-
 Snapshot = dict[str, Any]
 # {"counters": {name: {labels-tuple: value}}, "gauges": {...}, "latency": {(venue, kind): Latency},
 #  "end_to_end": (consumer name, EndToEnd)}
@@ -108,10 +108,11 @@ class _Exporter(PromCollector):
         )  # fmt: skip
         if "end_to_end" in snap:
             consumer, e2e = snap["end_to_end"]
+            by_source = sorted(e2e.by_source.items())  # collectors by venue name, other sources by number
             yield from _histograms(
                 "end_to_end_latency", "header timestamp_ns (frame arrival) to decoded at this consumer",
                 ("consumer", "source"),
-                (((consumer, SOURCE_NAMES.get(s, str(s))), h) for s, h in sorted(e2e.by_source.items())),
+                (((consumer, venue_name(VENUE_OF_SOURCE.get(s, 0), str(s))), h) for s, h in by_source),
             )  # fmt: skip
 
 

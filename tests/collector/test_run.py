@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tickrelay.collector.run import SOURCES, Collector, make_feed
+from tickrelay.collector.run import Collector, make_feed
 from tickrelay.config import load_settings
-from tickrelay.protocol.codec import Message, encode_events
+from tickrelay.protocol.codec import COLLECTOR_SOURCES, Message, encode_events
 from tickrelay.protocol.messages import Reason, StateInvalidation
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
@@ -53,7 +53,7 @@ async def pipeline(
 
     consumer = asyncio.create_task(consume())
     await asyncio.sleep(0.05)
-    output = RelayOutput(relay.path, source=SOURCES[venue], name=venue)
+    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue)
     output.start()
     collector = Collector(venue, settings.values, output)
     stop = asyncio.Event()

@@ -33,7 +33,6 @@ import picows
 
 from tickrelay.errors import TickrelayError
 from tickrelay.metrics import Latency
-from tickrelay.protocol.codec import Source
 from tickrelay.protocol.messages import L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
@@ -43,11 +42,6 @@ from tickrelay.venues.feed import VenueFeed
 from tickrelay.venues.kraken import KrakenFeed
 
 
-SOURCES = {
-    "binance": Source.BINANCE_COLLECTOR,
-    "kraken": Source.KRAKEN_COLLECTOR,
-    "coinbase": Source.COINBASE_COLLECTOR,
-}
 MAX_FRAME = 1 << 24
 
 

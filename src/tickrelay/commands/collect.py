@@ -7,9 +7,9 @@ import asyncio
 import os
 
 from tickrelay import metrics, runtime
-from tickrelay.collector.run import SOURCES, Collector, print_report
+from tickrelay.collector.run import Collector, print_report
 from tickrelay.commands.config import read_settings
-from tickrelay.protocol.codec import Domain
+from tickrelay.protocol.codec import COLLECTOR_SOURCES, Domain
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.paths import runtime_dir, socket_path
 
@@ -18,7 +18,7 @@ HELP = "collect one venue's market data into the relay (Coinbase, Binance or Kra
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("venue", choices=sorted(SOURCES))
+    parser.add_argument("venue", choices=sorted(COLLECTOR_SOURCES))
     parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
     parser.add_argument("--url", help="WebSocket URL (the venue's <venue>.ws_url)")
     parser.add_argument("--rest-url", help="Binance REST base URL (binance.rest_url)")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
 
     async def main(stop: asyncio.Event) -> int:
-        output = RelayOutput(path, source=SOURCES[args.venue], name=f"collect-{args.venue}")
+        output = RelayOutput(path, source=COLLECTOR_SOURCES[args.venue], name=f"collect-{args.venue}")
         output.start()
         collector = Collector(args.venue, settings.values, output)
         if settings["metrics.port"]:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from tickrelay.errors import ConfigError
-from tickrelay.protocol.codec import Domain, Source, encode_events, make_sequence
+from tickrelay.protocol.codec import COLLECTOR_SOURCES, Domain, encode_events, make_sequence
 from tickrelay.protocol.messages import Event
 from tickrelay.venues import VENUES
 from tickrelay.venues.binance import BinanceFeed
@@ -39,16 +39,11 @@ from tickrelay.venues.feed import VenueFeed
 
 HELP = "Run a recorded session (one frame per line) through a venue feed; report counts and book checks."
 
-SOURCES = {
-    "binance": Source.BINANCE_COLLECTOR,
-    "kraken": Source.KRAKEN_COLLECTOR,
-    "coinbase": Source.COINBASE_COLLECTOR,
-}
 STREAM_ID = 1
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--venue", required=True, choices=sorted(SOURCES), help="venue feed to use")
+    parser.add_argument("--venue", required=True, choices=sorted(COLLECTOR_SOURCES), help="venue feed to use")
     parser.add_argument("file", type=Path, metavar="FILE.jsonl", help="recording: one raw frame per line")
     parser.add_argument(
         "--snapshot",
@@ -158,7 +153,7 @@ def normalize(
         load(instruments)
     if snapshots and not isinstance(feed, BinanceFeed):
         raise ConfigError("--snapshot applies to --venue binance only")
-    source = SOURCES[venue]
+    source = COLLECTOR_SOURCES[venue]
     messages: Counter[str] = Counter()
     counter = 0
 

@@ -12,12 +12,11 @@ from typing import Any
 
 from tickrelay import metrics, runtime
 from tickrelay.commands.config import read_settings
-from tickrelay.consumers.market import VENUE_OF_SOURCE
 from tickrelay.consumers.pump import consume
 from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings
 from tickrelay.errors import ConfigError
 from tickrelay.metrics import EndToEnd
-from tickrelay.protocol.codec import Domain, Message, Source
+from tickrelay.protocol.codec import VENUE_OF_SOURCE, Domain, Message, Source
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Reason, SignalState, SpreadSignal, StateInvalidation
 from tickrelay.protocol.symbols import VenueId, venue_name

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any
 
-from tickrelay.consumers.market import VENUE_OF_SOURCE, InstrumentState, MarketState
+from tickrelay.consumers.market import InstrumentState, MarketState
+from tickrelay.protocol.codec import VENUE_OF_SOURCE
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import (
     TYPE_OF,

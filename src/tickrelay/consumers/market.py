@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tickrelay.protocol.codec import Source
 from tickrelay.protocol.messages import (
     Event,
     InstrumentMeta,
@@ -29,16 +28,11 @@ from tickrelay.protocol.messages import (
     StateInvalidation,
     Trade,
 )
-from tickrelay.protocol.symbols import VenueId, venue_name
+from tickrelay.protocol.symbols import venue_name
 from tickrelay.venues.book import OrderBook
 
 
 Key = tuple[int, int]  # (venue_id, asset_id)
-VENUE_OF_SOURCE: dict[int, int] = {
-    Source.BINANCE_COLLECTOR: VenueId.BINANCE,
-    Source.KRAKEN_COLLECTOR: VenueId.KRAKEN,
-    Source.COINBASE_COLLECTOR: VenueId.COINBASE,
-}  # whose stream a Gap is in
 
 
 class InstrumentState:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tickrelay.consumers.market import VENUE_OF_SOURCE, InstrumentState, MarketState
+from tickrelay.consumers.market import InstrumentState, MarketState
+from tickrelay.protocol.codec import VENUE_OF_SOURCE
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import (
     Alert,

@@ -35,6 +35,7 @@ from tickrelay.protocol.messages import (
     decode_value,
     encode_value,
 )
+from tickrelay.protocol.symbols import VenueId, venue_name
 
 
 MAGIC = 0xDEADBEEF
@@ -70,6 +71,14 @@ class Source(enum.IntEnum):
     SIGNAL_RELAY = 81
     EXECUTION_RELAY = 82
     SYSTEM_RELAY = 83
+
+
+VENUE_OF_SOURCE: dict[int, int] = {
+    Source.BINANCE_COLLECTOR: VenueId.BINANCE,
+    Source.KRAKEN_COLLECTOR: VenueId.KRAKEN,
+    Source.COINBASE_COLLECTOR: VenueId.COINBASE,
+}  # a collector's stream -> its venue
+COLLECTOR_SOURCES: dict[str, Source] = {venue_name(v): Source(s) for s, v in VENUE_OF_SOURCE.items()}
 
 
 class Header(NamedTuple):
