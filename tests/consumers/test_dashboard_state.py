@@ -68,6 +68,17 @@ def test_the_view_names_instruments_and_shows_exact_prices_and_states() -> None:
     assert [s["state"] for s in view["signals"]] == ["close", "open"]
     assert view["instruments"][0]["status"] == "invalid: checksum_mismatch"
     assert view["venues"]["kraken"]["invalidations"] == 1
+    state.on_market(12, [StateInvalidation(101, 51, 99, (BTC,))], now_ns=8 * S)  # a reason we do not know
+    state.on_alert(Alert(99, 9, 0, 0, 0, 0, "from a newer monitor"))
+    view = state.view(now_ns=8 * S)
+    assert view["instruments"][0]["status"] == "invalid: 99"
+    assert view["alerts"][0] == {
+        "kind": "?",
+        "severity": "?",
+        "venue": "",
+        "text": "from a newer monitor",
+        "ts_ms": 0,
+    }
 
 
 def test_depth_chart_and_rates_are_bounded_and_exact() -> None:

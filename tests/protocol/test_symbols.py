@@ -81,3 +81,13 @@ def test_normalize_pair() -> None:
     with pytest.raises(SymbolError):
         normalize_pair("", "USD")
     assert json.dumps(normalize_pair("eth", "xbt")) == '"ETH/BTC"'
+
+
+def test_wire_values_are_named_and_unknown_ones_never_raise() -> None:
+    from tickrelay.protocol.messages import Reason
+    from tickrelay.protocol.symbols import name_of, venue_name
+
+    assert name_of(Reason, 3) == "checksum_mismatch"
+    assert name_of(Reason, 99) == "99"  # a newer publisher's reason
+    assert name_of(Reason, 99, "?") == "?"
+    assert (venue_name(102), venue_name(7), venue_name(7, "-")) == ("coinbase", "7", "-")

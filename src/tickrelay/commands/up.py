@@ -30,7 +30,7 @@ from tickrelay.protocol.messages import (
     StateInvalidation,
     UnknownTlv,
 )
-from tickrelay.protocol.symbols import venue_name
+from tickrelay.protocol.symbols import name_of, venue_name
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.paths import runtime_dir, socket_path, state_dir
@@ -155,14 +155,14 @@ async def _watch_consumers(signal_path: Path, system_path: Path, tally: Tally) -
                 continue
             for event in item.events():
                 if isinstance(event, SpreadSignal):
-                    tally.signals[SignalState(event.state).name.lower()] += 1
+                    tally.signals[name_of(SignalState, event.state)] += 1
                     key = (event.buy_venue, event.buy_asset_id, event.sell_venue, event.sell_asset_id)
                     if event.state == SignalState.CLOSE:
                         tally.open_signals.discard(key)
                     else:
                         tally.open_signals.add(key)
                 elif isinstance(event, Alert):
-                    tally.alerts[Severity(event.severity).name.lower()] += 1
+                    tally.alerts[name_of(Severity, event.severity)] += 1
                     tally.last_alert = event.text
 
     await asyncio.gather(follow(signal_path, Domain.SIGNAL), follow(system_path, Domain.SYSTEM))

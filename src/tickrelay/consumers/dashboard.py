@@ -29,7 +29,7 @@ from tickrelay.protocol.messages import (
     Trade,
     UnknownTlv,
 )
-from tickrelay.protocol.symbols import venue_name
+from tickrelay.protocol.symbols import name_of, venue_name
 
 
 CHART_POINTS = 600
@@ -96,12 +96,8 @@ class DashboardState:
     def on_alert(self, alert: Alert) -> None:
         self.alerts.appendleft(
             {
-                "kind": AlertKind(alert.kind).name.lower()
-                if alert.kind in AlertKind._value2member_map_
-                else "?",
-                "severity": Severity(alert.severity).name.lower()
-                if alert.severity in Severity._value2member_map_
-                else "?",
+                "kind": name_of(AlertKind, alert.kind, "?"),
+                "severity": name_of(Severity, alert.severity, "?"),
                 "venue": venue_name(alert.venue_id) if alert.venue_id else "",
                 "text": alert.text,
                 "ts_ms": alert.observed_ts_ns // 1_000_000,
@@ -119,7 +115,7 @@ class DashboardState:
     def _signal_view(self, s: SpreadSignal) -> dict[str, Any]:
         """Named at view time: a signal may arrive (signal relay) before its InstrumentMeta (market data)."""
         return {
-            "state": SignalState(s.state).name.lower() if s.state in SignalState._value2member_map_ else "?",
+            "state": name_of(SignalState, s.state, "?"),
             "buy": self.market.label(s.buy_venue, s.buy_asset_id),
             "sell": self.market.label(s.sell_venue, s.sell_asset_id),
             "buy_price": format_fixed8(s.buy_price),
@@ -143,7 +139,7 @@ class DashboardState:
 
     def _status(self, inst: InstrumentState, now_ns: int) -> str:
         if not inst.trusted:
-            return f"invalid: {Reason(inst.invalid_reason).name.lower()}"
+            return f"invalid: {name_of(Reason, inst.invalid_reason)}"
         if now_ns - self.seen_ns.get((inst.venue_id, inst.asset_id), now_ns) > self.stale_ns:
             return "stale"
         return "ok"

@@ -30,7 +30,7 @@ from tickrelay.protocol.messages import (
     StateInvalidation,
     Trade,
 )
-from tickrelay.protocol.symbols import venue_name
+from tickrelay.protocol.symbols import name_of, venue_name
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -121,8 +121,7 @@ class RiskMonitor:
     def _invalidation(
         self, event: StateInvalidation, named: list[InstrumentState], ts_ns: int
     ) -> list[Alert]:
-        reason = Reason(event.reason) if event.reason in Reason._value2member_map_ else None
-        label = reason.name.lower() if reason is not None else f"reason {event.reason}"
+        label = name_of(Reason, event.reason, f"reason {event.reason}")
         if event.reason == Reason.RECOVERED:
             kind, severity = AlertKind.RECOVERED, Severity.INFO
         elif event.reason == Reason.CHECKSUM_MISMATCH:

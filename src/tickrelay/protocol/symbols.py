@@ -21,11 +21,17 @@ class VenueId(enum.IntEnum):
     COINBASE = 102
 
 
+def name_of(kind: type[enum.IntEnum], value: int, unknown: str | None = None) -> str:
+    """The lower-case name of a wire value in ``kind`` (``Reason``, ``Severity``, ...); a value this
+    version does not know as ``unknown`` (default: its number), never an error."""
+    if value in kind._value2member_map_:
+        return kind(value).name.lower()
+    return str(value) if unknown is None else unknown
+
+
 def venue_name(venue_id: int, unknown: str | None = None) -> str:
     """``binance``, ``kraken``, ``coinbase``; another id as ``unknown`` (default: its number)."""
-    if venue_id in VenueId._value2member_map_:
-        return VenueId(venue_id).name.lower()
-    return str(venue_id) if unknown is None else unknown
+    return name_of(VenueId, venue_id, unknown)
 
 
 class AssetType(enum.IntEnum):
