@@ -12,6 +12,7 @@ from typing import Any
 
 from tickrelay import metrics, runtime
 from tickrelay.commands.config import read_settings
+from tickrelay.consumers.market import MarketState
 from tickrelay.consumers.pump import consume
 from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings
 from tickrelay.errors import ConfigError
@@ -19,7 +20,7 @@ from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import VENUE_OF_SOURCE, Domain, Message, Source
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Reason, SignalState, SpreadSignal, StateInvalidation
-from tickrelay.protocol.symbols import VenueId, venue_name
+from tickrelay.protocol.symbols import VenueId
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.paths import runtime_dir, socket_path
 from tickrelay.transport.subscribe import Gap
@@ -67,11 +68,10 @@ def strategy_settings(values: Mapping[str, Any]) -> StrategySettings:
     )
 
 
-def describe(s: SpreadSignal, names: Mapping[tuple[int, int], str]) -> str:
-    buy, sell = names.get((s.buy_venue, s.buy_asset_id), "?"), names.get((s.sell_venue, s.sell_asset_id), "?")
+def describe(s: SpreadSignal, market: MarketState) -> str:
     return (
-        f"{SignalState(s.state).name:6} buy {venue_name(s.buy_venue)} {buy} at "
-        f"{format_fixed8(s.buy_price)}, sell {venue_name(s.sell_venue)} {sell} at "
+        f"{SignalState(s.state).name:6} buy {market.label(s.buy_venue, s.buy_asset_id)} at "
+        f"{format_fixed8(s.buy_price)}, sell {market.label(s.sell_venue, s.sell_asset_id)} at "
         f"{format_fixed8(s.sell_price)}, size {format_fixed8(s.size)}, net {s.net_edge_ppm / 100:.2f} bp"
     )
 
@@ -95,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(signal_path, source=Source.STRATEGY, domain=Domain.SIGNAL, name="strategy")
         out.start()
-        names: dict[tuple[int, int], str] = {}
         e2e = EndToEnd(settings["metrics.latency_sample"])
         if settings["metrics.port"]:
             metrics.serve(
@@ -125,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
             for signal in monitor.on_message(ts, events):
                 out.send_event(time.time_ns(), signal)
                 if not args.quiet:
-                    for key, inst in monitor.market.instruments.items():
-                        names.setdefault(key, inst.symbol)
-                    print(describe(signal, names), flush=True)
+                    print(describe(signal, monitor.market), flush=True)
 
         stats = await consume(md_path, "strategy", stop, on_item, end_to_end=e2e)
         await out.close()
