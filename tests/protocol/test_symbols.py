@@ -91,3 +91,7 @@ def test_wire_values_are_named_and_unknown_ones_never_raise() -> None:
     assert name_of(Reason, 99) == "99"  # a newer publisher's reason
     assert name_of(Reason, 99, "?") == "?"
     assert (venue_name(102), venue_name(7), venue_name(7, "-")) == ("coinbase", "7", "-")
+    from tickrelay.protocol.codec import domain_name
+
+    assert [domain_name(d) for d in (1, 2, 3, 4)] == ["market-data", "signal", "execution", "system"]
+    assert domain_name(9, "d9") == "d9"

@@ -22,24 +22,13 @@ from __future__ import annotations
 
 import struct
 
-from tickrelay.protocol.codec import HEADER_SIZE, Domain
+from tickrelay.protocol.codec import HEADER_SIZE, domain_name
 from tickrelay.protocol.messages import EXTENDED, TlvType
-from tickrelay.protocol.symbols import VenueId, symbol_for
+from tickrelay.protocol.symbols import symbol_for, venue_name
 
 
 PREFIX = "tickrelay"
 LAST_PREFIX = "tickrelay-last"
-DOMAIN_TOKENS: dict[int, str] = {
-    Domain.MARKET_DATA: "market-data",
-    Domain.SIGNAL: "signal",
-    Domain.EXECUTION: "execution",
-    Domain.SYSTEM: "system",
-}
-VENUE_TOKENS: dict[int, str] = {
-    VenueId.BINANCE: "binance",
-    VenueId.KRAKEN: "kraken",
-    VenueId.COINBASE: "coinbase",
-}
 KINDS: dict[int, str] = {
     TlvType.TRADE: "trade",
     TlvType.QUOTE: "quote",
@@ -70,11 +59,11 @@ def symbol_token(symbol: str) -> str:
 
 def venue_token(venue_id: int) -> str:
     """``binance`` for 100 ..., ``v<id>`` for a venue this build does not name."""
-    return VENUE_TOKENS.get(venue_id, f"v{venue_id}")
+    return venue_name(venue_id, f"v{venue_id}")
 
 
 def domain_token(domain: int) -> str:
-    return DOMAIN_TOKENS.get(domain, f"d{domain}")
+    return domain_name(domain, f"d{domain}")
 
 
 def first_tlv(message: bytes) -> tuple[int, int]:

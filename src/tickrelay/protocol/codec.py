@@ -35,7 +35,7 @@ from tickrelay.protocol.messages import (
     decode_value,
     encode_value,
 )
-from tickrelay.protocol.symbols import VenueId, venue_name
+from tickrelay.protocol.symbols import VenueId, name_of, venue_name
 
 
 MAGIC = 0xDEADBEEF
@@ -55,6 +55,12 @@ class Domain(enum.IntEnum):
     SIGNAL = 2
     EXECUTION = 3
     SYSTEM = 4
+
+
+def domain_name(domain: int, unknown: str | None = None) -> str:
+    """``market-data``, ``signal``, ``execution``, ``system``: the word relays, sockets, commands and NATS
+    subjects use; another value as ``unknown`` (default: its number)."""
+    return name_of(Domain, domain, unknown).replace("_", "-")
 
 
 class Source(enum.IntEnum):

@@ -38,6 +38,7 @@ from tickrelay.protocol.codec import (
     Decoder,
     Domain,
     Message,
+    domain_name,
     encode_events,
     make_sequence,
     split_sequence,
@@ -161,7 +162,7 @@ class Relay:
 
     def status(self) -> dict[str, Any]:
         return {
-            "domain": Domain(self.settings.domain).name.lower().replace("_", "-"),
+            "domain": domain_name(self.settings.domain),
             "socket": str(self.path),
             "pid": os.getpid(),
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
@@ -297,7 +298,7 @@ class Relay:
     def metrics(self) -> dict[str, Any]:
         """Counters and gauges for the metrics endpoint (tickrelay.metrics), read at scrape time from
         the per-client numbers the relay keeps anyway: nothing is counted twice on the hot path."""
-        d = Domain(self.settings.domain).name.lower().replace("_", "-")
+        d = domain_name(self.settings.domain)
         pubs, subs, gone = list(self.publishers.values()), self.subscribers, self.departed
 
         def total(value: int) -> dict[Any, Any]:

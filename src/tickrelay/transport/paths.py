@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tickrelay.protocol.codec import Domain
+from tickrelay.protocol.codec import Domain, domain_name
 
 
-DOMAIN_NAMES = {"market-data": Domain.MARKET_DATA, "signal": Domain.SIGNAL, "execution": Domain.EXECUTION,
-                "system": Domain.SYSTEM}  # fmt: skip
+DOMAIN_NAMES = {domain_name(d): d for d in Domain}  # market-data, signal, execution, system
 
 
 def runtime_dir(xdg_runtime_dir: str | None) -> Path:
@@ -27,7 +26,7 @@ def runtime_dir(xdg_runtime_dir: str | None) -> Path:
 
 def default_socket(domain: Domain, xdg_runtime_dir: str | None) -> Path:
     """``<runtime dir>/<domain>.sock``, e.g. ``/run/user/1000/tickrelay/market-data.sock``."""
-    name = next(n for n, d in DOMAIN_NAMES.items() if d == domain)
+    name = domain_name(domain)
     return runtime_dir(xdg_runtime_dir) / f"{name}.sock"
 
 
