@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import random
 import time
 from collections import deque
@@ -37,7 +38,15 @@ from tickrelay.bridge.connection import (
 )
 from tickrelay.bridge.subjects import LAST_PREFIX, SubjectNamer, first_tlv
 from tickrelay.consumers.market import Key
-from tickrelay.protocol.codec import Decoder, Domain, Message, Source, encode_events, make_sequence
+from tickrelay.protocol.codec import (
+    Decoder,
+    Domain,
+    Message,
+    Source,
+    encode_events,
+    make_sequence,
+    relay_source,
+)
 from tickrelay.protocol.messages import Dropped, Event, InstrumentMeta, TlvType
 from tickrelay.transport.subscribe import Subscription
 
@@ -80,6 +89,7 @@ class BridgeOut:
         self.batcher = Batcher(
             self.instance, max_batch_bytes=s.max_batch_bytes, max_flush_bytes=s.max_flush_bytes
         )
+        self._relay_source = relay_source(s.domain)
         self.namer = SubjectNamer()
         self.last_namer = SubjectNamer(LAST_PREFIX)
         self.books = BookKeeper()
@@ -97,7 +107,7 @@ class BridgeOut:
 
     def _handle(self, m: Message) -> None:
         h, raw = m.header, m.raw
-        if h.source == 80 + int(self.settings.domain) - 1:  # the relay's own notices to this subscriber
+        if h.source == self._relay_source:  # the relay's own notices to this subscriber
             self.stats.relay_dropped += sum(e.dropped for e in m.events() if isinstance(e, Dropped))
             return
         t = first_tlv(raw)[0]
@@ -183,13 +193,13 @@ class BridgeOut:
         self.subscription = sub = Subscription(
             self.relay_path, domain=s.domain, name="bridge-out", raw=True, buffer_bytes=64 << 20
         )
-        decoder = Decoder(domain=s.domain, max_payload=8 << 20, verify_checksum=False)  # the relay checked
+        new_decoder = functools.partial(Decoder, domain=s.domain, max_payload=8 << 20, verify_checksum=False)
+        decoder = new_decoder()  # (no CRC checks: the relay checked them)
         handle, connection = self._handle, 0
         async for chunk in sub:
             assert isinstance(chunk, bytes)
             if sub.stats.reconnects != connection:  # a new connection: drop a message cut by the old one
-                connection, decoder = sub.stats.reconnects, Decoder(domain=s.domain, max_payload=8 << 20,
-                                                                    verify_checksum=False)  # fmt: skip
+                connection, decoder = sub.stats.reconnects, new_decoder()
             decoder.feed(chunk)
             for m in decoder:
                 handle(m)

@@ -79,6 +79,11 @@ class Source(enum.IntEnum):
     SYSTEM_RELAY = 83
 
 
+def relay_source(domain: int) -> int:
+    """The header source of a relay's own messages (Dropped notices): 80 + domain - 1 (table 1.3)."""
+    return Source.MARKET_DATA_RELAY + domain - 1
+
+
 VENUE_OF_SOURCE: dict[int, int] = {
     Source.BINANCE_COLLECTOR: VenueId.BINANCE,
     Source.KRAKEN_COLLECTOR: VenueId.KRAKEN,

@@ -41,6 +41,7 @@ from tickrelay.protocol.codec import (
     domain_name,
     encode_events,
     make_sequence,
+    relay_source,
     split_sequence,
 )
 from tickrelay.protocol.link import (
@@ -122,7 +123,7 @@ class Relay:
     def __init__(self, path: Path, settings: RelaySettings | None = None) -> None:
         self.path = path
         self.settings = settings or RelaySettings()
-        self.source = 80 + int(self.settings.domain) - 1
+        self.source = relay_source(self.settings.domain)
         self._require_checksum = self.settings.domain in (Domain.SIGNAL, Domain.EXECUTION)
         self._verify = self.settings.verify_checksums or self._require_checksum
         self._server: asyncio.AbstractServer | None = None

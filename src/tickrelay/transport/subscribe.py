@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tickrelay.errors import ProtocolError, RelayError
-from tickrelay.protocol.codec import COUNTER_BITS, COUNTER_MASK, Decoder, Domain, Message
+from tickrelay.protocol.codec import COUNTER_BITS, COUNTER_MASK, Decoder, Domain, Message, relay_source
 from tickrelay.protocol.link import (
     FLAG_CONTROL,
     Hello,
@@ -166,7 +166,7 @@ class Subscription:
             return
         last = self.last
         track = self.filter.is_everything
-        relay_source = 80 + int(self.domain) - 1
+        relays = relay_source(self.domain)
         while data := await reader.read(READ_SIZE):
             stats.bytes += len(data)
             decoder.feed(data)
@@ -177,7 +177,7 @@ class Subscription:
                     if isinstance(control, RelayErrorMsg):
                         raise RelayError(f"the relay cut this subscription off: {control.reason}")
                     continue
-                if h.source == relay_source:
+                if h.source == relays:
                     for event in message.events():
                         if isinstance(event, Dropped):
                             stats.dropped_by_relay += event.dropped
