@@ -95,3 +95,6 @@ def test_wire_values_are_named_and_unknown_ones_never_raise() -> None:
 
     assert [domain_name(d) for d in (1, 2, 3, 4)] == ["market-data", "signal", "execution", "system"]
     assert domain_name(9, "d9") == "d9"
+    from tickrelay.protocol.codec import relay_source
+
+    assert [relay_source(d) for d in (1, 2, 3, 4)] == [80, 81, 82, 83]  # docs/protocol.md table 1.3
