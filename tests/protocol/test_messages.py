@@ -149,3 +149,4 @@ def test_spread_signal_and_alert_layouts_by_hand() -> None:
     alert = m.Alert(m.AlertKind.STALE_FEED, m.Severity.WARNING, 101, 0, 5_000_000_000, 42, "stale")
     tlv = m.encode_value(alert)
     assert tlv == bytes((109, 34)) + struct.pack("<BBHQqQ", 1, 2, 101, 0, 5_000_000_000, 42) + b"\x05stale"
+    assert m.decode_value(109, tlv[2:]) == alert  # and back, whatever hypothesis happened to draw
