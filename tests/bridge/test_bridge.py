@@ -156,13 +156,18 @@ async def test_late_joiner_rebuilds_books_from_the_last_value_stream(
     await far.close()
 
 
+def one_stream(n: int) -> list[bytes]:
+    """``n`` messages of one publisher stream (tickrelay publish's source, stream id 9), counters 1..n."""
+    return [restamp(message(i), Source.PUBLISH_TOOL, make_sequence(9, i + 1)) for i in range(n)]
+
+
 async def test_slow_consumer_loss_is_counted_as_gaps(
     relays: tuple[Relay, Relay], nats_server: NatsServer
 ) -> None:
     _, b = relays
     far = Collector(b.path)
     await until(lambda: len(b.subscribers) == 1)
-    sent = [restamp(message(i), Source.PUBLISH_TOOL, make_sequence(9, i + 1)) for i in range(3001)]
+    sent = one_stream(3001)
     inn = BridgeIn(b.path, [nats_server.url], InSettings(pending_msgs=8))
     async with running(inn):
         nc = await nats.connect(nats_server.url)
@@ -190,7 +195,7 @@ async def test_idle_streams_release_their_relay_connection_and_come_back_without
     _, b = relays
     far = Collector(b.path)
     await until(lambda: len(b.subscribers) == 1)
-    sent = [restamp(message(i), Source.PUBLISH_TOOL, make_sequence(9, i + 1)) for i in range(5)]
+    sent = one_stream(5)
     inn = BridgeIn(b.path, [nats_server.url], InSettings(idle_close_s=0.3))
     async with running(inn):
         nc = await nats.connect(nats_server.url)
