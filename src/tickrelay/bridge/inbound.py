@@ -81,7 +81,9 @@ class BridgeIn:
         self.relay_path = relay_path
         self.servers = servers
         self.settings = s = settings or InSettings()
-        self.subject = s.subject or f"{PREFIX}.{domain_token(s.domain)}.>"
+        everything = f"{PREFIX}.{domain_token(s.domain)}.>"
+        self.subject = s.subject or everything
+        self.whole = self.subject == everything  # sees every part of every flush
         self.stats = InStats()
         self.merger = FlushMerger(s.domain)
         self.outputs: dict[tuple[int, int], RelayOutput] = {}
@@ -117,9 +119,7 @@ class BridgeIn:
                 if counter <= min(position for position, _ in held[key]):
                     stats.covered += 1  # a held book already includes it (a replay starts before the book)
                     continue
-                released = await self._release(key, counter)  # the book goes out right before this message
-                if released is not None and released > last.get(key, 0):
-                    last[key] = released  # the book stands for everything up to its position
+                await self._release(key, counter)  # the book goes out right before this message
             prev = last.get(key)
             if prev is not None and counter != prev + 1:
                 if counter <= prev and counter != 1:  # (counter 1: the origin restarted its stream)
@@ -134,14 +134,14 @@ class BridgeIn:
             stats.messages += 1
             stats.bytes += len(m.raw)
 
-    async def _release(self, key: tuple[int, int], counter: int) -> int | None:
+    async def _release(self, key: tuple[int, int], counter: int) -> None:
         """Forward the held books of stream ``key`` whose position is before ``counter``, after the relay
-        routed what this stream forwarded so far (and before anything after them); the last position
-        released, if any."""
+        routed what this stream forwarded so far (and before anything after them). A book stands for
+        its stream up to its position: the stream's counters continue from there."""
         books = self.held[key]
         due = [(position, raw) for position, raw in books if position < counter]
         if not due:
-            return None
+            return
         self.held[key] = [(p, raw) for p, raw in books if p >= counter]
         if not self.held[key]:
             del self.held[key]
@@ -151,7 +151,7 @@ class BridgeIn:
             self.own.send(raw)
             self.stats.snapshots += 1
         await self.own.sync()
-        return max(position for position, _ in due)
+        self.last[key] = max(self.last.get(key, 0), *(position for position, _ in due))
 
     async def _close_idle(self, now: float) -> None:
         """Close the outputs of streams silent for ``idle_close_s`` (each upstream restart is a new
@@ -167,9 +167,7 @@ class BridgeIn:
 
     async def _release_all(self) -> None:
         for key in list(self.held):
-            released = await self._release(key, COUNTER_MASK + 1)
-            if released is not None and released > self.last.get(key, 0):
-                self.last[key] = released
+            await self._release(key, COUNTER_MASK + 1)
 
     async def _on_message(self, msg: Msg) -> None:
         async with self._lock:
@@ -192,11 +190,10 @@ class BridgeIn:
         """Release an incomplete flush after ``hold_s`` without NATS messages, unless a JetStream replay
         is still behind (it pauses for flow control); and late-join books the replay never reached after
         a second."""
-        whole = self.subject == f"{PREFIX}.{domain_token(self.settings.domain)}.>"
         # A subscription to every subject sees each flush end (or the next flush begin): the timeout only
         # matters if bridge out died mid-flush, so it can be long and never cut a flush that is merely slow
         # (JetStream flow control, a starved process). A filtered one never sees the other subjects' parts.
-        hold = max(self.settings.hold_s, 1.0) if whole else self.settings.hold_s
+        hold = max(self.settings.hold_s, 1.0) if self.whole else self.settings.hold_s
         due = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
