@@ -147,9 +147,7 @@ class Collector:
         self.feed: VenueFeed = make_feed(venue, settings)
         self._snapshot_wanted = asyncio.Event()
         self._samples_logged = 0
-        self.sample: int = settings[
-            "metrics.latency_sample"
-        ]  # measure one frame in `sample` (bench/overhead.py)
+        self.sample: int = settings["metrics.latency_sample"]  # measure one frame in N (bench/overhead.py)
         self._frames_measured = 0
         self._pending: list[
             tuple[int, str]
