@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from tickrelay.replay import recordings
 from tickrelay.replay.exchange import Faults, ReplayExchange
 
 
+ME = [sys.executable, "-m", "tickrelay"]
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 
 
@@ -157,6 +159,46 @@ async def test_faults_and_pacing() -> None:
     await paced.stop()
     with pytest.raises(ValueError, match="unknown fault"):
         Faults.parse(["explode=1"])
+
+
+def test_steady_pacing_sends_the_recorded_frames_evenly_spaced() -> None:
+    """The command with ``--rate``, in its own process (in this one the client's reads would wait on
+    the server's sleeps)."""
+    proc = subprocess.Popen(
+        [*ME, "replay-exchange", "--port", "0", "--rate", "500", "--fault", "close-after=100"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    port = int(proc.stderr.readline().split("ws://127.0.0.1:")[1].split("/")[0])
+    arrivals: list[float] = []
+
+    async def receive() -> list[str]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"ws://127.0.0.1:{port}/binance/stream?streams=btcusdt@trade") as ws,
+        ):
+            got = []
+            async for m in ws:
+                arrivals.append(time.monotonic())
+                got.append(m.data)
+            return got
+
+    try:
+        got = asyncio.run(receive())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    trades = [f for f in fixture_lines(recordings.BINANCE[0]) if '"btcusdt@trade"' in f][:100]
+    assert got == trades  # the recorded frames, in order, whatever their recorded times
+    # held to the schedule (frame k at k / 500 s): as fast as possible would take about 10 ms
+    assert arrivals[-1] - arrivals[0] >= 0.9 * 99 / 500
+    spacing = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    assert spacing[len(spacing) // 2] == pytest.approx(1 / 500, abs=0.0005)  # evenly: the median gap is 2 ms
+    assert (
+        subprocess.run([*ME, "replay-exchange", "--rate", "-1"], capture_output=True, text=True).returncode
+        == 2
+    )
 
 
 def test_the_command_serves_and_stops_cleanly(tmp_path: Path) -> None:

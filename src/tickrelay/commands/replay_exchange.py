@@ -19,6 +19,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="0: any free port (default %(default)s)")
     parser.add_argument("--speed", default="1", help="recorded pace x SPEED, or 'max' (default 1)")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        metavar="FRAMES_PER_S",
+        help="steady pace instead: FRAMES_PER_S evenly spaced on each connection (latency benchmarks)",
+    )
+    parser.add_argument(
         "--no-loop", action="store_true", help="keep connections open after the recording ends"
     )
     parser.add_argument(
@@ -38,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"replay-exchange: {exc}") from None
     if speed < 0:
         raise ConfigError(f"--speed must be positive or 'max', not {args.speed}")
+    if args.rate < 0:
+        raise ConfigError(f"--rate must be positive, not {args.rate:g}")
 
     async def main(stop: asyncio.Event) -> int:
-        exchange = ReplayExchange(speed=speed, loop=not args.no_loop, faults=faults)
+        exchange = ReplayExchange(speed=speed, rate=args.rate, loop=not args.no_loop, faults=faults)
         await exchange.start(args.host, args.port)
         base = f"ws://{args.host}:{exchange.port}"
         print(

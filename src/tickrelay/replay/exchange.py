@@ -14,7 +14,9 @@ Routes (one server, one port):
 * ``/kraken/v2``: v2 ``{"method":"subscribe","params":{"channel":"book"|"instrument",..}}`` -> the method
   answer, then the recorded v2 book (or the instrument snapshot with BTC/USD's precisions).
 
-Pacing follows the recorded receive times divided by ``speed`` (0 = as fast as possible). At the end
+Pacing follows the recorded receive times divided by ``speed`` (0 = as fast as possible), or, with
+``rate``, is steady: ``rate`` frames per second on each connection, evenly spaced (for latency
+benchmarks: the recorded times come in bursts, which measure queueing, not the pipeline). At the end
 of a recording the server closes the connection (code 1000), so a looping client reconnects and
 resubscribes as it would with a real exchange; with ``loop`` off it keeps the connection open. Faults for
 tests and demos: close after N frames, stall S seconds after N frames, or corrupt frame N.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import json
 import time
@@ -90,8 +93,13 @@ class ExchangeStats:
 class ReplayExchange:
     """Serve the embedded recordings on ``host:port`` (port 0: any free port; see ``.port``)."""
 
-    def __init__(self, *, speed: float = 1.0, loop: bool = True, faults: Faults = Faults()) -> None:
+    def __init__(
+        self, *, speed: float = 1.0, rate: float = 0.0, loop: bool = True, faults: Faults = Faults()
+    ) -> None:
         self.speed = speed
+        self.rate = rate
+        if rate:
+            _fine_timers()
         self.loop = loop
         self.faults = faults
         self.stats = ExchangeStats()
@@ -142,7 +150,9 @@ class ReplayExchange:
             out = keep(frame)
             if out is None:
                 continue
-            if self.speed:
+            if self.rate:
+                await _until(start + sent / self.rate)
+            elif self.speed:
                 first_ns = at_ns if first_ns is None else first_ns
                 delay = start + (at_ns - first_ns) / 1e9 / self.speed - time.monotonic()
                 if delay > 0:
@@ -352,3 +362,25 @@ def _kraken_keep(pairs: set[str]) -> Callable[[bytes], bytes | None]:
         return frame if route[1] in pairs else None
 
     return keep
+
+
+SLEEP_OVERHEAD_S = 40e-6  # time.sleep(d) returns about this late here, with the timer slack at 1 ns
+
+
+async def _until(deadline: float) -> None:
+    """Wait until ``time.monotonic()`` reaches ``deadline``, to within tens of µs. The event loop's timers
+    are millisecond-grained, so the last 2 ms are one blocking sleep: steady pacing is for benchmarks
+    on one connection (others are served between its frames, late by up to one frame's gap)."""
+    delay = deadline - time.monotonic()
+    if delay > 0.002:
+        await asyncio.sleep(delay - 0.002)
+        delay = deadline - time.monotonic()
+    if delay > SLEEP_OVERHEAD_S:
+        time.sleep(delay - SLEEP_OVERHEAD_S)  # noqa: ASYNC251 - deliberate (see above)
+    await asyncio.sleep(0)  # other connections and requests get their turn between frames
+
+
+def _fine_timers() -> None:
+    """Ask Linux for exact sleeps (timer slack 1 ns instead of 50 µs); elsewhere sleeps stay as they are."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK
