@@ -34,6 +34,23 @@ def test_percentiles_match_numpy_within_hdr_precision() -> None:
         assert got[key] == pytest.approx(exact, rel=2e-3)  # 3 significant digits
 
 
+def test_a_merged_histogram_has_the_percentiles_of_all_the_samples() -> None:
+    rng = np.random.default_rng(11)
+    fast = rng.integers(5_000, 20_000, size=9_000)  # e.g. quotes
+    slow = rng.integers(800_000, 3_000_000, size=1_000)  # e.g. snapshots: a tenth, so P95 and up
+    parts = [Latency(), Latency()]
+    for part, samples in zip(parts, (fast, slow), strict=True):
+        for value in samples:
+            part.record(int(value))
+    merged = Latency.merged(parts)
+    everything = np.concatenate([fast, slow])
+    assert merged.count == len(everything)
+    for key, pct in (("p50", 50), ("p95", 95), ("p99", 99), ("p999", 99.9)):
+        exact = float(np.percentile(everything, pct, method="higher")) / 1000
+        assert merged.percentiles_us()[key] == pytest.approx(exact, rel=5e-3)  # 3 digits, and a rank
+    assert parts[0].count == len(fast)  # the parts are left as they were
+
+
 def test_out_of_range_values_are_clamped_not_lost() -> None:
     latency = Latency()
     latency.record(0)
@@ -147,6 +164,12 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
         assert (coinbase["messages"], coinbase["errors"]) == (total, 0)
         assert set(coinbase["types"]) == {"L2Delta", "L2Snapshot", "Quote", "Trade"}  # by the frame's kind
         assert all(q["p99"] > 0 for q in coinbase["types"].values())
+        p99s = [q["p99"] for q in coinbase["types"].values()]
+        assert min(p99s) <= coinbase["latency"]["p99"] <= max(p99s)  # every type's samples together
+        samples = collector["tickrelay_processing_latency_samples_total"]
+        assert samples[(("type", "all"), ("venue", "coinbase"))] == sum(
+            n for labels, n in samples.items() if dict(labels)["type"] != "all"
+        )
         assert shown["relays"]["market-data"]["messages_in"] == total
         assert shown["end_to_end"]["risk"]["coinbase"]["p99"] > 0
         table = subprocess.run(
@@ -154,6 +177,7 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
         ).stdout.splitlines()
         assert table[0].split()[:3] == ["venue", "type", "msgs/s"]
         assert any(line.startswith("coinbase   L2Delta") for line in table)
+        assert any(line.startswith("coinbase   all ") for line in table)
         assert any(line.split()[:4] == ["market-data", "0", str(total), str(total)] for line in table)
         assert any(line.split()[:2] == ["risk", "coinbase"] for line in table)
     finally:

@@ -34,6 +34,7 @@ from tickrelay.protocol.symbols import venue_name
 LOWEST_NS, HIGHEST_NS, DIGITS = 1, 60_000_000_000, 3
 PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 SLA_P99_US = 35.0
+ALL_TYPES = "all"  # the processing-latency series of a venue's every message type together
 
 
 class Latency:
@@ -46,6 +47,14 @@ class Latency:
 
     def record(self, ns: int) -> None:
         self.histogram.record_value(min(max(ns, LOWEST_NS), HIGHEST_NS))
+
+    @classmethod
+    def merged(cls, parts: Iterable[Latency]) -> Latency:
+        """One histogram of every sample of ``parts`` (built at scrape time: nothing on the hot path)."""
+        out = cls()
+        for part in parts:
+            out.histogram.add(part.histogram)
+        return out
 
     @property
     def count(self) -> int:

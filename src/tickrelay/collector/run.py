@@ -32,7 +32,7 @@ import aiohttp
 import picows
 
 from tickrelay.errors import TickrelayError
-from tickrelay.metrics import Latency
+from tickrelay.metrics import ALL_TYPES, Latency
 from tickrelay.protocol.messages import L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
@@ -272,7 +272,10 @@ class Collector:
         return {
             "counters": counters,
             "gauges": gauges,
-            "latency": {(v, k): h for k, h in self.latency.items()},
+            "latency": {
+                **{(v, k): h for k, h in self.latency.items()},
+                **({(v, ALL_TYPES): Latency.merged(self.latency.values())} if self.latency else {}),
+            },
         }
 
     def _log_samples(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tickrelay.metrics import SLA_P99_US, endpoints
+from tickrelay.metrics import ALL_TYPES, SLA_P99_US, endpoints
 from tickrelay.transport.paths import runtime_dir
 
 
@@ -50,9 +50,10 @@ def scrape_all(run_dir: Path) -> list[dict[str, dict[tuple[tuple[str, str], ...]
 
 
 def venue_summary(run_dir: Path, scraped: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Per venue: messages, errors, and per message type the processing percentiles (µs) and SLA."""
+    """Per venue: messages, errors, the processing percentiles (µs) and SLA of all its messages
+    (``latency``) and of each message type (``types``)."""
     venues: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"messages": 0.0, "errors": 0.0, "types": {}, "by_type": defaultdict(float)}
+        lambda: {"messages": 0.0, "errors": 0.0, "latency": {}, "types": {}, "by_type": defaultdict(float)}
     )
     for metrics in scrape_all(run_dir) if scraped is None else scraped:
         for labels, value in metrics.get("tickrelay_messages_total", {}).items():
@@ -63,11 +64,13 @@ def venue_summary(run_dir: Path, scraped: list[dict[str, Any]] | None = None) ->
             venues[dict(labels)["venue"]]["errors"] += value
         for labels, value in metrics.get("tickrelay_processing_latency_us", {}).items():
             d = dict(labels)
-            row = venues[d["venue"]]["types"].setdefault(d["type"], {})
+            venue = venues[d["venue"]]
+            row = venue["latency"] if d["type"] == ALL_TYPES else venue["types"].setdefault(d["type"], {})
             row[d["quantile"]] = value
     for venue in venues.values():
-        for row in venue["types"].values():
-            row["sla_ok"] = row.get("p99", 0.0) < SLA_P99_US
+        for row in (venue["latency"], *venue["types"].values()):
+            if row:
+                row["sla_ok"] = row.get("p99", 0.0) < SLA_P99_US
     return dict(venues)
 
 
@@ -131,15 +134,14 @@ def run(args: argparse.Namespace) -> int:
         f"{'SLA P99<' + format(SLA_P99_US, 'g'):>10} {'errors':>7}"
     )
     for venue, row in sorted(second.items()):
-        for kind, q in sorted(row["types"].items()) or [("-", {})]:
+        rows = [(ALL_TYPES, row["latency"])] if row["latency"] else []
+        for kind, q in rows + sorted(row["types"].items()) or [("-", {})]:
             verdict = "pass" if q.get("sla_ok") else ("FAIL" if q else "-")
             latency = " ".join(
                 f"{q.get(k, 0):{w}.1f}" for k, w in (("p50", 8), ("p95", 8), ("p99", 8), ("p999", 9))
             )
-            print(
-                f"{venue:10} {kind:14} {row['type_msgs_per_s'].get(kind, 0.0):9.0f} {latency} {verdict:>10} "
-                f"{row['errors']:7.0f}"
-            )
+            rate = row["msgs_per_s"] if kind == ALL_TYPES else row["type_msgs_per_s"].get(kind, 0.0)
+            print(f"{venue:10} {kind:14} {rate:9.0f} {latency} {verdict:>10} {row['errors']:7.0f}")
     if relays:
         print(
             f"\n{'relay':12} {'in/s':>9} {'in':>11} {'deliveries':>11} {'dropped':>8} {'rejected':>8} "

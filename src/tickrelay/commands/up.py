@@ -191,7 +191,7 @@ def _summary(
         k = tally.kinds[venue]
         book = k["l2_snapshot"] + k["l2_delta"]
         m = metrics.get(venue, {})
-        p99 = max((q.get("p99", 0.0) for q in m.get("types", {}).values()), default=None)
+        p99 = m.get("latency", {}).get("p99")
         lines.append(
             f"{venue:10} {rates.get(venue, 0.0):9.0f} {tally.messages[venue]:10} {k['trade']:8} "
             f"{k['quote']:8} {book:8} {tally.invalidations[venue]:8} {m.get('errors', 0):7.0f} "

@@ -166,8 +166,7 @@ class DashboardState:
         venues = {}
         for venue in sorted({v for v, _ in self.counts} | set(self.gaps)):
             lat = self.latency.get(venue, {})
-            p99 = [row.get("p99") for row in lat.get("types", {}).values() if row.get("p99") is not None]
-            p50 = [row.get("p50") for row in lat.get("types", {}).values() if row.get("p50") is not None]
+            p50, p99 = lat.get("latency", {}).get("p50"), lat.get("latency", {}).get("p99")
             venues[venue] = {
                 "messages": sum(n for (v, _), n in self.counts.items() if v == venue),
                 "by_type": {t: n for (v, t), n in sorted(self.counts.items()) if v == venue},
@@ -175,8 +174,8 @@ class DashboardState:
                 "gaps": self.gaps[venue],
                 "invalidations": self.invalidations[venue],
                 "errors": lat.get("errors", 0),
-                "p50_us": round(max(p50), 1) if p50 else None,
-                "p99_us": round(max(p99), 1) if p99 else None,
+                "p50_us": round(p50, 1) if p50 is not None else None,
+                "p99_us": round(p99, 1) if p99 is not None else None,
             }
         return {
             "relays": dict(self.relays),
