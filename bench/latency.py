@@ -1,14 +1,19 @@
 """Latency through the real pipeline at a steady rate: replay exchange -> collector -> relay -> subscriber,
 all separate processes except the subscriber (this script, on uvloop).
 
-    python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--flush frame|loop ...] [--json]
+    python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--pacing steady|recorded ...]
+                             [--flush frame|loop ...] [--json]
 
-Per venue the replay exchange paces its recording so frames arrive at about ``--rate`` per second.
-Processing latency (frame arrival -> the coalesced write holding its messages returned) is read from
-the collector's metrics endpoint (HDR histograms); end-to-end latency (header timestamp_ns, taken at
-frame arrival, -> decoded at the subscriber) is measured here. Medians over runs of each percentile.
-Each collector write policy (``collector.flush``: after every frame, or once per event-loop turn) is
-measured in turn, in the same invocation; the top-level keys are the default policy's.
+Per venue the replay exchange sends its recording at ``--rate`` frames per second: ``steady`` spaces
+the frames evenly (``replay-exchange --rate``: the steady 10k msg/s the goals are set at), ``recorded``
+keeps the recording's own bursts, sped up to the same mean rate (frames that arrived together arrive
+together), which adds queueing. Processing latency (frame arrival -> the write holding its messages
+returned) is read from the collector's metrics endpoint (HDR histograms): all message types together
+(``processing_*``), and the type with the worst P99 beside it. End-to-end latency (header timestamp_ns,
+taken at frame arrival, -> decoded at the subscriber) is measured here on every message. Medians over
+runs of each percentile. Every pacing and collector write policy (``collector.flush``: after every frame,
+or once per event-loop turn) is measured in turn, in the same invocation; the top-level keys are
+steady pacing with the default policy.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import uvloop
@@ -61,16 +67,20 @@ async def _wait(task: asyncio.Task[list[int]]) -> list[int]:
     return await task
 
 
-def one_run(venue: str, rate: float, seconds: float, flush: str) -> dict[str, float]:
+def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS, "TICKRELAY_COLLECTOR_FLUSH": flush}
         me = [sys.executable, "-m", "tickrelay"]
         sock, port = str(Path(tmp) / "md.sock"), _free_port()
-        speed = rate / RECORDED_RATE[venue]
+        pace = (
+            ["--rate", f"{rate:g}"]
+            if pacing == "steady"
+            else ["--speed", f"{rate / RECORDED_RATE[venue]:.3f}"]
+        )
         procs = [
             subprocess.Popen([*me, "relay", "--socket", sock], env=env, stderr=subprocess.DEVNULL),
             subprocess.Popen(
-                [*me, "replay-exchange", "--port", str(port), "--speed", f"{speed:.3f}"],
+                [*me, "replay-exchange", "--port", str(port), *pace],
                 env=env,
                 stderr=subprocess.DEVNULL,
             ),
@@ -104,14 +114,17 @@ def one_run(venue: str, rate: float, seconds: float, flush: str) -> dict[str, fl
         for p in reversed(procs):
             p.terminate()
             p.wait(10)
-    types = processing.get(venue, {}).get("types", {})
-    busiest = max(types.values(), key=lambda q: q.get("p99", 0.0)) if types else {}
+    mine = processing.get(venue, {})
+    every, types = mine.get("latency", {}), mine.get("types", {})
+    worst = max(types, key=lambda t: types[t].get("p99", 0.0), default="")
     arr = np.array(e2e[len(e2e) // 10 :], dtype=np.int64) / 1000  # drop the first 10%: connection set-up
     return {
+        "worst_type": worst,
         "messages": float(len(e2e)),
-        "processing_p50_us": busiest.get("p50", float("nan")),
-        "processing_p99_us": busiest.get("p99", float("nan")),
-        "processing_p999_us": busiest.get("p999", float("nan")),
+        "processing_p50_us": every.get("p50", float("nan")),
+        "processing_p99_us": every.get("p99", float("nan")),
+        "processing_p999_us": every.get("p999", float("nan")),
+        "worst_type_p99_us": types.get(worst, {}).get("p99", float("nan")),
         "end_to_end_p50_us": float(np.percentile(arr, 50)),
         "end_to_end_p99_us": float(np.percentile(arr, 99)),
         "end_to_end_p999_us": float(np.percentile(arr, 99.9)),
@@ -123,22 +136,29 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pacing", nargs="+", choices=["steady", "recorded"], default=["steady", "recorded"])
     parser.add_argument("--flush", nargs="+", choices=["frame", "loop"], default=["frame", "loop"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     default = KEY_BY_NAME["collector.flush"].default
     report: dict[str, object] = {"rate_target": args.rate, "runs": args.runs, "seconds": args.seconds}
-    by_flush: dict[str, dict[str, dict[str, float]]] = {}
-    for flush in args.flush:
-        venues: dict[str, dict[str, float]] = {}
-        for venue in RECORDED_RATE:
-            one_run(venue, args.rate, 1.0, flush)  # warm-up
-            runs = [one_run(venue, args.rate, args.seconds, flush) for _ in range(args.runs)]
-            venues[venue] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            venues[venue]["msgs_per_s"] = venues[venue].pop("messages") / (args.seconds + 1.0)
-        by_flush[flush] = venues
-    report["by_flush"] = by_flush
-    venues = by_flush.get(default, next(iter(by_flush.values())))
+    scenarios: dict[str, dict[str, dict[str, Any]]] = {}
+    for pacing in args.pacing:
+        for flush in args.flush:
+            venues: dict[str, dict[str, Any]] = {}
+            for venue in RECORDED_RATE:
+                print(f"latency: {venue}, {pacing} pacing, flush={flush}", file=sys.stderr, flush=True)
+                one_run(venue, args.rate, 1.0, pacing, flush)  # warm-up
+                runs = [one_run(venue, args.rate, args.seconds, pacing, flush) for _ in range(args.runs)]
+                row: dict[str, Any] = {
+                    k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "worst_type"
+                }
+                row["worst_type"] = statistics.mode(r["worst_type"] for r in runs)
+                row["msgs_per_s"] = row.pop("messages") / (args.seconds + 1.0)
+                venues[venue] = row
+            scenarios[f"{pacing}/{flush}"] = venues
+    report["scenarios"] = scenarios
+    venues = scenarios.get(f"steady/{default}", next(iter(scenarios.values())))
     report["venues"] = venues
     report["processing_p99_us"] = {v: r["processing_p99_us"] for v, r in venues.items()}
     report["end_to_end_p99_us"] = max(r["end_to_end_p99_us"] for r in venues.values())
