@@ -11,7 +11,7 @@ nothing of venue sequence numbers or checksums: the venue module does that and c
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from tickrelay.protocol.messages import Level
@@ -56,10 +56,12 @@ class OrderBook:
         else:
             _apply(self._asks, self._ask_keys, -1, ((price, size),))
 
-    def update(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+    def update(self, bids: Sequence[Level], asks: Sequence[Level]) -> None:
         """Apply a batch of absolute level sizes per side (size 0 removes the level)."""
-        _apply(self._bids, self._bid_keys, 1, bids)
-        _apply(self._asks, self._ask_keys, -1, asks)
+        if bids:
+            _apply(self._bids, self._bid_keys, 1, bids)
+        if asks:
+            _apply(self._asks, self._ask_keys, -1, asks)
 
     def load(self, bids: list[Level] | tuple[Level, ...], asks: list[Level] | tuple[Level, ...]) -> None:
         """Replace the whole book (a snapshot); zero-size levels are skipped."""
@@ -82,8 +84,8 @@ class OrderBook:
 
     def top_prices(self) -> tuple[int | None, int | None]:
         """(best bid price, best ask price); None for an empty side."""
-        bid, ask = self.best_bid(), self.best_ask()
-        return (bid[0] if bid else None, ask[0] if ask else None)
+        bids, asks = self._bid_keys, self._ask_keys
+        return (bids[-1] if bids else None, -asks[-1] if asks else None)
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` levels of each side, best first."""

@@ -361,8 +361,13 @@ class CoinbaseFeed:
             self.stats.reject("l2update_before_snapshot", raw)
             return out
         fixed = self._fixed
-        bids = [(fixed(c[1]), fixed(c[2])) for c in m.changes if c[0] == "buy"]
-        asks = [(fixed(c[1]), fixed(c[2])) for c in m.changes if c[0] == "sell"]
+        bids: list[Level] = []
+        asks: list[Level] = []
+        for side, price, size in m.changes:
+            if side == "buy":
+                bids.append((fixed(price), fixed(size)))
+            elif side == "sell":
+                asks.append((fixed(price), fixed(size)))
         self._apply(p, bids, asks, 0, parse_time_ns(m.time) if m.time else 0, out)
         return out
 
@@ -485,10 +490,7 @@ class CoinbaseFeed:
         self, p: _Product, bids: list[Level], asks: list[Level], seq: int, ts: int, out: list[Event]
     ) -> None:
         stats = p.book_stats(self.stats)
-        for price, size in bids:
-            p.book.set("bid", price, size)
-        for price, size in asks:
-            p.book.set("ask", price, size)
+        p.book.update(bids, asks)
         stats.updates_applied += 1
         out.append(L2Delta(p.asset_id, _VENUE, _SPOT, 0, seq, seq, ts, tuple(bids), tuple(asks)))
         if p.book.is_crossed():
