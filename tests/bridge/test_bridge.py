@@ -217,3 +217,44 @@ async def test_idle_streams_release_their_relay_connection_and_come_back_without
     assert [(g.expected, g.got) for g in far.items if isinstance(g, Gap)] == [(4, 5)]  # counters kept
     assert (inn.stats.gaps, inn.stats.missing, inn.stats.streams) == (1, 1, 2)
     await far.close()
+
+
+async def test_since_replays_the_past_of_the_subjects_asked_then_goes_live(
+    relays: tuple[Relay, Relay], nats_server: NatsServer, btc: list[bytes]
+) -> None:
+    """``--since-s`` with a narrowed ``--subject``: BTC-USDT trades published before bridge in existed
+    come from the TICKRELAY stream, later ones live, nothing else, and the skipped counters are gaps."""
+    a, b = relays
+    truth, far = Collector(a.path), Collector(b.path)
+    await until(lambda: len(a.subscribers) == 1 and len(b.subscribers) == 1)
+    trades = "tickrelay.market-data.binance.BTC-USDT.trade"
+    out = BridgeOut(a.path, [nats_server.url])
+    async with running(out):
+        await until(lambda: len(a.subscribers) == 2)
+        binance = RelayOutput(a.path, source=Source.BINANCE_COLLECTOR, stream_id=7)
+        synthetic = RelayOutput(a.path, source=Source.PUBLISH_TOOL, stream_id=9)
+        binance.start()
+        synthetic.start()
+        await asyncio.gather(
+            publish(binance, btc[:6000]), publish(synthetic, [message(i) for i in range(600)])
+        )
+        await until(lambda: out.stats.messages == 6600, 20)
+        inn = BridgeIn(b.path, [nats_server.url], InSettings(subject=trades, since_s=600))
+        async with running(inn):
+            await publish(binance, btc[6000:8000])  # live now
+            await until(lambda: out.stats.messages == 8600, 20)
+            sent, _ = split(truth.items)
+            wanted = [m for m in sent[(1, 7)] if out.namer.subject(m) == trades]
+            await until(lambda: len(far.messages) == len(wanted), 20)
+            await asyncio.sleep(0.2)  # nothing more comes
+        await binance.close()
+        await synthetic.close()
+    got, gaps = split(far.items)
+    assert set(got) == {(1, 7)}  # the synthetic stream's subjects were not asked for
+    assert got[(1, 7)] == wanted  # in order, byte for byte
+    counters = [int.from_bytes(m[8:16], "little") & ((1 << COUNTER_BITS) - 1) for m in wanted]
+    assert sum(1 for c in counters if c <= 6000) > 100  # replayed: published before bridge in started
+    assert counters[-1] > 6000  # and live after
+    assert sum(g.missing for g in gaps) == counters[-1] - counters[0] + 1 - len(wanted)  # the rest: gaps
+    await truth.close()
+    await far.close()
