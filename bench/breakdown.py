@@ -1,0 +1,165 @@
+"""Where a collector's time goes, frame by frame, at a steady rate: the venue feed, the write into the
+relay, and garbage-collection pauses.
+
+    python3 bench/breakdown.py [--venue coinbase|binance ...] [--rate 10000] [--seconds 4] [--runs 5] [--json]
+
+A real replay exchange (``--rate``: frames evenly spaced) and a real relay run as processes; the
+collector runs in this process (uvloop, as ``tickrelay collect``), its feed's ``on_frame``, its
+output's ``flush`` and its frame handler timed with ``perf_counter_ns`` around the real calls, and
+``gc.callbacks`` timing every collection. Nothing else subscribes, so this is the collector's own cost
+on a machine with a core to spare, the floor under bench/latency.py's processing figures. The first
+fifth of each run (connection, snapshots) is left out. Medians over runs of each percentile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import uvloop
+
+from tickrelay.collector.run import Collector
+from tickrelay.commands.config import read_settings
+from tickrelay.protocol.codec import COLLECTOR_SOURCES
+from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
+from tickrelay.transport.output import RelayOutput
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentiles(ns: list[int]) -> dict[str, float]:
+    a = np.array(ns, dtype=np.int64) / 1000
+    return {f"p{q:g}".replace(".", ""): float(np.percentile(a, q)) for q in (50, 90, 99)}
+
+
+def one_run(venue: str, rate: float, seconds: float) -> dict[str, Any]:
+    tmp = tempfile.mkdtemp()
+    env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS}
+    sock, port = str(Path(tmp) / "md.sock"), _free_port()
+    me = [sys.executable, "-m", "tickrelay"]
+    procs = [
+        subprocess.Popen([*me, "relay", "--socket", sock], env=env, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [*me, "replay-exchange", "--port", str(port), "--rate", f"{rate:g}"],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    time.sleep(1.0)
+    os.environ.update(REPLAY_INSTRUMENTS)
+    settings = read_settings(
+        None,
+        {
+            f"{venue}.ws_url": f"ws://127.0.0.1:{port}/{venue}",
+            "binance.rest_url": f"http://127.0.0.1:{port}/binance",
+        },
+    )
+    frames: list[tuple[int, int, int]] = []  # (feed ns, write ns or -1, whole handler ns)
+    pauses: list[tuple[int, int]] = []  # (generation, ns)
+    started: list[int] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter_ns())
+        elif started:
+            pauses.append((info["generation"], time.perf_counter_ns() - started.pop()))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        output = RelayOutput(sock, source=COLLECTOR_SOURCES[venue])
+        output.start()
+        collector = Collector(venue, settings.values, output)
+        feed_on_frame, flush, handle = collector.feed.on_frame, output.flush, collector.on_frame
+        cur = [0, -1]
+
+        def timed_feed(raw: bytes, ts: int) -> Any:
+            t0 = time.perf_counter_ns()
+            values = feed_on_frame(raw, ts)
+            cur[0] = time.perf_counter_ns() - t0
+            return values
+
+        def timed_flush() -> None:
+            t0 = time.perf_counter_ns()
+            flush()
+            cur[1] = time.perf_counter_ns() - t0
+
+        def timed_handle(raw: bytes, ts: int, transport: Any, arrived: int = 0) -> None:
+            cur[1] = -1
+            t0 = time.perf_counter_ns()
+            handle(raw, ts, transport, arrived)
+            frames.append((cur[0], cur[1], time.perf_counter_ns() - t0))
+
+        collector.feed.on_frame = timed_feed  # type: ignore[method-assign]
+        output.flush = timed_flush  # type: ignore[method-assign]
+        collector.on_frame = timed_handle  # type: ignore[method-assign]
+        task = asyncio.create_task(collector.run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+        await output.close()
+
+    gc.freeze()  # as runtime.run does for every command
+    gc.callbacks.append(on_gc)
+    try:
+        uvloop.run(main())
+    finally:
+        gc.callbacks.remove(on_gc)
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+    kept = frames[len(frames) // 5 :]
+    young = [ns for gen, ns in pauses if gen == 0]
+    return {
+        "frames": len(kept),
+        "feed_us": _percentiles([f for f, _, _ in kept]),
+        "write_us": _percentiles([w for _, w, _ in kept if w >= 0]),
+        "frame_us": _percentiles([t for _, _, t in kept]),
+        "frames_written_at_once": sum(1 for _, w, _ in kept if w >= 0) / max(1, len(kept)),
+        "gc_young_pause_us": float(np.median(young)) / 1000 if young else 0.0,
+        "gc_collections_per_s": len(pauses) / seconds,
+        "gc_longest_pause_us": max((ns for _, ns in pauses), default=0) / 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venue", action="append", choices=["coinbase", "binance"])
+    parser.add_argument("--rate", type=float, default=10_000)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"rate": args.rate, "runs": args.runs, "venues": {}}
+    for venue in args.venue or ["coinbase", "binance"]:
+        print(f"breakdown: {venue}", file=sys.stderr, flush=True)
+        one_run(venue, args.rate, 1.0)  # warm-up
+        runs = [one_run(venue, args.rate, args.seconds) for _ in range(args.runs)]
+        row: dict[str, Any] = {}
+        for key, value in runs[0].items():
+            if isinstance(value, dict):
+                row[key] = {q: statistics.median(r[key][q] for r in runs) for q in value}
+            else:
+                row[key] = statistics.median(r[key] for r in runs)
+        row["gc_longest_pause_us_max"] = max(r["gc_longest_pause_us"] for r in runs)
+        report["venues"][venue] = row
+    print(json.dumps(report) if args.json else json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
