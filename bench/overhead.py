@@ -4,8 +4,9 @@
 
 * **Collector** (processing latency): the Binance feed over the embedded BTCUSDT session (41,248
   frames), bare, and with exactly what the collector adds per frame: ``perf_counter_ns()`` at arrival,
-  the pending (arrival, type) entry, and at the write (one per 16 frames here, as a coalesced write
-  carries several) ``perf_counter_ns()`` and one HDR record per frame (``Collector._written``).
+  the pending (arrival, type) entry per message, and at the write (one per 16 frames here, as a
+  coalesced write carries several) ``perf_counter_ns()`` and one HDR record per message
+  (``Collector._written``).
 * **Consumer** (end-to-end latency): stream-decoding the same session's Protocol V2 messages with
   ``Decoder``, bare, and with ``time.time_ns()`` + ``EndToEnd.record`` per message (``consumers/pump.py``).
 
@@ -74,7 +75,7 @@ def collector_instrumented(
             if values:  # Collector.on_frame
                 measured += 1
                 if measured % sample == 0:
-                    pending.append((arrived, type(values[-1]).__name__))
+                    pending.extend((arrived, type(value).__name__) for value in values)
             if i % WRITE_EVERY == WRITE_EVERY - 1:  # the write returned: Collector._written
                 now = clock()
                 for arrived_ns, kind in pending:

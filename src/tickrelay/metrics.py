@@ -3,8 +3,9 @@
 Processing latency is measured per venue and message type from the WebSocket frame's arrival (the
 ``perf_counter_ns`` taken first thing in the frame callback) to the moment the coalesced write that
 carries its messages returned from the socket (RelayOutput's flush): the bytes are then the kernel's.
-Recording happens after that write, never before it, so it does not delay the message; ``sample``
-records one frame in N when even that is too much. Counters are not kept twice: the exporter reads the
+Each message of the frame is recorded under its own type, after that write, never before it, so it
+does not delay the message; ``sample`` records the messages of one frame in N when even that is too
+much. Counters are not kept twice: the exporter reads the
 live FeedStats / CollectorStats / OutputStats objects when Prometheus scrapes.
 
 Each process that serves metrics writes ``<runtime dir>/metrics/<name>-<pid>.json`` ({name, pid, port})

@@ -151,7 +151,7 @@ class Collector:
         self._frames_measured = 0
         self._pending: list[
             tuple[int, str]
-        ] = []  # (arrival perf_counter_ns, message type) awaiting the write
+        ] = []  # (frame arrival, message type) per message awaiting the write
         self.latency: dict[str, Latency] = {}
         output.on_write = self._written
         self._books: set[int] = set()  # instruments that had a complete snapshot
@@ -222,8 +222,8 @@ class Collector:
         self._publish(values, ts_recv_ns)
         if values and arrived_ns:
             self._frames_measured += 1
-            if self._frames_measured % self.sample == 0:  # its latency is recorded when the write returns
-                self._pending.append((arrived_ns, type(values[-1]).__name__))
+            if self._frames_measured % self.sample == 0:  # their latency is recorded when the write returns
+                self._pending.extend((arrived_ns, type(value).__name__) for value in values)
         if self.flush_each_frame and time.perf_counter_ns() - self.output.last_write_ns >= FLUSH_GAP_NS:
             self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
         if len(self.feed.stats.samples) != self._samples_logged:  # a new kind of rejected frame
