@@ -79,7 +79,8 @@ KEYS: tuple[Key, ...] = (
         "collector.flush",
         str,
         "frame",
-        "write to the relay after every frame (at most one write per 50 µs), or once per event-loop turn",
+        "write to the relay after every frame (at most once per 50 µs, and before parsing a frame of 1 KiB "
+        "or more), or once per event-loop turn",
         choices=("frame", "loop"),
     ),
     Key(

@@ -7,10 +7,11 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tickrelay.collector.run import Collector, make_feed
+from tickrelay.collector.run import BIG_FRAME, Collector, make_feed
 from tickrelay.config import load_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES, Message, encode_events
 from tickrelay.protocol.messages import Reason, StateInvalidation
@@ -171,3 +172,29 @@ async def test_a_stalled_feed_is_detected_and_reconnected(tmp_path: Path) -> Non
     )
     assert collector.stats.stale_events >= 1
     assert "no frame for 0.5 s" in collector.stats.last_error
+
+
+async def test_frame_policy_writes_what_is_buffered_before_parsing_a_big_frame(tmp_path: Path) -> None:
+    """``collector.flush = frame``: after a write, the next frames wait out the gap in the buffer, but
+    never behind a frame long enough to take that long to parse."""
+    relay = Relay(tmp_path / "md.sock", RelaySettings())
+    await relay.start()
+    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES["binance"], name="binance")
+    output.start()
+    await output.wait_connected(5)
+    collector = Collector("binance", load_settings(None, "-", {}, {}).values, output)
+    collector.flush_gap_ns = 10**12  # after the first write, no frame is written at its own end
+    frames = recordings.load(*recordings.BINANCE).frames
+    quotes = [f for f in frames if b"@bookTicker" in f and len(f) < BIG_FRAME][:3]
+    big = next(f for f in frames if b"@depth" in f and len(f) >= BIG_FRAME)
+    transport: Any = None  # Binance frames never answer the exchange
+    collector.on_frame(quotes[0], 1, transport)
+    assert output.stats.batches == 1  # the first frame (its InstrumentMeta and Quote): written at once
+    first = output.stats.sent
+    collector.on_frame(quotes[1], 2, transport)
+    collector.on_frame(quotes[2], 3, transport)
+    assert (output.stats.batches, output.stats.sent) == (1, first + 2)  # small frames wait in the buffer
+    collector.on_frame(big, 4, transport)
+    assert output.stats.batches == 2  # the two waiting quotes went out before the big frame was parsed
+    await output.close()
+    await relay.stop(drain_s=0)

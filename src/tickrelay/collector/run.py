@@ -86,6 +86,7 @@ class _FeedListener(picows.WSListener):
 
 
 FLUSH_GAP_NS = 50_000  # collector.flush = frame: in a burst, one write per 50 µs at most (bench/collector.py)
+BIG_FRAME = 1024  # bytes: a frame this long takes about the gap or more to parse (depth diffs, snapshots)
 
 
 class RateLimiter:
@@ -141,6 +142,7 @@ class Collector:
         self.url = feed_url(venue, settings)
         self.stale_after_s: float = settings["collector.stale_after_s"]
         self.flush_each_frame = settings["collector.flush"] == "frame"
+        self.flush_gap_ns = FLUSH_GAP_NS
         self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
         self.limiter = limiter or RateLimiter(0.2)
         self.stats = CollectorStats()
@@ -218,13 +220,15 @@ class Collector:
         self, raw: bytes, ts_recv_ns: int, transport: picows.WSTransport, arrived_ns: int = 0
     ) -> None:
         """The hot path, called by the WebSocket listener for every complete frame."""
+        if self.flush_each_frame and len(raw) >= BIG_FRAME:
+            self.output.flush()  # what earlier frames left buffered must not wait out this one's parse
         values = self.feed.on_frame(raw, ts_recv_ns)
         self._publish(values, ts_recv_ns)
         if values and arrived_ns:
             self._frames_measured += 1
             if self._frames_measured % self.sample == 0:  # their latency is recorded when the write returns
                 self._pending.extend((arrived_ns, type(value).__name__) for value in values)
-        if self.flush_each_frame and time.perf_counter_ns() - self.output.last_write_ns >= FLUSH_GAP_NS:
+        if self.flush_each_frame and time.perf_counter_ns() - self.output.last_write_ns >= self.flush_gap_ns:
             self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
         if len(self.feed.stats.samples) != self._samples_logged:  # a new kind of rejected frame
             self._log_samples()
