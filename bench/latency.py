@@ -11,9 +11,9 @@ together), which adds queueing. Processing latency (frame arrival -> the write h
 returned) is read from the collector's metrics endpoint (HDR histograms): all message types together
 (``processing_*``), and the type with the worst P99 beside it. End-to-end latency (header timestamp_ns,
 taken at frame arrival, -> decoded at the subscriber) is measured here on every message. Medians over
-runs of each percentile. Every pacing and collector write policy (``collector.flush``: after every frame,
-or once per event-loop turn) is measured in turn, in the same invocation; the top-level keys are
-steady pacing with the default policy.
+runs of each percentile, and their spread (min, max). Every pacing and collector write policy
+(``collector.flush``: after every frame, or once per event-loop turn) is measured in the same
+invocation, the runs interleaved; the top-level keys are steady pacing with the default policy.
 """
 
 from __future__ import annotations
@@ -145,19 +145,21 @@ def main() -> None:
     default = KEY_BY_NAME["collector.flush"].default
     report: dict[str, object] = {"rate_target": args.rate, "runs": args.runs, "seconds": args.seconds}
     scenarios: dict[str, dict[str, dict[str, Any]]] = {}
-    for pacing in args.pacing:
-        for flush in args.flush:
-            venues: dict[str, dict[str, Any]] = {}
-            for venue in RECORDED_RATE:
-                print(f"latency: {venue}, {pacing} pacing, flush={flush}", file=sys.stderr, flush=True)
-                one_run(venue, args.rate, 1.0, pacing, flush)  # warm-up
-                runs = [one_run(venue, args.rate, args.seconds, pacing, flush) for _ in range(args.runs)]
-                row: dict[str, Any] = {
-                    k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "worst_type"
-                }
-                row["worst_type"] = statistics.mode(r["worst_type"] for r in runs)
-                venues[venue] = row
-            scenarios[f"{pacing}/{flush}"] = venues
+    combos = [(p, f, v) for p in args.pacing for f in args.flush for v in RECORDED_RATE]
+    for venue in RECORDED_RATE:
+        one_run(venue, args.rate, 1.0, args.pacing[0], args.flush[0])  # warm-up
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {c: [] for c in combos}
+    for i in range(args.runs):  # interleaved, so a slow spell of the machine hits every combination
+        for pacing, flush, venue in combos:
+            progress = f"latency: run {i + 1}/{args.runs}, {venue}, {pacing} pacing, flush={flush}"
+            print(progress, file=sys.stderr, flush=True)
+            runs[(pacing, flush, venue)].append(one_run(venue, args.rate, args.seconds, pacing, flush))
+    for (pacing, flush, venue), done in runs.items():
+        keys = [k for k in done[0] if k != "worst_type"]
+        row: dict[str, Any] = {k: statistics.median(r[k] for r in done) for k in keys}
+        row["spread"] = {k: [min(r[k] for r in done), max(r[k] for r in done)] for k in keys}
+        row["worst_type"] = statistics.mode(r["worst_type"] for r in done)
+        scenarios.setdefault(f"{pacing}/{flush}", {})[venue] = row
     report["scenarios"] = scenarios
     venues = scenarios.get(f"steady/{default}", next(iter(scenarios.values())))
     report["venues"] = venues
