@@ -5,8 +5,8 @@ Processing latency is measured per venue and message type from the WebSocket fra
 carries its messages returned from the socket (RelayOutput's flush): the bytes are then the kernel's.
 Each message of the frame is recorded under its own type, after that write, never before it, so it
 does not delay the message; ``sample`` records the messages of one frame in N when even that is too
-much. Counters are not kept twice: the exporter reads the
-live FeedStats / CollectorStats / OutputStats objects when Prometheus scrapes.
+much. Counters are not kept twice: the exporter reads the live FeedStats / CollectorStats /
+OutputStats objects when Prometheus scrapes.
 
 Each process that serves metrics writes ``<runtime dir>/metrics/<name>-<pid>.json`` ({name, pid, port})
 and removes it on exit; ``tickrelay stats`` reads every live one.

@@ -151,9 +151,8 @@ class Collector:
         self._samples_logged = 0
         self.sample: int = settings["metrics.latency_sample"]  # measure one frame in N (bench/overhead.py)
         self._frames_measured = 0
-        self._pending: list[
-            tuple[int, str]
-        ] = []  # (frame arrival, message type) per message awaiting the write
+        # (frame arrival, message type) of each message awaiting the write
+        self._pending: list[tuple[int, str]] = []
         self.latency: dict[str, Latency] = {}
         output.on_write = self._written
         self._books: set[int] = set()  # instruments that had a complete snapshot
