@@ -154,6 +154,21 @@ def test_a_crossed_update_invalidates_that_product_only() -> None:
     assert feed.stats.books["ETH-USD"].best_bid == "10.00000000"
 
 
+def test_an_update_with_an_unknown_side_is_rejected_whole_and_the_book_kept() -> None:
+    feed = CoinbaseFeed()
+    feed.on_frame(
+        b'{"type":"snapshot","product_id":"BTC-USD","bids":[["100.0","1"]],"asks":[["101.0","1"]]}', 0
+    )
+    bad = b'{"type":"l2update","product_id":"BTC-USD","changes":[["buy","99.5","2"],["hold","100.5","1"]]}'
+    assert feed.on_frame(bad, 1) == []
+    assert dict(feed.stats.rejected) == {"bad_l2update": 1}
+    assert feed.stats.samples["bad_l2update"] == bad.decode()
+    assert feed.stats.books["BTC-USD"].updates_applied == 0  # not even its valid "buy" change
+    out = feed.on_frame(b'{"type":"l2update","product_id":"BTC-USD","changes":[["sell","100.5","3"]]}', 2)
+    assert [(v.bids, v.asks) for v in out] == [((), ((10050000000, 300000000),))]
+    assert feed.stats.books["BTC-USD"].best_ask == "100.50000000"
+
+
 @pytest.mark.parametrize(
     ("raw", "kind"),
     [

@@ -368,6 +368,8 @@ class CoinbaseFeed:
                 bids.append((fixed(price), fixed(size)))
             elif side == "sell":
                 asks.append((fixed(price), fixed(size)))
+            else:
+                raise ValueError(f"l2update side {side!r}")  # the frame is rejected, the book untouched
         self._apply(p, bids, asks, 0, parse_time_ns(m.time) if m.time else 0, out)
         return out
 
