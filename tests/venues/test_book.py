@@ -7,22 +7,20 @@ from hypothesis import given, strategies as st
 from tickrelay.venues.book import OrderBook
 
 
-def test_set_keeps_each_side_best_first_and_zero_removes() -> None:
+def test_update_keeps_each_side_best_first_and_zero_removes() -> None:
     book = OrderBook()
-    book.set("bid", 100, 5)
-    book.set("bid", 102, 1)
-    book.set("ask", 105, 2)
-    book.set("ask", 103, 7)
+    book.update([(100, 5), (102, 1)], [(105, 2), (103, 7)])
     assert book.best_bid() == (102, 1)
     assert book.best_ask() == (103, 7)
     assert book.levels() == ([(102, 1), (100, 5)], [(103, 7), (105, 2)])
-    book.set("bid", 102, 0)
-    book.set("ask", 999, 0)  # removing an absent level is not an error
+    book.update([(102, 0)], [(999, 0)])  # removing an absent level is not an error
     assert book.levels() == ([(100, 5)], [(103, 7), (105, 2)])
     assert (len(book), book.bid_count, book.ask_count) == (3, 1, 2)
+    book.update([], [(103, 0)])  # one side only
+    assert book.levels() == ([(100, 5)], [(105, 2)])
 
 
-def test_update_applies_a_batch_like_set() -> None:
+def test_update_after_a_snapshot() -> None:
     book = OrderBook()
     book.load([(100, 1), (99, 2)], [(101, 3), (102, 0)])
     assert book.levels() == ([(100, 1), (99, 2)], [(101, 3)])  # zero-size snapshot levels skipped
@@ -35,7 +33,7 @@ def test_empty_book_has_no_best_and_is_not_crossed() -> None:
     assert book.best_bid() is None
     assert book.best_ask() is None
     assert not book.is_crossed()
-    book.set("bid", 10, 1)
+    book.update([(10, 1)], [])
     assert not book.is_crossed()
 
 
@@ -43,7 +41,7 @@ def test_crossed_when_best_bid_reaches_best_ask() -> None:
     book = OrderBook()
     book.load([(100, 1)], [(101, 1)])
     assert not book.is_crossed()
-    book.set("bid", 101, 1)
+    book.update([(101, 1)], [])
     assert book.is_crossed()
     book.clear()
     assert len(book) == 0
@@ -65,7 +63,10 @@ def test_top_and_truncate() -> None:
 def test_matches_a_plain_dict_model(ops: list[tuple[str, int, int]]) -> None:
     book, model = OrderBook(), {"bid": {}, "ask": {}}
     for side, price, size in ops:
-        book.set(side, price, size)  # type: ignore[arg-type]
+        if side == "bid":
+            book.update([(price, size)], [])
+        else:
+            book.update([], [(price, size)])
         if size:
             model[side][price] = size
         else:

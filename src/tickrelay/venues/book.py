@@ -12,12 +12,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 from tickrelay.protocol.messages import Level
-
-
-BookSide = Literal["bid", "ask"]
 
 
 def _apply(levels: dict[int, int], keys: list[int], sign: int, changes: Iterable[Level]) -> None:
@@ -48,13 +44,6 @@ class OrderBook:
         self._asks.clear()
         self._bid_keys.clear()
         self._ask_keys.clear()
-
-    def set(self, side: BookSide, price: int, size: int) -> None:
-        """Set one level; size 0 removes it (removing an absent level is not an error)."""
-        if side == "bid":
-            _apply(self._bids, self._bid_keys, 1, ((price, size),))
-        else:
-            _apply(self._asks, self._ask_keys, -1, ((price, size),))
 
     def update(self, bids: Sequence[Level], asks: Sequence[Level]) -> None:
         """Apply a batch of absolute level sizes per side (size 0 removes the level)."""
