@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The whole check, as CI runs it: lint, strict types on src/, the default
-# test run, then the slow suites.
+# test run, the slow suites, then the pure core's own tests held to 100 %
+# branch coverage of protocol/ and venues/.
 set -euo pipefail
 cd "$(dirname "$0")"
 ruff check src tests bench
 mypy --strict src
 python3 -m pytest -q "$@"
 python3 -m pytest -q -m slow "$@" || { rc=$?; [ "$rc" -eq 5 ] || exit "$rc"; }
+python3 -m pytest -q -p no:cacheprovider tests/protocol tests/venues --cov=tickrelay.protocol \
+    --cov=tickrelay.venues --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
