@@ -146,6 +146,7 @@ def test_spread_signal_and_alert_layouts_by_hand() -> None:
     assert tlv[2:] == struct.pack(
         "<QQHHBB2xqqqqQ", 7, 8, 101, 100, 1, 0, 100_05000000, 100_20000000, 3, 1234, 99
     )
+    assert m.decode_value(20, tlv[2:]) == signal  # and back (the reserved byte skipped), drawn or not
     alert = m.Alert(m.AlertKind.STALE_FEED, m.Severity.WARNING, 101, 0, 5_000_000_000, 42, "stale")
     tlv = m.encode_value(alert)
     assert tlv == bytes((109, 34)) + struct.pack("<BBHQqQ", 1, 2, 101, 0, 5_000_000_000, 42) + b"\x05stale"
