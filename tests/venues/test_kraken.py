@@ -109,7 +109,13 @@ def test_a_consumer_applying_the_published_deltas_holds_our_book_after_every_fra
                 consumer[event.asset_id].update(event.bids, event.asks)
         for pair in feed._pairs.values():
             if pair.asset_id in consumer:
-                assert consumer[pair.asset_id].levels() == pair.book.levels()
+                bids, asks = pair.book.levels()
+                assert consumer[pair.asset_id].levels() == (bids, asks)
+                # the checksum texts follow the book exactly: nothing piles up over a long session
+                assert (set(pair.bid_text), set(pair.ask_text)) == (
+                    {p for p, _ in bids},
+                    {p for p, _ in asks},
+                )
                 compared += 1
     assert compared >= 500  # frames after the first snapshot
 

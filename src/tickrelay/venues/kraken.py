@@ -143,7 +143,8 @@ class _Pair(Instrument):
     def __init__(self, pair: str, depth: int) -> None:
         base, _, quote = pair.partition("/")
         super().__init__(pair, normalize_pair(base, quote), depth)
-        self.bid_text: dict[int, str] = {}  # price -> checksum digits of price and size, as last set
+        # price -> checksum digits of price and size, for exactly the levels in the book
+        self.bid_text: dict[int, str] = {}
         self.ask_text: dict[int, str] = {}
         self.precision: tuple[int, int] | None = None  # v2: (price, qty) decimals from `instrument`
 
@@ -151,6 +152,14 @@ class _Pair(Instrument):
         super().drop()
         self.bid_text.clear()
         self.ask_text.clear()
+
+    def truncate(self) -> tuple[list[int], list[int]]:
+        """Keep the subscribed depth, in the book and its checksum texts; returns the prices dropped."""
+        gone = self.book.truncate()
+        for texts, prices in ((self.bid_text, gone[0]), (self.ask_text, gone[1])):
+            for price in prices:
+                del texts[price]
+        return gone
 
 
 class KrakenFeed:
@@ -437,6 +446,8 @@ class KrakenFeed:
                 price_text = format_fixed8(price, p.precision[0])
                 size_text = format_fixed8(size, p.precision[1])
             side[price] = _digits(price_text) + _digits(size_text)
+        else:
+            side.pop(price, None)  # the text of a level follows the level, or it would pile up for ever
         return price, size
 
     def _load(
@@ -451,7 +462,7 @@ class KrakenFeed:
             [self._level(p, p.bid_text, a, b) for a, b in bids],
             [self._level(p, p.ask_text, a, b) for a, b in asks],
         )
-        p.book.truncate()
+        p.truncate()
         p.live = True
         now_bids, now_asks = p.book.levels()
         out.extend(split_snapshot(p.asset_id, _VENUE, _SPOT, 0, 0, now_bids, now_asks))
@@ -471,7 +482,7 @@ class KrakenFeed:
         bid_levels = [self._level(p, p.bid_text, a, b) for a, b in bids]
         ask_levels = [self._level(p, p.ask_text, a, b) for a, b in asks]
         p.book.update(bid_levels, ask_levels)
-        gone_bids, gone_asks = p.book.truncate()  # pushed out of the subscribed depth: Kraken sends no delete
+        gone_bids, gone_asks = p.truncate()  # pushed out of the subscribed depth: Kraken sends no delete
         bid_levels += [(price, 0) for price in gone_bids]  # so the delta carries one (a consumer's book
         ask_levels += [(price, 0) for price in gone_asks]  # then stays equal to ours, never crossed)
         stats.updates_applied += 1
