@@ -21,10 +21,11 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from tickrelay import metrics, runtime
+from tickrelay import runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.stats import venue_summary
 from tickrelay.consumers.dashboard import DashboardState
+from tickrelay.consumers.pump import serve_metrics
 from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import Alert, SpreadSignal
@@ -171,11 +172,7 @@ def run(args: argparse.Namespace) -> int:
             for name, path in paths.items()
         }
         dashboard = Dashboard(state, subs)
-        e2e = EndToEnd(settings["metrics.latency_sample"])
-        if settings["metrics.port"]:
-            metrics.serve(
-                "dashboard", settings["metrics.port"], lambda: {"end_to_end": ("dashboard", e2e)}, run_dir
-            )
+        e2e = serve_metrics("dashboard", settings)
         runner = web.AppRunner(dashboard.app())
         await runner.setup()
         site = web.TCPSite(runner, settings["dashboard.host"], settings["dashboard.port"])

@@ -8,15 +8,14 @@ import os
 import sys
 import time
 
-from tickrelay import metrics, runtime
+from tickrelay import runtime
 from tickrelay.commands.config import read_settings
-from tickrelay.consumers.pump import consume
+from tickrelay.consumers.pump import consume, serve_metrics
 from tickrelay.consumers.risk import RiskMonitor, RiskSettings
-from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Domain, Message, Source
 from tickrelay.protocol.messages import Alert, Severity
 from tickrelay.transport.output import RelayOutput
-from tickrelay.transport.paths import runtime_dir, socket_path
+from tickrelay.transport.paths import socket_path
 from tickrelay.transport.subscribe import Gap
 
 
@@ -53,17 +52,7 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(system_path, source=Source.RISK_MONITOR, domain=Domain.SYSTEM, name="risk")
         out.start()
-        e2e = EndToEnd(settings["metrics.latency_sample"])
-        if settings["metrics.port"]:
-            metrics.serve(
-                "risk",
-                settings["metrics.port"],
-                lambda: {
-                    "counters": {"alerts": {"_labels": (), (): monitor.alerts}},
-                    "end_to_end": ("risk", e2e),
-                },
-                runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
-            )
+        e2e = serve_metrics("risk", settings, lambda: {"alerts": {"_labels": (), (): monitor.alerts}})
 
         def publish(alerts: list[Alert]) -> None:
             for alert in alerts:

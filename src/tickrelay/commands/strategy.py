@@ -10,19 +10,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tickrelay import metrics, runtime
+from tickrelay import runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.consumers.market import MarketState
-from tickrelay.consumers.pump import consume
+from tickrelay.consumers.pump import consume, serve_metrics
 from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings
 from tickrelay.errors import ConfigError
-from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import VENUE_OF_SOURCE, Domain, Message, Source
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Reason, SignalState, SpreadSignal, StateInvalidation
 from tickrelay.protocol.symbols import VenueId
 from tickrelay.transport.output import RelayOutput
-from tickrelay.transport.paths import runtime_dir, socket_path
+from tickrelay.transport.paths import socket_path
 from tickrelay.transport.subscribe import Gap
 
 
@@ -95,22 +94,11 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(signal_path, source=Source.STRATEGY, domain=Domain.SIGNAL, name="strategy")
         out.start()
-        e2e = EndToEnd(settings["metrics.latency_sample"])
-        if settings["metrics.port"]:
-            metrics.serve(
-                "strategy",
-                settings["metrics.port"],
-                lambda: {
-                    "counters": {
-                        "signals": {
-                            "_labels": ("state",),
-                            **{(k.lower(),): n for k, n in monitor.sent.items()},
-                        }
-                    },
-                    "end_to_end": ("strategy", e2e),
-                },
-                runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
-            )
+
+        def counters() -> dict[str, Any]:
+            return {"signals": {"_labels": ("state",), **{(k.lower(),): n for k, n in monitor.sent.items()}}}
+
+        e2e = serve_metrics("strategy", settings, counters)
 
         def on_item(item: Message | Gap) -> None:
             if isinstance(item, Gap):  # our view of that venue missed messages: stop trusting it

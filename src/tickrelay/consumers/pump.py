@@ -1,17 +1,37 @@
 """The loop every consumer process runs: subscribe to the market-data relay, hand each item to the
-consumer, tick it on a timer, stop cleanly on the stop event. The consumers themselves stay pure."""
+consumer, tick it on a timer, stop cleanly on the stop event; and its metrics endpoint. The consumers
+themselves stay pure."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from tickrelay import metrics
+from tickrelay.config import Settings
 from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Message
+from tickrelay.transport.paths import runtime_dir
 from tickrelay.transport.subscribe import Gap, Subscription, SubscriptionStats
+
+
+def serve_metrics(name: str, settings: Settings, counters: Callable[[], dict[str, Any]] = dict) -> EndToEnd:
+    """The consumer's end-to-end latency (one message in ``metrics.latency_sample``), served with
+    ``counters()`` as consumer ``name`` on ``metrics.port`` (0: not served)."""
+    e2e = EndToEnd(settings["metrics.latency_sample"])
+    if settings["metrics.port"]:
+        metrics.serve(
+            name,
+            settings["metrics.port"],
+            lambda: {"counters": counters(), "end_to_end": (name, e2e)},
+            runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
+        )
+    return e2e
 
 
 async def consume(
