@@ -111,31 +111,43 @@ async def test_strategy_process_publishes_exactly_the_signals_of_the_replayed_bo
 BTC = asset_id_for("BTC/USD")
 
 
+async def risk_alerts(
+    relays: Relays, stale_s: str, count: int, messages: list[bytes]
+) -> tuple[list[object], str]:
+    """Start the risk process, send ``messages`` as the Kraken collector, and return the first ``count``
+    alerts it publishes on the system relay, and its log."""
+    proc = await start(
+        relays, "risk", "--system-socket", str(relays[Domain.SYSTEM].path), "--stale-s", stale_s
+    )
+    await until(lambda: len(relays[Domain.SYSTEM].status()["publishers"]) == 1, 20)
+    receiver = asyncio.create_task(collect(relays[Domain.SYSTEM].path, Domain.SYSTEM, count, Alert))
+    await until(lambda: len(relays[Domain.SYSTEM].status()["subscribers"]) == 1)
+    out = RelayOutput(relays[Domain.MARKET_DATA].path, source=Source.KRAKEN_COLLECTOR, name="test")
+    out.start()
+    for raw in messages:
+        out.send(raw)
+    await out.sync()
+    got = await receiver
+    await out.close()
+    _, log = await stop(proc)
+    return got, log
+
+
 def md(ts: int, *events: object) -> bytes:
     return encode_events(Domain.MARKET_DATA, 2, 0, ts, *events)  # type: ignore[arg-type]
 
 
 @pytest.mark.timeout(90)
 async def test_risk_process_alerts_on_the_system_relay_and_in_its_log(relays: Relays) -> None:
-    proc = await start(relays, "risk", "--system-socket", str(relays[Domain.SYSTEM].path), "--stale-s", "1")
-    await until(lambda: len(relays[Domain.SYSTEM].status()["publishers"]) == 1, 20)
-    receiver = asyncio.create_task(collect(relays[Domain.SYSTEM].path, Domain.SYSTEM, 4, Alert))
-    await until(lambda: len(relays[Domain.SYSTEM].status()["subscribers"]) == 1)
-    out = RelayOutput(relays[Domain.MARKET_DATA].path, source=Source.KRAKEN_COLLECTOR, name="test")
-    out.start()
-    for raw in (
+    messages = [
         md(1, InstrumentMeta(BTC, 101, 51, 1, 8, "XBT/USD", "BTC/USD")),
         md(2, L2Snapshot(BTC, 101, 51, 3, 0, 0, 0, ((100_00000000, 1),), ((101_00000000, 1),))),
         md(3, L2Delta(BTC, 101, 51, 0, 0, 0, 0, ((102_00000000, 1),), ())),
         md(4, Trade(BTC, 100_00000000, 1, 4, 101, 51, 0)),
         md(5, Trade(BTC, 110_00000000, 1, 5, 101, 51, 0)),
         md(6, StateInvalidation(101, 51, Reason.CHECKSUM_MISMATCH, (BTC,))),
-    ):
-        out.send(raw)
-    await out.sync()
-    got = await receiver  # three from the messages, then kraken is quiet for over 1 s: stale
-    await out.close()
-    _, log = await stop(proc)
+    ]
+    got, log = await risk_alerts(relays, "1", 4, messages)  # three from the messages, then quiet 1 s: stale
     assert got[:3] == [
         Alert(AlertKind.CROSSED_BOOK, Severity.CRITICAL, 101, BTC, 1_00000000, 3,
               "kraken BTC/USD: book crossed, bid 102.00000000 >= ask 101.00000000"),
@@ -178,18 +190,7 @@ async def test_risk_process_on_the_real_kraken_book_with_one_edited_level(
     decoder.feed((tmp_path / "k.v2").read_bytes())
     stream = list(decoder)
     failing = next(m for m in stream if any(isinstance(e, StateInvalidation) for e in m.events()))
-    proc = await start(relays, "risk", "--system-socket", str(relays[Domain.SYSTEM].path), "--stale-s", "600")
-    await until(lambda: len(relays[Domain.SYSTEM].status()["publishers"]) == 1, 20)
-    receiver = asyncio.create_task(collect(relays[Domain.SYSTEM].path, Domain.SYSTEM, 1, Alert))
-    await until(lambda: len(relays[Domain.SYSTEM].status()["subscribers"]) == 1)
-    out = RelayOutput(relays[Domain.MARKET_DATA].path, source=Source.KRAKEN_COLLECTOR, name="test")
-    out.start()
-    for m in stream:
-        out.send(m.raw)
-    await out.sync()
-    (alert,) = await receiver
-    await out.close()
-    await stop(proc)
+    (alert,), _ = await risk_alerts(relays, "600", 1, [m.raw for m in stream])
     assert alert == Alert(AlertKind.CHECKSUM_FAILURE, Severity.CRITICAL, 101, BTC, 0,
                           failing.header.timestamp_ns, "kraken BTC/USD: checksum_mismatch")  # fmt: skip
     taken = relays[Domain.SYSTEM].metrics()["counters"]["relay_messages_in"][("system",)]
