@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import uvloop
 
-from tickrelay.commands.stats import venue_summary
+from tickrelay.commands.stats import scrape_all, venue_summary
 from tickrelay.config import KEY_BY_NAME
 from tickrelay.protocol.codec import Message
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
@@ -111,7 +111,7 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) ->
                 )
             )
             e2e = runner.run(_wait(sub_task))
-        processing = venue_summary(Path(tmp) / "tickrelay")
+        processing = venue_summary(scrape_all(Path(tmp) / "tickrelay"))
         for p in reversed(procs):
             p.terminate()
             p.wait(10)

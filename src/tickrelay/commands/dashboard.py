@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 
 from tickrelay import runtime
 from tickrelay.commands.config import read_settings
-from tickrelay.commands.stats import venue_summary
+from tickrelay.commands.stats import scrape_all, venue_summary
 from tickrelay.consumers.dashboard import DashboardState
 from tickrelay.consumers.pump import serve_metrics
 from tickrelay.metrics import EndToEnd
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), args.interval)
             if time.monotonic() >= next_latency:
                 next_latency = time.monotonic() + 2.0
-                state.latency = await asyncio.to_thread(venue_summary, run_dir)
+                state.latency = venue_summary(await asyncio.to_thread(scrape_all, run_dir))
             await dashboard.push()
         for task in tasks:
             task.cancel()

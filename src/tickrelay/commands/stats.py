@@ -49,13 +49,13 @@ def scrape_all(run_dir: Path) -> list[dict[str, dict[tuple[tuple[str, str], ...]
     return found
 
 
-def venue_summary(run_dir: Path, scraped: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+def venue_summary(scraped: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per venue: messages, errors, the processing percentiles (µs) and SLA of all its messages
     (``latency``) and of each message type (``types``)."""
     venues: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"messages": 0.0, "errors": 0.0, "latency": {}, "types": {}, "by_type": defaultdict(float)}
     )
-    for metrics in scrape_all(run_dir) if scraped is None else scraped:
+    for metrics in scraped:
         for labels, value in metrics.get("tickrelay_messages_total", {}).items():
             d = dict(labels)
             venues[d["venue"]]["messages"] += value
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     before = scrape_all(run_dir)
     time.sleep(args.interval)
     scraped = scrape_all(run_dir)
-    first, second = venue_summary(run_dir, before), venue_summary(run_dir, scraped)
+    first, second = venue_summary(before), venue_summary(scraped)
     for venue, row in second.items():
         was = first.get(venue, {})
         row["msgs_per_s"] = (row["messages"] - was.get("messages", 0.0)) / args.interval

@@ -175,12 +175,11 @@ def _summary(
     started: float,
     log: list[str],
     scraped: list[dict[str, Any]],
-    run_dir: Path,
 ) -> str:
     """The screen: per venue what the relay delivered (counted by up's own subscriber) and, from the
-    processes' metrics endpoints, the collectors' errors and worst processing P99 over message types,
+    processes' metrics endpoints, the collectors' errors and processing P99 (all message types),
     the relays' drops and the end-to-end latency at the risk monitor."""
-    metrics = venue_summary(run_dir, scraped)
+    metrics = venue_summary(scraped)
     elapsed = time.monotonic() - started
     lines = [f"tickrelay up: {elapsed:5.0f} s   gaps {tally.gaps} ({tally.missing} messages missing)"]
     head = (
@@ -368,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
             rates = {v: (tally.messages[v] - last[v]) / args.interval for v in (*VENUES, "system")}
             last = Counter(tally.messages)
             scraped = await asyncio.to_thread(scrape_all, run_dir)
-            text = _summary(tally, rates, children, started, log, scraped, run_dir)
+            text = _summary(tally, rates, children, started, log, scraped)
             print(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"), flush=True)
         for watcher in watchers:
             watcher.cancel()
@@ -382,8 +381,7 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         print(
-            "tickrelay up: stopped. Final report:\n"
-            + _summary(tally, {}, children, started, log, final, run_dir),
+            "tickrelay up: stopped. Final report:\n" + _summary(tally, {}, children, started, log, final),
             flush=True,
         )
         return 0
