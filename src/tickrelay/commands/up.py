@@ -19,6 +19,7 @@ from tickrelay import runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.relay_status import fetch_status
 from tickrelay.commands.stats import end_to_end_summary, relay_summary, scrape_all, venue_summary
+from tickrelay.consumers.strategy import SignalKey, track_open
 from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import (
@@ -122,7 +123,7 @@ class Tally:
     gaps: int = 0
     missing: int = 0
     signals: Counter[str] = dataclasses.field(default_factory=Counter)  # by SignalState name
-    open_signals: set[tuple[int, int, int, int]] = dataclasses.field(default_factory=set)
+    open_signals: dict[SignalKey, SpreadSignal] = dataclasses.field(default_factory=dict)
     alerts: Counter[str] = dataclasses.field(default_factory=Counter)  # by Severity name
     last_alert: str = ""
 
@@ -156,11 +157,7 @@ async def _watch_consumers(signal_path: Path, system_path: Path, tally: Tally) -
             for event in item.events():
                 if isinstance(event, SpreadSignal):
                     tally.signals[name_of(SignalState, event.state)] += 1
-                    key = (event.buy_venue, event.buy_asset_id, event.sell_venue, event.sell_asset_id)
-                    if event.state == SignalState.CLOSE:
-                        tally.open_signals.discard(key)
-                    else:
-                        tally.open_signals.add(key)
+                    track_open(tally.open_signals, event)
                 elif isinstance(event, Alert):
                     tally.alerts[name_of(Severity, event.severity)] += 1
                     tally.last_alert = event.text

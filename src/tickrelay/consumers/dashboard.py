@@ -11,6 +11,7 @@ from collections import Counter, deque
 from typing import Any
 
 from tickrelay.consumers.market import InstrumentState, MarketState
+from tickrelay.consumers.strategy import SignalKey, track_open
 from tickrelay.protocol.codec import VENUE_OF_SOURCE
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import (
@@ -60,7 +61,7 @@ class DashboardState:
         self.mids: dict[tuple[int, int], deque[tuple[int, str]]] = {}  # key -> (ts_ms, mid price text)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=KEPT)
         self.signals: deque[SpreadSignal] = deque(maxlen=KEPT)
-        self.open_signals: dict[tuple[int, int, int, int], SpreadSignal] = {}
+        self.open_signals: dict[SignalKey, SpreadSignal] = {}
         self.seen_ns: dict[tuple[int, int], int] = {}  # key -> the dashboard's clock at its last message
         self.relays: dict[str, bool] = {"market-data": False, "signal": False, "system": False}
         self.latency: dict[str, dict[str, Any]] = {}  # from the collectors' metrics (venue_summary)
@@ -106,11 +107,7 @@ class DashboardState:
 
     def on_signal(self, s: SpreadSignal) -> None:
         self.signals.appendleft(s)
-        key = (s.buy_venue, s.buy_asset_id, s.sell_venue, s.sell_asset_id)
-        if s.state == SignalState.CLOSE:
-            self.open_signals.pop(key, None)
-        else:
-            self.open_signals[key] = s
+        track_open(self.open_signals, s)
 
     def _signal_view(self, s: SpreadSignal) -> dict[str, Any]:
         """Named at view time: a signal may arrive (signal relay) before its InstrumentMeta (market data)."""

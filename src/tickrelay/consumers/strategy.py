@@ -24,6 +24,16 @@ from tickrelay.protocol.messages import Event, SignalState, SpreadSignal
 
 
 PPM = 1_000_000
+SignalKey = tuple[int, int, int, int]  # (buy venue, buy asset, sell venue, sell asset)
+
+
+def track_open(open_signals: dict[SignalKey, SpreadSignal], s: SpreadSignal) -> None:
+    """Keep, for a reader of the signal stream, the last signal of every pair still open."""
+    key = (s.buy_venue, s.buy_asset_id, s.sell_venue, s.sell_asset_id)
+    if s.state == SignalState.CLOSE:
+        open_signals.pop(key, None)
+    else:
+        open_signals[key] = s
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
