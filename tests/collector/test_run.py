@@ -176,25 +176,28 @@ async def test_a_stalled_feed_is_detected_and_reconnected(tmp_path: Path) -> Non
 
 async def test_frame_policy_writes_what_is_buffered_before_parsing_a_big_frame(tmp_path: Path) -> None:
     """``collector.flush = frame``: after a write, the next frames wait out the gap in the buffer, but
-    never behind a frame long enough to take that long to parse."""
+    never behind a frame long enough to take that long to parse. The gap is longer than any uptime, so
+    the first write cannot depend on how long the machine has been up ("never written" is no time)."""
     relay = Relay(tmp_path / "md.sock", RelaySettings())
     await relay.start()
     output = RelayOutput(relay.path, source=COLLECTOR_SOURCES["binance"], name="binance")
     output.start()
-    await output.wait_connected(5)
-    collector = Collector("binance", load_settings(None, "-", {}, {}).values, output)
-    collector.flush_gap_ns = 10**12  # after the first write, no frame is written at its own end
-    frames = recordings.load(*recordings.BINANCE).frames
-    quotes = [f for f in frames if b"@bookTicker" in f and len(f) < BIG_FRAME][:3]
-    big = next(f for f in frames if b"@depth" in f and len(f) >= BIG_FRAME)
-    transport: Any = None  # Binance frames never answer the exchange
-    collector.on_frame(quotes[0], 1, transport)
-    assert output.stats.batches == 1  # the first frame (its InstrumentMeta and Quote): written at once
-    first = output.stats.sent
-    collector.on_frame(quotes[1], 2, transport)
-    collector.on_frame(quotes[2], 3, transport)
-    assert (output.stats.batches, output.stats.sent) == (1, first + 2)  # small frames wait in the buffer
-    collector.on_frame(big, 4, transport)
-    assert output.stats.batches == 2  # the two waiting quotes went out before the big frame was parsed
-    await output.close()
-    await relay.stop(drain_s=0)
+    try:
+        await output.wait_connected(5)
+        collector = Collector("binance", load_settings(None, "-", {}, {}).values, output)
+        collector.flush_gap_ns = 10**18  # 31 years: after the first write, no frame is written at its end
+        frames = recordings.load(*recordings.BINANCE).frames
+        quotes = [f for f in frames if b"@bookTicker" in f and len(f) < BIG_FRAME][:3]
+        big = next(f for f in frames if b"@depth" in f and len(f) >= BIG_FRAME)
+        transport: Any = None  # Binance frames never answer the exchange
+        collector.on_frame(quotes[0], 1, transport)
+        assert output.stats.batches == 1  # the first frame (its InstrumentMeta and Quote): written at once
+        first = output.stats.sent
+        collector.on_frame(quotes[1], 2, transport)
+        collector.on_frame(quotes[2], 3, transport)
+        assert (output.stats.batches, output.stats.sent) == (1, first + 2)  # small frames wait in the buffer
+        collector.on_frame(big, 4, transport)
+        assert output.stats.batches == 2  # the two waiting quotes went out before the big frame was parsed
+    finally:  # a failure here must not leak sockets into later tests (warnings are errors)
+        await output.close()
+        await relay.stop(drain_s=0)

@@ -227,11 +227,17 @@ class Collector:
             self._frames_measured += 1
             if self._frames_measured % self.sample == 0:  # their latency is recorded when the write returns
                 self._pending.extend((arrived_ns, type(value).__name__) for value in values)
-        if self.flush_each_frame and time.perf_counter_ns() - self.output.last_write_ns >= self.flush_gap_ns:
+        if self.flush_each_frame and self._gap_passed():
             self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
         if len(self.feed.stats.samples) != self._samples_logged:  # a new kind of rejected frame
             self._log_samples()
         self._after_frame(transport)
+
+    def _gap_passed(self) -> bool:
+        """No write yet, or the last one was at least ``flush_gap_ns`` ago (a time since boot: never
+        compare it with 0, a machine up for less than the gap would hold the first frame back)."""
+        last = self.output.last_write_ns
+        return last is None or time.perf_counter_ns() - last >= self.flush_gap_ns
 
     def _written(self, now_ns: int) -> None:
         latency = self.latency

@@ -123,7 +123,7 @@ class RelayOutput:
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_write: Callable[[int], None] | None = None  # called with perf_counter_ns after each write
-        self.last_write_ns = 0  # perf_counter_ns after the last write
+        self.last_write_ns: int | None = None  # perf_counter_ns after the last write; None: never written
 
     # ---- the hot path ------------------------------------------------------------------------------
 
