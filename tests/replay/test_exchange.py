@@ -9,39 +9,28 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.replay.conftest import FIXTURES, fixture_lines, frames_of, quiet_for
 from tickrelay.replay import recordings
-from tickrelay.replay.exchange import Faults, ReplayExchange
+from tickrelay.replay.exchange import PINGS, Faults, ReplayExchange, parse_pings
 
 
 ME = [sys.executable, "-m", "tickrelay"]
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
-
-
-@pytest.fixture
-async def exchange() -> AsyncIterator[ReplayExchange]:
-    ex = ReplayExchange(speed=0)
-    await ex.start()
-    yield ex
-    await ex.stop()
-
-
-async def frames_of(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
-    return [m.data async for m in ws if m.type == aiohttp.WSMsgType.TEXT]
-
-
-def fixture_lines(stem: str) -> list[str]:
-    return (FIXTURES / f"{stem}.jsonl").read_text().splitlines()
 
 
 def test_embedded_recordings_are_the_fixtures_byte_for_byte() -> None:
-    for stem, times in [recordings.COINBASE, recordings.BINANCE, *recordings.KRAKEN.values()]:
+    specs = [
+        recordings.COINBASE,
+        recordings.BINANCE,
+        *recordings.KRAKEN.values(),
+        *recordings.KRAKEN_BOOKS.values(),
+    ]
+    for stem, times in specs:
         rec = recordings.load(stem, times)
         assert list(rec.frames) == (FIXTURES / f"{stem}.jsonl").read_bytes().splitlines()
         if times is not None:  # receive times converted exactly from the sidecar text
@@ -51,78 +40,6 @@ def test_embedded_recordings_are_the_fixtures_byte_for_byte() -> None:
     snapshot = FIXTURES / (recordings.BINANCE[0] + ".rest-depth-snapshot.json")
     assert recordings.binance_snapshot("btcusdt") == snapshot.read_bytes()
     assert recordings.binance_snapshot("ETHUSDT") is None
-
-
-async def test_coinbase_subscribe_ack_and_the_products_frames(exchange: ReplayExchange) -> None:
-    async with aiohttp.ClientSession() as s, s.ws_connect(exchange.url("coinbase")) as ws:
-        await ws.send_str(
-            json.dumps(
-                {
-                    "type": "subscribe",
-                    "product_ids": ["SKL-USD", "YFI-BTC"],
-                    "channels": ["level2", "ticker", "matches"],
-                }
-            )
-        )
-        got = await frames_of(ws)
-        assert ws.close_code == 1000  # end of the recording: the client reconnects to loop
-    ack = json.loads(got[0])
-    assert ack == {
-        "type": "subscriptions",
-        "channels": [
-            {"name": n, "product_ids": ["SKL-USD", "YFI-BTC"]} for n in ("level2", "ticker", "matches")
-        ],
-    }
-    expected = [f for f in fixture_lines(recordings.COINBASE[0]) if '"SKL-USD"' in f or '"YFI-BTC"' in f]
-    assert got[1:] == [f for f in expected if '"type":"subscriptions"' not in f]
-
-
-async def test_binance_combined_raw_and_rest(exchange: ReplayExchange) -> None:
-    lines = fixture_lines(recordings.BINANCE[0])
-    async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(
-            exchange.url("binance/stream") + "?streams=btcusdt@trade/btcusdt@bookTicker"
-        ) as ws:
-            got = await frames_of(ws)
-        assert got == [f for f in lines if '"btcusdt@trade"' in f or '"btcusdt@bookTicker"' in f]
-        async with s.ws_connect(exchange.url("binance/ws")) as ws:
-            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@depth@100ms"], "id": 7}))
-            got = await frames_of(ws)
-        assert json.loads(got[0]) == {"result": None, "id": 7}
-        depth = [
-            json.dumps(json.loads(f)["data"], separators=(",", ":")) for f in lines if "@depth@100ms" in f
-        ]
-        assert got[1:] == depth
-        r = await s.get(f"http://127.0.0.1:{exchange.port}/binance/api/v3/depth?symbol=BTCUSDT&limit=1000")
-        assert (
-            await r.read() == (FIXTURES / (recordings.BINANCE[0] + ".rest-depth-snapshot.json")).read_bytes()
-        )
-        r = await s.get(f"http://127.0.0.1:{exchange.port}/binance/api/v3/depth?symbol=NOPE")
-        assert (r.status, await r.json()) == (400, {"code": -1121, "msg": "Invalid symbol."})
-
-
-async def test_kraken_status_acks_frames_pings_and_errors(exchange: ReplayExchange) -> None:
-    stem = recordings.KRAKEN["trade"][0]
-    lines = fixture_lines(stem)
-    async with aiohttp.ClientSession() as s, s.ws_connect(exchange.url("kraken")) as ws:
-        assert json.loads(await ws.receive_str())["event"] == "systemStatus"
-        await ws.send_str(json.dumps({"event": "ping", "reqid": 42}))
-        assert json.loads(await ws.receive_str()) == {"event": "pong", "reqid": 42}
-        await ws.send_str(
-            json.dumps({"event": "subscribe", "pair": ["XBT/USD"], "subscription": {"name": "ohlc"}})
-        )
-        assert json.loads(await ws.receive_str())["errorMessage"] == "Subscription name invalid: ohlc"
-        await ws.send_str(
-            json.dumps(
-                {"event": "subscribe", "pair": ["XMR/USD", "SC/EUR"], "subscription": {"name": "trade"}}
-            )
-        )
-        got = await frames_of(ws)
-    acks = [f for f in lines if '"subscriptionStatus"' in f and ('"XMR/USD"' in f or '"SC/EUR"' in f)]
-    data = [f for f in lines if f.startswith("[") and ('"XMR/USD"]' in f or '"SC/EUR"]' in f)]
-    assert got[:2] == acks
-    assert [f for f in got if f.startswith("[")] == data
-    assert {f for f in got[2:] if not f.startswith("[")} == {'{"event":"heartbeat"}'}
 
 
 async def test_faults_and_pacing() -> None:
@@ -232,29 +149,118 @@ def test_the_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert "unknown fault 'boom'" in bad.stderr
 
 
-async def test_kraken_v2_book_and_instrument_verify_every_checksum(exchange: ReplayExchange) -> None:
-    from tickrelay.venues.kraken import KrakenFeed
+async def test_client_pings_and_closes_are_answered_while_frames_stream(paced: ReplayExchange) -> None:
+    """RFC 6455: a ping gets its pong and a close its close, on every route, mid-stream."""
+    urls = [
+        paced.url("binance/stream") + "?streams=btcusdt@bookTicker",
+        paced.url("coinbase"),
+        paced.url("kraken"),
+    ]
+    async with aiohttp.ClientSession() as s:
+        for url in urls:
+            async with s.ws_connect(url, autoping=False) as ws:
+                if url.endswith("coinbase"):
+                    await ws.send_str(
+                        json.dumps({"type": "subscribe", "product_ids": ["SKL-USD"], "channels": ["level2"]})
+                    )
+                await ws.receive()  # streaming (or its first answer) has begun
+                await ws.ping(b"are you there")
+                while (m := await asyncio.wait_for(ws.receive(), 5)).type != aiohttp.WSMsgType.PONG:
+                    assert m.type == aiohttp.WSMsgType.TEXT
+                assert m.data == b"are you there"
+                start = time.monotonic()
+                await ws.close()
+                assert (ws.close_code, time.monotonic() - start < 1.0) == (1000, True), url
 
-    async with aiohttp.ClientSession() as s, s.ws_connect(exchange.url("kraken/v2")) as ws:
-        await ws.send_str(json.dumps({"method": "subscribe", "params": {"channel": "ticker"}, "req_id": 1}))
-        assert json.loads(await ws.receive_str()) == {
-            "method": "subscribe",
-            "success": False,
-            "error": "Channel not supported: ticker",
-            "req_id": 1,
-        }
-        await ws.send_str(
-            json.dumps({"method": "subscribe", "params": {"channel": "instrument"}, "req_id": 2})
+
+async def test_server_pings_and_a_client_that_never_answers_is_dropped() -> None:
+    ex = ReplayExchange(speed=1, pings={"binance": (0.2, 0.6), "kraken": (0.0, 0.0), "coinbase": (0.0, 0.0)})
+    await ex.start()
+    url = ex.url("binance/stream") + "?streams=btcusdt@trade"
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(url, autoping=True) as polite,
+        s.ws_connect(url, autoping=False) as mute,
+    ):
+        reading = asyncio.create_task(quiet_for(polite, 1.5))  # a client answers pings as it reads
+        pings, start = 0, time.monotonic()
+        while (m := await mute.receive()).type != aiohttp.WSMsgType.CLOSE:
+            pings += m.type == aiohttp.WSMsgType.PING
+        assert (m.data, m.extra) == (1008, "no pong to the server's pings")
+        assert 0.6 <= time.monotonic() - start < 2.0
+        assert pings >= 2
+        assert len(await reading) > 10  # still open and streaming: it answered every ping
+        assert not polite.closed
+    assert ex.stats.pong_timeouts == 1
+    assert ex.stats.pings_sent >= 4
+    await ex.stop()
+    assert parse_pings(["coinbase=30"])["coinbase"] == (30.0, 90.0)
+    assert parse_pings(["kraken=5:7"])["kraken"] == (5.0, 7.0)
+    assert PINGS["binance"] == (20.0, 60.0)
+    with pytest.raises(ValueError, match="VENUE=INTERVAL"):
+        parse_pings(["bitmex=1"])
+
+
+def test_a_recording_without_receive_times_is_paced_by_its_exchange_times() -> None:
+    """The 2023 Kraken book: about 154 s of level timestamps, not one frame per millisecond."""
+    rec = recordings.load(*recordings.KRAKEN_BOOKS[10])
+    frames = [json.loads(f) for f in rec.frames]
+    stamps = [
+        max(
+            int(Decimal(level[2]) * 10**9)
+            for side in msg[1:-2]
+            for key, levels in side.items()
+            if key != "c"
+            for level in levels
         )
-        assert json.loads(await ws.receive_str())["success"] is True
-        instrument = await ws.receive_str()
+        for msg in frames
+        if isinstance(msg, list)
+    ]
+    data_times = [t for f, t in zip(frames, rec.times_ns, strict=True) if isinstance(f, list)]
+    assert data_times == list(itertools.accumulate(stamps, max))  # each frame: its latest level time
+    assert list(rec.times_ns) == sorted(rec.times_ns)
+    assert 150e9 < rec.times_ns[-1] - rec.times_ns[0] < 160e9
+    v2 = recordings.load(*recordings.KRAKEN_V2_BOOK)
+    assert 50e9 < v2.times_ns[-1] - v2.times_ns[0] < 51e9  # its RFC 3339 "timestamp"s
+    binance = (b'{"stream":"x","data":{"e":"trade","E":1723161600123}}', b"{}")
+    assert recordings.exchange_times_ns(binance) == (1723161600123 * 10**6,) * 2
+    assert recordings.exchange_times_ns((b"{}", b"{}")) == (0, 1_000_000)
+
+
+async def test_the_paced_kraken_book_takes_its_market_time() -> None:
+    ex = ReplayExchange(speed=100)  # 154 s of market time in about 1.5 s
+    await ex.start()
+    start = time.monotonic()
+    async with aiohttp.ClientSession() as s, s.ws_connect(ex.url("kraken")) as ws:
         await ws.send_str(
-            json.dumps({"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"]}})
+            json.dumps({"event": "subscribe", "pair": ["XBT/USD"], "subscription": {"name": "book"}})
         )
         got = await frames_of(ws)
-    assert got[1:] == fixture_lines(recordings.KRAKEN_V2_BOOK[0])
-    feed = KrakenFeed(version=2)
-    for i, frame in enumerate([instrument, *got]):
-        feed.on_frame(frame.encode(), i)
-    stats = feed.stats.books["BTC/USD"]
-    assert (stats.checksums_verified, stats.checksum_failures) == (510, 0)
+    assert 1.5 <= time.monotonic() - start < 6
+    assert len([f for f in got if f.startswith("[")]) == 980  # the snapshot and every update
+    await ex.stop()
+
+
+def test_a_client_leaving_mid_stream_is_counted_without_a_traceback() -> None:
+    proc = subprocess.Popen(
+        [*ME, "replay-exchange", "--port", "0", "--speed", "1"], stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    port = int(proc.stderr.readline().split("ws://127.0.0.1:")[1].split("/")[0])
+
+    async def leave() -> None:
+        async with aiohttp.ClientSession() as s:
+            ws = await s.ws_connect(f"ws://127.0.0.1:{port}/binance/stream?streams=btcusdt@bookTicker")
+            await ws.receive()
+            transport = ws._response.connection.transport  # type: ignore[union-attr]
+            transport.abort()  # gone without a close: the server is sending to a dead socket
+            await asyncio.sleep(0.5)
+
+    try:
+        asyncio.run(leave())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err, err
+    assert "Error" not in err, err
+    assert "1 client left mid-stream" in err

@@ -8,7 +8,7 @@ import sys
 
 from tickrelay import runtime
 from tickrelay.errors import ConfigError
-from tickrelay.replay.exchange import Faults, ReplayExchange
+from tickrelay.replay.exchange import Faults, ReplayExchange, parse_pings
 
 
 HELP = "serve recorded Coinbase, Binance and Kraken sessions over their real WebSocket/REST protocols"
@@ -35,12 +35,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="close-after=N, stall=N:S or corrupt=N (repeatable)",
     )
+    parser.add_argument(
+        "--ping",
+        action="append",
+        default=[],
+        metavar="VENUE=S[:T]",
+        help="server pings every S seconds, dropping a client without a pong for T (default 3 S); "
+        "defaults: binance=20:60 as Binance, none for kraken and coinbase (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         speed = 0.0 if args.speed == "max" else float(args.speed)
         faults = Faults.parse(args.fault)
+        pings = parse_pings(args.ping)
     except ValueError as exc:
         raise ConfigError(f"replay-exchange: {exc}") from None
     if speed < 0:
@@ -49,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate must be positive, not {args.rate:g}")
 
     async def main(stop: asyncio.Event) -> int:
-        exchange = ReplayExchange(speed=speed, rate=args.rate, loop=not args.no_loop, faults=faults)
+        exchange = ReplayExchange(
+            speed=speed, rate=args.rate, loop=not args.no_loop, faults=faults, pings=pings
+        )
         await exchange.start(args.host, args.port)
         base = f"ws://{args.host}:{exchange.port}"
         print(
@@ -60,9 +71,12 @@ def run(args: argparse.Namespace) -> int:
         )
         await stop.wait()
         await exchange.stop()
+        st = exchange.stats
         print(
-            f"tickrelay replay-exchange: stopped after {exchange.stats.connections} connections, "
-            f"{exchange.stats.frames_sent} frames",
+            f"tickrelay replay-exchange: stopped after {st.connections} connections, {st.frames_sent} "
+            f"frames, {st.requests} requests ({st.errors_sent} answered with an error), "
+            f"{st.clients_left} client{'' if st.clients_left == 1 else 's'} left mid-stream, "
+            f"{st.pong_timeouts} dropped for no pong",
             file=sys.stderr,
         )
         return 0

@@ -1,25 +1,21 @@
-"""The replay exchange: local WebSocket and REST servers that speak each venue's protocol and stream
-recorded sessions. Thin I/O (aiohttp) around the recordings.
+"""The replay exchange: one local aiohttp server that speaks each venue's WebSocket and REST protocol
+and streams the embedded recordings. The venue protocols live in ``binance.py``, ``kraken.py`` and
+``coinbase.py`` (each shape cited in docs/replay-exchange.md); this module holds what they share:
 
-Routes (one server, one port):
-
-* ``/coinbase``: the Exchange feed. The client sends ``{"type":"subscribe","product_ids":[..],
-  "channels":[..]}``; the server answers ``subscriptions`` and streams the recorded frames of those
-  products.
-* ``/binance/stream?streams=a/b`` (the URL is the subscription, combined frames) and ``/binance/ws``
-  (``{"method":"SUBSCRIBE","params":[..],"id":N}`` -> ``{"result":null,"id":N}``, raw event frames);
-  ``GET /binance/api/v3/depth?symbol=X`` serves the recorded REST snapshot.
-* ``/kraken``: v1. The server sends the recorded ``systemStatus``; each ``subscribe`` event is answered
-  with the recorded ``subscriptionStatus`` frames of the asked pairs, then that channel's frames.
-* ``/kraken/v2``: v2 ``{"method":"subscribe","params":{"channel":"book"|"instrument",..}}`` -> the method
-  answer, then the recorded v2 book (or the instrument snapshot with BTC/USD's precisions).
-
-Pacing follows the recorded receive times divided by ``speed`` (0 = as fast as possible), or, with
-``rate``, is steady: ``rate`` frames per second on each connection, evenly spaced (for latency
-benchmarks: the recorded times come in bursts, which measure queueing, not the pipeline). At the end
-of a recording the server closes the connection (code 1000), so a looping client reconnects and
-resubscribes as it would with a real exchange; with ``loop`` off it keeps the connection open. Faults for
-tests and demos: close after N frames, stall S seconds after N frames, or corrupt frame N.
+* :class:`Session`, one WebSocket connection. Its reader runs for the whole connection, so client
+  pings are answered, a client close is answered, and requests are answered while data streams. The
+  server pings at the venue's interval and drops a client that leaves a ping unanswered for the
+  venue's timeout. Data is routed by key (a stream, a (channel, pair)): a frame goes out only while its
+  key is subscribed, and only from the stream that the subscription started (a resubscribe starts
+  the recording again, with its snapshot, and the older stream stops sending that key).
+* pacing: the recorded receive times, else the exchange times in the frames (see
+  ``recordings.exchange_times_ns``), divided by ``speed`` (0: as fast as possible); or, with
+  ``rate``, steady: ``rate`` frames per second on each stream, evenly spaced (latency benchmarks).
+* the end of a recording: with ``loop`` the server closes the connection (1000) once every stream on
+  it has ended, so a client reconnects and resubscribes as with a real exchange; without it the
+  connection stays open.
+* faults for tests and demos: close after N frames, stall S seconds after N frames, corrupt frame N.
+* ``tls``: wss:// and https:// with a certificate made at start (``tls.py``).
 """
 
 from __future__ import annotations
@@ -29,13 +25,13 @@ import contextlib
 import ctypes
 import dataclasses
 import json
+import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tickrelay.replay import recordings
 from tickrelay.replay.recordings import Recording
 
 
@@ -47,15 +43,19 @@ REPLAY_INSTRUMENTS = {
     "ADA/XBT",
 }
 
+# Server pings (interval s, timeout s) by venue. Binance pings every 20 s and disconnects a client
+# that sends no pong within a minute; Kraken and Coinbase document no server ping (0: none).
+PINGS = {"binance": (20.0, 60.0), "kraken": (0.0, 0.0), "coinbase": (0.0, 0.0)}
 
-def collector_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
+
+def collector_env(port: int, host: str = "127.0.0.1", *, tls: bool = False) -> dict[str, str]:
     """The environment that points collectors at a replay exchange on ``host:port``."""
-    base = f"ws://{host}:{port}"
+    ws, http = ("wss", "https") if tls else ("ws", "http")
     return {
-        "COINBASE_WS_URL": f"{base}/coinbase",
-        "BINANCE_WS_URL": f"{base}/binance",
-        "KRAKEN_WS_URL": f"{base}/kraken",
-        "TICKRELAY_BINANCE_REST_URL": f"http://{host}:{port}/binance",
+        "COINBASE_WS_URL": f"{ws}://{host}:{port}/coinbase",
+        "BINANCE_WS_URL": f"{ws}://{host}:{port}/binance",
+        "KRAKEN_WS_URL": f"{ws}://{host}:{port}/kraken",
+        "TICKRELAY_BINANCE_REST_URL": f"{http}://{host}:{port}/binance",
     }
 
 
@@ -84,44 +84,195 @@ class Faults:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def parse_pings(specs: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """``VENUE=INTERVAL[:TIMEOUT]`` (seconds; interval 0: no server pings) over the venues' defaults."""
+    pings = dict(PINGS)
+    for spec in specs:
+        venue, _, arg = spec.partition("=")
+        interval, _, timeout = arg.partition(":")
+        if venue not in pings or not interval:
+            raise ValueError(
+                f"bad --ping {spec!r} (VENUE=INTERVAL[:TIMEOUT], VENUE one of {', '.join(PINGS)})"
+            )
+        every = float(interval)
+        pings[venue] = (every, float(timeout) if timeout else 3 * every)
+    return pings
+
+
 @dataclasses.dataclass
 class ExchangeStats:
     connections: int = 0
     frames_sent: int = 0
+    requests: int = 0  # client messages answered
+    errors_sent: int = 0  # of which answered with the venue's error
+    pings_sent: int = 0
+    pong_timeouts: int = 0  # clients dropped for leaving a server ping unanswered
+    clients_left: int = 0  # clients gone while frames were being sent to them (normal: no traceback)
+
+
+Route = Callable[[bytes], Hashable | None]  # a frame's subscription key (None: never sent)
+ALWAYS = object()  # a route's answer for frames that go out while the stream owns any key (heartbeats)
+
+
+class Session:
+    """One WebSocket connection: its reader, its server pings, its streams and subscriptions."""
+
+    def __init__(self, exchange: ReplayExchange, ws: web.WebSocketResponse, venue: str) -> None:
+        self.exchange = exchange
+        self.ws = ws
+        self.venue = venue
+        self.subs: dict[Hashable, int] = {}  # subscribed key -> the stream that serves it
+        self._streams: list[asyncio.Task[None]] = []
+        self._last_pong = time.monotonic()
+
+    async def send(self, message: Any) -> None:
+        await self.ws.send_str(json.dumps(message, separators=(",", ":")))
+
+    async def error(self, message: Any) -> None:
+        self.exchange.stats.errors_sent += 1
+        await self.send(message)
+
+    async def serve(self, on_text: Callable[[str], Any]) -> None:
+        """Read the client until it leaves: pings and pongs, closes, and text for ``on_text`` (a
+        coroutine function). Then stop the streams and pings."""
+        interval, limit = self.exchange.pings[self.venue]
+        pinger = asyncio.create_task(self._ping(interval, limit)) if interval > 0 else None
+        try:
+            while True:
+                msg = await self.ws.receive()
+                if msg.type == WSMsgType.TEXT:
+                    self.exchange.stats.requests += 1
+                    await on_text(msg.data)
+                elif msg.type == WSMsgType.PING:
+                    await self.ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    self._last_pong = time.monotonic()
+                elif msg.type in (WSMsgType.CLOSED, WSMsgType.ERROR):  # gone without a close
+                    if not all(t.done() for t in self._streams):
+                        self.exchange.stats.clients_left += 1
+                    break
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING):
+                    break
+        except ConnectionResetError:
+            self.exchange.stats.clients_left += 1
+        finally:
+            await _cancel([*self._streams, *([pinger] if pinger else [])])
+
+    async def _ping(self, interval: float, limit: float) -> None:
+        while not self.ws.closed:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self._last_pong > limit:
+                self.exchange.stats.pong_timeouts += 1
+                await self.ws.close(code=1008, message=b"no pong to the server's pings")
+                return
+            with contextlib.suppress(ConnectionResetError):
+                await self.ws.ping(b"replay")
+                self.exchange.stats.pings_sent += 1
+
+    def stream(
+        self,
+        rec: Recording,
+        route: Route,
+        keys: Iterable[Hashable],
+        transform: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        """Start streaming ``rec``; it serves ``keys`` (taken over from any older stream)."""
+        token = len(self._streams) + 1
+        for key in keys:
+            self.subs[key] = token
+        task = asyncio.create_task(self._run(rec, route, token, transform))
+        self._streams.append(task)
+        task.add_done_callback(self._ended)
+
+    def serves(self, token: int) -> bool:
+        return token in self.subs.values()
+
+    async def _run(
+        self, rec: Recording, route: Route, token: int, transform: Callable[[bytes], bytes] | None
+    ) -> None:
+        ex, ws, subs = self.exchange, self.ws, self.subs
+        f = ex.faults
+        start, first_ns, sent = time.monotonic(), None, 0
+        try:
+            for frame, at_ns in zip(rec.frames, rec.times_ns, strict=True):
+                key = route(frame)
+                if key is None or (subs.get(key) != token if key is not ALWAYS else not self.serves(token)):
+                    continue
+                if ex.rate:
+                    await _until(start + sent / ex.rate)
+                elif ex.speed:
+                    first_ns = at_ns if first_ns is None else first_ns
+                    delay = start + (at_ns - first_ns) / 1e9 / ex.speed - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if key is not ALWAYS and subs.get(key) != token:
+                        continue  # unsubscribed while waiting
+                elif sent % 256 == 255:
+                    await asyncio.sleep(0)
+                if ws.closed:
+                    return
+                sent += 1
+                out = transform(frame) if transform else frame
+                if f.corrupt and sent == f.corrupt:
+                    out = b"\x00corrupted frame\x00"
+                await ws.send_str(out.decode("utf-8", "replace"))
+                ex.stats.frames_sent += 1
+                if f.stall_after and sent == f.stall_after:
+                    await asyncio.sleep(f.stall_s)
+                if f.close_after and sent >= f.close_after:
+                    await ws.close(code=1011, message=b"fault injected: close")
+                    return
+            if ex.speed and not ex.rate and rec.times_ns:  # a stream ends when its recording does,
+                first_ns = rec.times_ns[0] if first_ns is None else first_ns  # even if it sent nothing
+                await asyncio.sleep(start + (rec.times_ns[-1] - first_ns) / 1e9 / ex.speed - time.monotonic())
+        except ConnectionResetError:  # the client left mid-stream: normal, counted
+            ex.stats.clients_left += 1
+            await ws.close()
+
+    def _ended(self, _: asyncio.Task[None]) -> None:
+        """With ``loop``, a connection ends (1000) once every stream on it has ended."""
+        streams = self._streams
+        if self.exchange.loop and not self.ws.closed and all(t.done() and not t.cancelled() for t in streams):
+            self.exchange.spawn(self.ws.close(code=1000, message=b"end of recording: reconnect"))
 
 
 class ReplayExchange:
     """Serve the embedded recordings on ``host:port`` (port 0: any free port; see ``.port``)."""
 
     def __init__(
-        self, *, speed: float = 1.0, rate: float = 0.0, loop: bool = True, faults: Faults = Faults()
+        self,
+        *,
+        speed: float = 1.0,
+        rate: float = 0.0,
+        loop: bool = True,
+        faults: Faults = Faults(),
+        pings: dict[str, tuple[float, float]] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        from tickrelay.replay import binance, coinbase, kraken  # the venues use this module's Session
+
         self.speed = speed
         self.rate = rate
         if rate:
             _fine_timers()
         self.loop = loop
         self.faults = faults
+        self.pings = pings or dict(PINGS)
+        self.tls = tls
         self.stats = ExchangeStats()
         self.port = 0
-        self._closing: set[asyncio.Future[bool]] = set()  # close calls in flight (kept referenced)
+        self._background: set[asyncio.Future[Any]] = set()  # fire-and-forget work (kept referenced)
         self._runner: web.AppRunner | None = None
-        self._coinbase = recordings.load(*recordings.COINBASE)
-        self._binance = recordings.load(*recordings.BINANCE)
-        self._kraken = {name: recordings.load(*spec) for name, spec in recordings.KRAKEN.items()}
-        self._kraken_v2 = recordings.load(*recordings.KRAKEN_V2_BOOK)
+        self._venues = (coinbase.Coinbase(self), binance.Binance(self), kraken.Kraken(self))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
-        app.router.add_get("/coinbase", self._coinbase_ws)
-        app.router.add_get("/binance/stream", self._binance_stream)
-        app.router.add_get("/binance/ws", self._binance_ws)
-        app.router.add_get("/binance/api/v3/depth", self._binance_depth)
-        app.router.add_get("/kraken", self._kraken_ws)
-        app.router.add_get("/kraken/v2", self._kraken_v2_ws)
+        for venue in self._venues:
+            for path, handler in venue.routes().items():
+                app.router.add_get(path, handler)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.tls)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 
@@ -129,239 +280,27 @@ class ReplayExchange:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def url(self, venue: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/{venue}"
+    def url(self, path: str) -> str:
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/{path}"
 
-    # ---- streaming ------------------------------------------------------------------------------
+    def spawn(self, work: Any) -> None:
+        future = asyncio.ensure_future(work)
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
 
-    async def _stream(
-        self,
-        ws: web.WebSocketResponse,
-        rec: Recording,
-        keep: Callable[[bytes], bytes | None],
-        *,
-        last: bool = True,
-    ) -> None:
-        """Send the frames ``keep`` passes (it may transform them), paced, with the configured faults.
-        ``last``: this is the connection's only (or final) stream, so its end may close the connection."""
-        start, first_ns, sent = time.monotonic(), None, 0
-        f = self.faults
-        for frame, at_ns in zip(rec.frames, rec.times_ns, strict=True):
-            out = keep(frame)
-            if out is None:
-                continue
-            if self.rate:
-                await _until(start + sent / self.rate)
-            elif self.speed:
-                first_ns = at_ns if first_ns is None else first_ns
-                delay = start + (at_ns - first_ns) / 1e9 / self.speed - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            elif sent % 256 == 255:
-                await asyncio.sleep(0)
-            sent += 1
-            if f.corrupt and sent == f.corrupt:
-                out = b"\x00corrupted frame\x00"
-            await ws.send_str(out.decode("utf-8", "replace"))
-            self.stats.frames_sent += 1
-            if f.stall_after and sent == f.stall_after:
-                await asyncio.sleep(f.stall_s)
-            if f.close_after and sent >= f.close_after:
-                await ws.close(code=1011, message=b"fault injected: close")
-                return
-        if not last:
-            return
-        if self.loop:
-            await ws.close(code=1000, message=b"end of recording: reconnect to replay it again")
-        else:  # keep the finished connection open until the client leaves
-            async for _ in ws:
-                pass
-
-    async def _open(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 22)
+    async def session(self, request: web.Request, venue: str) -> Session:
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 22)
         await ws.prepare(request)
         self.stats.connections += 1
-        return ws
-
-    def _close_when_done(self, ws: web.WebSocketResponse, tasks: list[asyncio.Task[None]]) -> None:
-        """A connection with several subscriptions ends (when looping) once every recording has ended."""
-        if self.loop and not ws.closed and all(t.done() and not t.cancelled() for t in tasks):
-            closing = asyncio.ensure_future(ws.close(code=1000, message=b"end of recording: reconnect"))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
-
-    async def _first_request(self, request: web.Request) -> tuple[web.WebSocketResponse, Any]:
-        """Open the WebSocket and read the client's subscribe request (None if it sent no text)."""
-        ws = await self._open(request)
-        msg = await ws.receive()
-        return ws, json.loads(msg.data) if msg.type == WSMsgType.TEXT else None
-
-    # ---- Coinbase ----------------------------------------------------------------------------------
-
-    async def _coinbase_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws, sub = await self._first_request(request)
-        if sub is None:
-            return ws
-        products = set(sub.get("product_ids", []))
-        channels = sub.get("channels", [])
-        await ws.send_str(
-            json.dumps(
-                {
-                    "type": "subscriptions",
-                    "channels": [
-                        {"name": c if isinstance(c, str) else c.get("name"), "product_ids": sorted(products)}
-                        for c in channels
-                    ],
-                }
-            )
-        )
-
-        def keep(frame: bytes) -> bytes | None:
-            return frame if recordings.coinbase_product(frame) in products else None
-
-        await self._stream(ws, self._coinbase, keep)
-        return ws
-
-    # ---- Binance -----------------------------------------------------------------------------------
-
-    async def _binance_stream(self, request: web.Request) -> web.WebSocketResponse:
-        streams = set(request.query.get("streams", "").split("/"))
-        ws = await self._open(request)
-        await self._stream(
-            ws, self._binance, lambda f: f if recordings.binance_stream(f) in streams else None
-        )
-        return ws
-
-    async def _binance_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws, sub = await self._first_request(request)
-        if sub is None:
-            return ws
-        streams = set(sub.get("params", []))
-        await ws.send_str(json.dumps({"result": None, "id": sub.get("id")}))
-
-        def raw_event(frame: bytes) -> bytes | None:  # raw streams send the event object alone
-            if recordings.binance_stream(frame) not in streams:
-                return None
-            return frame[frame.index(b'"data":') + 7 : -1]
-
-        await self._stream(ws, self._binance, raw_event)
-        return ws
-
-    async def _binance_depth(self, request: web.Request) -> web.Response:
-        symbol = request.query.get("symbol", "")
-        body = recordings.binance_snapshot(symbol)
-        if body is None:
-            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
-        return web.Response(body=body, content_type="application/json")
-
-    # ---- Kraken ------------------------------------------------------------------------------------
-
-    async def _kraken_v2_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = await self._open(request)
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    break
-                if await _kraken_v2_answer(ws, json.loads(msg.data)) == "book":
-                    tasks.append(
-                        asyncio.create_task(self._stream(ws, self._kraken_v2, lambda f: f, last=False))
-                    )
-                    tasks[-1].add_done_callback(lambda _: self._close_when_done(ws, tasks))
-        finally:
-            await _cancel(tasks)
-        return ws
-
-    async def _kraken_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = await self._open(request)
-        await ws.send_str(self._kraken["trade"].frames[0].decode())  # the recorded systemStatus
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    break
-                sub = json.loads(msg.data)
-                if sub.get("event") == "ping":
-                    await ws.send_str(json.dumps({"event": "pong", "reqid": sub.get("reqid")}))
-                    continue
-                name = sub.get("subscription", {}).get("name")
-                rec = self._kraken.get(name)
-                if sub.get("event") != "subscribe" or rec is None:
-                    await ws.send_str(
-                        json.dumps(
-                            {
-                                "event": "subscriptionStatus",
-                                "status": "error",
-                                "errorMessage": f"Subscription name invalid: {name}",
-                            }
-                        )
-                    )
-                    continue
-                pairs = set(sub.get("pair", []))
-                for frame in rec.frames:  # the recorded acks, with the recorded channel ids
-                    if b'"subscriptionStatus"' in frame and json.loads(frame).get("pair") in pairs:
-                        await ws.send_str(frame.decode())
-                tasks.append(asyncio.create_task(self._stream(ws, rec, _kraken_keep(pairs), last=False)))
-                tasks[-1].add_done_callback(lambda _: self._close_when_done(ws, tasks))
-        finally:
-            await _cancel(tasks)
-        return ws
-
-
-async def _kraken_v2_answer(ws: web.WebSocketResponse, sub: dict[str, object]) -> str | None:
-    """Acknowledge one v2 subscribe; returns the channel to stream ("book"), or None."""
-    params = sub.get("params")
-    channel = params.get("channel") if isinstance(params, dict) else None
-    if sub.get("method") != "subscribe" or channel not in ("book", "instrument"):
-        await ws.send_str(
-            json.dumps(
-                {
-                    "method": sub.get("method"),
-                    "success": False,
-                    "error": f"Channel not supported: {channel}",
-                    "req_id": sub.get("req_id"),
-                }
-            )
-        )
-        return None
-    await ws.send_str(
-        json.dumps(
-            {
-                "method": "subscribe",
-                "result": {"channel": channel},
-                "success": True,
-                "req_id": sub.get("req_id"),
-            }
-        )
-    )
-    if channel == "instrument":
-        pairs = [
-            {"symbol": s, "price_precision": p, "qty_precision": q}
-            for s, (p, q) in recordings.KRAKEN_V2_INSTRUMENTS.items()
-        ]
-        await ws.send_str(
-            json.dumps({"channel": "instrument", "type": "snapshot", "data": {"assets": [], "pairs": pairs}})
-        )
-        return None
-    return "book"
+        return Session(self, ws, venue)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    """Stop a connection's streaming tasks (the client left or the server stops)."""
+    """Stop a connection's tasks (the client left or the server stops)."""
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def _kraken_keep(pairs: set[str]) -> Callable[[bytes], bytes | None]:
-    def keep(frame: bytes) -> bytes | None:
-        route = recordings.kraken_route(frame)
-        if route is None:
-            return frame if b'"heartbeat"' in frame else None
-        return frame if route[1] in pairs else None
-
-    return keep
 
 
 SLEEP_OVERHEAD_S = 40e-6  # time.sleep(d) returns about this late here, with the timer slack at 1 ns

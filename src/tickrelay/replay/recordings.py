@@ -7,6 +7,7 @@ recorder kept it, the local receive time of each frame. Pure apart from reading 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import gzip
 import json
 import re
@@ -22,7 +23,7 @@ _DATA = "tickrelay.data"
 class Recording:
     name: str
     frames: tuple[bytes, ...]
-    times_ns: tuple[int, ...]  # receive time per frame (a 1 ms grid when the recording has none)
+    times_ns: tuple[int, ...]  # receive time per frame, else its exchange time (exchange_times_ns)
 
 
 def _read(path: str) -> bytes:
@@ -33,7 +34,7 @@ def load(stem: str, times: str | None) -> Recording:
     """``stem``: path under data/recordings without ``.jsonl``; ``times``: the sidecar's suffix."""
     frames = tuple(_read(stem + ".jsonl").splitlines())
     if times is None:
-        stamps = tuple(i * 1_000_000 for i in range(len(frames)))
+        stamps = exchange_times_ns(frames)
     else:
         lines = _read(stem + times).decode().split()
         stamps = tuple(int(t) if times.endswith("_ns.txt") else seconds_text_to_ns(t) for t in lines)
@@ -56,9 +57,16 @@ KRAKEN_V2_BOOK = ("kraken/v2/python-kraken-sdk_2023-07-30_book-10_BTC-USD", None
 KRAKEN_V2_INSTRUMENTS = {"BTC/USD": (1, 8)}
 BINANCE_SNAPSHOTS = {"BTCUSDT": BINANCE[0] + ".rest-depth-snapshot.json"}
 KRAKEN = {
-    "book": ("kraken/v1/python-kraken-sdk_2023-08-30_book-10_XBT-USD", None),
     "trade": ("kraken/v1/cryptofeed_2021-04-17_trade_10-pairs", ".recv_ts.txt"),
     "ticker": ("kraken/v1/cryptofeed_2021-04-17_ticker_10-pairs", ".recv_ts.txt"),
+}
+KRAKEN_PAIRS_V1 = (  # every pair of the v1 recordings
+    "XBT/USD", "WAVES/EUR", "XMR/USD", "KSM/XBT", "GRT/ETH", "SC/EUR",
+    "ETH/CHF", "OCEAN/XBT", "OMG/USD", "XBT/CHF", "ADA/XBT",
+)  # fmt: skip
+KRAKEN_BOOKS = {  # by subscribed depth
+    10: ("kraken/v1/python-kraken-sdk_2023-08-30_book-10_XBT-USD", None),
+    1000: ("kraken/v1/cryptofeed_2021-04-17_book-1000_10-pairs", ".recv_ts.txt"),
 }
 
 
@@ -66,6 +74,38 @@ def binance_snapshot(symbol: str) -> bytes | None:
     """The recorded REST depth body for ``symbol``, or None."""
     stem = BINANCE_SNAPSHOTS.get(symbol.upper())
     return _read(stem) if stem else None
+
+
+_KRAKEN_LEVEL_TS = re.compile(rb'\["[0-9.]+","[0-9.]+","([0-9]+\.[0-9]+)"')  # v1 book levels, trades
+_V2_TS = re.compile(rb'"timestamp":"([^"]+)"')
+_BINANCE_E = re.compile(rb'"E":([0-9]+)')
+
+
+def exchange_times_ns(frames: tuple[bytes, ...]) -> tuple[int, ...]:
+    """Each frame's time by the exchange's own clock, for recordings without receive times: the latest
+    Kraken v1 level or trade timestamp in it, a Kraken v2 ``timestamp``, or Binance's event time ``E``.
+    A frame without one (an event, a heartbeat, a snapshot) takes the time of the frame before it
+    (the first ones, the first time found); the times never go back. None found: a 1 ms grid."""
+    found: list[int | None] = []
+    for frame in frames:
+        v1 = _KRAKEN_LEVEL_TS.findall(frame)
+        if v1:
+            found.append(max(seconds_text_to_ns(t.decode()) for t in v1))
+        elif m := _V2_TS.search(frame):
+            at = datetime.datetime.fromisoformat(m.group(1).decode().replace("Z", "+00:00"))
+            found.append(int(at.timestamp()) * 10**9 + at.microsecond * 1000)
+        elif m := _BINANCE_E.search(frame):
+            found.append(int(m.group(1)) * 1_000_000)
+        else:
+            found.append(None)
+    known = [t for t in found if t is not None]
+    if not known:
+        return tuple(i * 1_000_000 for i in range(len(frames)))
+    out, last = [], known[0]
+    for t in found:
+        last = max(last, t) if t is not None else last
+        out.append(last)
+    return tuple(out)
 
 
 _PRODUCT = re.compile(rb'"product_id":"([^"]+)"')

@@ -1,0 +1,178 @@
+"""The replay exchange's Kraken: WebSocket v1 (``/kraken``), v2 (``/kraken/v2``, in ``kraken_v2.py``) and
+REST ``AssetPairs``. Each shape is cited in docs/replay-exchange.md.
+
+v1: the recorded ``systemStatus`` on connect; ``subscribe`` / ``unsubscribe`` answered with one
+``subscriptionStatus`` per pair (``reqid`` echoed; the recorded channel ids where the recording has
+them); ``ping`` -> ``pong``. A pair the replay has no recording of gets ``Currency pair not supported``,
+an unknown subscription name ``Subscription name invalid``, a depth Kraken does not offer (or a book the
+replay has not recorded at that depth) ``Subscription depth not supported``, text that is not JSON the
+``error`` event. A known pair on a channel its recordings lack (XBT/USD trades) is acked and stays
+quiet, as a quiet market would. Every subscribe starts its recording from the start (a book from its
+snapshot); data flows only while the (channel, pair) stays subscribed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import web
+
+from tickrelay.replay import recordings
+from tickrelay.replay.exchange import ALWAYS, ReplayExchange, Session
+from tickrelay.replay.kraken_v2 import KrakenV2
+from tickrelay.replay.recordings import Recording
+
+
+NAMES = ("book", "ticker", "trade", "spread", "ohlc")  # the public channels
+DEPTHS = (10, 25, 100, 500, 1000)
+_ASSET_CODES = {"XBT": "XXBT", "ETH": "XETH", "XMR": "XXMR", "USD": "ZUSD", "EUR": "ZEUR", "GBP": "ZGBP"}
+_DECIMALS = re.compile(rb'\["\d+\.(\d+)","\d+\.(\d+)"')
+
+
+def route(frame: bytes) -> Any:
+    """A v1 frame's key: (channel name, pair) for data, ALWAYS for heartbeats, None for events."""
+    if frame == b'{"event":"heartbeat"}':
+        return ALWAYS
+    found = recordings.kraken_route(frame)
+    return None if found is None else (found[0].split("-")[0], found[1])
+
+
+class Kraken:
+    def __init__(self, exchange: ReplayExchange) -> None:
+        self.exchange = exchange
+        self.v2 = KrakenV2(exchange)
+        self.recs = {name: recordings.load(*spec) for name, spec in recordings.KRAKEN.items()}
+        self.books = {depth: recordings.load(*spec) for depth, spec in recordings.KRAKEN_BOOKS.items()}
+        self.status = self.recs["trade"].frames[0].decode()  # the recorded systemStatus
+        self.channel_ids: dict[tuple[str, str], int] = {}
+        self.book_pairs: dict[int, set[str]] = defaultdict(set)  # depth -> pairs with a book there
+        self.decimals: dict[
+            str, tuple[int, int]
+        ] = {}  # pair -> decimal places its book's prices, volumes use
+        for name, rec in [*self.recs.items(), *(("book", r) for r in self.books.values())]:
+            for frame in rec.frames:
+                if b'"subscriptionStatus"' in frame:
+                    ack = json.loads(frame)
+                    self.channel_ids[(name, ack["pair"])] = ack["channelID"]
+                    if name == "book":
+                        self.book_pairs[ack["subscription"]["depth"]].add(ack["pair"])
+                elif name == "book" and isinstance(key := route(frame), tuple):
+                    price, volume = self.decimals.get(key[1], (0, 0))
+                    for p, v in _DECIMALS.findall(frame):  # the places its prices and volumes use
+                        price, volume = max(price, len(p.rstrip(b"0"))), max(volume, len(v.rstrip(b"0")))
+                    self.decimals[key[1]] = (price, volume)
+        self.pairs = sorted({pair for _, pair in self.channel_ids})
+
+    def _channel_id(self, name: str, pair: str) -> int:
+        """The recorded channel id, else one no recording uses (the recorded ids are below 10,000)."""
+        found = self.channel_ids.get((name, pair))
+        return found if found is not None else 10_000 + NAMES.index(name) * 100 + self.pairs.index(pair)
+
+    def routes(self) -> dict[str, Any]:
+        return {
+            "/kraken": self._ws,
+            "/kraken/v2": self.v2.ws,
+            "/kraken/0/public/AssetPairs": self._asset_pairs,
+        }
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        session = await self.exchange.session(request, "kraken")
+        await session.ws.send_str(self.status)
+
+        async def on_text(text: str) -> None:
+            try:
+                req = json.loads(text)
+            except ValueError:
+                await session.error({"errorMessage": "Malformed request", "event": "error"})
+                return
+            event = req.get("event") if isinstance(req, dict) else None
+            reqid = {"reqid": req["reqid"]} if isinstance(req, dict) and "reqid" in req else {}
+            if event == "ping":
+                await session.send({"event": "pong", **reqid})
+            elif event in ("subscribe", "unsubscribe"):
+                await self._subscription(session, req, event, reqid)
+            else:
+                await session.error({"errorMessage": f"Unsupported event {event}", "event": "error", **reqid})
+
+        await session.serve(on_text)
+        return session.ws
+
+    async def _subscription(
+        self, session: Session, req: dict[str, Any], event: str, reqid: dict[str, Any]
+    ) -> None:
+        sub = req.get("subscription")
+        name = sub.get("name") if isinstance(sub, dict) else None
+        pairs = req.get("pair")
+        base: dict[str, Any] = {"event": "subscriptionStatus", **reqid}
+        if name not in NAMES or not isinstance(sub, dict):
+            await session.error({**base, "errorMessage": "Subscription name invalid", "status": "error"})
+            return
+        depth = sub.get("depth", 10) if name == "book" else None
+        shown = {"name": name, **({"depth": depth} if depth is not None else {})}
+        channel = f"book-{depth}" if name == "book" else name
+        if not isinstance(pairs, list) or not pairs:
+            await session.error(
+                {**base, "errorMessage": "Pair(s) not found", "status": "error", "subscription": shown}
+            )
+            return
+        start: list[str] = []
+        for pair in pairs:
+            head = {**base, "pair": pair, "subscription": shown}
+            if pair not in self.pairs:
+                await session.error(
+                    {**head, "errorMessage": f"Currency pair not supported {pair}", "status": "error"}
+                )
+            elif depth is not None and (depth not in DEPTHS or pair not in self.book_pairs.get(depth, ())):
+                await session.error(
+                    {**head, "errorMessage": "Subscription depth not supported", "status": "error"}
+                )
+            elif event == "unsubscribe" and session.subs.pop((name, pair), None) is None:
+                await session.error({**head, "errorMessage": "Subscription Not Found", "status": "error"})
+            else:
+                ack = {"channelID": self._channel_id(name, pair), "channelName": channel, **head}
+                await session.send(dict(sorted({**ack, "status": f"{event}d"}.items())))
+                start.append(pair)
+        if event == "subscribe" and start:
+            rec: Recording | None = self.books[depth] if depth is not None else self.recs.get(name)
+            if rec is not None:
+                session.stream(rec, route, [(name, p) for p in start])
+            else:  # a channel with no recording: acked, quiet
+                session.subs.update({(name, p): 0 for p in start})
+
+    async def _asset_pairs(self, request: web.Request) -> web.Response:
+        asked = request.query.get("pair")
+        by_alt = {p.replace("/", ""): p for p in self.pairs}
+        wanted = self.pairs
+        if asked:
+            names = asked.split(",")
+            if any(n not in by_alt and n not in self.pairs for n in names):
+                return web.json_response({"error": ["EQuery:Unknown asset pair"]})
+            wanted = [by_alt.get(n, n) for n in names]
+        return web.json_response({"error": [], "result": dict(self._asset_pair(p) for p in wanted)})
+
+    def _asset_pair(self, pair: str) -> tuple[str, dict[str, Any]]:
+        base, quote = pair.split("/")
+        b, q = _ASSET_CODES.get(base, base), _ASSET_CODES.get(quote, quote)
+        key = b + q if b != base and q != quote else base + quote
+        price_dp, lot_dp = self.decimals.get(pair, (5, 8))
+        return key, {
+            "altname": base + quote,
+            "wsname": pair,
+            "aclass_base": "currency",
+            "base": b,
+            "aclass_quote": "currency",
+            "quote": q,
+            "lot": "unit",
+            "cost_decimals": price_dp,
+            "pair_decimals": price_dp,
+            "lot_decimals": lot_dp,
+            "lot_multiplier": 1,
+            "fees": [[0, 0.26]],
+            "fees_maker": [[0, 0.16]],
+            "fee_volume_currency": "ZUSD",
+            "tick_size": f"{10**-price_dp:.{price_dp}f}",
+            "status": "online",
+        }
