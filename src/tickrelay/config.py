@@ -42,6 +42,23 @@ KEYS: tuple[Key, ...] = (
         env="RELAY_SOCKET_PATH",
     ),
     Key("relay.checksums", bool, True, "verify CRCs of market-data publishers (signal/execution always do)"),
+    Key(
+        "relay.allowed_users",
+        list,
+        [],
+        "users besides you trusted to own a socket directory and run a relay (names or uids)",
+    ),
+    Key(
+        "relay.max_connections", int, 1000, "connections a relay serves at once; more are refused", minimum=1
+    ),
+    Key("relay.hello_timeout_s", float, 5.0, "a connection must send its Hello within this", minimum=0.01),
+    Key(
+        "relay.message_timeout_s",
+        float,
+        10.0,
+        "a message a publisher has begun must be complete within this",
+        minimum=0.01,
+    ),
     Key("coinbase.enabled", bool, True, "run the Coinbase collector"),
     Key("coinbase.products", list, ["BTC-USD", "ETH-USD"], "Coinbase product ids", env="COINBASE_PRODUCTS"),
     Key(
@@ -227,7 +244,7 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
         if not isinstance(items, Sequence) or not all(isinstance(i, str) for i in items):
             raise ConfigError(f"{where}: `{key.name}` must be a list of strings, not {value!r}")
         value = [i.strip() for i in items if i.strip()]
-        if not value:
+        if not value and key.default:  # a list that may be empty has the empty default
             raise ConfigError(f"{where}: `{key.name}` must name at least one")
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):

@@ -71,3 +71,8 @@ class ConfigError(TickrelayError):
 
 class RelayError(TickrelayError):
     """The relay refused or cut off this client; the message says why."""
+
+
+class UnsafeSocket(TickrelayError):
+    """A socket whose directory another user could write or owns, a file in the way, or a peer of an
+    untrusted user: refuse to bind or connect; the message says what to fix."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.relay.conftest import FIXTURES, message, normalize, start_relay, until
+from tests.relay.conftest import FIXTURES, ME, message, normalize, start_relay, until
+from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Decoder, Message
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Gap, Subscription
@@ -169,3 +172,43 @@ def test_publish_rejects_a_bad_file(tmp_path: Path, bad: bytes) -> None:
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
+
+
+async def test_publish_across_a_relay_restart_says_how_many_were_lost_and_why(tmp_path: Path) -> None:
+    stream = tmp_path / "in.v2"
+    total = 4000
+    stream.write_bytes(b"".join(message(i) for i in range(total)))
+    path = tmp_path / "md.sock"
+    relay = start_relay(path)
+    sub = Subscription(path, reconnect=False)
+    seen = 0
+
+    async def watch() -> None:
+        nonlocal seen
+        with contextlib.suppress(RelayError):
+            async for item in sub:
+                seen += isinstance(item, Message)
+
+    watcher = asyncio.create_task(watch())
+    publish = await asyncio.create_subprocess_exec(
+        *ME, "publish", "--socket", str(path), "--rate", "2000", str(stream), stderr=subprocess.PIPE
+    )
+    await until(lambda: seen >= 1000, 20)  # under way
+    relay.send_signal(signal.SIGKILL)
+    relay.wait()
+    await watcher
+    relay = start_relay(path)
+    _, err = await asyncio.wait_for(publish.communicate(), 30)
+    assert publish.returncode == 1
+    said = re.fullmatch(
+        r"tickrelay publish: (\d+) messages taken by the relay \(stream id \d+\); (\d+) of the (\d+) sent "
+        r"were lost: (\d+) written to a relay that went away before confirming them \(1 reconnect\)\n",
+        err.decode(),
+    )
+    assert said, err
+    taken, lost, sent, written_away = map(int, said.groups())
+    assert sent == total
+    assert taken + lost == total
+    assert seen <= lost == written_away < total - seen  # the old relay routed `seen` before it died
+    relay.send_signal(signal.SIGTERM)
+    assert relay.wait(5) == 0

@@ -9,10 +9,11 @@ import sys
 import time
 
 from tickrelay import runtime
+from tickrelay.commands.config import read_settings
 from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Decoder, Source
-from tickrelay.transport.output import RelayOutput
-from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
+from tickrelay.transport.output import OutputStats, RelayOutput
+from tickrelay.transport.paths import DOMAIN_NAMES, allowed_uids, socket_path
 
 
 HELP = "publish a Protocol V2 stream file as one publisher stream; exit once the relay has it all"
@@ -37,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
+    allowed = allowed_uids(read_settings(None, {})["relay.allowed_users"])
     data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()  # noqa: SIM115
     decoder = Decoder()
     decoder.feed(data)
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     async def main(stop: asyncio.Event) -> int:
-        out = RelayOutput(path, source=args.source, domain=domain, name="publish")
+        out = RelayOutput(path, source=args.source, domain=domain, name="publish", allowed_uids=allowed)
         out.start()
         try:
             await out.wait_connected(args.connect_timeout)
@@ -68,10 +70,29 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0)  # let the loop flush: the batch is one iteration's messages
         taken = await out.sync()
         await out.close()
-        print(
-            f"tickrelay publish: {taken} messages taken by the relay (stream id {out.stream_id})",
-            file=sys.stderr,
-        )
+        print(f"tickrelay publish: {taken} messages taken by the relay (stream id {out.stream_id})"
+              + _losses(out.stats, taken), file=sys.stderr)  # fmt: skip
         return 0 if taken == len(messages) and not out.stats.dropped else 1
 
     return runtime.run(main)
+
+
+def _losses(stats: OutputStats, taken: int) -> str:
+    """What was sent and never reached the relay now running, and why ("" when nothing was lost).
+
+    ``taken`` is the running relay's count for this connection, so after a restart everything written
+    to the relay that went away is missing from it: that relay may have delivered part of it before it
+    died, but nothing confirmed it, and its subscribers see the gap in the stream's counters.
+    """
+    lost = stats.sent - taken
+    if not lost:
+        return ""
+    why = []
+    if lost > stats.dropped:
+        why.append(
+            f"{lost - stats.dropped} written to a relay that went away before confirming them "
+            f"({stats.reconnects} reconnect{'s' if stats.reconnects != 1 else ''})"
+        )
+    if stats.dropped:
+        why.append(f"{stats.dropped} dropped from the full output buffer while no relay took them")
+    return f"; {lost} of the {stats.sent} sent were lost: " + ", ".join(why)

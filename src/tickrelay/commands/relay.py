@@ -8,9 +8,10 @@ import os
 import sys
 
 from tickrelay import metrics, runtime
+from tickrelay.commands.config import read_settings
 from tickrelay.protocol.link import Overflow
 from tickrelay.relay.server import DEFAULT_SUBSCRIBER_BUFFER, Relay, RelaySettings
-from tickrelay.transport.paths import DOMAIN_NAMES, runtime_dir, socket_path
+from tickrelay.transport.paths import DOMAIN_NAMES, allowed_uids, runtime_dir, socket_path
 
 
 HELP = "run the relay of one domain: publishers in, filtered fan-out to subscribers"
@@ -44,16 +45,51 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port", type=int, default=0, metavar="N", help="serve Prometheus metrics here (0: off)"
     )
+    parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
+    parser.add_argument(
+        "--max-connections", type=int, metavar="N", help="connections served at once (relay.max_connections)"
+    )
+    parser.add_argument(
+        "--hello-timeout",
+        type=float,
+        metavar="S",
+        help="a connection must send its Hello within S seconds (relay.hello_timeout_s)",
+    )
+    parser.add_argument(
+        "--message-timeout",
+        type=float,
+        metavar="S",
+        help="a message begun must be complete within S seconds (relay.message_timeout_s)",
+    )
+    parser.add_argument(
+        "--allowed-user",
+        action="append",
+        metavar="USER",
+        help="a user besides you who may own the socket directory (repeatable; relay.allowed_users)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
+    config = read_settings(
+        args.config,
+        {
+            "relay.max_connections": args.max_connections,
+            "relay.hello_timeout_s": args.hello_timeout,
+            "relay.message_timeout_s": args.message_timeout,
+            "relay.allowed_users": args.allowed_user,
+        },
+    )
     settings = RelaySettings(
         domain=domain,
         verify_checksums=not args.no_checksum,
         subscriber_buffer=args.subscriber_buffer,
         default_overflow=Overflow[args.overflow.upper()],
+        max_connections=config["relay.max_connections"],
+        hello_timeout_s=config["relay.hello_timeout_s"],
+        message_timeout_s=config["relay.message_timeout_s"],
+        allowed_uids=allowed_uids(config["relay.allowed_users"]),
     )
 
     async def main(stop: asyncio.Event) -> int:

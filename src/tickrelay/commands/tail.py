@@ -10,6 +10,7 @@ import sys
 from typing import TextIO
 
 from tickrelay import runtime
+from tickrelay.commands.config import read_settings
 from tickrelay.commands.decode import message_json
 from tickrelay.protocol.codec import Message, split_sequence
 from tickrelay.protocol.fixed import format_fixed8
@@ -24,7 +25,7 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import VenueId, symbol_for, venue_name
 from tickrelay.relay.fanout import Filter
-from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
+from tickrelay.transport.paths import DOMAIN_NAMES, allowed_uids, socket_path
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
@@ -112,13 +113,14 @@ def print_message(message: Message, names: Names, out: TextIO) -> None:
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
+    allowed = allowed_uids(read_settings(None, {})["relay.allowed_users"])
     flt = Filter(
         frozenset(_TYPE_NAMES[t] for t in args.type), frozenset(VenueId[v.upper()] for v in args.venue)
     )
 
     async def main(stop: asyncio.Event) -> int:
         names, seen = Names(), 0
-        subscription = Subscription(path, domain=domain, filter=flt, name="tail")
+        subscription = Subscription(path, domain=domain, filter=flt, name="tail", allowed_uids=allowed)
         items = aiter(subscription)
         while not stop.is_set():
             next_item = asyncio.ensure_future(anext(items))

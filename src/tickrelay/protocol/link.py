@@ -48,7 +48,7 @@ class Role(enum.IntEnum):
 
 class Overflow(enum.IntEnum):
     DROP = 1  # drop what does not fit, count it, tell the subscriber (Dropped) before the next message
-    DISCONNECT = 2  # close the subscriber's connection with RelayError OVERFLOW
+    DISCONNECT = 2  # abort the subscriber's connection (its queue is discarded) and count it once
 
 
 class ErrorCode(enum.IntEnum):
@@ -61,6 +61,8 @@ class ErrorCode(enum.IntEnum):
     NOT_ALLOWED = 7  # a subscriber sent data, or a publisher sent a control message it may not
     SHUTDOWN = 8
     OVERFLOW = 9
+    LIMIT = 10  # the relay has as many connections as it serves
+    TIMEOUT = 11  # no Hello in time, or a message begun and not completed in time
 
 
 class Hello(NamedTuple):

@@ -8,6 +8,12 @@ and nothing after it. Routing never waits: each subscriber's asyncio transport b
 buffer; what does not fit is dropped and counted (overflow "drop", the subscriber gets a Dropped
 message before its next delivery) or ends the connection (overflow "disconnect"). Whole-stream
 subscribers get each validated run in one write; filtered ones get the messages that match.
+
+Limits. Before its Hello a connection may send one message of at most ``HELLO_MAX_PAYLOAD`` bytes,
+and must do so within ``hello_timeout_s``; a message begun must be complete within
+``message_timeout_s``; at most ``max_connections`` are open at once. Each breach is refused with one
+RelayError, counted under ``rejected`` by reason, and closed. An overflowing "disconnect" subscriber
+is aborted at once: its queue is discarded, not drained.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import itertools
 import json
 import os
 import socket
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +39,7 @@ from tickrelay.errors import (
     PayloadTooLarge,
     ProtocolError,
     RelayError,
+    UnsafeSocket,
 )
 from tickrelay.protocol.codec import (
     DEFAULT_MAX_PAYLOAD,
@@ -63,10 +71,12 @@ from tickrelay.protocol.link import (
 )
 from tickrelay.protocol.messages import Dropped
 from tickrelay.relay.fanout import Filter, iter_messages, select
+from tickrelay.transport.paths import check_socket_dir
 
 
 DEFAULT_SUBSCRIBER_BUFFER = 16 << 20  # bytes a subscriber may have queued before overflow applies
 MAX_BATCH_PAYLOAD = 8 << 20
+HELLO_MAX_PAYLOAD = 64 << 10  # a Hello naming 8k instruments; all a connection may send before its Hello
 _ERROR_CODES = {BadDomain: ErrorCode.WRONG_DOMAIN, PayloadTooLarge: ErrorCode.TOO_LARGE,
                 ChecksumMismatch: ErrorCode.CHECKSUM}  # fmt: skip
 
@@ -78,6 +88,10 @@ class RelaySettings:
     max_payload: int = DEFAULT_MAX_PAYLOAD
     subscriber_buffer: int = DEFAULT_SUBSCRIBER_BUFFER
     default_overflow: Overflow = Overflow.DROP
+    max_connections: int = 1000
+    hello_timeout_s: float = 5.0
+    message_timeout_s: float = 10.0  # a message begun must be complete within this
+    allowed_uids: frozenset[int] = frozenset()  # besides our own: who may own the socket directory
 
 
 @dataclasses.dataclass(eq=False)
@@ -135,16 +149,47 @@ class Relay:
         self.rejected: Counter[str] = Counter()
         self.started_ns = time.time_ns()
         self.departed: Counter[str] = Counter()  # totals of clients gone (metrics stay monotonic)
+        self.connections: set[_Connection] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        """Bind the socket (removing a stale one; refusing if a relay is live there) and serve."""
-        _claim(self.path)
+        """Bind the socket (removing a stale one of ours; refusing if a relay is live there, or the
+        directory or the path is not safe: see transport/paths.py) and serve."""
+        _claim(self.path, self.settings.allowed_uids)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        umask = os.umask(0o117)  # the socket is born 0660: there is no moment with a wider mode
+        try:
+            sock.bind(str(self.path))
+        except OSError as exc:
+            sock.close()
+            raise RelayError(f"cannot bind {self.path}: {exc.strerror}") from None
+        finally:
+            os.umask(umask)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(lambda: _Connection(self), str(self.path))
-        self.path.chmod(0o660)
+        self._server = await loop.create_unix_server(lambda: _Connection(self), sock=sock)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Refuse the connections past their handshake or message deadline; runs four times a deadline."""
+        s, now = self.settings, time.monotonic()
+        for conn in list(self.connections):
+            client = conn.client
+            if client.transport.is_closing():
+                continue
+            if client.role is None and now - conn.opened > s.hello_timeout_s:
+                self._refuse(client, ErrorCode.TIMEOUT, f"no Hello within {s.hello_timeout_s:g} s",
+                             "handshake_timeout")  # fmt: skip
+            elif conn.partial_since and now - conn.partial_since > s.message_timeout_s:
+                reason = f"{conn.decoder.buffered} bytes of a message not completed within "
+                reason += f"{s.message_timeout_s:g} s"
+                self._refuse(client, ErrorCode.TIMEOUT, reason, "stalled_message")
+        period = min(1.0, max(0.01, min(s.hello_timeout_s, s.message_timeout_s) / 4))
+        self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep)
 
     async def stop(self, drain_s: float = 2.0) -> None:
         """Stop accepting, let subscribers take what is queued (``drain_s`` at most), close, unlink."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         deadline = time.monotonic() + drain_s
@@ -188,6 +233,8 @@ class Relay:
         """Queue ``n`` messages for ``sub``: first a Dropped notice per stream for what it lost since its
         last delivery, then the whole messages that fit its buffer; the rest is dropped and counted."""
         transport = sub.transport
+        if transport.is_closing():
+            return  # cut off by overflow: it leaves the routing lists when its connection is lost
         queued = transport.get_write_buffer_size()
         notices = b"".join(
             encode_events(
@@ -200,9 +247,8 @@ class Relay:
         if kept < n:
             if sub.overflow == Overflow.DISCONNECT:
                 sub.dropped += n
-                self._refuse(
-                    sub, ErrorCode.OVERFLOW, f"buffer of {sub.buffer_bytes} bytes overflowed", "overflow"
-                )
+                self.rejected["overflow"] += 1
+                transport.abort()  # discards the queue: no error message could get past it anyway
                 return
             sub.dropped += n - kept
             if not kept:
@@ -291,6 +337,7 @@ class Relay:
         self.route(body, count, client.source, client.stream_id)
 
     def _refuse(self, client: _Client, code: int, reason: str, counter: str) -> None:
+        """Count ``counter``, tell the client why (one RelayError) and close."""
         self.rejected[counter] += 1
         with contextlib.suppress(Exception):
             client.transport.write(encode_control(RelayErrorMsg(code, reason)))
@@ -352,44 +399,72 @@ class _Refusal(Exception):
 
 
 class _Connection(asyncio.Protocol):
+    client: _Client
+
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
-        self.client: _Client | None = None
-        s = relay.settings
-        self.decoder = Decoder(
-            max_payload=max(s.max_payload, MAX_BATCH_PAYLOAD), verify_checksum=relay._verify
-        )
+        self.decoder = Decoder(max_payload=HELLO_MAX_PAYLOAD)  # until the Hello: one small message
+        self.opened = time.monotonic()
+        self.partial_since = 0.0  # monotonic time the message now buffered in part began (0: none)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
-        self.client = _Client(next(self.relay._ids), cast(asyncio.Transport, transport))
+        relay = self.relay
+        self.client = _Client(next(relay._ids), cast(asyncio.Transport, transport))
+        limit = relay.settings.max_connections
+        if len(relay.connections) >= limit:
+            relay._refuse(self.client, ErrorCode.LIMIT, f"the relay serves at most {limit} connections",
+                          "too_many_connections")  # fmt: skip
+            return
+        relay.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         client, relay = self.client, self.relay
-        assert client is not None
         if client.transport.is_closing():
             return
         self.decoder.feed(data)
+        taken = False
         try:
             while (message := self.decoder.next_message()) is not None:
+                taken = True
                 if client.role is None:
                     control = decode_control(message) if message.header.flags & FLAG_CONTROL else None
                     if not isinstance(control, Hello):
                         raise _Refusal(ErrorCode.BAD_HANDSHAKE, "the first message must be a Hello")
                     relay.handshake(client, control)
+                    self._after_hello()
                 elif client.role == Role.PUBLISHER:
                     relay.publish(client, message)
                 else:
                     raise _Refusal(ErrorCode.NOT_ALLOWED, "subscribers cannot publish")
         except _Refusal as exc:
             relay._refuse(client, exc.code, str(exc), ErrorCode(exc.code).name.lower())
+        except PayloadTooLarge as exc:
+            if client.role is None:
+                reason = f"before its Hello a connection may send one message of {HELLO_MAX_PAYLOAD} bytes"
+                relay._refuse(client, ErrorCode.TOO_LARGE, f"{reason} at most: {exc}", "handshake_too_large")
+            else:
+                relay._refuse(client, ErrorCode.TOO_LARGE, f"PayloadTooLarge: {exc}", "too_large")
         except ProtocolError as exc:
             code = next((c for t, c in _ERROR_CODES.items() if isinstance(exc, t)), ErrorCode.PROTOCOL)
             relay._refuse(client, code, f"{type(exc).__name__}: {exc}", ErrorCode(code).name.lower())
+        if not self.decoder.buffered:
+            self.partial_since = 0.0
+        elif taken or not self.partial_since:
+            self.partial_since = time.monotonic()
+
+    def _after_hello(self) -> None:
+        """Past the handshake: the full message limits apply to what follows."""
+        s = self.relay.settings
+        rest = self.decoder.take_buffered()
+        self.decoder = Decoder(
+            max_payload=max(s.max_payload, MAX_BATCH_PAYLOAD), verify_checksum=self.relay._verify
+        )
+        self.decoder.feed(rest)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.client is not None:
-            self.relay.drop(self.client)
+        self.relay.connections.discard(self)
+        self.relay.drop(self.client)
 
 
 def _prefix(run: bytes | memoryview, room: int) -> tuple[int, int]:
@@ -403,18 +478,35 @@ def _prefix(run: bytes | memoryview, room: int) -> tuple[int, int]:
     return size, kept
 
 
-def _claim(path: Path) -> None:
-    """Make ``path`` free for a new relay: remove a stale socket, refuse a live one."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists() and not path.is_symlink():
+def _claim(path: Path, allowed: frozenset[int]) -> None:
+    """Make ``path`` free for a new relay: its directory must be safe (made 0700 if missing); a socket
+    of ours that nobody answers on is a dead relay's and is removed; anything else there is an error.
+
+    Raises:
+        UnsafeSocket: the directory is not safe, or something other than our own socket is in the way.
+        RelayError: a relay is listening there.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UnsafeSocket(f"cannot make the socket directory {path.parent}: {exc.strerror}") from None
+    check_socket_dir(path, allowed)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UnsafeSocket(f"{path} exists and is not a socket; move it away or choose another --socket")
+    if st.st_uid != os.geteuid():
+        raise UnsafeSocket(f"{path} is a socket of uid {st.st_uid}, not ours; remove it or choose another "
+                           "--socket")  # fmt: skip
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))
     except OSError as exc:
-        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+        if exc.errno != errno.ECONNREFUSED:
             raise RelayError(f"cannot check {path}: {exc.strerror}") from None
-        path.unlink(missing_ok=True)  # a dead relay's socket
+        path.unlink()  # our own socket, and nobody answers: a dead relay's
         return
     finally:
         probe.close()

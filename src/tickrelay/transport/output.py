@@ -12,6 +12,9 @@ must already be one of this output's stream (source, stream id) and goes out byt
 sequence included, so the far side's per-stream counters show any loss upstream. A forwarded stream's
 counters belong to its origin, so losses here are counted (``stats.dropped``) but never announced
 with a PublisherLoss message: they show as a gap in the counters.
+
+Before each connect the socket's directory is checked, and after it who listens (transport/paths.py);
+an unsafe socket ends the background task with UnsafeSocket, which ``wait_connected`` raises.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tickrelay.errors import ProtocolError, RelayError
+from tickrelay.errors import ProtocolError, RelayError, UnsafeSocket
 from tickrelay.protocol.codec import (
     COUNTER_BITS,
     HEADER_SIZE,
@@ -52,6 +55,7 @@ from tickrelay.protocol.link import (
 )
 from tickrelay.protocol.messages import Event, PublisherLoss, Quote, Trade
 from tickrelay.transport.backoff import backoff
+from tickrelay.transport.paths import check_peer, check_socket_dir
 
 
 _U32 = struct.Struct("<I")
@@ -96,8 +100,10 @@ class RelayOutput:
         backoff_cap_s: float = 2.0,
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        allowed_uids: frozenset[int] = frozenset(),
     ) -> None:
         self.path = Path(path)
+        self.allowed_uids = allowed_uids
         self.source = source
         self.domain = domain
         self._rng = rng or random.Random()
@@ -248,24 +254,50 @@ class RelayOutput:
     # ---- connection management ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Begin connecting in the background (call from a running event loop)."""
+        """Begin connecting in the background (call from a running event loop).
+
+        Raises:
+            UnsafeSocket: the socket's directory is not safe (transport/paths.py).
+        """
+        check_socket_dir(self.path, self.allowed_uids)
         self._loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = self._loop.create_task(self._run(), name=f"relay-output:{self.path}")
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout_s)
+        """Wait for the handshake with the relay.
+
+        Raises:
+            TimeoutError: not connected within ``timeout_s``.
+            UnsafeSocket: the socket or the process listening there is not trusted.
+        """
+        assert self._task is not None, "start() first"
+        connected = asyncio.ensure_future(self._connected.wait())
+        try:
+            await asyncio.wait({connected, self._task}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        finally:
+            connected.cancel()
+        if self._task.done():
+            self._task.result()
+        if not self._connected.is_set():
+            raise TimeoutError
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delays = backoff(cap_s=self.backoff_cap_s, rng=self._rng)
         first = True
         while not self._closing:
+            check_socket_dir(self.path, self.allowed_uids)
             try:
                 transport, proto = await loop.create_unix_connection(
                     lambda: _OutputProtocol(self), str(self.path)
                 )
-                transport.set_write_buffer_limits(high=self.write_high_water)
+                try:
+                    check_peer(transport.get_extra_info("socket"), self.path, self.allowed_uids)
+                except UnsafeSocket as exc:
+                    transport.abort()
+                    self.stats.last_error = str(exc)
+                    raise
                 hello = Hello(Role.PUBLISHER, self.domain, self.source, self.stream_id, name=self.name)
                 transport.write(encode_control(hello))
                 await asyncio.wait_for(asyncio.shield(proto.acked), 5.0)

@@ -3,11 +3,16 @@
 It connects to a relay, says what it wants (a Filter, its overflow policy and buffer), and yields every
 Protocol V2 message it receives, in order. It tracks the sequence counter of every stream
 (source, stream id): when a counter jumps it yields a :class:`Gap` with the number of messages missing,
-before the message that revealed it (whole-stream subscriptions only: a filtered one skips counters by
-design, so it learns of losses from the relay's Dropped notices, counted in ``stats.dropped_by_relay``).
-The tracking survives reconnects (backoff with jitter), so a
-relay restart shows up as the exact gap. ``raw=True`` yields the bytes as received instead (no
-decoding, no gap tracking) for tools that only copy the stream.
+before the message that revealed it. The tracking survives reconnects (backoff with jitter), so a
+relay restart shows up as the exact gap. A filtered subscription skips counters by design; it yields
+a Gap for each Dropped notice of the relay (expected..got spans the exact count dropped, after the last
+counter seen), and after a reconnect for the first message of each stream it knew whose counter does
+not follow the last one seen (an upper bound: the skipped counters include messages its filter would
+not have passed). ``raw=True`` yields the bytes as received instead (no decoding, no gap tracking) for
+tools that only copy the stream.
+
+Before connecting it checks the socket's directory, and after connecting who listens
+(transport/paths.py): an unsafe socket raises UnsafeSocket, never retried.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tickrelay.protocol.link import (
 from tickrelay.protocol.messages import Dropped
 from tickrelay.relay.fanout import Filter
 from tickrelay.transport.backoff import backoff
+from tickrelay.transport.paths import check_peer, check_socket_dir
 
 
 READ_SIZE = 1 << 18
@@ -80,8 +86,10 @@ class Subscription:
         raw: bool = False,
         reconnect: bool = True,
         backoff_cap_s: float = 1.0,
+        allowed_uids: frozenset[int] = frozenset(),
     ) -> None:
         self.path = Path(path)
+        self.allowed_uids = allowed_uids
         self.domain = domain
         self.filter = filter or Filter()
         self.hello = Hello(
@@ -103,6 +111,7 @@ class Subscription:
         delays = backoff(cap_s=self.backoff_cap_s)
         first = True
         while True:
+            check_socket_dir(self.path, self.allowed_uids)
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self.path), limit=READ_SIZE)
             except OSError as exc:
@@ -112,13 +121,13 @@ class Subscription:
                 await asyncio.sleep(next(delays))
                 continue
             try:
+                check_peer(writer.get_extra_info("socket"), self.path, self.allowed_uids)
                 decoder = await self._handshake(reader, writer)
-                if not first:
-                    self.stats.reconnects += 1
-                first = False
+                resumed, first = not first, False
+                self.stats.reconnects += resumed
                 delays = backoff(cap_s=self.backoff_cap_s)
                 self.connected.set()
-                async for item in self._stream(reader, decoder):
+                async for item in self._stream(reader, decoder, resumed):
                     yield item
                 self.stats.last_error = "the relay closed the connection"
             except (OSError, ProtocolError, RelayError) as exc:
@@ -153,8 +162,9 @@ class Subscription:
             return decoder
 
     async def _stream(
-        self, reader: asyncio.StreamReader, decoder: Decoder
+        self, reader: asyncio.StreamReader, decoder: Decoder, resumed: bool
     ) -> AsyncIterator[Message | Gap | bytes]:
+        """What the relay sends after its HelloAck, starting with what came in the HelloAck's read."""
         stats = self.stats
         if self.raw:
             leftover = decoder.take_buffered()
@@ -166,10 +176,9 @@ class Subscription:
             return
         last = self.last
         track = self.filter.is_everything
+        unsure = set(last) if resumed and not track else set()  # streams that may have lost messages
         relays = relay_source(self.domain)
-        while data := await reader.read(READ_SIZE):
-            stats.bytes += len(data)
-            decoder.feed(data)
+        while True:
             for message in decoder:
                 h = message.header
                 if h.flags & FLAG_CONTROL:
@@ -181,16 +190,30 @@ class Subscription:
                     for event in message.events():
                         if isinstance(event, Dropped):
                             stats.dropped_by_relay += event.dropped
+                            if not track:
+                                yield self._gap((event.source, event.stream_id), event.dropped)
                 key = (h.source, h.sequence >> COUNTER_BITS)
                 counter = h.sequence & COUNTER_MASK
                 prev = last.get(key)
-                if track and prev is not None and counter != prev + 1:
+                if prev is not None and counter != prev + 1 and (track or key in unsure):
                     if counter > prev + 1:
-                        stats.gaps += 1
-                        stats.missing += counter - prev - 1
-                        yield Gap(key[0], key[1], prev + 1, counter)
+                        yield self._gap(key, counter - prev - 1)
                     else:
                         stats.out_of_order += 1
+                if unsure:
+                    unsure.discard(key)
                 last[key] = counter
                 stats.messages += 1
                 yield message
+            data = await reader.read(READ_SIZE)
+            if not data:
+                return
+            stats.bytes += len(data)
+            decoder.feed(data)
+
+    def _gap(self, key: tuple[int, int], missing: int) -> Gap:
+        """Count a gap of ``missing`` messages of stream ``key`` after the last counter seen."""
+        self.stats.gaps += 1
+        self.stats.missing += missing
+        expected = self.last.get(key, 0) + 1
+        return Gap(key[0], key[1], expected, expected + missing)
