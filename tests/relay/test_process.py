@@ -179,7 +179,7 @@ async def test_publish_across_a_relay_restart_says_how_many_were_lost_and_why(tm
     total = 4000
     stream.write_bytes(b"".join(message(i) for i in range(total)))
     path = tmp_path / "md.sock"
-    relay = start_relay(path)
+    relays = [start_relay(path)]
     sub = Subscription(path, reconnect=False)
     seen = 0
 
@@ -189,26 +189,34 @@ async def test_publish_across_a_relay_restart_says_how_many_were_lost_and_why(tm
             async for item in sub:
                 seen += isinstance(item, Message)
 
-    watcher = asyncio.create_task(watch())
-    publish = await asyncio.create_subprocess_exec(
-        *ME, "publish", "--socket", str(path), "--rate", "2000", str(stream), stderr=subprocess.PIPE
-    )
-    await until(lambda: seen >= 1000, 20)  # under way
-    relay.send_signal(signal.SIGKILL)
-    relay.wait()
-    await watcher
-    relay = start_relay(path)
-    _, err = await asyncio.wait_for(publish.communicate(), 30)
-    assert publish.returncode == 1
-    said = re.fullmatch(
-        r"tickrelay publish: (\d+) messages taken by the relay \(stream id \d+\); (\d+) of the (\d+) sent "
-        r"were lost: (\d+) written to a relay that went away before confirming them \(1 reconnect\)\n",
-        err.decode(),
-    )
-    assert said, err
-    taken, lost, sent, written_away = map(int, said.groups())
-    assert sent == total
-    assert taken + lost == total
-    assert seen <= lost == written_away < total - seen  # the old relay routed `seen` before it died
-    relay.send_signal(signal.SIGTERM)
-    assert relay.wait(5) == 0
+    try:
+        watcher = asyncio.create_task(watch())
+        publish = await asyncio.create_subprocess_exec(
+            *ME, "publish", "--socket", str(path), "--rate", "2000", str(stream), stderr=subprocess.PIPE
+        )
+        await until(lambda: seen >= 1000, 20)  # under way
+        relays[0].send_signal(signal.SIGKILL)
+        relays[0].wait()
+        await watcher
+        relays.append(start_relay(path))
+        _, err = await asyncio.wait_for(publish.communicate(), 30)
+        assert publish.returncode == 1
+        said = re.fullmatch(
+            r"tickrelay publish: (\d+) messages taken by the relay \(stream id \d+\); (\d+) of the (\d+) "
+            r"sent were lost: (\d+) written to a relay that went away before confirming them "
+            r"\(1 reconnect\)\n",
+            err.decode(),
+        )
+        assert said, err
+        taken, lost, sent, written_away = map(int, said.groups())
+        assert sent == total
+        assert taken + lost == total
+        assert taken > 0
+        assert seen <= lost == written_away  # the old relay routed `seen` of them before it died
+        relays[1].send_signal(signal.SIGTERM)
+        assert relays[1].wait(5) == 0
+    finally:
+        for relay in relays:
+            if relay.poll() is None:
+                relay.kill()
+                relay.wait()
