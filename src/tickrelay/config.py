@@ -110,6 +110,9 @@ KEYS: tuple[Key, ...] = (
     Key(
         "strategy.stale_s", float, 10.0, "never act on a side silent this long (message time)", minimum=0.001
     ),
+    Key(
+        "strategy.max_edge_bps", float, 500.0, "an edge beyond this is bad data: alert, no signal", minimum=0
+    ),
     Key("strategy.quote_aliases", list, ["USDT=USD", "USDC=USD"], "quote currencies compared as one, Q=AS"),
     Key("risk.stale_s", float, 5.0, "alert when a venue is silent this long", minimum=0.001),
     Key("risk.jump_pct", float, 2.0, "alert on a trade this far from the previous one", minimum=0),

@@ -1,6 +1,7 @@
 """MarketState: books from snapshot parts and deltas, trust lost and regained, as docs/protocol.md says."""
 
-from tickrelay.consumers.market import MarketState
+from tickrelay.consumers.market import MarketState, gap_invalidation
+from tickrelay.protocol.codec import Source
 from tickrelay.protocol.messages import (
     Heartbeat,
     InstrumentMeta,
@@ -107,3 +108,18 @@ def test_labels_name_instruments_for_people() -> None:
     assert m.label(C, ETH) == f"coinbase {ETH:#x}"  # no InstrumentMeta yet
     assert m.label(100, 5) == "binance 0x5"  # never seen
     assert m.label(7, 5) == "7 0x5"  # a venue id this version does not know
+
+
+def test_a_sequence_gap_untrusts_every_book_of_that_venue_until_its_next_snapshot() -> None:
+    market = MarketState()
+    book = L2Snapshot(BTC, 101, 51, 3, 0, 0, 0, ((100, 1),), ((101, 1),))
+    market.apply(1, book)
+    gap = gap_invalidation(Source.KRAKEN_COLLECTOR)
+    assert gap == StateInvalidation(101, 51, Reason.SEQUENCE_GAP, ())
+    assert gap_invalidation(Source.STRATEGY) is None  # not a venue's stream
+    (inst,) = market.apply(2, gap)
+    assert (inst.trusted, inst.book_ready, inst.best_bid()) == (False, False, None)
+    market.apply(3, L2Delta(BTC, 101, 51, 0, 0, 0, 0, ((100, 2),), ()))  # ignored: no book to apply it to
+    assert (inst.trusted, market.deltas_ignored) == (False, 1)
+    market.apply(4, book)
+    assert (inst.trusted, inst.best_bid()) == (True, (100, 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -14,10 +15,11 @@ import pytest
 
 from tests.consumers.conftest import KRAKEN, merged_stream
 from tests.relay.conftest import ME, until
-from tickrelay.commands.strategy import strategy_settings
+from tickrelay.commands.stats import scrape
+from tickrelay.commands.strategy import scraped_verdicts, strategy_settings
 from tickrelay.config import load_settings
-from tickrelay.consumers.strategy import SpreadMonitor
-from tickrelay.protocol.codec import Decoder, Domain, Message, Source, encode_events
+from tickrelay.consumers.strategy import SpreadMonitor, headline, net_edge_ppm
+from tickrelay.protocol.codec import Decoder, Domain, Message, Source, encode_events, make_sequence, restamp
 from tickrelay.protocol.messages import (
     Alert,
     AlertKind,
@@ -26,6 +28,7 @@ from tickrelay.protocol.messages import (
     L2Snapshot,
     Reason,
     Severity,
+    SignalState,
     SpreadSignal,
     StateInvalidation,
     Trade,
@@ -80,18 +83,30 @@ async def collect(path: Path, domain: Domain, count: int, kind: type) -> list[ob
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.timeout(90)
-async def test_strategy_process_publishes_exactly_the_signals_of_the_replayed_books(relays: Relays) -> None:
+async def test_strategy_process_alerts_on_the_implausible_real_edge_and_signals_nothing(
+    relays: Relays,
+) -> None:
+    """The real Kraken 2023 and Binance 2024 books, where the offline demo opened a +127 % edge: the
+    process publishes exactly its logic's IMPLAUSIBLE_EDGE alert on the system relay, no signal, and its
+    metrics say why the summaries show no cross-venue pair."""
     stream = merged_stream()
     monitor = SpreadMonitor(strategy_settings(load_settings(None, "", {}, {}).values))
     expected = [s for m in stream for s in monitor.on_message(m.header.timestamp_ns, m.events())]
-    assert len(expected) == 6
-    proc = await start(relays, "strategy", "--signal-socket", str(relays[Domain.SIGNAL].path))
-    receiver = asyncio.create_task(
-        collect(relays[Domain.SIGNAL].path, Domain.SIGNAL, len(expected), SpreadSignal)
-    )
-    await until(lambda: len(relays[Domain.SIGNAL].status()["subscribers"]) == 1)
-    await until(lambda: len(relays[Domain.SIGNAL].status()["publishers"]) == 1, 20)
+    assert [type(e) for e in expected] == [Alert]
+    port = free_port()
+    proc = await start(
+        relays, "strategy", "--signal-socket", str(relays[Domain.SIGNAL].path),
+        "--system-socket", str(relays[Domain.SYSTEM].path), "--metrics-port", str(port),
+    )  # fmt: skip
+    receiver = asyncio.create_task(collect(relays[Domain.SYSTEM].path, Domain.SYSTEM, 1, Alert))
+    await until(lambda: len(relays[Domain.SYSTEM].status()["subscribers"]) == 1)
     out = RelayOutput(relays[Domain.MARKET_DATA].path, source=Source.PUBLISH_TOOL, name="test")
     out.start()
     for m in stream:  # one stream: the relay keeps its order
@@ -99,13 +114,78 @@ async def test_strategy_process_publishes_exactly_the_signals_of_the_replayed_bo
     assert await out.sync() == len(stream)
     got = await receiver
     await out.close()
-    printed, summary = await stop(proc)
     assert got == expected
-    assert printed.splitlines()[0] == (
-        "OPEN   buy kraken BTC/USD at 27139.40000000, sell binance BTC/USDT at 61837.63000000, "
-        "size 0.01106822, net 12736.40 bp"
+    verdicts = await asyncio.to_thread(lambda: scraped_verdicts([scrape(port)]))
+    assert headline(verdicts) == "no cross-venue pair in the data (1 with an implausible edge)"
+    printed, summary = await stop(proc)
+    assert printed.splitlines() == [f"ALERT  {expected[0].text}"]  # type: ignore[attr-defined]
+    assert "net edge +127.36 % > 5 %, bad data: no signal" in printed
+    assert "signals none; 0 open at exit; 0 messages missing upstream" in summary
+    assert relays[Domain.SIGNAL].metrics()["counters"]["relay_messages_in"].get(("signal",), 0) == 0
+
+
+def quote_book(venue: int, asset: int, bid: str, ask: str) -> L2Snapshot:
+    return L2Snapshot(asset, venue, 51, 3, 0, 0, 0, ((px(bid), 1_00000000),), ((px(ask), 1_00000000),))
+
+
+def px(text: str) -> int:
+    whole, _, frac = text.partition(".")
+    return int(whole) * 10**8 + int(frac.ljust(8, "0"))
+
+
+@pytest.mark.timeout(90)
+async def test_strategy_process_never_opens_on_books_a_sequence_gap_left_untrusted(relays: Relays) -> None:
+    """Kraken's stream skips two sequence numbers on its way through a real relay: the pair open on its
+    book closes, a later Binance move does not reopen it on Kraken's untrusted book (nor does Kraken's
+    next delta), and Kraken's next snapshot does."""
+    usdt = asset_id_for("BTC/USDT")
+    kraken, binance = (
+        RelayOutput(relays[Domain.MARKET_DATA].path, source=src, name="test")
+        for src in (Source.KRAKEN_COLLECTOR, Source.BINANCE_COLLECTOR)
     )
-    assert "signals close 1, open 1, update 4; 0 open at exit; 0 messages missing upstream" in summary
+    proc = await start(relays, "strategy", "--signal-socket", str(relays[Domain.SIGNAL].path))
+    receiver = asyncio.create_task(collect(relays[Domain.SIGNAL].path, Domain.SIGNAL, 3, SpreadSignal))
+    await until(lambda: len(relays[Domain.SIGNAL].status()["subscribers"]) == 1)
+    await until(lambda: len(relays[Domain.SIGNAL].status()["publishers"]) == 1, 20)
+    steps = [
+        (kraken, 1, InstrumentMeta(BTC, 101, 51, 1, 8, "XBT/USD", "BTC/USD")),
+        (kraken, 2, quote_book(101, BTC, "100", "101")),
+        (binance, 1, InstrumentMeta(usdt, 100, 51, 2, 8, "BTCUSDT", "BTC/USDT")),
+        (binance, 2, quote_book(100, usdt, "103", "104")),  # opens: buy Kraken 101, sell Binance 103
+        (
+            kraken,
+            5,
+            L2Delta(BTC, 101, 51, 0, 0, 0, 0, (), ((px("100.5"), 1_00000000),)),
+        ),  # 3 and 4 lost: closes
+        (binance, 3, L2Delta(usdt, 100, 51, 0, 0, 0, 0, ((px("103.5"), 1_00000000),), ())),  # no reopening
+        (kraken, 6, L2Delta(BTC, 101, 51, 0, 0, 0, 0, (), ((px("100.6"), 1_00000000),))),  # still no snapshot
+        (kraken, 7, quote_book(101, BTC, "100", "101")),  # the next snapshot: trusted, reopens
+    ]
+    for out in (kraken, binance):
+        out.start()
+    for ts, (out, counter, event) in enumerate(steps, 1):
+        out.forward(
+            restamp(
+                encode_events(Domain.MARKET_DATA, 0, 0, ts, event),
+                out.source,
+                make_sequence(out.stream_id, counter),
+            )
+        )
+        await out.sync()
+    got = await receiver
+    for out in (kraken, binance):
+        await out.close()
+    fees = {101: 2600, 100: 1000}
+    opened = SpreadSignal(BTC, usdt, 101, 100, SignalState.OPEN, px("101"), px("103"), 1_00000000,
+                          net_edge_ppm(px("103"), px("101"), fees[100], fees[101]), 4)  # fmt: skip
+    assert got == [
+        opened,
+        opened._replace(state=SignalState.CLOSE, trigger_ts_ns=4),  # at the last message time seen
+        opened._replace(sell_price=px("103.5"), net_edge_ppm=net_edge_ppm(px("103.5"), px("101"), 1000, 2600),
+                        trigger_ts_ns=8),
+    ]  # fmt: skip
+    _, summary = await stop(proc)
+    assert "2 messages missing upstream" in summary
 
 
 BTC = asset_id_for("BTC/USD")

@@ -1,4 +1,4 @@
-"""The spread monitor's logic: exact signals on a hand-made sequence, and on real recorded books."""
+"""The spread monitor's logic: exact signals and alerts on hand-made sequences and real recorded books."""
 
 import json
 
@@ -7,12 +7,15 @@ import pytest
 from tests.consumers.conftest import BINANCE, merged_stream
 from tickrelay.commands.strategy import strategy_settings
 from tickrelay.config import load_settings
-from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings, net_edge_ppm
+from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings, headline, net_edge_ppm
 from tickrelay.errors import ConfigError
 from tickrelay.protocol.messages import (
+    Alert,
+    AlertKind,
     InstrumentMeta,
     Quote,
     Reason,
+    Severity,
     SignalState,
     SpreadSignal,
     StateInvalidation,
@@ -66,7 +69,9 @@ def test_open_update_close_on_invalidation_reopen_and_close_when_stale() -> None
 
 def test_quote_aliases_group_usdt_with_usd_and_instruments_without_meta_are_left_out() -> None:
     usdt = asset_id_for("BTC/USDT")
-    monitor = SpreadMonitor(StrategySettings(default_fee_ppm=0, quote_aliases={"USDT": "USD"}))
+    monitor = SpreadMonitor(
+        StrategySettings(default_fee_ppm=0, quote_aliases={"USDT": "USD"}, max_edge_ppm=100_000)
+    )
     monitor.on_message(1, [InstrumentMeta(usdt, 100, 51, 2, 8, "BTCUSDT", "BTC/USDT")])
     monitor.on_message(1, [InstrumentMeta(BTC, K, 51, 1, 8, "XBT/USD", "BTC/USD")])
     assert monitor.on_message(2, [Quote(usdt, px("10"), 1, px("11"), 1, 0, 100, 51)]) == []
@@ -81,7 +86,7 @@ def test_settings_from_configuration_and_their_errors() -> None:
     s = strategy_settings(load_settings(None, "", {}, {}).values)
     assert s.fee_ppm == {100: 1000, 101: 2600, 102: 6000}
     assert s.quote_aliases == {"USDT": "USD", "USDC": "USD"}
-    assert (s.min_edge_ppm, s.stale_ns) == (0, 10_000_000_000)
+    assert (s.min_edge_ppm, s.stale_ns, s.max_edge_ppm) == (0, 10_000_000_000, 50_000)
     for bad, match in (
         (["ftx=10"], "unknown venue 'ftx'"),
         (["kraken=ten"], "kraken=ten: the fee is not a number"),
@@ -91,24 +96,70 @@ def test_settings_from_configuration_and_their_errors() -> None:
             strategy_settings(load_settings(None, "", {}, {"strategy.fees_bps": bad}).values)
 
 
-def test_real_books_kraken_xbtusd_against_binance_btcusdt() -> None:
+def test_real_books_kraken_xbtusd_against_binance_btcusdt_are_a_data_problem_not_a_signal() -> None:
     """The two recordings (2023 Kraken XBT/USD book-10, 2024 Binance BTCUSDT) re-timed to start
-    together: BTC was ~27.1k then and ~61.8k later, so buying on Kraken and selling on Binance is
-    "open" as soon as both books are complete, and closes when the Kraken recording ends (stale)."""
+    together: BTC was ~27.1k then and ~61.8k later. The offline demo "opened" that +127 % edge; beyond
+    the 5 % bound it is one IMPLAUSIBLE_EDGE alert, as soon as both books are complete, and no signal."""
     monitor = SpreadMonitor(strategy_settings(load_settings(None, "", {}, {}).values))
-    signals = [s for m in merged_stream() for s in monitor.on_message(m.header.timestamp_ns, m.events())]
+    found = [s for m in merged_stream() for s in monitor.on_message(m.header.timestamp_ns, m.events())]
     binance, kraken = asset_id_for("BTC/USDT"), asset_id_for("BTC/USD")
     snapshot = json.loads(BINANCE.with_name(BINANCE.name + ".rest-depth-snapshot.json").read_text())
-    best_bid = px(snapshot["bids"][0][0])  # "61837.63000000": the first signal comes with Binance's book
+    best_bid = px(snapshot["bids"][0][0])  # "61837.63000000": the alert comes with Binance's book
+    edge = net_edge_ppm(best_bid, px("27139.4"), 1000, 2600)
+    assert edge == 1_273_640
+    assert found == [
+        Alert(AlertKind.IMPLAUSIBLE_EDGE, Severity.WARNING, K, kraken, edge, 1_700_000_000_150_805_500,
+              "kraken BTC/USD ask 27139.4, binance BTC/USDT bid 61837.63: net edge +127.36 % > 5 %, "
+              "bad data: no signal"),
+    ]  # fmt: skip
+    assert monitor.sent == {}
+    assert monitor.open == {}
+    assert monitor.verdicts() == {"compared": 0, "implausible": 1}
+    assert headline(monitor.verdicts()) == "no cross-venue pair in the data (1 with an implausible edge)"
+    # the bound is a setting: raised to 200 %, the same books open the pair (the old behaviour)
+    wide = SpreadMonitor(
+        strategy_settings(load_settings(None, "", {}, {"strategy.max_edge_bps": 20000}).values)
+    )
+    signals = [s for m in merged_stream() for s in wide.on_message(m.header.timestamp_ns, m.events())]
     assert signals[0] == SpreadSignal(
-        kraken, binance, K, 100, OPEN, px("27139.4"), best_bid, px("0.01106822"),
-        net_edge_ppm(best_bid, px("27139.4"), 1000, 2600), 1_700_000_000_150_805_500,
-    )  # fmt: skip
-    assert signals[0].net_edge_ppm == 1_273_640  # +127.4 %: different years, not an arbitrage
-    assert [s.state for s in signals].count(OPEN) == 1
-    assert signals[-1].state == CLOSE
-    assert all((s.buy_venue, s.sell_venue) == (K, 100) for s in signals)
-    assert dict(monitor.sent) == {"OPEN": 1, "UPDATE": len(signals) - 2, "CLOSE": 1}
+        kraken,
+        binance,
+        K,
+        100,
+        OPEN,
+        px("27139.4"),
+        best_bid,
+        px("0.01106822"),
+        edge,
+        1_700_000_000_150_805_500,
+    )
+    assert headline(wide.verdicts()) == "1 cross-venue pair compared"
+
+
+def test_an_edge_beyond_the_bound_closes_the_pair_alerts_once_and_recovers() -> None:
+    monitor = SpreadMonitor(StrategySettings(default_fee_ppm=0, max_edge_ppm=50_000))
+    step = monitor.on_message
+    for venue, symbol in ((K, "XBT/USD"), (C, "BTC-USD")):
+        step(0, [InstrumentMeta(BTC, venue, 51, 1, 8, symbol, "BTC/USD")])
+    step(1, [Quote(BTC, px("99"), 1, px("100"), 1, 0, K, 51)])
+    opened = SpreadSignal(BTC, BTC, K, C, OPEN, px("100"), px("101"), 1, 10_000, 2)
+    assert step(2, [Quote(BTC, px("101"), 1, px("102"), 1, 0, C, 51)]) == [opened]
+    # a bad print on Coinbase: +50 %: the open pair closes, one alert, no signal
+    bad = Quote(BTC, px("150"), 1, px("151"), 1, 0, C, 51)
+    alert = Alert(AlertKind.IMPLAUSIBLE_EDGE, Severity.WARNING, K, BTC, 500_000, 3,
+                  "kraken BTC/USD ask 100, coinbase BTC/USD bid 150: net edge +50.00 % > 5 %, bad data: "
+                  "no signal")  # fmt: skip
+    assert step(3, [bad]) == [alert, opened._replace(state=CLOSE, trigger_ts_ns=3)]
+    assert step(4, [bad._replace(bid_size=2)]) == []  # still implausible: no second alert
+    assert monitor.verdicts() == {"compared": 0, "implausible": 1}
+    # back in bounds (+4 %): recovered, and the pair opens again
+    assert step(5, [Quote(BTC, px("104"), 1, px("105"), 1, 0, C, 51)]) == [
+        Alert(AlertKind.RECOVERED, Severity.INFO, K, BTC, 0, 5,
+              "kraken BTC/USD against coinbase BTC/USD: net edge back within 5 %"),
+        opened._replace(sell_price=px("104"), net_edge_ppm=40_000, trigger_ts_ns=5),
+    ]  # fmt: skip
+    assert headline(monitor.verdicts()) == "1 cross-venue pair compared"
+    assert headline({}) == ""
 
 
 def test_an_open_pair_closes_when_only_other_instruments_keep_talking() -> None:
@@ -116,8 +167,8 @@ def test_an_open_pair_closes_when_only_other_instruments_keep_talking() -> None:
     monitor = SpreadMonitor(StrategySettings(default_fee_ppm=0, stale_ns=10))
     for venue, symbol in ((K, "XBT/USD"), (C, "BTC-USD")):
         monitor.on_message(0, [InstrumentMeta(BTC, venue, 51, 1, 8, symbol, "BTC/USD")])
-    monitor.on_message(1, [Quote(BTC, px("10"), 1, px("11"), 1, 0, K, 51)])
-    (opened,) = monitor.on_message(2, [Quote(BTC, px("12"), 1, px("13"), 1, 0, C, 51)])
+    monitor.on_message(1, [Quote(BTC, px("100"), 1, px("101"), 1, 0, K, 51)])
+    (opened,) = monitor.on_message(2, [Quote(BTC, px("102"), 1, px("103"), 1, 0, C, 51)])
     assert monitor.on_message(11, [Trade(eth, px("1"), 1, 11, K, 51, 0)]) == []  # 10 ns: not yet stale
     assert monitor.on_message(12, [Trade(eth, px("1"), 1, 12, K, 51, 0)]) == [
         opened._replace(state=CLOSE, trigger_ts_ns=12)

@@ -1,4 +1,6 @@
-"""``tickrelay strategy``: the cross-venue spread monitor, from the market-data relay to the signal relay."""
+"""``tickrelay strategy``: the cross-venue spread monitor, from the market-data relay to the signal relay
+(its IMPLAUSIBLE_EDGE alerts to the system relay). Its metrics carry each pair verdict's count
+(``tickrelay_strategy_pairs{verdict}``), read back by :func:`scraped_verdicts` for summaries."""
 
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ from typing import Any
 
 from tickrelay import runtime
 from tickrelay.commands.config import read_settings
-from tickrelay.consumers.market import MarketState
+from tickrelay.consumers.market import MarketState, gap_invalidation
 from tickrelay.consumers.pump import consume, serve_metrics
 from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings
 from tickrelay.errors import ConfigError
-from tickrelay.protocol.codec import VENUE_OF_SOURCE, Domain, Message, Source
+from tickrelay.protocol.codec import Domain, Message, Source
 from tickrelay.protocol.fixed import format_fixed8
-from tickrelay.protocol.messages import Reason, SignalState, SpreadSignal, StateInvalidation
+from tickrelay.protocol.messages import Alert, SignalState, SpreadSignal
 from tickrelay.protocol.symbols import VenueId
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.paths import socket_path
@@ -32,9 +34,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
     parser.add_argument("--socket", help="market-data relay socket (relay.socket)")
     parser.add_argument("--signal-socket", help="signal relay socket (default: in the runtime directory)")
+    parser.add_argument(
+        "--system-socket", help="system relay socket, for its alerts (default: runtime directory)"
+    )
     parser.add_argument("--fees-bps", nargs="+", metavar="VENUE=BPS", help="strategy.fees_bps")
     parser.add_argument("--min-edge-bps", type=float, help="strategy.min_edge_bps")
     parser.add_argument("--stale-s", type=float, help="strategy.stale_s")
+    parser.add_argument("--max-edge-bps", type=float, help="strategy.max_edge_bps")
     parser.add_argument("--quote-aliases", nargs="+", metavar="Q=AS", help="strategy.quote_aliases")
     parser.add_argument("--metrics-port", type=int, metavar="N", help="metrics.port (0: off)")
     parser.add_argument("--quiet", action="store_true", help="do not print each signal")
@@ -63,6 +69,7 @@ def strategy_settings(values: Mapping[str, Any]) -> StrategySettings:
         fee_ppm=fees,
         min_edge_ppm=round(values["strategy.min_edge_bps"] * 100),
         stale_ns=round(values["strategy.stale_s"] * 1e9),
+        max_edge_ppm=round(values["strategy.max_edge_bps"] * 100),
         quote_aliases=_pairs(values["strategy.quote_aliases"], "strategy.quote_aliases"),
     )
 
@@ -75,6 +82,16 @@ def describe(s: SpreadSignal, market: MarketState) -> str:
     )
 
 
+def scraped_verdicts(scraped: list[dict[str, Any]]) -> dict[str, int]:
+    """The strategy's pair verdicts (consumers.strategy) from scraped metrics; {} without a strategy."""
+    out: dict[str, int] = {}
+    for metrics in scraped:
+        for labels, value in metrics.get("tickrelay_strategy_pairs", {}).items():
+            verdict = dict(labels)["verdict"]
+            out[verdict] = out.get(verdict, 0) + int(value)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     settings = read_settings(
         args.config,
@@ -83,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             "strategy.fees_bps": args.fees_bps,
             "strategy.min_edge_bps": args.min_edge_bps,
             "strategy.stale_s": args.stale_s,
+            "strategy.max_edge_bps": args.max_edge_bps,
             "strategy.quote_aliases": args.quote_aliases,
             "metrics.port": args.metrics_port,
         },
@@ -90,32 +108,44 @@ def run(args: argparse.Namespace) -> int:
     monitor = SpreadMonitor(strategy_settings(settings.values))
     md_path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
     signal_path = socket_path(Domain.SIGNAL, args.signal_socket, os.environ)
+    system_path = socket_path(Domain.SYSTEM, args.system_socket, os.environ)
 
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(signal_path, source=Source.STRATEGY, domain=Domain.SIGNAL, name="strategy")
+        alerts = RelayOutput(system_path, source=Source.STRATEGY, domain=Domain.SYSTEM, name="strategy")
         out.start()
+        alerts.start()
 
         def counters() -> dict[str, Any]:
             return {"signals": {"_labels": ("state",), **{(k.lower(),): n for k, n in monitor.sent.items()}}}
 
-        e2e = serve_metrics("strategy", settings, counters)
+        def gauges() -> dict[str, Any]:
+            verdicts = {(k,): n for k, n in monitor.verdicts().items()}
+            return {"strategy_pairs": {"_labels": ("verdict",), **verdicts}}
+
+        e2e = serve_metrics("strategy", settings, counters, gauges)
 
         def on_item(item: Message | Gap) -> None:
             if isinstance(item, Gap):  # our view of that venue missed messages: stop trusting it
-                venue = VENUE_OF_SOURCE.get(item.source)
-                if venue is None:
+                invalidation = gap_invalidation(item.source)
+                if invalidation is None:
                     return
-                events: list[Any] = [StateInvalidation(venue, 51, Reason.SEQUENCE_GAP, ())]
+                events: list[Any] = [invalidation]
                 ts = monitor.now_ns
             else:
                 events, ts = item.events(), item.header.timestamp_ns
-            for signal in monitor.on_message(ts, events):
-                out.send_event(time.time_ns(), signal)
+            for found in monitor.on_message(ts, events):
+                if isinstance(found, Alert):
+                    alerts.send_event(time.time_ns(), found)
+                    print(f"ALERT  {found.text}", flush=True)
+                    continue
+                out.send_event(time.time_ns(), found)
                 if not args.quiet:
-                    print(describe(signal, monitor.market), flush=True)
+                    print(describe(found, monitor.market), flush=True)
 
         stats = await consume(md_path, "strategy", stop, on_item, end_to_end=e2e)
         await out.close()
+        await alerts.close()
         sent = ", ".join(f"{k.lower()} {v}" for k, v in sorted(monitor.sent.items())) or "none"
         print(
             f"tickrelay strategy: {stats.messages} messages in, signals {sent}; "

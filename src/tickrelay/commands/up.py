@@ -19,7 +19,8 @@ from tickrelay import runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.relay_status import fetch_status
 from tickrelay.commands.stats import end_to_end_summary, relay_summary, scrape_all, venue_summary
-from tickrelay.consumers.strategy import SignalKey, track_open
+from tickrelay.commands.strategy import scraped_verdicts
+from tickrelay.consumers.strategy import SignalKey, headline, track_open
 from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import (
@@ -196,6 +197,9 @@ def _summary(
     signals = ", ".join(f"{k} {v}" for k, v in sorted(tally.signals.items())) or "none"
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(tally.alerts.items())) or "none"
     lines.append(f"signals: {signals} ({len(tally.open_signals)} open)   alerts: {alerts}")
+    pairs = headline(scraped_verdicts(scraped))  # says so when no pair of the data can be compared
+    if pairs:
+        lines.append(f"strategy: {pairs}")
     if tally.last_alert:
         lines.append(f"last alert: {tally.last_alert}")
     e2e = end_to_end_summary(scraped).get("risk", {})

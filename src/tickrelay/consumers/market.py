@@ -7,6 +7,8 @@ The strategy, the risk monitor and the dashboard all read this one state.
 
 Trust (docs/protocol.md 2.6-2.8): a StateInvalidation (other than RECOVERED) or an L2Reset makes the
 named instruments (every instrument of the venue when none is named) untrusted and drops their books.
+A sequence gap in a collector's stream is the same for a consumer: :func:`gap_invalidation` turns the
+subscriber's Gap into a StateInvalidation(SEQUENCE_GAP) of every instrument of that venue.
 An instrument with a book is trusted again after a complete snapshot (BEGIN .. END parts in order)
 or StateInvalidation(RECOVERED); one that never had a book (quotes only) after its next Quote.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from tickrelay.protocol.codec import VENUE_OF_SOURCE
 from tickrelay.protocol.messages import (
     Event,
     InstrumentMeta,
@@ -33,6 +36,13 @@ from tickrelay.venues.book import OrderBook
 
 
 Key = tuple[int, int]  # (venue_id, asset_id)
+
+
+def gap_invalidation(source: int) -> StateInvalidation | None:
+    """What a sequence gap in ``source``'s stream means to a consumer: every book of that venue is
+    untrusted until its next snapshot (None for a source that is not a venue's collector)."""
+    venue = VENUE_OF_SOURCE.get(source)
+    return None if venue is None else StateInvalidation(venue, 51, Reason.SEQUENCE_GAP, ())
 
 
 class InstrumentState:

@@ -20,15 +20,20 @@ from tickrelay.transport.paths import runtime_dir
 from tickrelay.transport.subscribe import Gap, Subscription, SubscriptionStats
 
 
-def serve_metrics(name: str, settings: Settings, counters: Callable[[], dict[str, Any]] = dict) -> EndToEnd:
+def serve_metrics(
+    name: str,
+    settings: Settings,
+    counters: Callable[[], dict[str, Any]] = dict,
+    gauges: Callable[[], dict[str, Any]] = dict,
+) -> EndToEnd:
     """The consumer's end-to-end latency (one message in ``metrics.latency_sample``), served with
-    ``counters()`` as consumer ``name`` on ``metrics.port`` (0: not served)."""
+    ``counters()`` and ``gauges()`` as consumer ``name`` on ``metrics.port`` (0: not served)."""
     e2e = EndToEnd(settings["metrics.latency_sample"])
     if settings["metrics.port"]:
         metrics.serve(
             name,
             settings["metrics.port"],
-            lambda: {"counters": counters(), "end_to_end": (name, e2e)},
+            lambda: {"counters": counters(), "gauges": gauges(), "end_to_end": (name, e2e)},
             runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
         )
     return e2e

@@ -1,4 +1,4 @@
-"""The cross-venue spread monitor's logic. Pure: market-data events in, SpreadSignals out.
+"""The cross-venue spread monitor's logic. Pure: market-data events in, SpreadSignals and Alerts out.
 
 Instruments are grouped by normalized symbol, with quote currencies mapped through ``quote_aliases``
 (``{"USDT": "USD"}`` groups BTC/USDT with BTC/USD). For every ordered pair of instruments of one group
@@ -12,6 +12,13 @@ A pair opens when its edge exceeds ``min_edge_ppm``, is updated when the edge mo
 untrusted (invalidated, reset) or stale (no message for ``stale_ns`` of *message* time: the header
 timestamps, so a replay gives the same signals every time). It never opens a pair on an untrusted or
 stale side.
+
+An edge beyond ``max_edge_ppm`` (default 5 %) is a data problem, not an arbitrage (two
+recordings of different days, a bad print): that direction's verdict is ``implausible``: it gets no
+signal (an open one closes) and one IMPLAUSIBLE_EDGE alert, then a RECOVERED alert when its edge comes
+back in bounds. A direction with both sides usable and its edge in bounds is ``compared``.
+
+:func:`headline` says in one line what the verdicts mean for someone reading a summary.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import dataclasses
 from collections import defaultdict
 
 from tickrelay.consumers.market import InstrumentState, Key, MarketState
-from tickrelay.protocol.messages import Event, SignalState, SpreadSignal
+from tickrelay.protocol.fixed import format_fixed8
+from tickrelay.protocol.messages import Alert, AlertKind, Event, Severity, SignalState, SpreadSignal
 
 
 PPM = 1_000_000
 SignalKey = tuple[int, int, int, int]  # (buy venue, buy asset, sell venue, sell asset)
+VERDICTS = ("compared", "implausible")
 
 
 def track_open(open_signals: dict[SignalKey, SpreadSignal], s: SpreadSignal) -> None:
@@ -43,7 +52,23 @@ class StrategySettings:
     min_edge_ppm: int = 0  # open when the net edge is above this
     update_ppm: int = 100  # an open pair is re-published when its edge moved this much (or size changed)
     stale_ns: int = 10_000_000_000
+    max_edge_ppm: int = 50_000  # an edge beyond this (either way) is a data problem: alert, no signal
     quote_aliases: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def headline(verdicts: dict[str, int]) -> str:
+    """One line on the cross-venue pairs the strategy judged (counts by verdict); "" before any."""
+    compared, implausible = verdicts.get("compared", 0), verdicts.get("implausible", 0)
+    if compared:
+        return f"{compared} cross-venue pair{'s' if compared > 1 else ''} compared"
+    if implausible:
+        return f"no cross-venue pair in the data ({implausible} with an implausible edge)"
+    return ""
+
+
+def _short(value: int) -> str:
+    """Fixed point as the shortest exact decimal text (``61837.63``, ``27120``)."""
+    return format_fixed8(value).rstrip("0").rstrip(".")
 
 
 def net_edge_ppm(bid: int, ask: int, fee_sell_ppm: int, fee_buy_ppm: int) -> int:
@@ -56,6 +81,7 @@ class SpreadMonitor:
         self.market = MarketState()
         self.groups: defaultdict[str, set[Key]] = defaultdict(set)
         self.open: dict[tuple[Key, Key], SpreadSignal] = {}
+        self.verdict: dict[tuple[Key, Key], str] = {}  # (buy, sell) -> its last verdict
         self.now_ns = 0  # the latest header timestamp seen
         self.sent: defaultdict[str, int] = defaultdict(int)  # by SignalState name
 
@@ -63,8 +89,20 @@ class SpreadMonitor:
         base, _, quote = symbol.partition("/")
         return f"{base}/{self.settings.quote_aliases.get(quote, quote)}"
 
-    def on_message(self, ts_ns: int, events: list[Event]) -> list[SpreadSignal]:
-        """Apply one message's events; the signals they cause, in a deterministic order."""
+    def verdicts(self) -> dict[str, int]:
+        """How many pairs have each verdict now (implausible: in either direction)."""
+        pairs: dict[tuple[Key, Key], str] = {}
+        for (buy, sell), verdict in self.verdict.items():
+            pair = (buy, sell) if buy < sell else (sell, buy)
+            if pairs.get(pair) != "implausible":
+                pairs[pair] = verdict
+        counts = dict.fromkeys(VERDICTS, 0)
+        for verdict in pairs.values():
+            counts[verdict] += 1
+        return counts
+
+    def on_message(self, ts_ns: int, events: list[Event]) -> list[SpreadSignal | Alert]:
+        """Apply one message's events; the signals and alerts they cause, in a deterministic order."""
         self.now_ns = max(self.now_ns, ts_ns)
         touched: set[str] = set()
         for event in events:
@@ -73,7 +111,7 @@ class SpreadMonitor:
                     group = self.group_of(inst.symbol)
                     self.groups[group].add((inst.venue_id, inst.asset_id))
                     touched.add(group)
-        out: list[SpreadSignal] = []
+        out: list[SpreadSignal | Alert] = []
         for group in sorted(touched):
             members = sorted(self.groups[group])
             for buy in members:
@@ -84,7 +122,8 @@ class SpreadMonitor:
             if self.now_ns - self._oldest(pair) > self.settings.stale_ns:
                 self._evaluate(pair[0], pair[1], ts_ns, out)
         for s in out:
-            self.sent[SignalState(s.state).name] += 1
+            if isinstance(s, SpreadSignal):
+                self.sent[SignalState(s.state).name] += 1
         return out
 
     def _oldest(self, pair: tuple[Key, Key]) -> int:
@@ -94,7 +133,27 @@ class SpreadMonitor:
     def _usable(self, inst: InstrumentState) -> bool:
         return inst.trusted and self.now_ns - inst.last_ts_ns <= self.settings.stale_ns
 
-    def _evaluate(self, buy_key: Key, sell_key: Key, ts_ns: int, out: list[SpreadSignal]) -> None:
+    def _judge(
+        self, buy: InstrumentState, sell: InstrumentState, ask: int, bid: int, edge: int, ts_ns: int
+    ) -> Alert | None:
+        """Record the direction's verdict (module docstring); the alert its change calls for, if any."""
+        direction = ((buy.venue_id, buy.asset_id), (sell.venue_id, sell.asset_id))
+        bound = self.settings.max_edge_ppm
+        was = self.verdict.get(direction)
+        self.verdict[direction] = "implausible" if edge > bound else "compared"
+        if edge > bound and was != "implausible":
+            text = (
+                f"{buy.label} ask {_short(ask)}, {sell.label} bid {_short(bid)}: net edge "
+                f"{edge / 1e4:+.2f} % > {bound / 1e4:g} %, bad data: no signal"
+            )
+            kind, severity = AlertKind.IMPLAUSIBLE_EDGE, Severity.WARNING
+            return Alert(kind, severity, buy.venue_id, buy.asset_id, edge, ts_ns, text)
+        if was == "implausible" and edge <= bound:
+            text = f"{buy.label} against {sell.label}: net edge back within {bound / 1e4:g} %"
+            return Alert(AlertKind.RECOVERED, Severity.INFO, buy.venue_id, buy.asset_id, 0, ts_ns, text)
+        return None
+
+    def _evaluate(self, buy_key: Key, sell_key: Key, ts_ns: int, out: list[SpreadSignal | Alert]) -> None:
         s = self.settings
         buy, sell = self.market.instruments[buy_key], self.market.instruments[sell_key]
         ask, bid = buy.best_ask(), sell.best_bid()
@@ -102,7 +161,10 @@ class SpreadMonitor:
         if ask is not None and bid is not None and self._usable(buy) and self._usable(sell):
             fee_buy = s.fee_ppm.get(buy.venue_id, s.default_fee_ppm)
             edge = net_edge_ppm(bid[0], ask[0], s.fee_ppm.get(sell.venue_id, s.default_fee_ppm), fee_buy)
-            if edge > s.min_edge_ppm:
+            alert = self._judge(buy, sell, ask[0], bid[0], edge, ts_ns)
+            if alert is not None:
+                out.append(alert)
+            if s.min_edge_ppm < edge <= s.max_edge_ppm:
                 size = min(ask[1], bid[1])
                 if (
                     current is None

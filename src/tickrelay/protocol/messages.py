@@ -90,6 +90,7 @@ class AlertKind(enum.IntEnum):
     CHECKSUM_FAILURE = 5  # value: 0
     INVALIDATION = 6  # value: the Reason
     RECOVERED = 7  # value: 0; a condition above cleared
+    IMPLAUSIBLE_EDGE = 8  # value: the cross-venue net edge in ppm (beyond the strategy's bound)
 
 
 class Severity(enum.IntEnum):
