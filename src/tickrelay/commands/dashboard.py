@@ -24,8 +24,10 @@ from aiohttp import WSMsgType, web
 from tickrelay import runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.stats import scrape_all, venue_summary
+from tickrelay.commands.strategy import scraped_verdicts
 from tickrelay.consumers.dashboard import DashboardState
 from tickrelay.consumers.pump import serve_metrics
+from tickrelay.consumers.strategy import headline
 from tickrelay.metrics import EndToEnd
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import Alert, SpreadSignal
@@ -133,7 +135,8 @@ class Dashboard:
 async def _follow(sub: Subscription, state: DashboardState, name: str, e2e: EndToEnd) -> None:
     async for item in sub:
         if isinstance(item, Gap):
-            state.on_gap(item.source, item.missing)
+            if name == "market-data":
+                state.on_gap(item.source, item.missing, time.time_ns())
         elif isinstance(item, Message):
             events = item.events()
             if name == "market-data":
@@ -186,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), args.interval)
             if time.monotonic() >= next_latency:
                 next_latency = time.monotonic() + 2.0
-                state.latency = venue_summary(await asyncio.to_thread(scrape_all, run_dir))
+                scraped = await asyncio.to_thread(scrape_all, run_dir)
+                state.latency = venue_summary(scraped)
+                state.strategy = headline(scraped_verdicts(scraped))
             await dashboard.push()
         for task in tasks:
             task.cancel()

@@ -1,8 +1,12 @@
 """What the dashboard shows, as plain JSON-able data. Pure: the server feeds it and sends its views.
 
-Prices and sizes go to the browser as exact decimal text (``format_fixed8``); the chart parses them
-for drawing only. Everything here is bounded: a fixed number of chart points per instrument, of
-alerts and of signals, whatever the message rate.
+Prices and sizes go to the browser as exact decimal text (``format_fixed8``), at the instrument's own
+precision: the fewest places that show every price (size) seen for it exactly. InstrumentMeta's
+``price_decimals`` cannot give it: it counts the places of the venue's first text, and Binance pads
+every text to 8 ("61836.98000000" for BTCUSDT, quoted to the cent); shown here as "61836.98".
+The chart parses the text for drawing only. Everything here is bounded: a fixed number of chart
+points per instrument, of alerts and of signals, whatever the message rate. The busiest instrument
+(most events) is named for the page to show until someone picks another.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any
 
-from tickrelay.consumers.market import InstrumentState, MarketState
+from tickrelay.consumers.market import InstrumentState, MarketState, gap_invalidation
 from tickrelay.consumers.strategy import SignalKey, track_open
 from tickrelay.protocol.codec import VENUE_OF_SOURCE
-from tickrelay.protocol.fixed import format_fixed8
+from tickrelay.protocol.fixed import DECIMALS, format_fixed8
 from tickrelay.protocol.messages import (
     TYPE_OF,
     Alert,
@@ -46,8 +50,18 @@ def _point(
     points.append((ts_ns // 1_000_000, format_fixed8(price)))
 
 
-def _px(level: tuple[int, int] | None) -> str | None:
-    return format_fixed8(level[0]) if level else None
+_UNIT = tuple(10 ** (DECIMALS - n) for n in range(DECIMALS))  # places -> the fixed-point step
+
+
+def _widen(places: int, value: int) -> int:
+    """The fewest places >= ``places`` that show ``value`` exactly."""
+    while places < DECIMALS and value % _UNIT[places]:
+        places += 1
+    return places
+
+
+def _text(value: int, places: int) -> str:
+    return format_fixed8(value, _widen(places, value))
 
 
 class DashboardState:
@@ -63,6 +77,9 @@ class DashboardState:
         self.signals: deque[SpreadSignal] = deque(maxlen=KEPT)
         self.open_signals: dict[SignalKey, SpreadSignal] = {}
         self.seen_ns: dict[tuple[int, int], int] = {}  # key -> the dashboard's clock at its last message
+        self.places: dict[tuple[int, int], list[int]] = {}  # key -> [price places, size places] seen
+        self.messages: Counter[tuple[int, int]] = Counter()  # key -> events applied (the busiest is shown)
+        self.strategy = ""  # the strategy's headline (consumers.strategy.headline), "" when unknown
         self.relays: dict[str, bool] = {"market-data": False, "signal": False, "system": False}
         self.latency: dict[str, dict[str, Any]] = {}  # from the collectors' metrics (venue_summary)
         self._rate_base: tuple[int, Counter[str]] | None = None
@@ -81,6 +98,8 @@ class DashboardState:
             for inst in self.market.apply(ts_ns, event):
                 key = (inst.venue_id, inst.asset_id)
                 self.seen_ns[key] = now_ns
+                self.messages[key] += 1
+                self._note_places(key, event)
                 if isinstance(event, Trade):
                     _point(self.chart, key, ts_ns, event.price)
                 elif isinstance(event, Quote | L2Snapshot | L2Delta):
@@ -91,8 +110,33 @@ class DashboardState:
                         if not last or last[-1][1] != format_fixed8(mid):
                             _point(self.mids, key, ts_ns, mid)
 
-    def on_gap(self, source: int, missing: int) -> None:
+    def _note_places(self, key: tuple[int, int], event: Event) -> None:
+        if isinstance(event, L2Snapshot | L2Delta):
+            levels = (*event.bids, *event.asks)
+        elif isinstance(event, Quote):
+            levels = ((event.bid_price, event.bid_size), (event.ask_price, event.ask_size))
+        elif isinstance(event, Trade):
+            levels = ((event.price, event.volume),)
+        else:
+            return
+        places = self.places.setdefault(key, [0, 0])
+        for price, size in levels:
+            places[0] = _widen(places[0], price)
+            places[1] = _widen(places[1], size)
+
+    def _price(self, key: tuple[int, int], value: int) -> str:
+        return _text(value, self.places.get(key, (0, 0))[0])
+
+    def _size(self, key: tuple[int, int], value: int) -> str:
+        return _text(value, self.places.get(key, (0, 0))[1])
+
+    def on_gap(self, source: int, missing: int, now_ns: int) -> None:
+        """Messages of a market-data stream lost: counted, and that venue's books untrusted (shown
+        invalid) until their next snapshot."""
         self.gaps[venue_name(VENUE_OF_SOURCE.get(source, 0))] += missing
+        invalidation = gap_invalidation(source)
+        if invalidation is not None:
+            self.market.apply(now_ns, invalidation)
 
     def on_alert(self, alert: Alert) -> None:
         self.alerts.appendleft(
@@ -115,9 +159,9 @@ class DashboardState:
             "state": name_of(SignalState, s.state, "?"),
             "buy": self.market.label(s.buy_venue, s.buy_asset_id),
             "sell": self.market.label(s.sell_venue, s.sell_asset_id),
-            "buy_price": format_fixed8(s.buy_price),
-            "sell_price": format_fixed8(s.sell_price),
-            "size": format_fixed8(s.size),
+            "buy_price": self._price((s.buy_venue, s.buy_asset_id), s.buy_price),
+            "sell_price": self._price((s.sell_venue, s.sell_asset_id), s.sell_price),
+            "size": self._size((s.buy_venue, s.buy_asset_id), s.size),
             "edge_bp": f"{s.net_edge_ppm / 100:.2f}",
             "ts_ms": s.trigger_ts_ns // 1_000_000,
         }
@@ -144,20 +188,21 @@ class DashboardState:
     def view(self, now_ns: int) -> dict[str, Any]:
         """Everything but the depth of one instrument: the same for every browser."""
         instruments = []
-        for (venue_id, asset_id), inst in sorted(self.market.instruments.items()):
+        for key, inst in sorted(self.market.instruments.items()):
             bid, ask = inst.best_bid(), inst.best_ask()
+            trade = inst.trade
             instruments.append(
                 {
-                    "id": f"{venue_id}:{asset_id}",
-                    "venue": venue_name(venue_id),
-                    "symbol": inst.symbol or hex(asset_id),
-                    "last": format_fixed8(inst.trade.price) if inst.trade else None,
-                    "last_size": format_fixed8(inst.trade.volume) if inst.trade else None,
-                    "bid": _px(bid),
-                    "ask": _px(ask),
-                    "spread": format_fixed8(ask[0] - bid[0]) if bid and ask else None,
+                    "id": f"{key[0]}:{key[1]}",
+                    "venue": venue_name(key[0]),
+                    "symbol": inst.symbol or hex(key[1]),
+                    "last": self._price(key, trade.price) if trade else None,
+                    "last_size": self._size(key, trade.volume) if trade else None,
+                    "bid": self._price(key, bid[0]) if bid else None,
+                    "ask": self._price(key, ask[0]) if ask else None,
+                    "spread": self._price(key, ask[0] - bid[0]) if bid and ask else None,
                     "status": self._status(inst, now_ns),
-                    "age_s": round((now_ns - self.seen_ns.get((venue_id, asset_id), now_ns)) / 1e9, 1),
+                    "age_s": round((now_ns - self.seen_ns.get(key, now_ns)) / 1e9, 1),
                 }
             )
         venues = {}
@@ -174,8 +219,11 @@ class DashboardState:
                 "p50_us": round(p50, 1) if p50 is not None else None,
                 "p99_us": round(p99, 1) if p99 is not None else None,
             }
+        busiest = max(self.messages, key=lambda k: (self.messages[k], k), default=None)
         return {
             "relays": dict(self.relays),
+            "busiest": f"{busiest[0]}:{busiest[1]}" if busiest else None,
+            "strategy": self.strategy,
             "venues": venues,
             "instruments": instruments,
             "alerts": list(self.alerts),
@@ -197,8 +245,8 @@ class DashboardState:
         return {
             "id": instrument_id,
             "name": inst.label,
-            "bids": [[format_fixed8(p), format_fixed8(s)] for p, s in bids],
-            "asks": [[format_fixed8(p), format_fixed8(s)] for p, s in asks],
+            "bids": [[self._price(key, p), self._size(key, s)] for p, s in bids],
+            "asks": [[self._price(key, p), self._size(key, s)] for p, s in asks],
             "trades": list(self.chart.get(key, ())),
             "mids": list(self.mids.get(key, ())),
         }

@@ -3,7 +3,8 @@
 "use strict";
 
 let socket = null;
-let selected = localStorage.getItem("tickrelay.selected") || "";
+let picked = localStorage.getItem("tickrelay.selected") || ""; // the instrument someone clicked
+let selected = "";
 let chart = null;
 let chartFor = "";
 let lastView = null;
@@ -34,9 +35,15 @@ function setPill(el, ok, okText, badText) {
 }
 
 function select(id) {
+  if (id === selected) return;
   selected = id;
-  localStorage.setItem("tickrelay.selected", id);
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ select: id }));
+}
+
+function pick(id) {
+  picked = id;
+  localStorage.setItem("tickrelay.selected", id);
+  select(id);
   if (lastView) render(lastView);
 }
 
@@ -54,16 +61,19 @@ function renderVenues(view) {
 }
 
 function renderInstruments(view) {
-  if (!selected && view.instruments.length) select(view.instruments[0].id);
+  // the instrument someone picked while it exists, else the busiest: the price panel is never empty
+  const known = view.instruments.some((i) => i.id === picked);
+  if (known) select(picked);
+  else if (view.busiest) select(view.busiest);
   const rows = view.instruments.map((i) => {
     const cls = i.status === "ok" ? "okc" : i.status === "stale" ? "warn" : "bad";
     const tr = row([
       cell(i.venue), cell(i.symbol, "l"), cell(i.last), cell(i.last_size), cell(i.bid), cell(i.ask),
-      cell(i.spread), cell(i.status, "l " + cls), cell(i.age_s),
+      cell(i.spread), cell(i.status, "l wrap " + cls), cell(i.age_s),
     ]);
     tr.dataset.id = i.id;
     if (i.id === selected) tr.className = "sel";
-    tr.onclick = () => select(i.id);
+    tr.onclick = () => pick(i.id);
     return tr;
   });
   fill($("instruments").tBodies[0], rows);
@@ -77,18 +87,21 @@ function renderDepth(depth) {
   fill($("asks").tBodies[0], asks.map(([p, s]) => row([cell(p, "l bad"), cell(s)])));
   const series = (points) => [points.map((p) => p[0] / 1000), points.map((p) => parseFloat(p[1]))];
   const data = uPlot.join([series(depth ? depth.trades : []), series(depth ? depth.mids : [])]);
-  const width = $("chart").clientWidth || 600;
+  const box = $("chart");
+  const width = box.clientWidth || 600;
+  const height = Math.max(160, box.clientHeight - 30); // the legend's line below the plot
+  if (chart && (chart.width !== width || chart.height !== height)) chart.setSize({ width, height });
   if (!chart || chartFor !== (depth ? depth.id : "")) {
     if (chart) chart.destroy();
     chartFor = depth ? depth.id : "";
     chart = new uPlot({
-      width, height: 240,
+      width, height,
       series: [
         {},
         { label: "trade", stroke: "#58a6ff", width: 0, points: { show: true, size: 4, fill: "#58a6ff" } },
         { label: "mid", stroke: "#d29922", width: 1.5, spanGaps: true },
       ],
-      axes: [{ stroke: "#7d8a99" }, { stroke: "#7d8a99", size: 80 }],
+      axes: [{ stroke: "#7d8a99", space: 90 }, { stroke: "#7d8a99", size: 80 }],
       legend: { show: true },
     }, data, $("chart"));
   } else {
@@ -100,18 +113,21 @@ function renderAlerts(view) {
   const rows = view.alerts.map((a) => row([
     cell(new Date(a.ts_ms).toISOString().slice(11, 23), "l dim"),
     cell(a.severity, "l " + (a.severity === "critical" ? "bad" : a.severity === "warning" ? "warn" : "okc")),
-    cell(a.text, "l"),
+    cell(a.text, "l wrap"),
   ]));
   fill($("alerts").tBodies[0], rows.length ? rows : [row([cell("no alerts", "l dim")])]);
 }
 
 function renderSignals(view) {
   $("open-count").textContent = `(${view.open_signals.length} open)`;
+  // the strategy's own word on the pairs it compares ("no cross-venue pair in the data (...)")
+  $("strategy-note").textContent = view.strategy;
   const rows = view.signals.map((s) => row([
-    cell(s.state, "l " + (s.state === "close" ? "dim" : "okc")), cell(s.buy, "l"), cell(s.buy_price),
-    cell(s.sell, "l"), cell(s.sell_price), cell(s.size), cell(s.edge_bp),
+    cell(s.state, "l " + (s.state === "close" ? "dim" : "okc")), cell(s.buy, "l wrap"), cell(s.buy_price),
+    cell(s.sell, "l wrap"), cell(s.sell_price), cell(s.size), cell(s.edge_bp),
   ]));
-  fill($("signals").tBodies[0], rows);
+  const none = view.strategy ? "no signal" : "no signal yet";
+  fill($("signals").tBodies[0], rows.length ? rows : [row([cell(none, "l dim")])]);
 }
 
 function render(view) {
@@ -132,6 +148,7 @@ function connect() {
     setPill(conn, true, "connected", "");
     if (selected) socket.send(JSON.stringify({ select: selected }));
   };
+  window.onresize = () => lastView && renderDepth(lastView.depth);
   socket.onmessage = (event) => render(JSON.parse(event.data));
   socket.onclose = () => {
     setPill(conn, false, "", "reconnecting");
