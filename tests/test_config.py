@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -152,3 +153,15 @@ def test_booleans_from_the_environment_and_integers_as_floats() -> None:
     whole = load_settings("[collector]\nstale_after_s = 3\n", "t.toml", {}, {})["collector.stale_after_s"]
     assert whole == 3.0
     assert isinstance(whole, float)
+
+
+def test_config_show_hides_a_set_password_or_token(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+           "TICKRELAY_NATS_PASSWORD": "hunter2-secret", "TICKRELAY_NATS_USER": "out"}  # fmt: skip
+    shown = json.loads(_show("--json", cwd=tmp_path, env=env).stdout)
+    assert shown["nats.password"] == {"value": "***", "source": "environment TICKRELAY_NATS_PASSWORD"}
+    assert shown["nats.token"] == {"value": "", "source": "default"}
+    assert shown["nats.user"]["value"] == "out"
+    text = _show(cwd=tmp_path, env=env).stdout
+    assert "hunter2" not in text
+    assert "nats.password" in text

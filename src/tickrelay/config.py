@@ -27,6 +27,7 @@ class Key:
     env: str = ""  # the design's own variable name, if any (else TICKRELAY_<SECTION>_<KEY>)
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
+    secret: bool = False  # `config show` prints *** for it
 
     @property
     def env_name(self) -> str:
@@ -126,6 +127,21 @@ KEYS: tuple[Key, ...] = (
         minimum=1,
     ),
     Key("metrics.port", int, 0, "Prometheus port per process (0: off)", minimum=0),
+    Key("nats.servers", list, ["nats://127.0.0.1:4222"], "NATS server URLs of the bridges (tls://: TLS)"),
+    Key("nats.tls_ca", str, "", "CA file (PEM) to verify the NATS server with (empty: the system's)"),
+    Key("nats.tls_cert", str, "", "client certificate file (PEM) for a NATS server that verifies clients"),
+    Key("nats.tls_key", str, "", "the client certificate's private key file (PEM)"),
+    Key("nats.creds", str, "", "NATS credentials file (user JWT and nkey seed; operator mode)"),
+    Key("nats.nkey_seed", str, "", "NATS nkey seed file (a user listed by its public nkey)"),
+    Key("nats.user", str, "", "NATS user name (with nats.password)"),
+    Key(
+        "nats.password",
+        str,
+        "",
+        "NATS password (prefer the environment or a 0600 file to a flag)",
+        secret=True,
+    ),
+    Key("nats.token", str, "", "NATS authentication token", secret=True),
     Key("log.level", str, "info", "log level", choices=("debug", "info", "warning", "error")),
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}

@@ -9,6 +9,7 @@
     * VenueMessageError     count it, keep a sample, drop the frame, keep streaming
     * ConfigError           refuse to start (exit status 2); the message names the key and its source
     * RelayError            the relay refused us (handshake, validation); the message says why
+    * NatsRefused           NATS refused a bridge (credentials, permissions, TLS): stop, say what to fix
 Any other exception escaping ``protocol/`` or ``venues/`` is a bug (h11's contract).
 """
 
@@ -76,3 +77,7 @@ class RelayError(TickrelayError):
 class UnsafeSocket(TickrelayError):
     """A socket whose directory another user could write or owns, a file in the way, or a peer of an
     untrusted user: refuse to bind or connect; the message says what to fix."""
+
+
+class NatsRefused(TickrelayError):
+    """The NATS server refused the bridge (credentials, permissions, TLS); the message says what to fix."""

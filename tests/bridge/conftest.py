@@ -33,8 +33,8 @@ class NatsServer:
     """One nats-server process with JetStream storing under ``store``; restartable on the same port."""
 
     def __init__(self, store: Path, *, name: str = "n1", cluster_port: int | None = None,
-                 routes: list[int] | None = None) -> None:  # fmt: skip
-        self.store, self.name = store, name
+                 routes: list[int] | None = None, config: Path | None = None) -> None:  # fmt: skip
+        self.store, self.name, self.config = store, name, config
         self.port = free_port()
         self.cluster_port, self.routes = cluster_port, routes or []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,6 +46,8 @@ class NatsServer:
     def start(self, timeout_s: float = 10.0) -> None:
         cmd = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store),
                "-n", self.name]  # fmt: skip
+        if self.config is not None:  # TLS, accounts and users (the flags above still win)
+            cmd += ["-c", str(self.config)]
         if self.cluster_port is not None:
             routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)
             cmd += [

@@ -31,14 +31,15 @@ from pathlib import Path
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
-from nats.errors import TimeoutError as NatsTimeout
+from nats.errors import Error as NatsError, TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from tickrelay.bridge.auth import NatsAccess
 from tickrelay.bridge.batch import FlushMerger, split_messages
 from tickrelay.bridge.connection import FLUSH_HEADER, LAST_STREAM, STREAM, UPTO_HEADER, NatsStats, connect
 from tickrelay.bridge.subjects import LAST_PREFIX, PREFIX, domain_token
-from tickrelay.errors import ProtocolError
+from tickrelay.errors import NatsRefused, ProtocolError
 from tickrelay.protocol.codec import COUNTER_BITS, COUNTER_MASK, Domain, Message, Source
 from tickrelay.transport.output import RelayOutput
 
@@ -54,6 +55,7 @@ class InSettings:
     idle_close_s: float = 300.0  # close a stream's forwarding output after this long without a message
     pending_msgs: int = 65536  # nats-py's per-subscription limits (slow consumer beyond)
     pending_bytes: int = 256 << 20
+    access: NatsAccess = dataclasses.field(default_factory=NatsAccess)  # TLS and credentials
 
 
 @dataclasses.dataclass
@@ -292,13 +294,27 @@ class BridgeIn:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Bridge until ``stop`` is set; then forward what the relay can take and close."""
-        nc = await connect(self.servers, "tickrelay-bridge-in", self.stats.nats, stop)
+        """Bridge until ``stop`` is set; then forward what the relay can take and close.
+
+        Raises:
+            NatsRefused: the server refused the credentials, a permission or the TLS setup.
+        """
+        await self._run(stop)
+        if self.stats.nats.refused:
+            raise NatsRefused(self.stats.nats.refused)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        nc = await connect(self.servers, "tickrelay-bridge-in", self.stats.nats, stop, self.settings.access)
         if nc is None:
             return
         self.own.start()
         try:
-            sub = await self._subscribe(nc)
+            try:
+                sub = await self._subscribe(nc)
+            except (NatsError, TimeoutError):
+                if self.stats.nats.refused:  # a JetStream request refused: no answer comes
+                    return
+                raise
             self.ready.set()
             expire = asyncio.create_task(self._expire(stop))
             await stop.wait()

@@ -26,6 +26,7 @@ from pathlib import Path
 from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, Error as NatsError, MaxPayloadError, OutboundBufferLimitError
 
+from tickrelay.bridge.auth import NatsAccess
 from tickrelay.bridge.batch import Batcher
 from tickrelay.bridge.books import BookKeeper
 from tickrelay.bridge.connection import (
@@ -38,6 +39,7 @@ from tickrelay.bridge.connection import (
 )
 from tickrelay.bridge.subjects import LAST_PREFIX, SubjectNamer, first_tlv
 from tickrelay.consumers.market import Key
+from tickrelay.errors import NatsRefused
 from tickrelay.protocol.codec import (
     Decoder,
     Domain,
@@ -64,6 +66,7 @@ class OutSettings:
     max_age_s: float = 3600.0  # the replay stream keeps this much
     replicas: int = 1
     setup_streams: bool = True
+    access: NatsAccess = dataclasses.field(default_factory=NatsAccess)  # TLS and credentials
 
 
 @dataclasses.dataclass
@@ -220,9 +223,20 @@ class BridgeOut:
                 return False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Bridge until ``stop`` is set; then publish what is pending and close."""
+        """Bridge until ``stop`` is set; then publish what is pending and close.
+
+        Raises:
+            NatsRefused: the server refused the credentials, a permission or the TLS setup.
+        """
+        await self._run(stop)
+        if self.stats.nats.refused:
+            raise NatsRefused(self.stats.nats.refused)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        self.client = nc = await connect(self.servers, "tickrelay-bridge-out", self.stats.nats, stop)
+        self.client = nc = await connect(
+            self.servers, "tickrelay-bridge-out", self.stats.nats, stop, s.access
+        )
         if nc is None:
             return
         try:

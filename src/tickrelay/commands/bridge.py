@@ -12,19 +12,34 @@ from pathlib import Path
 from typing import Any
 
 from tickrelay import runtime
+from tickrelay.bridge.auth import load_access
 from tickrelay.bridge.inbound import BridgeIn, InSettings
 from tickrelay.bridge.outbound import BridgeOut, OutSettings
+from tickrelay.commands.config import read_settings
 from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
 
 
 HELP = "bridge a relay to NATS JetStream: `bridge out` publishes its stream, `bridge in` feeds another relay"
-DEFAULT_NATS = "nats://127.0.0.1:4222"
+# flag -> config key; None means "not given" (the file, the environment or the default decide)
+_ACCESS_FLAGS = {
+    "tls_ca": ("nats.tls_ca", "CA file (PEM) the server's certificate must chain to"),
+    "tls_cert": ("nats.tls_cert", "client certificate (PEM), for a server that verifies clients"),
+    "tls_key": ("nats.tls_key", "the client certificate's key (PEM)"),
+    "creds": ("nats.creds", "credentials file (user JWT + nkey seed)"),
+    "nkey_seed": ("nats.nkey_seed", "nkey seed file"),
+    "user": ("nats.user", "user name (with --nats-password)"),
+    "password": ("nats.password", "password (visible to `ps`: prefer TICKRELAY_NATS_PASSWORD)"),
+    "token": ("nats.token", "token (visible to `ps`: prefer TICKRELAY_NATS_TOKEN)"),
+}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--nats", default=DEFAULT_NATS, help=f"NATS server URL(s), comma-separated ({DEFAULT_NATS})"
-    )
+    p.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
+    p.add_argument("--nats", metavar="URLS", help="NATS server URL(s), comma-separated; tls:// for TLS "
+                   "(nats.servers, default nats://127.0.0.1:4222)")  # fmt: skip
+    for flag, (key, text) in _ACCESS_FLAGS.items():
+        metavar = "PATH" if "PEM" in text or "file" in text else "TEXT"
+        p.add_argument(f"--nats-{flag.replace('_', '-')}", dest=flag, metavar=metavar, help=f"{text} ({key})")
     p.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
     p.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
     p.add_argument("--json", action="store_true", help="print the final counters as JSON")
@@ -66,31 +81,31 @@ def _report(name: str, stats: Any, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    flags = {key: getattr(args, flag) for flag, (key, _) in _ACCESS_FLAGS.items()}
+    settings = read_settings(args.config, {**flags, "nats.servers": args.nats})
+    access = load_access(settings)
     domain = DOMAIN_NAMES[args.domain]
     path = Path(socket_path(domain, args.socket, os.environ))
-    servers = [s.strip() for s in args.nats.split(",") if s.strip()]
+    servers = settings["nats.servers"]
 
+    bridge: BridgeOut | BridgeIn
     if args.direction == "out":
-        bridge_out = BridgeOut(path, servers, OutSettings(
+        bridge = BridgeOut(path, servers, OutSettings(
             domain=domain, latency_s=args.latency_ms / 1000, max_batch_bytes=args.batch_kb << 10,
             snapshot_s=args.snapshot_s, max_age_s=args.max_age_s, replicas=args.replicas,
-            setup_streams=not args.no_setup))  # fmt: skip
+            setup_streams=not args.no_setup, access=access))  # fmt: skip
+    else:
+        bridge = BridgeIn(path, servers, InSettings(
+            domain=domain, subject=args.subject or "", last_value=args.last_value, since_s=args.since_s,
+            hold_s=args.hold_ms / 1000, pending_msgs=args.pending_msgs,
+            idle_close_s=args.idle_close_s, access=access))  # fmt: skip
 
-        async def main_out(stop: asyncio.Event) -> int:
-            await bridge_out.run(stop)
-            _report("out", bridge_out.stats, args.json)
-            return 0
-
-        return runtime.run(main_out)
-
-    bridge_in = BridgeIn(path, servers, InSettings(
-        domain=domain, subject=args.subject or "", last_value=args.last_value, since_s=args.since_s,
-        hold_s=args.hold_ms / 1000, pending_msgs=args.pending_msgs,
-        idle_close_s=args.idle_close_s))  # fmt: skip
-
-    async def main_in(stop: asyncio.Event) -> int:
-        await bridge_in.run(stop)
-        _report("in", bridge_in.stats, args.json)
+    async def main(stop: asyncio.Event) -> int:
+        try:
+            await bridge.run(stop)
+        finally:  # a refusal at the start is its one-line error alone
+            if bridge.ready.is_set() or not bridge.stats.nats.refused:
+                _report(args.direction, bridge.stats, args.json)
         return 0
 
-    return runtime.run(main_in)
+    return runtime.run(main)

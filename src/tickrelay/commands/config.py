@@ -39,16 +39,15 @@ def read_settings(config_path: str | None, flags: Mapping[str, Any]) -> Settings
 
 def run(args: argparse.Namespace) -> int:
     settings = read_settings(args.config, {})
+    shown = {k.name: "***" if k.secret and settings[k.name] else settings[k.name] for k in KEYS}
     if args.json:
         print(
-            json.dumps(
-                {k.name: {"value": settings[k.name], "source": settings.sources[k.name]} for k in KEYS}
-            )
+            json.dumps({k.name: {"value": shown[k.name], "source": settings.sources[k.name]} for k in KEYS})
         )
         return 0
     width = max(len(k.name) for k in KEYS)
     for key in KEYS:
-        value = settings[key.name]
-        shown = ",".join(value) if isinstance(value, list) else value
-        print(f"{key.name:{width}} = {shown!s:40} # {settings.sources[key.name]}")
+        value = shown[key.name]
+        text = ",".join(value) if isinstance(value, list) else value
+        print(f"{key.name:{width}} = {text!s:40} # {settings.sources[key.name]}")
     return 0
