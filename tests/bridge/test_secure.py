@@ -10,6 +10,9 @@ refusal is one line and an exit, never a retry loop; what a refused publisher se
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import os
 import subprocess
 import time
@@ -310,3 +313,98 @@ authorization {
     finally:
         token_server.stop()
         narrow.stop()
+
+
+def _jwt(issuer: Any, sub: str, nats_claims: dict[str, Any]) -> str:
+    """A NATS JWT (ed25519-nkey), as nsc writes them: what a creds file's user carries."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    claims = {"iat": int(time.time()), "iss": issuer.public_key.decode(), "sub": sub, "name": sub[:8],
+              "nats": {**nats_claims, "version": 2}}  # fmt: skip
+    claims["jti"] = (
+        base64.b32encode(hashlib.sha256(json.dumps(claims).encode()).digest()).decode().rstrip("=")
+    )
+    head = (
+        b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+        + "."
+        + b64(json.dumps(claims).encode())
+    )
+    return head + "." + b64(issuer.sign(head.encode()))
+
+
+def _key(prefix: int) -> tuple[bytes, Any]:
+    seed = nkeys.encode_seed(os.urandom(32), prefix)
+    return seed, nkeys.from_seed(bytearray(seed))
+
+
+def operator_mode(root: Path) -> tuple[str, Path, Path]:
+    """A server config trusting one operator and its account, a creds file of a user of that account, and
+    one of a user signed by an account the server does not know."""
+    _, operator = _key(nkeys.PREFIX_BYTE_OPERATOR)
+    op = operator.public_key.decode()
+    unlimited = {k: -1 for k in ("subs", "data", "payload", "imports", "exports", "conn", "leaf")}
+    accounts = {}
+    paths = []
+    for name in ("known", "unknown"):
+        _, account = _key(nkeys.PREFIX_BYTE_ACCOUNT)
+        accounts[account.public_key.decode()] = _jwt(operator, account.public_key.decode(),
+                                                     {"type": "account", "limits": unlimited})  # fmt: skip
+        seed, user = _key(nkeys.PREFIX_BYTE_USER)
+        user_jwt = _jwt(
+            account,
+            user.public_key.decode(),
+            {"type": "user", "pub": {"allow": ["tickrelay.>"]}, "subs": -1, "data": -1, "payload": -1},
+        )
+        paths.append(root / f"{name}.creds")
+        paths[-1].write_text(
+            f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+            f"-----BEGIN USER NKEY SEED-----\n{seed.decode()}\n------END USER NKEY SEED------\n"
+        )
+    _, system = _key(nkeys.PREFIX_BYTE_ACCOUNT)  # (JetStream, on in every test server, needs one)
+    sys_pub = system.public_key.decode()
+    (known, known_jwt), _ = accounts.items()
+    return (
+        f"operator: {_jwt(operator, op, {'type': 'operator'})}\nresolver: MEMORY\nsystem_account: {sys_pub}\n"
+        f"resolver_preload: {{ {known}: {known_jwt}\n"
+        f"  {sys_pub}: {_jwt(operator, sys_pub, {'type': 'account', 'limits': unlimited})} }}\n",
+        paths[0],
+        paths[1],
+    )
+
+
+async def test_a_credentials_file_in_operator_mode(tmp_path: Path) -> None:
+    config, good, bad = operator_mode(tmp_path)
+    server = start_server(tmp_path, config, "operator")
+    try:
+        relay = Relay(tmp_path / "r.sock")
+        await relay.start()
+        far = Collector(relay.path)
+        access = load_access(load_settings(None, "", {}, {"nats.creds": str(good)}))
+        out = BridgeOut(relay.path, [server.url], OutSettings(setup_streams=False, access=access))
+        sub = await nats.connect(server.url, user_credentials=str(good))  # sees what bridge out publishes
+        got: list[bytes] = []
+
+        async def keep(msg: Any) -> None:
+            got.append(msg.data)
+
+        await sub.subscribe("tickrelay.>", cb=keep)
+        async with running(out):
+            await until(lambda: len(relay.subscribers) == 2)
+            sent = RelayOutput(relay.path, source=Source.PUBLISH_TOOL, stream_id=9)
+            sent.start()
+            sent.send(message(0))
+            await until(lambda: bool(got) and len(far.messages) == 1)
+            assert got == [far.messages[0].raw]
+            await sent.close()
+        await sub.close()
+        refused = BridgeOut(relay.path, [server.url], OutSettings(
+            setup_streams=False, access=load_access(load_settings(None, "", {}, {"nats.creds": str(bad)}))
+        ))  # fmt: skip
+        with pytest.raises(NatsRefused, match="Authorization Violation"):
+            await asyncio.wait_for(refused.run(asyncio.Event()), 10)
+        await far.close()
+        await relay.stop(drain_s=0.1)
+    finally:
+        server.stop()
