@@ -13,5 +13,12 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+if command -v cargo >/dev/null 2>&1; then
+    echo "install.sh: building the compiled core (native/, $(cargo --version | cut -d' ' -f1-2))"
+else
+    echo "install.sh: no cargo: installing the pure-Python core. For the compiled one, install Rust" \
+        "(https://rustup.rs, or Debian's cargo) and run ./install.sh again"
+fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+python3 -c 'from tickrelay.native import CORE; print(f"install.sh: core: {CORE}")'
 echo "install.sh: done. Try: tickrelay up"

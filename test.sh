@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The whole check, as CI runs it: lint, strict types on src/, the default
 # test run, the slow suites, then the pure core's own tests held to 100 %
-# branch coverage of protocol/ and venues/.
+# branch coverage of protocol/ and venues/. The compiled core's Rust checks run
+# first when cargo is present.
 set -euo pipefail
 cd "$(dirname "$0")"
+if command -v cargo >/dev/null 2>&1; then
+    (cd native && cargo fmt --check && cargo clippy -q --all-targets -- -D warnings && cargo test -q)
+else
+    echo "test.sh: no cargo: skipping the Rust checks of native/ (fmt, clippy, test)"
+fi
 ruff check src tests bench
 mypy --strict src
 python3 -m pytest -q "$@"

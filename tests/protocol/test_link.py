@@ -1,8 +1,11 @@
 """The relay link's pure parts: control messages, batch envelopes, run framing checks."""
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, strategies as st
 
+from tests.cores import both
 from tickrelay.errors import MalformedTlv, ProtocolError
 from tickrelay.protocol import link
 from tickrelay.protocol.codec import (
@@ -100,10 +103,16 @@ TRADES = [
     encode_trade_message(3, make_sequence(2, i), i, Trade(1, i, 1, i, 102, 51, 0)) for i in range(1, 51)
 ]
 MIXED = [*TRADES[:10], encode_events(1, 3, make_sequence(2, 11), 0, Heartbeat(1, 2)), *TRADES[10:]]
+CheckRun = Callable[[bytes, int, int, int, int], None]
+
+
+@pytest.fixture(params=both(link.check_run_py, "check_run"))
+def check_run(request: pytest.FixtureRequest) -> CheckRun:
+    return request.param  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("run", [TRADES, MIXED], ids=["uniform", "mixed"])
-def test_batch_envelope_round_trip_and_checks(run: list[bytes]) -> None:
+def test_batch_envelope_round_trip_and_checks(run: list[bytes], check_run: CheckRun) -> None:
     body = b"".join(run)
     decoder = Decoder()
     decoder.feed(link.encode_batch(1, 3, make_sequence(2, 1), len(run), 5, body))
@@ -111,11 +120,7 @@ def test_batch_envelope_round_trip_and_checks(run: list[bytes]) -> None:
     assert message.header.flags == link.FLAG_BATCH | 1
     assert link.batch_head(message) == (make_sequence(2, 1), len(run))
     assert message.raw[link.BATCH_START :] == body
-    link.check_run(message.raw, link.BATCH_START, len(run), 1, 1 << 20)
-
-
-def _check(data: bytes, count: int, domain: int = 1, max_payload: int = 1 << 20) -> None:
-    link.check_run(b"pad" + data, 3, count, domain, max_payload)
+    check_run(message.raw, link.BATCH_START, len(run), 1, 1 << 20)
 
 
 @pytest.mark.parametrize(
@@ -132,15 +137,15 @@ def _check(data: bytes, count: int, domain: int = 1, max_payload: int = 1 << 20)
         (b"".join(TRADES[:4]) + encode_message(1, 3, 1, 0, b"\x00" * 100), 5, "payload_size 100 > 64"),
     ],
 )
-def test_bad_runs(data: bytes, count: int, match: str) -> None:
+def test_bad_runs(data: bytes, count: int, match: str, check_run: CheckRun) -> None:
     with pytest.raises(ProtocolError, match=match):
-        _check(data, count, max_payload=64)
+        check_run(b"pad" + data, 3, count, 1, 64)
 
 
-def test_uniform_run_with_a_stray_flag_bit() -> None:
+def test_uniform_run_with_a_stray_flag_bit(check_run: CheckRun) -> None:
     bad = [*TRADES[:9], TRADES[9][:7] + b"\x03" + TRADES[9][8:]]
     with pytest.raises(ProtocolError, match="flags other than the checksum bit"):
-        _check(b"".join(bad), 10)
+        check_run(b"pad" + b"".join(bad), 3, 10, 1, 1 << 20)
 
 
 def test_a_too_short_envelope() -> None:

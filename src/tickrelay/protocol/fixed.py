@@ -15,6 +15,7 @@ DECIMALS = 8
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 _DIGITS = frozenset("0123456789")
+_MAX_DIGITS = 19  # a magnitude of 20 digits is >= 10^19 > 2^63
 
 
 def parse_fixed8(text: str | bytes) -> int:
@@ -36,8 +37,15 @@ def parse_fixed8_rounded(text: str | bytes) -> tuple[int, bool]:
     s = text.decode("ascii", "replace") if isinstance(text, bytes) else text
     ip, _, fp = s.partition(".")
     # Fast path: the overwhelmingly common unsigned "123.4500" shape (isdigit alone would admit
-    # non-ASCII digits such as "²", hence isascii).
-    if len(fp) <= DECIMALS and ip.isdigit() and ip.isascii() and (not fp or (fp.isdigit() and fp.isascii())):
+    # non-ASCII digits such as "²", hence isascii). Longer integer parts go the slow way, which
+    # never converts more than 19 digits (int() of over 4300 raises ValueError).
+    if (
+        len(fp) <= DECIMALS
+        and len(ip) <= _MAX_DIGITS
+        and ip.isdigit()
+        and ip.isascii()
+        and (not fp or (fp.isdigit() and fp.isascii()))
+    ):
         value = int(ip) * SCALE + (int(fp) * 10 ** (DECIMALS - len(fp)) if fp else 0)
         if value > INT64_MAX:
             raise FixedPointError(f"{s!r} is out of range for int64 x 10^8")
@@ -61,26 +69,27 @@ def _parse_slow(s: str) -> tuple[int, bool]:
     ip, _, fp = mantissa.partition(".")
     if (not ip and not fp) or not set(ip) <= _DIGITS or not set(fp) <= _DIGITS:
         raise FixedPointError(f"{s!r} is not a decimal number")
-    digits_all = int(ip + fp) if ip + fp else 0
-    # value = digits_all * 10^(exponent - len(fp)); scaled = value * 10^8
+    # value = digits x 10^shift, on the digit text: no digit string longer than 19 is converted (a
+    # text of any length is answered, and the compiled core, native/core/src/protocol/fixed.rs,
+    # follows the same steps)
+    digits = (ip + fp).lstrip("0")
     shift = exponent - len(fp) + DECIMALS
+    left = len(digits) + shift  # digits of the magnitude before rounding
+    if digits and left > _MAX_DIGITS:
+        raise FixedPointError(f"{s!r} is out of range for int64 x 10^8")
     rounded = False
     if shift >= 0:
-        if shift > 40:
-            if digits_all:
-                raise FixedPointError(f"{s!r} is out of range for int64 x 10^8")
-            scaled = 0
-        else:
-            scaled = digits_all * 10**shift
+        scaled = int(digits) * 10**shift if digits else 0
     else:
-        divisor = 10**-shift
-        quotient, remainder = divmod(digits_all, divisor)
-        if remainder:
-            rounded = True
-            twice = remainder * 2
-            if twice > divisor or (twice == divisor and quotient % 2 == 1):
-                quotient += 1
-        scaled = quotient
+        cut = max(left, 0)
+        scaled = int(digits[:cut]) if cut else 0
+        dropped = digits[cut:]
+        rounded = dropped.strip("0") != ""
+        # left < 0: a zero sits between the point and the first digit, so the rest is below half
+        if left >= 0 and dropped and (dropped[0] > "5" or (dropped[0] == "5" and (
+            dropped[1:].strip("0") or scaled % 2 == 1
+        ))):  # fmt: skip
+            scaled += 1
     if negative:
         scaled = -scaled
     if not INT64_MIN <= scaled <= INT64_MAX:

@@ -14,6 +14,7 @@ import zlib
 from typing import NamedTuple
 
 from tickrelay.errors import MalformedTlv, ProtocolError
+from tickrelay.native import compiled
 from tickrelay.protocol.codec import (
     FLAG_CHECKSUM,
     HEADER,
@@ -210,11 +211,12 @@ def batch_head(message: Message) -> tuple[int, int]:
 BATCH_START = HEADER_SIZE + BATCH_HEAD.size
 
 
-def check_run(data: bytes, start: int, count: int, domain: int, max_payload: int) -> None:
+def check_run_py(data: bytes, start: int, count: int, domain: int, max_payload: int) -> None:
     """Verify that ``data[start:]`` is exactly ``count`` well-framed messages of ``domain`` (magic,
     version, domain, flags, sizes). Runs of one message size are checked with a few strided slices of
     ``data`` (C loops, no copy of the run first); mixed sizes are walked header by header. Inner CRCs are
-    not checked: the envelope's covers them.
+    not checked: the envelope's covers them. ``check_run`` is this function, or the compiled core's
+    (tickrelay.native) where it runs.
 
     Raises:
         ProtocolError: the run is not what it claims to be.
@@ -256,3 +258,6 @@ def _walk(view: memoryview, count: int, domain: int, max_payload: int) -> None:
             raise ProtocolError(f"message {seen} of the batch is truncated")
     if seen != count:
         raise ProtocolError(f"batch claims {count} messages but holds {seen}")
+
+
+check_run = check_run_py if compiled is None else compiled.check_run

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from tickrelay.native import compiled
 from tickrelay.protocol.codec import HEADER_SIZE, iter_tlvs
 from tickrelay.protocol.messages import TlvType
 
@@ -70,11 +71,12 @@ def matches(flt: Filter, message: bytes | memoryview) -> bool:
     return False
 
 
-def select(flt: Filter, body: bytes | memoryview) -> tuple[bytes, int]:
+def select_py(flt: Filter, body: bytes | memoryview) -> tuple[bytes, int]:
     """The messages of a validated run that pass ``flt``, concatenated, and how many there are.
 
-    Messages with one standard-form market-data TLV (nearly all of them) are matched from fixed
-    offsets in one loop; anything else goes through :func:`matches`.
+    Messages with one standard-form market-data TLV long enough to hold its venue (nearly all of
+    them) are matched from fixed offsets in one loop; anything else goes through :func:`matches`.
+    ``select`` is this function, or the compiled core's (tickrelay.native) where it runs.
     """
     data = bytes(body)
     types, venues, assets = flt
@@ -87,7 +89,8 @@ def select(flt: Filter, body: bytes | memoryview) -> tuple[bytes, int]:
         end = i + HEADER_SIZE + size_at(data, i + 24)[0]
         t = data[i + HEADER_SIZE] if end > i + HEADER_SIZE else -1
         at = venue_at(t)
-        if at is not None and end == i + HEADER_SIZE + 2 + data[i + HEADER_SIZE + 1] and t != 0xFF:
+        size = data[i + HEADER_SIZE + 1] if at is not None else 0
+        if at is not None and end == i + HEADER_SIZE + 2 + size and size >= at + 2:
             v = i + HEADER_SIZE + 2
             ok = (
                 (not types or t in types)
@@ -107,3 +110,6 @@ def select(flt: Filter, body: bytes | memoryview) -> tuple[bytes, int]:
     if run_start >= 0:
         pieces.append(data[run_start:] if run_start else data)
     return b"".join(pieces), count
+
+
+select = select_py if compiled is None else compiled.select

@@ -1,0 +1,86 @@
+//! The relay link's batch envelope, as `tickrelay/protocol/link.py` (`check_run`). Pure: no I/O.
+
+use super::codec::{u32_at, Header, ProtocolError, FLAG_CHECKSUM, HEADER_SIZE, MAGIC, VERSION};
+
+/// `check_run`: `data[start..]` is exactly `count` well-framed messages of `domain` (magic,
+/// version, domain, flags, sizes). Inner CRCs are not checked: the envelope's covers them.
+///
+/// The same two paths as the Python, so the verdicts and messages are the same: a run of one
+/// message size is checked field by field at a stride (the Python's strided slices), and only
+/// when that does not hold is it walked header by header; like the Python, the strided path does
+/// not apply `max_payload` (the envelope's own limit already bounds it).
+pub fn check_run(
+    data: &[u8],
+    start: usize,
+    count: u64,
+    domain: u8,
+    max_payload: u64,
+) -> Result<(), ProtocolError> {
+    let Some(run) = data.get(start..) else {
+        // as the Python: a start past the end is a run of negative length
+        let n = data.len() as i128 - start as i128;
+        return Err(ProtocolError::Protocol(format!("batch of {n} bytes cannot hold {count} messages")));
+    };
+    let n = run.len() as u64;
+    if count == 0 || n < count.saturating_mul(HEADER_SIZE as u64) {
+        return Err(ProtocolError::Protocol(format!("batch of {n} bytes cannot hold {count} messages")));
+    }
+    let size = n / count;
+    if n % count == 0 && u32_at(run, 24).map(u64::from) == Some(size - HEADER_SIZE as u64) {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let mut expect = [0u8; HEADER_SIZE];
+        expect[..4].copy_from_slice(&MAGIC.to_le_bytes());
+        expect[4] = domain;
+        expect[5] = VERSION;
+        expect[24..28].copy_from_slice(&((size - HEADER_SIZE) as u32).to_le_bytes());
+        let uniform = run.chunks_exact(size).all(|m| m[..6] == expect[..6] && m[24..28] == expect[24..28]);
+        if uniform {
+            if run.chunks_exact(size).any(|m| m[7] & !FLAG_CHECKSUM != 0) {
+                return Err(ProtocolError::Protocol(
+                    "a message in the batch has flags other than the checksum bit".into(),
+                ));
+            }
+            return Ok(());
+        }
+    }
+    walk(run, count, domain, max_payload)
+}
+
+fn walk(run: &[u8], count: u64, domain: u8, max_payload: u64) -> Result<(), ProtocolError> {
+    let err = |m: String| Err(ProtocolError::Protocol(m));
+    let (n, mut i, mut seen) = (run.len(), 0usize, 0u64);
+    while i < n {
+        let (Some(h), Some(magic)) = (Header::read(&run[i..]), u32_at(run, i)) else {
+            return err(format!("message {} of the batch is truncated", seen + 1));
+        };
+        if magic != MAGIC || h.version != VERSION {
+            return err(format!("message {} of the batch has a bad magic or version", seen + 1));
+        }
+        if h.relay_domain != domain {
+            return err(format!(
+                "message {} of the batch is of domain {}, not {domain}",
+                seen + 1,
+                h.relay_domain
+            ));
+        }
+        if h.flags & !FLAG_CHECKSUM != 0 {
+            return err(format!("message {} of the batch has flags {:#x}", seen + 1, h.flags));
+        }
+        if u64::from(h.payload_size) > max_payload {
+            return err(format!(
+                "message {} of the batch has payload_size {} > {max_payload}",
+                seen + 1,
+                h.payload_size
+            ));
+        }
+        i = i.saturating_add(HEADER_SIZE + h.payload_size as usize);
+        seen += 1;
+        if i > n {
+            return err(format!("message {seen} of the batch is truncated"));
+        }
+    }
+    if seen != count {
+        return err(format!("batch claims {count} messages but holds {seen}"));
+    }
+    Ok(())
+}

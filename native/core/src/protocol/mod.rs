@@ -1,0 +1,5 @@
+//! Protocol V2 (`docs/protocol.md`), as `tickrelay.protocol`.
+
+pub mod codec;
+pub mod fixed;
+pub mod link;

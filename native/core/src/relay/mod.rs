@@ -1,0 +1,3 @@
+//! The relay's data path, as `tickrelay.relay`.
+
+pub mod fanout;
