@@ -14,6 +14,12 @@ taken at frame arrival, -> decoded at the subscriber) is measured here on every 
 runs of each percentile, and their spread (min, max). Every pacing and collector write policy
 (``collector.flush``: after every frame, or once per event-loop turn) is measured in the same
 invocation, the runs interleaved; the top-level keys are steady pacing with the default policy.
+
+The machine's floor is measured in the same invocation, interleaved too: ``native/floor`` (a std-only
+Rust program, built here with cargo) writes 90-byte messages at ``--rate`` through two blocking
+Unix-socket hops, writer -> forwarder -> reader, three processes. ``floor_write_p99_us`` is its
+``write()`` P99, ``floor_two_hop_p99_us`` its writer-to-reader P99 (medians over runs, spread beside),
+and ``end_to_end_over_floor`` the pipeline's end-to-end P99 over that floor.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -41,6 +48,8 @@ from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
 from tickrelay.transport.subscribe import Subscription
 
 
+NATIVE = Path(__file__).resolve().parents[1] / "native"
+FLOOR = NATIVE / "target" / "release" / "latency-floor"
 # frames per second of each embedded recording at speed 1 (frames / recorded span)
 RECORDED_RATE = {"coinbase": 9946 / 30.8, "binance": 41248 / 346.0}
 
@@ -133,6 +142,24 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) ->
     }
 
 
+def floor_run(rate: float, seconds: float) -> dict[str, float]:
+    """One run of the latency floor (native/floor): write() and writer-to-reader percentiles in µs."""
+    out = subprocess.run(
+        [str(FLOOR), "--rate", f"{rate:g}", "--seconds", f"{seconds:g}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def _build_floor() -> bool:
+    """Build native/floor with cargo (quick once built); False when there is no cargo and no binary."""
+    if shutil.which("cargo"):
+        subprocess.run(["cargo", "build", "-q", "--release", "-p", "latency-floor"], cwd=NATIVE, check=True)
+    return FLOOR.exists()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=10_000)
@@ -149,7 +176,12 @@ def main() -> None:
     for venue in RECORDED_RATE:
         one_run(venue, args.rate, 1.0, args.pacing[0], args.flush[0])  # warm-up
     runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {c: [] for c in combos}
+    floors: list[dict[str, float]] = []
+    has_floor = _build_floor()
     for i in range(args.runs):  # interleaved, so a slow spell of the machine hits every combination
+        if has_floor:
+            print(f"latency: run {i + 1}/{args.runs}, floor", file=sys.stderr, flush=True)
+            floors.append(floor_run(args.rate, args.seconds))
         for pacing, flush, venue in combos:
             progress = f"latency: run {i + 1}/{args.runs}, {venue}, {pacing} pacing, flush={flush}"
             print(progress, file=sys.stderr, flush=True)
@@ -165,6 +197,15 @@ def main() -> None:
     report["venues"] = venues
     report["processing_p99_us"] = {v: r["processing_p99_us"] for v, r in venues.items()}
     report["end_to_end_p99_us"] = max(r["end_to_end_p99_us"] for r in venues.values())
+    if floors:
+        for key in ("write_p99_us", "two_hop_p99_us", "two_hop_p50_us"):
+            report[f"floor_{key}"] = statistics.median(f[key] for f in floors)
+            report[f"floor_{key}_spread"] = [min(f[key] for f in floors), max(f[key] for f in floors)]
+        report["end_to_end_over_floor"] = max(
+            r["end_to_end_p99_us"] for r in venues.values()
+        ) / statistics.median(f["two_hop_p99_us"] for f in floors)
+    else:
+        report["floor"] = "not measured: native/floor needs cargo to build (README, The compiled core)"
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))
 
 

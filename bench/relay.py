@@ -1,7 +1,8 @@
 """Relay throughput, end to end through a real relay process: one publisher process, N subscriber
 processes, 74-byte Trade messages, the relay's default validation on (batch CRC + framing checks).
 
-    python3 bench/relay.py [--subscribers N] [--filtered] [--messages M] [--runs 5] [--json]
+    python3 bench/relay.py [--subscribers N] [--filtered] [--messages M] [--runs 5]
+                           [--cores native python] [--json]
 
 The publisher sends pre-encoded batch envelopes (1 MiB, the size RelayOutput cuts them at) with plain
 blocking socket writes, so the figure is the relay's capacity, not the cost of building messages in
@@ -10,6 +11,9 @@ across envelopes; the relay does not look at them. Subscribers read with plain r
 bytes. --filtered makes every subscriber ask for one venue of three: the relay then walks every
 message. msgs_per_s_in: messages the relay took per second (publisher's first write to the relay's
 Sync answer); deliveries_per_s: messages delivered to all subscribers per second (first byte to last).
+Each core (the relay's data path compiled, or pure Python: TICKRELAY_NO_EXTENSIONS=1) gets its own relay
+process, measured in the same invocation with the runs interleaved; the top-level figures are the first
+core's, and ``cores`` holds each one's.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 
 from relayproc import relay_process
+from tickrelay.native import CORE
 from tickrelay.protocol.codec import Decoder, encode_trade_message, make_sequence
 from tickrelay.protocol.link import Hello, Overflow, Role, Sync, decode_control, encode_batch, encode_control
 from tickrelay.protocol.messages import Trade
@@ -134,12 +140,26 @@ def one_run(path: str, subscribers: int, filtered: bool, batches: int) -> dict[s
     }
 
 
+CORE_ENV = {"native": {}, "python": {"TICKRELAY_NO_EXTENSIONS": "1"}}
+
+
+def _summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key in ("msgs_per_s_in", "deliveries_per_s"):
+        values = [r[key] for r in runs]
+        out[key] = statistics.median(values)
+        out[f"{key}_min"], out[f"{key}_max"] = min(values), max(values)
+    out["delivered_fraction"] = min(r["delivered"] / r["expected"] for r in runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1)
     parser.add_argument("--filtered", action="store_true")
     parser.add_argument("--messages", type=int, default=3_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cores", nargs="+", choices=list(CORE_ENV), default=list(CORE_ENV))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--role", choices=["publisher", "subscriber"], help=argparse.SUPPRESS)
     parser.add_argument("--socket", help=argparse.SUPPRESS)
@@ -151,11 +171,19 @@ def main() -> None:
         return publisher(args.socket, args.batches)
     if args.role == "subscriber":
         return subscriber(args.socket, args.expect, args.venue or None)
+    if "native" in args.cores and CORE != "native":
+        parser.error("the compiled core is not built or is turned off (README: The compiled core)")
     batches = max(1, args.messages // BATCH_MESSAGES)
-    with relay_process() as path:
-        one_run(path, args.subscribers, args.filtered, max(1, batches // 4))  # warm-up
-        runs = [one_run(path, args.subscribers, args.filtered, batches) for _ in range(args.runs)]
-    report = {
+    runs: dict[str, list[dict[str, float]]] = {core: [] for core in args.cores}
+    with ExitStack() as stack:
+        paths = {core: stack.enter_context(relay_process(env=CORE_ENV[core])) for core in args.cores}
+        for path in paths.values():
+            one_run(path, args.subscribers, args.filtered, max(1, batches // 4))  # warm-up
+        for i in range(args.runs):  # interleaved, so a slow spell of the machine hits every core
+            for core, path in paths.items():
+                print(f"relay: run {i + 1}/{args.runs}, {core} core", file=sys.stderr, flush=True)
+                runs[core].append(one_run(path, args.subscribers, args.filtered, batches))
+    report: dict[str, object] = {
         "subscribers": args.subscribers,
         "filtered": args.filtered,
         "messages_per_run": batches * BATCH_MESSAGES,
@@ -163,12 +191,11 @@ def main() -> None:
         "runs": args.runs,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "core": args.cores[0],
     }
-    for key in ("msgs_per_s_in", "deliveries_per_s"):
-        values = [r[key] for r in runs]
-        report[key] = statistics.median(values)
-        report[f"{key}_min"], report[f"{key}_max"] = min(values), max(values)
-    report["delivered_fraction"] = min(r["delivered"] / r["expected"] for r in runs)
+    cores = {core: _summary(done) for core, done in runs.items()}
+    report |= cores[args.cores[0]]
+    report["cores"] = cores
     if args.json:
         print(json.dumps(report))
     else:
