@@ -1,0 +1,70 @@
+"""Collectors against the replay exchange as a strict peer: it pings them and drops a client that does
+not answer, as Binance does, and it answers bad subscriptions with the venue's errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tickrelay.collector.run import Collector
+from tickrelay.config import load_settings
+from tickrelay.protocol.codec import COLLECTOR_SOURCES
+from tickrelay.relay.server import Relay, RelaySettings
+from tickrelay.replay.exchange import ReplayExchange, collector_env
+from tickrelay.transport.output import RelayOutput
+
+
+STRICT = {venue: (0.2, 0.6) for venue in ("binance", "kraken", "coinbase")}  # a ping every 0.2 s
+
+
+async def run_for(
+    tmp_path: Path, venue: str, env: dict[str, str], seconds: float
+) -> tuple[Collector, ReplayExchange]:
+    """One collector against a strict replay exchange for ``seconds`` (the recordings end early:
+    ``loop`` off, so the connections then sit idle but for the server's pings)."""
+    relay = Relay(tmp_path / "md.sock", RelaySettings())
+    await relay.start()
+    exchange = ReplayExchange(speed=0, loop=False, pings=STRICT)
+    await exchange.start()
+    settings: Any = load_settings(None, "-", {**collector_env(exchange.port), **env}, {}).values
+    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue)
+    output.start()
+    collector = Collector(venue, settings, output)
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await output.close()
+    await exchange.stop()
+    await relay.stop(drain_s=0)
+    return collector, exchange
+
+
+async def test_every_collector_answers_the_servers_pings(tmp_path: Path) -> None:
+    """Ten pings or more each, none left unanswered: one connection for the whole run. (A collector
+    without pongs is dropped after 0.6 s and reconnects: connects > 1, pong_timeouts > 0.)"""
+    env = {"BINANCE_SYMBOLS": "BTCUSDT", "KRAKEN_PAIRS": "XBT/USD", "COINBASE_PRODUCTS": "SKL-USD"}
+    for venue in ("binance", "kraken", "coinbase"):
+        collector, exchange = await run_for(tmp_path / venue, venue, env, 3.0)
+        assert (exchange.stats.pong_timeouts, collector.stats.connects, collector.stats.reconnects) == (
+            0,
+            1,
+            0,
+        )
+        assert exchange.stats.pings_sent >= 10
+        assert collector.feed.stats.frames > 0
+
+
+async def test_a_rejected_subscription_is_counted_and_the_rest_streams(tmp_path: Path) -> None:
+    """Kraken answers a pair it does not list with one error per channel; the collector counts them,
+    keeps its connection and its other pair's book, and does not resubscribe anything."""
+    collector, exchange = await run_for(tmp_path, "kraken", {"KRAKEN_PAIRS": "XBT/USD,FOO/BAR"}, 2.0)
+    stats = collector.feed.stats
+    assert stats.venue_errors == 3  # trade, ticker, book
+    assert stats.rejected == {"venue_error": 3}
+    assert "Currency pair not supported FOO/BAR" in stats.samples["venue_error"]
+    assert (collector.stats.connects, collector.stats.resubscribes, exchange.stats.requests) == (1, 0, 3)
+    book = stats.books["XBT/USD"]
+    assert (book.checksums_verified, book.checksum_failures) == (979, 0)
