@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 
 from tickrelay import runtime
 from tickrelay.errors import ConfigError
+from tickrelay.replay import tls
 from tickrelay.replay.exchange import Faults, ReplayExchange, parse_pings
 
 
@@ -36,6 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="close-after=N, stall=N:S or corrupt=N (repeatable)",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve wss:// and https:// with a certificate made at start (its CA file is printed)",
+    )
+    parser.add_argument(
         "--ping",
         action="append",
         default=[],
@@ -58,19 +65,31 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate must be positive, not {args.rate:g}")
 
     async def main(stop: asyncio.Event) -> int:
+        context, ca_file = tls.make() if args.tls else (None, None)
         exchange = ReplayExchange(
-            speed=speed, rate=args.rate, loop=not args.no_loop, faults=faults, pings=pings
+            speed=speed, rate=args.rate, loop=not args.no_loop, faults=faults, pings=pings, tls=context
         )
         await exchange.start(args.host, args.port)
-        base = f"ws://{args.host}:{exchange.port}"
+        ws, http = ("wss", "https") if args.tls else ("ws", "http")
+        base, rest = f"{ws}://{args.host}:{exchange.port}", f"{http}://{args.host}:{exchange.port}"
         print(
             f"tickrelay replay-exchange: {base}/coinbase {base}/binance/stream?streams=... {base}/kraken "
-            f"(REST http://{args.host}:{exchange.port}/binance/api/v3/depth)",
+            f"{base}/kraken/v2 (REST {rest}/binance/api/v3/..., {rest}/kraken/0/public/AssetPairs, "
+            f"{rest}/coinbase/products; docs/replay-exchange.md)",
             file=sys.stderr,
             flush=True,
         )
+        if ca_file is not None:
+            print(
+                f"tickrelay replay-exchange: TLS certificate made for this run; clients trust it with "
+                f"SSL_CERT_FILE={ca_file}",
+                file=sys.stderr,
+                flush=True,
+            )
         await stop.wait()
         await exchange.stop()
+        if ca_file is not None:
+            shutil.rmtree(ca_file.parent, ignore_errors=True)
         st = exchange.stats
         print(
             f"tickrelay replay-exchange: stopped after {st.connections} connections, {st.frames_sent} "
