@@ -4,6 +4,7 @@ not answer, as Binance does, and it answers bad subscriptions with the venue's e
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from tickrelay.collector.run import Collector
 from tickrelay.config import load_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
 from tickrelay.relay.server import Relay, RelaySettings
-from tickrelay.replay.exchange import ReplayExchange, collector_env
+from tickrelay.replay import recordings
+from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, ReplayExchange, collector_env
 from tickrelay.transport.output import RelayOutput
 
 
@@ -68,3 +70,18 @@ async def test_a_rejected_subscription_is_counted_and_the_rest_streams(tmp_path:
     assert (collector.stats.connects, collector.stats.resubscribes, exchange.stats.requests) == (1, 0, 3)
     book = stats.books["XBT/USD"]
     assert (book.checksums_verified, book.checksum_failures) == (979, 0)
+
+
+async def test_kraken_collects_a_book_for_every_embedded_pair(tmp_path: Path) -> None:
+    """What `up` subscribes (its pairs, the default depth 10): every pair's book streams and verifies,
+    the ten 2021 pairs from their depth-1000 recording, beside their trades and tickers of that day."""
+    pairs = REPLAY_INSTRUMENTS["KRAKEN_PAIRS"].split(",")
+    collector, _ = await run_for(tmp_path, "kraken", {"KRAKEN_PAIRS": ",".join(pairs)}, 4.0)
+    books = collector.feed.stats.books
+    assert {p: books[p].checksum_failures for p in pairs} == dict.fromkeys(pairs, 0)
+    assert all(books[p].checksums_verified > 0 for p in pairs)
+    assert collector.feed.stats.rejected == {}
+    trades = recordings.load(*recordings.KRAKEN["trade"]).frames
+    assert collector.feed.stats.messages["Trade"] == sum(
+        len(json.loads(f)[1]) for f in trades if f[:1] == b"["
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -52,8 +53,8 @@ async def test_v1_errors_depths_and_unsubscribe(paced: ReplayExchange) -> None:
         }
         await ws.send_str(sub("subscribe", ["XBT/USD"], "candles", reqid=2))
         assert (await receive_json(ws))["errorMessage"] == "Subscription name invalid"
-        await ws.send_str(sub("subscribe", ["XMR/USD"], "book", s={"depth": 25}, reqid=3))
-        bad = await receive_json(ws)
+        await ws.send_str(sub("subscribe", ["XBT/USD"], "book", s={"depth": 25}, reqid=3))
+        bad = await receive_json(ws)  # recorded at depth 10 only: nothing to make a deeper book of
         assert (bad["errorMessage"], bad["subscription"]) == (
             "Subscription depth not supported",
             {"name": "book", "depth": 25},
@@ -176,3 +177,49 @@ async def test_v2_unsubscribe_stops_the_book(paced: ReplayExchange) -> None:
         assert (await receive_json(ws))["success"] is False
         await ws.send_str("]")
         assert (await receive_json(ws))["error"] == "Malformed request"
+
+
+async def test_v1_books_at_a_smaller_depth_are_made_from_the_deeper_recording(
+    exchange: ReplayExchange,
+) -> None:
+    """The 2021 books were recorded at depth 1000; a depth-10 subscriber gets what Kraken sends at 10
+    (best 10 a side, republished levels), and every recorded checksum verifies on it."""
+    pairs = list(recordings.KRAKEN_PAIRS_V1)
+    async with aiohttp.ClientSession() as s, s.ws_connect(exchange.url("kraken")) as ws:
+        await ws.send_str(sub("subscribe", pairs, "book", s={"depth": 10}))
+        got = await frames_of(ws)
+    acks = [json.loads(f) for f in got if '"subscriptionStatus"' in f]
+    assert [(a["pair"], a["channelName"], a["status"]) for a in acks] == [
+        (p, "book-10", "subscribed") for p in pairs
+    ]
+    feed = KrakenFeed(pairs, depth=10)
+    for i, frame in enumerate(got):
+        feed.on_frame(frame.encode(), i)
+    books = feed.stats.books
+    assert {p: books[p].checksum_failures for p in pairs} == dict.fromkeys(pairs, 0)
+    assert sum(books[p].checksums_verified for p in pairs[1:]) == 3342  # of the 4,269 recorded updates
+    assert books["XBT/USD"].checksums_verified == 979  # its own depth-10 recording
+    snapshots = [m for m in map(json.loads, got) if isinstance(m, list) and "as" in m[1]]
+    assert {(len(m[1]["as"]), len(m[1]["bs"])) for m in snapshots} == {(10, 10)}
+    assert any(len(level) == 4 and level[3] == "r" for f in got if f.startswith("[") for level in _levels(f))
+
+
+def _levels(frame: str) -> list[list[str]]:
+    return [level for part in json.loads(frame)[1:-2] for k, v in part.items() if k != "c" for level in v]
+
+
+async def test_a_connection_loops_when_its_first_recording_ends() -> None:
+    """Kraken's 2021 trades and books last 30 s, the 2023 XBT/USD book 154 s: the connection closes
+    (to be reconnected and replayed) after 30 s of market time, so the 2021 pairs never go silent for
+    the rest of the longer recording."""
+    ex = ReplayExchange(speed=10)
+    await ex.start()
+    start = time.monotonic()
+    async with aiohttp.ClientSession() as s, s.ws_connect(ex.url("kraken")) as ws:
+        await ws.send_str(sub("subscribe", list(recordings.KRAKEN_PAIRS_V1), "book", s={"depth": 10}))
+        await ws.send_str(sub("subscribe", list(recordings.KRAKEN_PAIRS_V1[1:]), "trade"))
+        got = await frames_of(ws)
+        assert ws.close_code == 1000
+    assert 2.9 <= time.monotonic() - start < 6.0  # 30.5 s / 10, not 154 s / 10
+    assert {json.loads(f)[-1] for f in got if f.startswith("[")} == set(recordings.KRAKEN_PAIRS_V1)
+    await ex.stop()

@@ -11,9 +11,9 @@ and streams the embedded recordings. The venue protocols live in ``binance.py``,
 * pacing: the recorded receive times, else the exchange times in the frames (see
   ``recordings.exchange_times_ns``), divided by ``speed`` (0: as fast as possible); or, with
   ``rate``, steady: ``rate`` frames per second on each stream, evenly spaced (latency benchmarks).
-* the end of a recording: with ``loop`` the server closes the connection (1000) once every stream on
-  it has ended, so a client reconnects and resubscribes as with a real exchange; without it the
-  connection stays open.
+* the end of a recording: with ``loop`` the server closes the connection (1000) when the first of its
+  recordings that still serves a subscription ends, so a client reconnects and resubscribes as with a
+  real exchange and every recording starts again; without it the connection stays open.
 * faults for tests and demos: close after N frames, stall S seconds after N frames, corrupt frame N.
 * ``tls``: wss:// and https:// with a certificate made at start (``tls.py``).
 """
@@ -229,11 +229,17 @@ class Session:
             ex.stats.clients_left += 1
             await ws.close()
 
-    def _ended(self, _: asyncio.Task[None]) -> None:
-        """With ``loop``, a connection ends (1000) once every stream on it has ended."""
-        streams = self._streams
-        if self.exchange.loop and not self.ws.closed and all(t.done() and not t.cancelled() for t in streams):
-            self.exchange.spawn(self.ws.close(code=1000, message=b"end of recording: reconnect"))
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """With ``loop``, a connection ends (1000) when the first of its recordings that still serves a
+        subscription ends: every recording restarts at the reconnect, so none of its symbols falls
+        silent while a longer recording plays on. Unpaced (``speed`` max or ``rate``), recordings end
+        by frame count, not time: the connection then ends once all of them have."""
+        ex, streams = self.exchange, self._streams
+        if not ex.loop or self.ws.closed or task.cancelled():
+            return
+        paced = ex.speed and not ex.rate
+        if self.serves(streams.index(task) + 1) if paced else all(t.done() for t in streams):
+            ex.spawn(self.ws.close(code=1000, message=b"end of recording: reconnect"))
 
 
 class ReplayExchange:

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from tickrelay.replay import recordings
+from tickrelay.replay.depth import shallower
 from tickrelay.replay.exchange import ALWAYS, ReplayExchange, Session
 from tickrelay.replay.kraken_v2 import KrakenV2
 from tickrelay.replay.recordings import Recording
@@ -46,6 +47,7 @@ class Kraken:
         self.v2 = KrakenV2(exchange)
         self.recs = {name: recordings.load(*spec) for name, spec in recordings.KRAKEN.items()}
         self.books = {depth: recordings.load(*spec) for depth, spec in recordings.KRAKEN_BOOKS.items()}
+        self._shallower: dict[tuple[int, int], Recording] = {}  # (recorded depth, depth) -> book
         self.status = self.recs["trade"].frames[0].decode()  # the recorded systemStatus
         self.channel_ids: dict[tuple[str, str], int] = {}
         self.book_pairs: dict[int, set[str]] = defaultdict(set)  # depth -> pairs with a book there
@@ -125,7 +127,7 @@ class Kraken:
                 await session.error(
                     {**head, "errorMessage": f"Currency pair not supported {pair}", "status": "error"}
                 )
-            elif depth is not None and (depth not in DEPTHS or pair not in self.book_pairs.get(depth, ())):
+            elif depth is not None and (depth not in DEPTHS or self._book(pair, depth) is None):
                 await session.error(
                     {**head, "errorMessage": "Subscription depth not supported", "status": "error"}
                 )
@@ -135,12 +137,31 @@ class Kraken:
                 ack = {"channelID": self._channel_id(name, pair), "channelName": channel, **head}
                 await session.send(dict(sorted({**ack, "status": f"{event}d"}.items())))
                 start.append(pair)
-        if event == "subscribe" and start:
-            rec: Recording | None = self.books[depth] if depth is not None else self.recs.get(name)
-            if rec is not None:
-                session.stream(rec, route, [(name, p) for p in start])
-            else:  # a channel with no recording: acked, quiet
-                session.subs.update({(name, p): 0 for p in start})
+        if event != "subscribe" or not start:
+            return
+        if depth is not None:  # one stream per recording (XBT/USD's book is another session's)
+            by_rec: dict[str, tuple[Recording, list[str]]] = {}
+            for pair in start:
+                if (book := self._book(pair, depth)) is not None:
+                    by_rec.setdefault(book.name, (book, []))[1].append(pair)
+            for book, pairs_of in by_rec.values():
+                session.stream(book, route, [(name, p) for p in pairs_of])
+        elif name in self.recs:
+            session.stream(self.recs[name], route, [(name, p) for p in start])
+        else:  # a channel with no recording: acked, quiet
+            session.subs.update({(name, p): 0 for p in start})
+
+    def _book(self, pair: str, depth: int) -> Recording | None:
+        """The book ``pair`` streams at ``depth``: recorded there, or made from a deeper recording
+        (depth.shallower, made once); None if the replay has neither."""
+        for recorded in sorted(d for d, pairs in self.book_pairs.items() if d >= depth and pair in pairs):
+            if recorded == depth:
+                return self.books[depth]
+            key = (recorded, depth)
+            if key not in self._shallower:
+                self._shallower[key] = shallower(self.books[recorded], depth)
+            return self._shallower[key]
+        return None
 
     async def _asset_pairs(self, request: web.Request) -> web.Response:
         asked = request.query.get("pair")
