@@ -98,6 +98,9 @@ async def test_asset_pairs_for_the_embedded_pairs(exchange: ReplayExchange) -> N
         one = await (await s.get(base + "?pair=XBTUSD")).json()
         assert list(one["result"]) == ["XXBTZUSD"]
         assert await (await s.get(base + "?pair=FOOBAR")).json() == {"error": ["EQuery:Unknown asset pair"]}
+        root = f"http://127.0.0.1:{exchange.port}/0/public/AssetPairs?pair=BTC/USD"  # Kraken's own path
+        by_wsname = await (await s.get(root)).json()
+        assert by_wsname == {"error": [], "result": {"BTC/USD": xbt}}
 
 
 async def test_v2_status_acks_per_symbol_errors_ping_and_every_checksum(exchange: ReplayExchange) -> None:

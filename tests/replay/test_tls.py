@@ -45,7 +45,7 @@ def test_tls_clients_trust_the_printed_ca_through_ssl_cert_file() -> None:
     banner, trust = proc.stderr.readline(), proc.stderr.readline()
     port = banner.split("wss://127.0.0.1:")[1].split("/")[0]
     assert f"https://127.0.0.1:{port}/coinbase/products" in banner
-    ca = Path(trust.rsplit("SSL_CERT_FILE=", 1)[1].strip())
+    ca = Path(trust.split("SSL_CERT_FILE=", 1)[1].split()[0])
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
     try:
         env = {**os.environ, "SSL_CERT_FILE": str(ca)}

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if ca_file is not None:
             print(
                 f"tickrelay replay-exchange: TLS certificate made for this run; clients trust it with "
-                f"SSL_CERT_FILE={ca_file}",
+                f"SSL_CERT_FILE={ca_file} (clients of python's requests: REQUESTS_CA_BUNDLE={ca_file})",
                 file=sys.stderr,
                 flush=True,
             )

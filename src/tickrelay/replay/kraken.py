@@ -78,6 +78,7 @@ class Kraken:
             "/kraken": self._ws,
             "/kraken/v2": self.v2.ws,
             "/kraken/0/public/AssetPairs": self._asset_pairs,
+            "/0/public/AssetPairs": self._asset_pairs,  # for clients that join the REST path absolutely
         }
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
@@ -164,15 +165,20 @@ class Kraken:
         return None
 
     async def _asset_pairs(self, request: web.Request) -> web.Response:
-        asked = request.query.get("pair")
-        by_alt = {p.replace("/", ""): p for p in self.pairs}
-        wanted = self.pairs
-        if asked:
-            names = asked.split(",")
-            if any(n not in by_alt and n not in self.pairs for n in names):
-                return web.json_response({"error": ["EQuery:Unknown asset pair"]})
-            wanted = [by_alt.get(n, n) for n in names]
-        return web.json_response({"error": [], "result": dict(self._asset_pair(p) for p in wanted)})
+        """All pairs, or those ``pair`` names (by altname, key or wsname, XBT or BTC); a pair asked
+        for by its wsname is keyed by that name, as Kraken answers (python-kraken-sdk relies on it)."""
+        result = dict(self._asset_pair(p) for p in self.pairs)
+        if "pair" not in request.query:
+            return web.json_response({"error": [], "result": result})
+        names = {}
+        for key, info in result.items():
+            for name in (key, info["altname"], info["wsname"]):
+                names[name] = names[name.replace("XBT", "BTC")] = key
+        asked = request.query["pair"].split(",")
+        if any(n not in names for n in asked):
+            return web.json_response({"error": ["EQuery:Unknown asset pair"]})
+        chosen = {(n if "/" in n else names[n]): result[names[n]] for n in asked}
+        return web.json_response({"error": [], "result": chosen})
 
     def _asset_pair(self, pair: str) -> tuple[str, dict[str, Any]]:
         base, quote = pair.split("/")
