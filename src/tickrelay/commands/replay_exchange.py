@@ -9,7 +9,6 @@ import sys
 
 from tickrelay import runtime
 from tickrelay.errors import ConfigError
-from tickrelay.replay import tls
 from tickrelay.replay.exchange import Faults, ReplayExchange, parse_pings
 
 
@@ -65,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate must be positive, not {args.rate:g}")
 
     async def main(stop: asyncio.Event) -> int:
-        context, ca_file = tls.make() if args.tls else (None, None)
+        context, ca_file = None, None
+        if args.tls:
+            from tickrelay.replay import tls  # cryptography: loaded only when asked for
+
+            context, ca_file = tls.make()
         exchange = ReplayExchange(
             speed=speed, rate=args.rate, loop=not args.no_loop, faults=faults, pings=pings, tls=context
         )
