@@ -21,12 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import itertools
 import json
 import os
-import socket
-import stat
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,8 +35,6 @@ from tickrelay.errors import (
     ChecksumMismatch,
     PayloadTooLarge,
     ProtocolError,
-    RelayError,
-    UnsafeSocket,
 )
 from tickrelay.protocol.codec import (
     DEFAULT_MAX_PAYLOAD,
@@ -71,7 +66,7 @@ from tickrelay.protocol.link import (
 )
 from tickrelay.protocol.messages import Dropped
 from tickrelay.relay.fanout import Filter, iter_messages, select
-from tickrelay.transport.paths import check_socket_dir
+from tickrelay.relay.listen import bind_socket
 
 
 DEFAULT_SUBSCRIBER_BUFFER = 16 << 20  # bytes a subscriber may have queued before overflow applies
@@ -155,18 +150,10 @@ class Relay:
     async def start(self) -> None:
         """Bind the socket (removing a stale one of ours; refusing if a relay is live there, or the
         directory or the path is not safe: see transport/paths.py) and serve."""
-        _claim(self.path, self.settings.allowed_uids)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        umask = os.umask(0o117)  # the socket is born 0660: there is no moment with a wider mode
-        try:
-            sock.bind(str(self.path))
-        except OSError as exc:
-            sock.close()
-            raise RelayError(f"cannot bind {self.path}: {exc.strerror}") from None
-        finally:
-            os.umask(umask)
+        sock = bind_socket(self.path, self.settings.allowed_uids)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(lambda: _Connection(self), sock=sock)
+        backlog = max(100, min(self.settings.max_connections, 4096))  # a burst of connects waits, not fails
+        self._server = await loop.create_unix_server(lambda: _Connection(self), sock=sock, backlog=backlog)
         self._sweep()
 
     def _sweep(self) -> None:
@@ -476,38 +463,3 @@ def _prefix(run: bytes | memoryview, room: int) -> tuple[int, int]:
         size += length
         kept += 1
     return size, kept
-
-
-def _claim(path: Path, allowed: frozenset[int]) -> None:
-    """Make ``path`` free for a new relay: its directory must be safe (made 0700 if missing); a socket
-    of ours that nobody answers on is a dead relay's and is removed; anything else there is an error.
-
-    Raises:
-        UnsafeSocket: the directory is not safe, or something other than our own socket is in the way.
-        RelayError: a relay is listening there.
-    """
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UnsafeSocket(f"cannot make the socket directory {path.parent}: {exc.strerror}") from None
-    check_socket_dir(path, allowed)
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise UnsafeSocket(f"{path} exists and is not a socket; move it away or choose another --socket")
-    if st.st_uid != os.geteuid():
-        raise UnsafeSocket(f"{path} is a socket of uid {st.st_uid}, not ours; remove it or choose another "
-                           "--socket")  # fmt: skip
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError as exc:
-        if exc.errno != errno.ECONNREFUSED:
-            raise RelayError(f"cannot check {path}: {exc.strerror}") from None
-        path.unlink()  # our own socket, and nobody answers: a dead relay's
-        return
-    finally:
-        probe.close()
-    raise RelayError(f"a relay is already listening on {path}")
