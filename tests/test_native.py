@@ -35,6 +35,14 @@ def test_no_extensions_forces_pure_python() -> None:
     assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="1") == "python True"
 
 
+def test_commands_run_with_no_extensions_set() -> None:
+    # the configuration refuses unknown TICKRELAY_* variables: this one is not a setting
+    env = {**os.environ, "TICKRELAY_NO_EXTENSIONS": "1"}
+    out = subprocess.run([sys.executable, "-m", "tickrelay", "config", "show", "--json"], env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert (out.returncode, out.stderr) == (0, "")
+
+
 @needs_native
 def test_the_compiled_core_runs_when_built() -> None:
     assert _core_in_a_new_process() == "native False"

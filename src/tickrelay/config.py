@@ -146,6 +146,8 @@ KEYS: tuple[Key, ...] = (
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}
 KEY_BY_ENV = {k.env_name: k for k in KEYS}
+# TICKRELAY_* variables that are not settings: read before any configuration is (tickrelay.native)
+NOT_SETTINGS = frozenset({"TICKRELAY_NO_EXTENSIONS"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +173,8 @@ def load_settings(
         toml_text: the TOML file's text, or None when there is no file.
         toml_origin: the file's path, for error messages and ``sources``.
         environ: the process environment (only RELAY_SOCKET_PATH, COINBASE_*, BINANCE_*, KRAKEN_* named in
-            ``KEYS`` and TICKRELAY_* variables are read; an unknown TICKRELAY_* variable is an error).
+            ``KEYS`` and TICKRELAY_* variables are read; an unknown TICKRELAY_* variable is an error, but for
+            ``NOT_SETTINGS``).
         flags: key name -> value from the command line (None means "not given").
 
     Raises:
@@ -185,7 +188,7 @@ def load_settings(
     for var, text in sorted(environ.items()):
         key = KEY_BY_ENV.get(var)
         if key is None:
-            if var.startswith("TICKRELAY_"):
+            if var.startswith("TICKRELAY_") and var not in NOT_SETTINGS:
                 raise ConfigError(
                     f"environment variable {var}: unknown (known: {', '.join(sorted(KEY_BY_ENV))})"
                 )
