@@ -19,6 +19,9 @@ pub enum FixedError {
 /// 8th decimal were dropped. Accepted: optional sign, digits with an optional `.` and fraction
 /// (at least one digit in all), an optional exponent `e`/`E`, optional sign, 1 to 4 digits.
 pub fn parse_fixed8_rounded(text: &[u8]) -> Result<(i64, bool), FixedError> {
+    if let Some(value) = plain(text) {
+        return Ok((value, false));
+    }
     let (negative, body) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),
@@ -46,6 +49,36 @@ pub fn parse_fixed8_rounded(text: &[u8]) -> Result<(i64, bool), FixedError> {
 /// `parse_fixed8`: the value alone.
 pub fn parse_fixed8(text: &[u8]) -> Result<i64, FixedError> {
     parse_fixed8_rounded(text).map(|(value, _)| value)
+}
+
+/// The common unsigned `123.4500` shape (up to 19 integer digits, up to 8 decimals) in one
+/// loop; `None` for anything else, which the general path answers.
+fn plain(text: &[u8]) -> Option<i64> {
+    let (mut whole, mut i) = (0u64, 0usize);
+    while let Some(d) = text.get(i).filter(|c| c.is_ascii_digit() && i < 19) {
+        whole = whole * 10 + u64::from(d - b'0');
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let (mut fraction, mut places) = (0u64, 0u32);
+    if i < text.len() {
+        if text[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        while let Some(d) = text.get(i).filter(|c| c.is_ascii_digit() && places < 8) {
+            fraction = fraction * 10 + u64::from(d - b'0');
+            places += 1;
+            i += 1;
+        }
+    }
+    if i != text.len() {
+        return None;
+    }
+    let scaled = whole.checked_mul(100_000_000)?.checked_add(fraction * 10u64.pow(8 - places))?;
+    i64::try_from(scaled).ok()
 }
 
 fn parse_exponent(text: &[u8]) -> Result<i64, FixedError> {
