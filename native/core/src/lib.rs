@@ -1,8 +1,9 @@
 //! tickrelay's compiled core. Pure: no I/O, no clock, no Python.
 //!
 //! Laid out like the Python package it mirrors (`src/tickrelay`): [`protocol`] is
-//! `tickrelay.protocol` (framing, checksum, fixed point, the relay link's batch runs) and
-//! [`relay`] is `tickrelay.relay` (the data path: which subscriber gets which message). The
+//! `tickrelay.protocol` (framing, checksum, fixed point, the relay link's batch runs),
+//! [`relay`] is `tickrelay.relay` (the data path: which subscriber gets which message) and
+//! [`venues`] holds what the venue feeds are built from (the JSON scanner). The
 //! Python modules stay the readable spec; every function here says which one it matches, and the
 //! tests (Rust and Python, over the same vectors) hold the two to the same bytes and verdicts.
 //!
@@ -13,3 +14,4 @@
 
 pub mod protocol;
 pub mod relay;
+pub mod venues;
