@@ -102,7 +102,7 @@ function renderDepth(depth) {
         { label: "mid", stroke: "#d29922", width: 1.5, spanGaps: true },
       ],
       axes: [{ stroke: "#7d8a99", space: 90 }, { stroke: "#7d8a99", size: 80 }],
-      legend: { show: true },
+      legend: { show: true, live: false }, // the series' names; values would read "--" until hovered
     }, data, $("chart"));
   } else {
     chart.setData(data);
