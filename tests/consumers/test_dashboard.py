@@ -238,8 +238,8 @@ async def test_layout_busiest_instrument_precision_gap_and_the_strategys_word(
             await md.sync()
             # selected without a click: the busiest instrument, its chart and depth at its precision
             await expect(page.locator(f"{BUSIEST}.sel")).to_have_count(1, timeout=15_000)
-            await expect(page.locator("#sel-name")).to_have_text("binance BTC/USDT")
-            await expect(page.locator("#bids tbody tr")).to_have_count(10)
+            await expect(page.locator("#sel-name")).to_have_text("binance BTC/USDT", timeout=15_000)
+            await expect(page.locator("#bids tbody tr")).to_have_count(10, timeout=15_000)
             cents = re.compile(r"^\d+\.\d\d$")
             for column in (3, 5, 6):  # last, bid, ask
                 text = await page.locator(f"{BUSIEST} td:nth-child({column})").inner_text()
@@ -252,7 +252,7 @@ async def test_layout_busiest_instrument_precision_gap_and_the_strategys_word(
             )
             await expect(page.locator("#signals tbody")).to_have_text("no signal")
             await expect(page.locator("#alerts")).to_contain_text(
-                "net edge +127.36 % > 5 %, bad data: no signal"
+                "net edge +127.36 % > 5 %, bad data: no signal", timeout=15_000
             )
             assert await page.evaluate(OVERFLOWING) == []
             await page.screenshot(path=str(ARTIFACTS / "dashboard-1400x1000.png"))
@@ -268,13 +268,13 @@ async def test_layout_busiest_instrument_precision_gap_and_the_strategys_word(
                 if counter == 4:  # untrusted until the next snapshot: no depth, status says why
                     status = page.locator(f"{BUSIEST} td:nth-child(8)")
                     await expect(status).to_have_text("invalid: sequence_gap", timeout=15_000)
-                    await expect(page.locator("#bids tbody tr")).to_have_count(0)
+                    await expect(page.locator("#bids tbody tr")).to_have_count(0, timeout=15_000)
                     await expect(page.locator("#venues")).to_contain_text("binance")
             await expect(page.locator(f"{BUSIEST} td:nth-child(8)")).to_have_text("ok", timeout=15_000)
-            await expect(page.locator("#bids tbody tr")).to_have_count(10)
+            await expect(page.locator("#bids tbody tr")).to_have_count(10, timeout=15_000)
 
             await page.set_viewport_size({"width": 1000, "height": 800})
-            await expect(page.locator(f"{BUSIEST}.sel")).to_have_count(1)
+            await expect(page.locator(f"{BUSIEST}.sel")).to_have_count(1, timeout=15_000)
             await asyncio.sleep(0.5)  # a push or two at the new size
             assert await page.evaluate(OVERFLOWING) == []
             await page.screenshot(path=str(ARTIFACTS / "dashboard-1000x800.png"), full_page=True)
