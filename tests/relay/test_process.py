@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +221,18 @@ async def test_publish_across_a_relay_restart_says_how_many_were_lost_and_why(tm
             if relay.poll() is None:
                 relay.kill()
                 relay.wait()
+
+
+def test_the_relay_says_on_exit_what_it_refused_by_reason(tmp_path: Path) -> None:
+    path = tmp_path / "md.sock"
+    relay = start_relay(path, "--hello-timeout", "0.2")
+    silent = socket.socket(socket.AF_UNIX)
+    silent.connect(str(path))
+    silent.settimeout(10)
+    while silent.recv(4096):  # the RelayError, then the end
+        pass
+    silent.close()
+    relay.send_signal(signal.SIGTERM)
+    assert relay.wait(5) == 0
+    last = path.with_suffix(".log").read_text().splitlines()[-1]
+    assert last == "tickrelay relay: stopped; rejected 1 connection(s), handshake_timeout 1"

@@ -105,10 +105,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"tickrelay relay: {args.domain} relay listening on {path}", file=sys.stderr, flush=True)
         await stop.wait()
         await relay.stop()
-        status = relay.status()
+        why = "".join(f", {reason} {n}" for reason, n in sorted(relay.rejected.items()))
         print(
-            f"tickrelay relay: stopped; rejected {sum(status['rejected'].values())} publisher connection(s)",
-            file=sys.stderr,
+            f"tickrelay relay: stopped; rejected {relay.rejected.total()} connection(s){why}", file=sys.stderr
         )
         return 0
 

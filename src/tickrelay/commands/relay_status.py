@@ -73,5 +73,5 @@ def run(args: argparse.Namespace) -> int:
         counts = f"{s['messages']:12} {s['bytes']:14} {s['dropped']:9} {s['queued']:10} {s['high_water']:10}"
         print(f"{name:24} {counts} {s['overflow']}")
     rejected = ", ".join(f"{k} {v}" for k, v in status["rejected"].items()) or "none"
-    print(f"rejected publishers: {rejected}")
+    print(f"rejected connections: {rejected}")
     return 0
