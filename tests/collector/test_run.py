@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tickrelay.collector.run import BIG_FRAME, Collector, make_feed
+from tickrelay.collector.run import BIG_FRAME, Collector
 from tickrelay.config import load_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES, Message, encode_events
 from tickrelay.protocol.messages import Reason, StateInvalidation
@@ -21,6 +21,7 @@ from tickrelay.replay import recordings
 from tickrelay.replay.exchange import Faults, ReplayExchange, collector_env
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Subscription
+from tickrelay.venues import VENUES
 from tickrelay.venues.feed import VenueFeed
 
 
@@ -85,7 +86,9 @@ async def test_coinbase_collector_delivers_exactly_what_the_feed_makes_of_the_re
     products = "SKL-USD,SKL-BTC,SKL-GBP,BAND-GBP,BAND-BTC,NMR-EUR,YFI-BTC,DASH-BTC,NU-GBP,CRV-EUR"
     rec = recordings.load(*recordings.COINBASE)
     expected = offline(
-        make_feed("coinbase", load_settings(None, "-", {"COINBASE_PRODUCTS": products}, {}).values),
+        VENUES["coinbase"].from_settings(
+            load_settings(None, "-", {"COINBASE_PRODUCTS": products}, {}).values
+        ),
         list(rec.frames),
     )
     got, collector = await pipeline(
@@ -102,13 +105,13 @@ async def test_coinbase_collector_delivers_exactly_what_the_feed_makes_of_the_re
 
 async def test_binance_collector_fetches_the_snapshot_over_rest(tmp_path: Path) -> None:
     rec = recordings.load(*recordings.BINANCE)
-    feed = make_feed("binance", load_settings(None, "-", {}, {}).values)
+    feed = VENUES["binance"].from_settings(load_settings(None, "-", {}, {}).values)
     expected: list[bytes] = []
     for i, frame in enumerate(rec.frames):  # as a collector would: the snapshot as soon as it is asked for
         expected += offline_one(feed, frame, i)
-        for symbol in feed.wants_snapshot():  # type: ignore[attr-defined]
+        for symbol in feed.wants_snapshot():
             body = recordings.binance_snapshot(symbol)
-            expected += [encode_events(1, 0, 0, 0, v)[32:] for v in feed.on_snapshot(symbol, body, i)]  # type: ignore[attr-defined]
+            expected += [encode_events(1, 0, 0, 0, v)[32:] for v in feed.on_snapshot(symbol, body, i)]
     want = by_type(expected)
     got, collector = await pipeline(
         tmp_path, "binance", {"BINANCE_SYMBOLS": "BTCUSDT"}, lambda g: len(g) >= len(expected)

@@ -24,7 +24,9 @@ from tickrelay.protocol.messages import (
     Trade,
 )
 from tickrelay.protocol.symbols import asset_id_for
-from tickrelay.venues.coinbase import CoinbaseFeed, parse_time_ns
+from tickrelay.venues.coinbase import CoinbaseFeed
+from tickrelay.venues.coinbase_advanced import AdvancedTradeFeed
+from tickrelay.venues.numbers import parse_time_ns
 
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared/fixtures/coinbase/exchange-ws-feed"
@@ -225,7 +227,7 @@ def test_subscribe_messages() -> None:
         "product_ids": ["BTC-USD"],
         "channels": ["level2_batch", "ticker", "matches", "heartbeat"],
     }
-    advanced = [json.loads(m) for m in CoinbaseFeed(["BTC-USD"], api="advanced").subscribe_messages()]
+    advanced = [json.loads(m) for m in AdvancedTradeFeed(["BTC-USD"]).subscribe_messages()]
     assert [m["channel"] for m in advanced] == ["market_trades", "ticker", "level2", "heartbeats"]
 
 
@@ -245,7 +247,7 @@ def adv(seq: int, channel: str, events: list[dict[str, object]]) -> bytes:
 
 
 def test_advanced_trade_channels() -> None:
-    feed = CoinbaseFeed(api="advanced")
+    feed = AdvancedTradeFeed()
     eth = asset_id_for("ETH/USD")
     snapshot = adv(
         0,
@@ -359,17 +361,20 @@ def test_advanced_trade_channels() -> None:
     )
     assert feed.on_frame(adv(4, "heartbeats", [{"current_time": "now", "heartbeat_counter": 3}]), 4) == []
     assert feed.on_frame(adv(5, "market_trades", [{"type": "snapshot", "trades": []}]), 5) == []
-    assert feed.stats.ignored == {"heartbeats": 1, "market_trades:snapshot": 1, "market_trades": 1}
+    assert feed.stats.ignored == {"heartbeats": 1, "market_trades:snapshot": 1}  # each frame once
     # a jump in sequence_num: every live book is invalidated and a resubscription is asked for
     gap = feed.on_frame(adv(9, "heartbeats", [{"heartbeat_counter": 4}]), 9)
     assert gap == [
         StateInvalidation(102, 51, Reason.SEQUENCE_GAP, (eth,)),
         L2Reset(eth, 102, 51, Reason.SEQUENCE_GAP),
     ]
-    assert feed.wants_resubscribe() is True
-    assert feed.wants_resubscribe() is False
+    assert [json.loads(m) for m in feed.take_requests()] == [
+        {"type": kind, "product_ids": ["ETH-USD"], "channel": "level2"}
+        for kind in ("unsubscribe", "subscribe")
+    ]
+    assert feed.take_requests() == []
     assert feed.on_frame(update.replace(b'"sequence_num": 1', b'"sequence_num": 10'), 10) == []
-    assert feed.stats.rejected["l2_data_before_snapshot"] == 1
+    assert feed.stats.ignored["l2_data:before_snapshot"] == 1  # of no use until its snapshot; counted once
     assert (
         feed.on_frame(
             adv(11, "ticker", [{"type": "update", "tickers": [{"product_id": "ETH-USD", "price": "1"}]}]), 11
@@ -429,16 +434,16 @@ def test_trade_id_gaps_rounding_and_snapshot_reloads_are_counted() -> None:
 
 
 def test_an_advanced_sequence_gap_without_books_only_notes_the_sequence() -> None:
-    feed = CoinbaseFeed(api="advanced")
+    feed = AdvancedTradeFeed()
     assert feed.on_frame(adv(1, "heartbeats", [{"heartbeat_counter": 1}]), 0) == []
     assert feed.on_frame(adv(5, "heartbeats", [{"heartbeat_counter": 2}]), 0) == []
-    assert feed.wants_resubscribe() is False
+    assert feed.take_requests() == []
 
 
 def test_full_caches_still_parse_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tickrelay.venues import feed
+    from tickrelay.venues import numbers
 
-    monkeypatch.setattr(feed, "CACHE_LIMIT", 0)
+    monkeypatch.setattr(numbers, "CACHE_LIMIT", 0)
     (trade,) = [v for v in CoinbaseFeed().on_frame(match(1, price="2.25"), 0) if isinstance(v, Trade)]
     assert trade.price == 225000000
     assert parse_time_ns("1999-12-31T23:59:59.5Z") == 946684799_500000000

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tickrelay.commands.normalize import parse_snapshot_option
+from tickrelay.config import load_settings
+from tickrelay.errors import VenueMessageError
 from tickrelay.protocol.messages import L2Delta, L2Snapshot, Reason, StateInvalidation
 from tickrelay.venues import VENUES
 from tickrelay.venues.feed import FeedStats, VenueFeed
@@ -78,6 +80,44 @@ def test_feed_shape(venue: str) -> None:
     assert isinstance(feed.VENUE_ID, int)
     assert isinstance(feed.stats, FeedStats)
     assert all(isinstance(m, bytes) for m in feed.subscribe_messages())
+    assert feed.take_requests() == []
+
+
+SETTINGS = [
+    (
+        "binance",
+        {},
+        "BinanceFeed",
+        "ws://x/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@depth@100ms",
+    ),
+    ("coinbase", {}, "CoinbaseFeed", "ws://x"),
+    ("coinbase", {"TICKRELAY_COINBASE_API": "advanced"}, "AdvancedTradeFeed", "ws://x"),
+    ("kraken", {}, "KrakenFeed", "ws://x"),
+]
+
+
+@pytest.mark.parametrize(("venue", "env", "kind", "url"), SETTINGS)
+def test_the_registry_builds_each_feed_and_its_url_from_the_settings(
+    venue: str, env: dict[str, str], kind: str, url: str
+) -> None:
+    """The collector knows no venue class: VENUES[venue].from_settings / .url are all it uses."""
+    urls = {"COINBASE_WS_URL": "ws://x", "KRAKEN_WS_URL": "ws://x", "BINANCE_WS_URL": "ws://x/"}
+    settings = load_settings(None, "-", {**urls, "BINANCE_SYMBOLS": "BTCUSDT", **env}, {}).values
+    feed = VENUES[venue].from_settings(settings)
+    assert type(feed).__name__ == kind
+    assert VENUES[venue].url(settings) == type(feed).url(settings) == url
+    assert feed.subscribe_messages() or venue == "binance"  # Binance: the URL is the subscription
+    if feed.SNAPSHOTS:
+        assert (
+            feed.snapshot_url("https://rest/", "BTCUSDT")
+            == "https://rest/api/v3/depth?symbol=BTCUSDT&limit=1000"
+        )
+    else:  # books come whole over the WebSocket
+        assert feed.wants_snapshot() == []
+        for call in (lambda: feed.snapshot_url("https://rest", "X"), lambda: feed.on_snapshot("X", b"{}", 0)):
+            with pytest.raises(VenueMessageError, match="takes no REST snapshots"):
+                call()
+    assert feed.on_disconnect(1)[0] == StateInvalidation(feed.VENUE_ID, 51, Reason.DISCONNECT, ())
 
 
 @pytest.mark.parametrize(("venue", "path"), RECORDINGS, ids=[f"{v}:{p.name[:40]}" for v, p in RECORDINGS])
@@ -88,10 +128,9 @@ def test_every_frame_classified_once_and_disconnect_invalidates_every_book(venue
     with_messages = 0
     for n, raw in enumerate(path.read_bytes().splitlines(), 1):
         with_messages += classify(feed, raw, n) > 0
-        wants = getattr(feed, "wants_snapshot", None)
-        for symbol in wants() if wants is not None else ():
+        for symbol in feed.wants_snapshot():
             if snapshots.get(symbol):
-                values = feed.on_snapshot(symbol, snapshots[symbol].pop(0), n)  # type: ignore[attr-defined]
+                values = feed.on_snapshot(symbol, snapshots[symbol].pop(0), n)
                 books.update(v.asset_id for v in values if isinstance(v, L2Snapshot | L2Delta))
     stats = feed.stats
     assert stats.frames == with_messages + sum(stats.ignored.values()) + sum(stats.rejected.values())

@@ -26,7 +26,8 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.venues.book import OrderBook
-from tickrelay.venues.kraken import KrakenFeed, seconds_text_to_ns
+from tickrelay.venues.kraken import KrakenFeed
+from tickrelay.venues.numbers import seconds_text_to_ns
 
 
 KRAKEN = Path(__file__).resolve().parents[3] / "shared/fixtures/kraken"
@@ -136,8 +137,11 @@ def test_one_edited_level_is_caught_for_that_pair_only() -> None:
         L2Reset(xmr, 101, 51, Reason.CHECKSUM_MISMATCH),
     ]
     assert feed.stats.books["XMR/USD"].checksum_failures == 1
-    assert feed.wants_resubscribe() == ["XMR/USD"]
-    assert feed.wants_resubscribe() == []
+    assert [json.loads(m) for m in feed.take_requests()] == [
+        {"event": kind, "pair": ["XMR/USD"], "subscription": {"name": "book", "depth": 10}}
+        for kind in ("unsubscribe", "subscribe")
+    ]
+    assert feed.take_requests() == []
     others = [b for pair, b in feed.stats.books.items() if pair != "XMR/USD"]
     assert sum(b.checksum_failures for b in others) == 0
     assert sum(b.checksums_verified for b in others) == 4269 - 846  # the other nine pairs untouched
@@ -264,8 +268,8 @@ def test_v2_trades_tickers_and_control_frames() -> None:
     [
         (b"not json", "invalid_json"),
         (b'[1,{"x":1},"ohlc-5","XBT/USD"]', "unknown_channel:ohlc-5"),
-        (b'[1,[["x","1","1.5","b","l",""]],"trade","XBT/USD"]', "malformed"),
-        (b'[1,[["1","1","yesterday","b","l",""]],"trade","XBT/USD"]', "malformed"),
+        (b'[1,[["x","1","1.5","b","l",""]],"trade","XBT/USD"]', "bad_trade"),
+        (b'[1,[["1","1","yesterday","b","l",""]],"trade","XBT/USD"]', "bad_trade"),
         (b'[1,{"b":[["1.0","1.0","1.5"]],"c":"1"},"book-10","XBT/USD"]', "book_update_before_snapshot"),
         (
             b'{"event":"subscriptionStatus","status":"error","errorMessage":"Currency pair not supported"}',
@@ -319,9 +323,9 @@ def test_subscribe_messages_and_times() -> None:
 
 
 def test_book_edge_cases(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tickrelay.venues import feed as feed_module
+    from tickrelay.venues import numbers
 
-    monkeypatch.setattr(feed_module, "CACHE_LIMIT", 0)
+    monkeypatch.setattr(numbers, "CACHE_LIMIT", 0)
     feed = KrakenFeed()
     feed.on_frame(
         b'[1,[["1.000000005","2.0","1.5","b","l",""]],"trade","ETH/USD"]', 0

@@ -10,8 +10,10 @@ time). No queue, no task hop, and nothing waits for the relay. picows was chosen
 * reconnects with capped exponential backoff and jitter, for ever; on every disconnect the feed's
   invalidations are published, so no consumer keeps a dead book;
 * after a resync, the fresh snapshot is followed by StateInvalidation(RECOVERED) for that instrument;
-* Binance REST depth snapshots in a side task behind a shared rate limiter (never in the frame loop);
-  Kraken pairs and Coinbase books that failed their checks are resubscribed.
+* the REST snapshots the feed asks for (Binance depth) in a side task behind a shared rate limiter
+  (never in the frame loop), and the frames it asks to send (resubscriptions) after each frame.
+
+The collector knows no venue: it goes through ``venues.VENUES`` and the feed contract only.
 
 Errors: the feed classifies every frame itself (parse errors are counted there with a sample); an
 encode error is counted here; send errors are RelayOutput's (it buffers and reconnects, never blocks).
@@ -36,10 +38,8 @@ from tickrelay.metrics import ALL_TYPES, Latency
 from tickrelay.protocol.messages import L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
-from tickrelay.venues.binance import BinanceFeed
-from tickrelay.venues.coinbase import CoinbaseFeed
+from tickrelay.venues import VENUES
 from tickrelay.venues.feed import VenueFeed
-from tickrelay.venues.kraken import KrakenFeed
 
 
 MAX_FRAME = 1 << 24
@@ -53,7 +53,7 @@ class CollectorStats:
     encode_errors: int = 0
     snapshots_fetched: int = 0
     snapshot_errors: int = 0
-    resubscribes: int = 0
+    requests_sent: int = 0  # frames the feed asked to send (unsubscribe, subscribe)
     recoveries: int = 0  # StateInvalidation(RECOVERED) published after a fresh snapshot
     last_error: str = ""
 
@@ -105,26 +105,6 @@ class RateLimiter:
             self._next = time.monotonic() + self.interval_s
 
 
-def make_feed(venue: str, settings: Mapping[str, Any]) -> VenueFeed:
-    if venue == "binance":
-        return BinanceFeed()  # the URL names the streams: no subscribe frames
-    if venue == "kraken":
-        return KrakenFeed(
-            settings["kraken.pairs"],
-            depth=settings["kraken.depth"],
-            checksum_policy=settings["kraken.checksum_policy"],
-        )
-    return CoinbaseFeed(settings["coinbase.products"], api=settings["coinbase.api"])
-
-
-def feed_url(venue: str, settings: Mapping[str, Any]) -> str:
-    if venue == "binance":
-        kinds = ("trade", "bookTicker", "depth@100ms")
-        streams = "/".join(f"{s.lower()}@{k}" for s in settings["binance.symbols"] for k in kinds)
-        return f"{settings['binance.ws_url'].rstrip('/')}/stream?streams={streams}"
-    return str(settings[f"{venue}.ws_url"])
-
-
 class Collector:
     """Collect one venue into one RelayOutput stream until ``stop`` is set."""
 
@@ -139,14 +119,14 @@ class Collector:
         self.venue = venue
         self.settings = settings
         self.output = output
-        self.url = feed_url(venue, settings)
+        self.url = VENUES[venue].url(settings)
         self.stale_after_s: float = settings["collector.stale_after_s"]
         self.flush_each_frame = settings["collector.flush"] == "frame"
         self.flush_gap_ns = FLUSH_GAP_NS
         self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
         self.limiter = limiter or RateLimiter(0.2)
         self.stats = CollectorStats()
-        self.feed: VenueFeed = make_feed(venue, settings)
+        self.feed: VenueFeed = VENUES[venue].from_settings(settings)
         self._snapshot_wanted = asyncio.Event()
         self._samples_logged = 0
         self.sample: int = settings["metrics.latency_sample"]  # measure one frame in N (bench/overhead.py)
@@ -161,9 +141,7 @@ class Collector:
     async def run(self, stop: asyncio.Event) -> None:
         delays = backoff(cap_s=self.backoff_cap_s)
         async with aiohttp.ClientSession() as session:
-            snapshots = (
-                asyncio.create_task(self._snapshots(session, stop)) if self.venue == "binance" else None
-            )
+            snapshots = asyncio.create_task(self._snapshots(session, stop))  # idle until the feed asks
             try:
                 while not stop.is_set():
                     try:
@@ -178,10 +156,9 @@ class Collector:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), next(delays))
             finally:
-                if snapshots is not None:
-                    snapshots.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await snapshots
+                snapshots.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await snapshots
 
     async def _connection(self, stop: asyncio.Event) -> None:
         """One connection: subscribe, then the listener takes frames until it ends, goes stale or stops."""
@@ -322,38 +299,25 @@ class Collector:
                     self.stats.recoveries += 1
 
     def _after_frame(self, transport: picows.WSTransport) -> None:
+        """What the feed needs now: REST snapshots (fetched by the side task), frames to send."""
         feed = self.feed
-        if isinstance(feed, BinanceFeed):
-            if feed.wants_snapshot():
-                self._snapshot_wanted.set()
-        elif isinstance(feed, KrakenFeed):
-            for pair in feed.wants_resubscribe():
-                self.stats.resubscribes += 1
-                sub = {"name": "book", "depth": feed.depth}
-                for event in ("unsubscribe", "subscribe"):
-                    transport.send(
-                        picows.WSMsgType.TEXT,
-                        json.dumps({"event": event, "pair": [pair], "subscription": sub}).encode(),
-                    )
-        elif isinstance(feed, CoinbaseFeed) and feed.wants_resubscribe():
-            self.stats.resubscribes += 1
-            for message in feed.subscribe_messages():
-                transport.send(picows.WSMsgType.TEXT, message)
+        if feed.wants_snapshot():
+            self._snapshot_wanted.set()
+        for request in feed.take_requests():
+            self.stats.requests_sent += 1
+            transport.send(picows.WSMsgType.TEXT, request)
 
     async def _snapshots(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        """Fetch REST depth snapshots for the symbols the Binance feed asks for, one at a time."""
+        """Fetch the REST snapshots the feed asks for, one at a time behind the limiter."""
         feed = self.feed
-        assert isinstance(feed, BinanceFeed)
-        base = str(self.settings["binance.rest_url"]).rstrip("/")
+        base = str(self.settings.get(f"{self.venue}.rest_url", ""))
         while not stop.is_set():
             await self._snapshot_wanted.wait()
             self._snapshot_wanted.clear()
             for symbol in feed.wants_snapshot():
                 await self.limiter.wait()
                 try:
-                    async with session.get(
-                        f"{base}/api/v3/depth", params={"symbol": symbol, "limit": "1000"}
-                    ) as r:
+                    async with session.get(feed.snapshot_url(base, symbol)) as r:
                         body = await r.read()
                         r.raise_for_status()
                     ts = time.time_ns()

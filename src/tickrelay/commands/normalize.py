@@ -26,6 +26,7 @@ import dataclasses
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,7 +34,6 @@ from tickrelay.errors import ConfigError
 from tickrelay.protocol.codec import COLLECTOR_SOURCES, Domain, encode_events, make_sequence
 from tickrelay.protocol.messages import Event
 from tickrelay.venues import VENUES
-from tickrelay.venues.binance import BinanceFeed
 from tickrelay.venues.feed import VenueFeed
 
 
@@ -151,13 +151,14 @@ def normalize(
         if load is None:
             raise ConfigError(f"--instruments: the {venue} feed takes no instrument file")
         load(instruments)
-    if snapshots and not isinstance(feed, BinanceFeed):
-        raise ConfigError("--snapshot applies to --venue binance only")
+    if snapshots and not feed.SNAPSHOTS:
+        takers = ", ".join(name for name, cls in sorted(VENUES.items()) if cls.SNAPSHOTS)
+        raise ConfigError(f"--snapshot: the {venue} feed takes no REST snapshots (these do: {takers})")
     source = COLLECTOR_SOURCES[venue]
     messages: Counter[str] = Counter()
     counter = 0
 
-    def publish(values: list[Event] | tuple[Event, ...], ts: int) -> None:
+    def publish(values: Sequence[Event], ts: int) -> None:
         nonlocal counter
         for value in values:
             counter += 1
@@ -175,8 +176,8 @@ def normalize(
         else:
             at_line.setdefault(snap.after_line, []).append(snap)
     for line, (raw, ts) in enumerate(zip(frames, times, strict=True), 1):
-        publish(list(feed.on_frame(raw, ts)), ts)
-        if isinstance(feed, BinanceFeed):
+        publish(feed.on_frame(raw, ts), ts)
+        if feed.SNAPSHOTS:
             due = at_line.pop(line, [])
             due += [on_ask[s].pop(0) for s in feed.wants_snapshot() if on_ask.get(s)]
             for snap in due:
@@ -193,8 +194,10 @@ def normalize(
         "rounded": stats.rounded,
         "book": {symbol: dataclasses.asdict(book) for symbol, book in stats.books.items()},
     }
-    if isinstance(feed, BinanceFeed):
-        report["cross_checks"] = dict(feed.cross_checks)
+    cross_checks = getattr(feed, "cross_checks", None)  # Binance: bookTicker against the book
+    if cross_checks is not None:
+        report["cross_checks"] = dict(cross_checks)
+    if feed.SNAPSHOTS:
         report["awaiting_snapshot"] = feed.wants_snapshot()
     report["integrity_failures"] = _integrity_failures(report)
     return report

@@ -13,7 +13,7 @@ import json
 import re
 from importlib import resources
 
-from tickrelay.venues.kraken import seconds_text_to_ns
+from tickrelay.venues.numbers import seconds_text_to_ns
 
 
 _DATA = "tickrelay.data"

@@ -1,12 +1,11 @@
 """Venue adapters. Pure: no I/O. One module per venue; ``VENUES`` is the explicit registry.
 
-Each entry is a feed class implementing :class:`tickrelay.venues.feed.VenueFeed`; the collector and
-``tickrelay normalize`` construct one per connection (or recording) with no arguments.
+Each entry is a feed class implementing :class:`tickrelay.venues.feed.VenueFeed`: ``tickrelay normalize``
+constructs one per recording with no arguments, the collector one per connection with
+``from_settings(settings)`` and its ``url(settings)``. Nothing outside ``venues/`` names a venue class.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from tickrelay.venues.binance import BinanceFeed
 from tickrelay.venues.coinbase import CoinbaseFeed
@@ -15,7 +14,7 @@ from tickrelay.venues.kraken import KrakenFeed
 
 
 # Written out literally on purpose: mypy checks each class against VenueFeed (PEP 544).
-VENUES: dict[str, Callable[[], VenueFeed]] = {
+VENUES: dict[str, type[VenueFeed]] = {
     "binance": BinanceFeed,
     "coinbase": CoinbaseFeed,
     "kraken": KrakenFeed,

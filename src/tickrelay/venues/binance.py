@@ -44,6 +44,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import msgspec
 
@@ -51,19 +52,26 @@ from tickrelay.errors import FixedPointError, SymbolError, VenueMessageError
 from tickrelay.protocol.fixed import parse_fixed8_rounded
 from tickrelay.protocol.messages import (
     Event,
-    InstrumentMeta,
     L2Delta,
-    L2Reset,
     Level,
     Quote,
     Reason,
     Side,
-    StateInvalidation,
     Trade,
     split_snapshot,
 )
-from tickrelay.protocol.symbols import AssetType, VenueId
-from tickrelay.venues.feed import BookStats, FeedStats, Instrument
+from tickrelay.protocol.symbols import VenueId
+from tickrelay.venues.feed import (
+    SPOT,
+    BookStats,
+    FeedStats,
+    Instrument,
+    Reject,
+    VenueFeed,
+    decode,
+    disconnect,
+    invalidate,
+)
 
 
 NAME = "binance"
@@ -84,7 +92,6 @@ FIXED_CACHE_LIMIT = 65_536  # memoized price/size texts per feed; cleared when f
 DIFF_TOPS_KEPT = 64  # tops of the latest diffs, for bookTickers that arrive after their diff
 
 _VENUE = int(VenueId.BINANCE)
-_SPOT = int(AssetType.CRYPTO_SPOT)
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
 _MS = 1_000_000
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
@@ -196,14 +203,6 @@ def normalize_symbol(venue_symbol: str) -> str:
     raise SymbolError(f"binance: no known quote asset in {venue_symbol!r}")
 
 
-def _decimals(text: str | None) -> int:
-    """Places after the decimal point of the exchange's text; 255 (unknown) without one."""
-    if text is None:
-        return 255
-    point = text.find(".")
-    return 0 if point < 0 else len(text) - point - 1
-
-
 # ---- per-symbol state ---------------------------------------------------------------------------
 
 _WAIT, _PENDING, _LIVE = 0, 1, 2  # book states: no snapshot / snapshot loaded, not yet straddled / live
@@ -235,6 +234,7 @@ class BinanceFeed:
 
     NAME: ClassVar[str] = NAME
     VENUE_ID: ClassVar[int] = _VENUE
+    SNAPSHOTS: ClassVar[bool] = True
 
     def __init__(self, symbols: Sequence[str] = (), pairs: Mapping[str, str] | None = None) -> None:
         self.symbols = tuple(symbols)
@@ -245,6 +245,7 @@ class BinanceFeed:
         self._stream_kinds: dict[bytes, str] = {}
         self._wanted: dict[str, None] = {}  # symbols needing a REST snapshot, in order of asking
         self._fixed_cache: dict[str, int] = {}  # decimal text -> fixed point (8-place texts only)
+        self._rounded = 0  # values rounded in the frame being read
 
     # ---- VenueFeed --------------------------------------------------------------------------
 
@@ -267,25 +268,34 @@ class BinanceFeed:
                 self._stream_kinds[name] = kind
             decoder = _COMBINED_DECODERS.get(kind)
             if decoder is not None:
-                try:
-                    payload = decoder.decode(raw).data
-                except msgspec.DecodeError:
-                    pass  # another key order, or bad: the general path below classifies it
-                else:
-                    return self._dispatch(payload, raw)
+                combined = decode(decoder, raw)  # None: another key order, or bad: classified below
+                if combined is not None and not isinstance(combined, Reject):
+                    return self._dispatch(combined.data, raw)
         return self._general(raw)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> VenueFeed:
+        return cls()  # the URL names the streams: no subscribe frames
+
+    @staticmethod
+    def url(settings: Mapping[str, Any]) -> str:
+        kinds = ("trade", "bookTicker", "depth@100ms")
+        streams = "/".join(f"{s.lower()}@{k}" for s in settings["binance.symbols"] for k in kinds)
+        return f"{settings['binance.ws_url'].rstrip('/')}/stream?streams={streams}"
+
+    def take_requests(self) -> list[bytes]:
+        return []  # a book that fails its checks asks for a REST snapshot instead
 
     def on_disconnect(self, ts_ns: int) -> list[Event]:
         """Every book is gone: one StateInvalidation for the whole venue, an L2Reset per book."""
-        out: list[Event] = [StateInvalidation(_VENUE, _SPOT, int(Reason.DISCONNECT), ())]
+        books = [inst for inst in self._instruments.values() if inst.stats is not None]  # had a book
+        for inst in books:
+            inst.live = inst.state != _WAIT  # disconnect() counts a resync for each
+        out = disconnect(_VENUE, books)
         for inst in self._instruments.values():
             inst.buffer = []
-            if inst.stats is None:  # never had a book
-                continue
-            if inst.state != _WAIT:
-                inst.stats.resyncs += 1
+        for inst in books:
             self._drop_book(inst)
-            out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(Reason.DISCONNECT)))
         return out
 
     # ---- REST snapshot hand-off (the collector does the HTTP) ---------------------------------
@@ -293,6 +303,9 @@ class BinanceFeed:
     def wants_snapshot(self) -> list[str]:
         """Venue symbols whose book needs a REST ``/api/v3/depth`` snapshot now, in order of asking."""
         return list(self._wanted)
+
+    def snapshot_url(self, base: str, key: str) -> str:
+        return f"{base.rstrip('/')}/api/v3/depth?" + urlencode({"symbol": key, "limit": "1000"})
 
     def on_snapshot(self, symbol: str, body: bytes, ts_recv_ns: int) -> list[Event]:
         """Load a REST depth snapshot body for ``symbol`` and replay the buffered diffs over it.
@@ -303,13 +316,20 @@ class BinanceFeed:
             VenueMessageError: the body is not a depth snapshot, or the symbol is unknown; the symbol
                 keeps asking for a snapshot.
         """
+        snap = decode(_SNAPSHOT_DECODER, body)
+        if snap is None or isinstance(snap, Reject):
+            raise VenueMessageError(NAME, body, f"depth snapshot for {symbol}: not a depth snapshot")
         try:
-            snap = _SNAPSHOT_DECODER.decode(body)
-            inst = self._instrument(symbol)
+            inst = self._lookup(symbol)
             bids = self._levels(snap.bids)
             asks = self._levels(snap.asks)
+            first = _LEVELS_DECODER.decode(snap.bids) or _LEVELS_DECODER.decode(snap.asks)
         except (msgspec.DecodeError, SymbolError, FixedPointError) as exc:
+            self._rounded = 0
             raise VenueMessageError(NAME, body, f"depth snapshot for {symbol}: {exc}") from None
+        self.stats.rounded += self._rounded
+        self._rounded = 0
+        inst = self._keep(inst)
         stats = inst.book_stats(self.stats)
         if inst.state == _LIVE:
             return []
@@ -319,22 +339,20 @@ class BinanceFeed:
         inst.last_u = snap.lastUpdateId
         self._wanted.pop(symbol, None)
         out: list[Event] = []
-        if not inst.announced:
-            first = _LEVELS_DECODER.decode(snap.bids) or _LEVELS_DECODER.decode(snap.asks)
-            self._announce(inst, first[0] if first else None, out)
+        lead = first[0] if first else (None, None)
+        inst.announce(_VENUE, lead[0], lead[1], out)
         buffered, inst.buffer = inst.buffer, []
         for diff in buffered:
             self._diff(inst, stats, diff, out)
-        self._count(out)
+        self.stats.count(out)
         return out
 
     # ---- parsing ------------------------------------------------------------------------------
 
     def _general(self, raw: bytes) -> list[Event]:
-        try:
-            env = _ENVELOPE_DECODER.decode(raw)
-        except msgspec.DecodeError:
-            self.stats.reject("invalid_json", raw)
+        env = decode(_ENVELOPE_DECODER, raw)
+        if env is None or isinstance(env, Reject):
+            self.stats.reject((env or Reject("invalid_json")).reason, raw)
             return []
         if env.error or env.code is not None:
             self.stats.venue_errors += 1
@@ -356,10 +374,9 @@ class BinanceFeed:
         if decoder is None:
             self.stats.reject(f"unknown_kind:{kind}", raw)
             return []
-        try:
-            payload = decoder.decode(body)
-        except msgspec.DecodeError:
-            self.stats.reject(f"invalid_{kind}", raw)
+        payload = decode(decoder, body)
+        if payload is None or isinstance(payload, Reject):
+            self.stats.reject((payload or Reject(f"invalid_{kind}")).reason, raw)
             return []
         return self._dispatch(payload, raw)
 
@@ -368,60 +385,57 @@ class BinanceFeed:
             self.stats.ignored["kline"] += 1
             return []
         out: list[Event] = []
-        try:
-            inst = self._instruments.get(payload.s)
-            if inst is None:
-                inst = self._instrument(payload.s)
+        try:  # read every value first (symbol, numbers, levels): a bad one changes nothing
+            inst = self._instruments.get(payload.s) or self._lookup(payload.s)
             if isinstance(payload, _BookTicker):
-                self._book_ticker(inst, payload, out)
+                quote = self._quote(inst, payload)
             elif isinstance(payload, _DepthUpdate):
                 levels = self._levels
                 diff = (payload.U, payload.u, payload.E * _MS, levels(payload.b), levels(payload.a))
-                kind = self._diff(inst, inst.book_stats(self.stats), diff, out)
-                if kind is not None:
-                    self.stats.ignored[kind] += 1
-                    return []
             else:
-                self._trade(inst, payload, out)
+                price, volume = self._fixed(payload.p), self._fixed(payload.q)
+                if not price or not volume:
+                    raise FixedPointError(f"a trade of price {payload.p!r}, quantity {payload.q!r}")
         except SymbolError:
             self.stats.reject("unknown_symbol", raw)
             return []
         except FixedPointError:
+            self._rounded = 0
             self.stats.reject("bad_number", raw)
             return []
         except msgspec.DecodeError:  # depth levels are decoded lazily, after the envelope
             self.stats.reject("invalid_depth", raw)
             return []
-        self._count(out)
+        self.stats.rounded += self._rounded
+        self._rounded = 0
+        inst = self._keep(inst)
+        if isinstance(payload, _BookTicker):
+            self._book_ticker(inst, payload, quote, out)
+        elif isinstance(payload, _DepthUpdate):
+            kind = self._diff(inst, inst.book_stats(self.stats), diff, out)
+            if kind is not None:
+                self.stats.ignored[kind] += 1
+                return []
+        else:
+            inst.announce(_VENUE, payload.p, payload.q, out)
+            out.append(
+                Trade(
+                    inst.asset_id, price, volume, payload.T * _MS, _VENUE, SPOT, _SELL if payload.m else _BUY
+                )
+            )
+        self.stats.count(out)
         return out
 
-    def _count(self, out: list[Event]) -> None:
-        messages = self.stats.messages
-        for value in out:
-            messages[type(value).__name__] += 1
-
-    def _instrument(self, venue_symbol: str) -> _Instrument:
+    def _lookup(self, venue_symbol: str) -> _Instrument:
+        """The instrument of that symbol, or a new one not yet kept (SymbolError: no such pair)."""
         inst = self._instruments.get(venue_symbol)
         if inst is None:
             symbol = self.pairs.get(venue_symbol) or normalize_symbol(venue_symbol)
             inst = _Instrument(venue_symbol, symbol)
-            self._instruments[venue_symbol] = inst
         return inst
 
-    def _announce(self, inst: _Instrument, level: tuple[str, str] | None, out: list[Event]) -> None:
-        price, size = level if level is not None else (None, None)
-        inst.announced = True
-        out.append(
-            InstrumentMeta(
-                inst.asset_id,
-                _VENUE,
-                _SPOT,
-                _decimals(price),
-                _decimals(size),
-                inst.venue_symbol,
-                inst.symbol,
-            )
-        )
+    def _keep(self, inst: _Instrument) -> _Instrument:
+        return self._instruments.setdefault(inst.venue_symbol, inst)
 
     def _fixed(self, text: str) -> int:
         """Exact fixed point of Binance's decimal text. Fast path: exactly 8 places, as Binance sends;
@@ -435,7 +449,9 @@ class BinanceFeed:
             cache[text] = value
             return value
         value, rounded = parse_fixed8_rounded(text)
-        self.stats.rounded += rounded
+        if value < 0:
+            raise FixedPointError(f"negative amount {text!r}")
+        self._rounded += rounded  # counted in stats once the frame is taken
         return value
 
     def _levels(self, raw: msgspec.Raw) -> tuple[Level, ...]:
@@ -454,20 +470,20 @@ class BinanceFeed:
             if not digits:
                 return ()
             values = list(map(int, digits.split(b",")))
-            return tuple(zip(values[0::2], values[1::2], strict=True))
+            prices = values[0::2]
+            if 0 in prices:
+                raise FixedPointError("a book level at price 0")
+            return tuple(zip(prices, values[1::2], strict=True))
         fixed = self._fixed
-        return tuple([(fixed(p), fixed(q)) for p, q in _LEVELS_DECODER.decode(data)])
+        levels = tuple([(fixed(p), fixed(q)) for p, q in _LEVELS_DECODER.decode(data)])
+        if any(not price for price, _ in levels):
+            raise FixedPointError("a book level at price 0")
+        return levels
 
-    def _trade(self, inst: _Instrument, t: _Trade | _AggTrade, out: list[Event]) -> None:
-        price, volume = self._fixed(t.p), self._fixed(t.q)
-        if not inst.announced:
-            self._announce(inst, (t.p, t.q), out)
-        out.append(Trade(inst.asset_id, price, volume, t.T * _MS, _VENUE, _SPOT, _SELL if t.m else _BUY))
-
-    def _book_ticker(self, inst: _Instrument, t: _BookTicker, out: list[Event]) -> None:
+    def _quote(self, inst: _Instrument, t: _BookTicker) -> Quote:
         cached, fixed = self._fixed_cache.get, self._fixed
         b, bq, a, aq = t.b, t.B, t.a, t.A
-        quote = _new_tuple(
+        return _new_tuple(
             Quote,
             (
                 inst.asset_id,
@@ -477,11 +493,12 @@ class BinanceFeed:
                 cached(aq) or fixed(aq),
                 0,
                 _VENUE,
-                _SPOT,
+                SPOT,
             ),
         )
-        if not inst.announced:
-            self._announce(inst, (t.b, t.B), out)
+
+    def _book_ticker(self, inst: _Instrument, t: _BookTicker, quote: Quote, out: list[Event]) -> None:
+        inst.announce(_VENUE, t.b, t.B, out)
         out.append(quote)
         if not inst.depth_seen:
             return
@@ -531,7 +548,7 @@ class BinanceFeed:
         inst.state = _LIVE
         inst.last_u = final
         stats.updates_applied += 1
-        out.append(L2Delta(inst.asset_id, _VENUE, _SPOT, 0, first, final, exchange_ts, bids, asks))
+        out.append(L2Delta(inst.asset_id, _VENUE, SPOT, 0, first, final, exchange_ts, bids, asks))
         if book.is_crossed():
             stats.crossed += 1
             self._invalidate(inst, stats, Reason.CROSSED_BOOK, out)
@@ -568,10 +585,9 @@ class BinanceFeed:
 
     def _invalidate(self, inst: _Instrument, stats: BookStats, reason: Reason, out: list[Event]) -> None:
         stats.resyncs += 1
+        invalidate(_VENUE, inst, reason, out)
         self._drop_book(inst)
-        out.append(StateInvalidation(_VENUE, _SPOT, int(reason), (inst.asset_id,)))
-        out.append(L2Reset(inst.asset_id, _VENUE, _SPOT, int(reason)))
 
     def _publish_snapshot(self, inst: _Instrument, out: list[Event]) -> None:
         bids, asks = inst.book.levels()
-        out.extend(split_snapshot(inst.asset_id, _VENUE, _SPOT, inst.last_u, 0, bids, asks))
+        out.extend(split_snapshot(inst.asset_id, _VENUE, SPOT, inst.last_u, 0, bids, asks))

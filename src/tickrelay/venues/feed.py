@@ -1,28 +1,46 @@
-"""What every venue adapter is: the ``VenueFeed`` contract and its statistics. Pure: no I/O.
+"""The feed contract every venue API implements, its statistics, and what the feeds share. Pure: no I/O.
 
-A feed object holds one connection's parsing state (books, sequence trackers, instrument metadata).
-The collector calls ``on_frame`` for every received WebSocket text frame with the receipt time, and
-encodes each returned value as one Protocol V2 message (header.timestamp_ns = ts_recv_ns). Every frame
-is classified exactly once: it produced messages, was ignored by design (``stats.ignored[kind]``), or
-was rejected (``stats.rejected[reason]``, first sample kept). Nothing raises out of ``on_frame`` but
-bugs.
+**The contract** (what the collector and ``tickrelay normalize`` drive; ``venues.core.FeedCore`` turns
+it into finished bytes, and a compiled core implements that byte-level form directly):
+
+* in: ``on_frame(raw, ts_recv_ns)`` for every received WebSocket text frame, ``on_snapshot(key, body,
+  ts_recv_ns)`` for each REST snapshot the feed asked for, ``on_disconnect(ts_ns)`` when the connection
+  ends;
+* out: the protocol values to publish, in order (header.timestamp_ns = the ts passed in);
+* what the feed needs, read after each call: ``wants_snapshot()`` (keys whose REST snapshot to fetch,
+  at ``snapshot_url(base, key)``; asked again until given) and ``take_requests()`` (frames to send
+  now: resubscribe / unsubscribe; each handed out once). ``subscribe_messages()`` are the frames to
+  send after every connect;
+* ``stats``: frames, messages by type, ignored by kind, rejected by reason with the first sample of
+  each, fixed-point values rounded, the exchange's own errors, and per book ``BookStats``.
+
+Every frame is classified exactly once: it produced values, was ignored by design
+(``stats.ignored[kind]``), or was rejected (``stats.rejected[reason]``). A frame is decoded and checked
+whole before it changes any state, so a rejected frame leaves the feed exactly as it was (books,
+checksum texts, sequence trackers, every stat but the reject counter). Nothing raises out of a feed
+but bugs: ``TypeError``, ``KeyError``, ``IndexError``, ``AttributeError`` are never caught here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
-from typing import ClassVar, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
-from tickrelay.protocol.fixed import format_fixed8, parse_fixed8_rounded
-from tickrelay.protocol.messages import Event
-from tickrelay.protocol.symbols import asset_id_for
+import msgspec
+
+from tickrelay.errors import VenueMessageError
+from tickrelay.protocol.fixed import format_fixed8
+from tickrelay.protocol.messages import Event, InstrumentMeta, L2Reset, Reason, StateInvalidation
+from tickrelay.protocol.symbols import AssetType, asset_id_for
 from tickrelay.venues.book import OrderBook
+from tickrelay.venues.numbers import places
 
 
 SAMPLE_BYTES = 300
-CACHE_LIMIT = 100_000  # entries per memo (decimal texts, time prefixes)
+SPOT = int(AssetType.CRYPTO_SPOT)
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -56,6 +74,31 @@ class FeedStats:
     def reject(self, kind: str, raw: bytes) -> None:
         self.rejected[kind] += 1
         self.samples.setdefault(kind, raw[:SAMPLE_BYTES].decode("utf-8", "replace"))
+
+    def count(self, out: Sequence[Event]) -> None:
+        messages = self.messages
+        for value in out:
+            messages[type(value).__name__] += 1
+
+
+class Reject(NamedTuple):
+    """What a venue's ``decode`` returns for a frame it cannot use: the reason it is counted under."""
+
+    reason: str
+
+
+TOO_DEEP = Reject("too_deep")  # JSON nested deeper than the decoder's recursion limit
+
+
+def decode(decoder: msgspec.json.Decoder[T], raw: bytes | msgspec.Raw) -> T | Reject | None:
+    """``decoder.decode(raw)``; None when the text is not of the decoder's type, TOO_DEEP when it nests
+    beyond the decoder's limit (msgspec raises RecursionError for that, whatever the type)."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    except RecursionError:
+        return TOO_DEEP
 
 
 class Instrument:
@@ -93,13 +136,79 @@ class Instrument:
         if self.stats is not None:
             self.stats.best_bid = self.stats.best_ask = None
 
+    def announce(
+        self,
+        venue_id: int,
+        price: str | None,
+        size: str | None,
+        out: list[Event],
+        decimals: tuple[int, int] | None = None,
+    ) -> None:
+        """InstrumentMeta before the instrument's first message: its decimals are the places of the
+        first price and size texts seen (255 when none), unless the venue names them (``decimals``)."""
+        if not self.announced:
+            self.announced = True
+            price_dp, size_dp = decimals if decimals is not None else (places(price), places(size))
+            out.append(
+                InstrumentMeta(
+                    self.asset_id, venue_id, SPOT, price_dp, size_dp, self.venue_symbol, self.symbol
+                )
+            )
+
+
+def disconnect(venue_id: int, instruments: Sequence[Instrument]) -> list[Event]:
+    """Every book is gone: one StateInvalidation for the venue, an L2Reset per book ever published,
+    each instrument dark (and a resync counted for each that was live)."""
+    out: list[Event] = [StateInvalidation(venue_id, SPOT, int(Reason.DISCONNECT), ())]
+    for inst in instruments:
+        if inst.stats is not None:
+            if inst.live:
+                inst.stats.resyncs += 1
+            out.append(L2Reset(inst.asset_id, venue_id, SPOT, int(Reason.DISCONNECT)))
+        inst.drop()
+    return out
+
+
+def invalidate(venue_id: int, inst: Instrument, reason: Reason, out: list[Event]) -> None:
+    """One instrument's book is no longer trusted: StateInvalidation + L2Reset, the book dropped."""
+    out.append(StateInvalidation(venue_id, SPOT, int(reason), (inst.asset_id,)))
+    out.append(L2Reset(inst.asset_id, venue_id, SPOT, int(reason)))
+    inst.drop()
+
+
+class NoSnapshots:
+    """For feeds whose books come whole over the WebSocket: they never ask for a REST snapshot."""
+
+    NAME: ClassVar[str]
+    SNAPSHOTS: ClassVar[bool] = False
+
+    def wants_snapshot(self) -> list[str]:
+        return []
+
+    def snapshot_url(self, base: str, key: str) -> str:
+        raise VenueMessageError(self.NAME, key.encode(), "this feed takes no REST snapshots")
+
+    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> list[Event]:
+        raise VenueMessageError(self.NAME, body, "this feed takes no REST snapshots")
+
 
 class VenueFeed(Protocol):
-    """One venue connection's pure parsing state."""
+    """One venue API connection's pure parsing state (see the module docstring)."""
 
-    NAME: ClassVar[str]  # "coinbase" | "binance" | "kraken"
+    NAME: ClassVar[str]  # the venue: "coinbase" | "binance" | "kraken"
     VENUE_ID: ClassVar[int]
+    SNAPSHOTS: ClassVar[bool]  # it asks for REST snapshots (``wants_snapshot``)
     stats: FeedStats
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> VenueFeed:
+        """The feed a collector of these settings runs (instruments, depth, API, policies)."""
+        ...
+
+    @staticmethod
+    def url(settings: Mapping[str, Any]) -> str:
+        """The WebSocket URL to connect to for these settings."""
+        ...
 
     def subscribe_messages(self) -> list[bytes]:
         """Frames to send after connecting (empty where the URL is the subscription)."""
@@ -109,27 +218,26 @@ class VenueFeed(Protocol):
         """Parse one received frame into protocol values, in the order to publish them."""
         ...
 
+    def wants_snapshot(self) -> list[str]:
+        """Keys whose REST snapshot the feed needs now (empty for venues without REST snapshots)."""
+        ...
+
+    def snapshot_url(self, base: str, key: str) -> str:
+        """Where the REST snapshot of ``key`` is, below the venue's REST ``base`` URL."""
+        ...
+
+    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> Sequence[Event]:
+        """Load a REST snapshot the feed asked for.
+
+        Raises:
+            VenueMessageError: the body is not a usable snapshot; the key stays wanted.
+        """
+        ...
+
+    def take_requests(self) -> list[bytes]:
+        """Frames to send now (resubscriptions), each handed out once."""
+        ...
+
     def on_disconnect(self, ts_ns: int) -> Sequence[Event]:
         """The connection is gone: drop every book and return the invalidations to publish."""
         ...
-
-
-class DecimalCache:
-    """Exchange decimal text -> fixed point, memoized (prices and sizes repeat). A text with more than
-    8 decimals is rounded half to even and counted in ``stats.rounded`` every time (it is not memoized)."""
-
-    __slots__ = ("_memo", "_stats")
-
-    def __init__(self, stats: FeedStats) -> None:
-        self._memo: dict[str, int] = {}
-        self._stats = stats
-
-    def __call__(self, text: str) -> int:
-        value = self._memo.get(text)
-        if value is None:
-            value, rounded = parse_fixed8_rounded(text)
-            if rounded:
-                self._stats.rounded += 1
-            elif len(self._memo) < CACHE_LIMIT:
-                self._memo[text] = value
-        return value

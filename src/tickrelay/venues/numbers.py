@@ -1,0 +1,113 @@
+"""Exchange text to exact integers: prices and sizes (fixed point), decimal places, times. Pure.
+
+Every venue module reads its numbers through here, so the bounds are the same everywhere: a decimal
+text is at most ``fixed.MAX_TEXT`` characters, never negative, and a price or a traded size is never
+zero (a book size of zero means "remove the level" and is allowed where the venue says so). Anything
+else raises :class:`~tickrelay.errors.FixedPointError` (times: ``ValueError``), which the venue turns
+into a counted reject of the whole frame before its state changes.
+"""
+
+from __future__ import annotations
+
+import calendar
+
+from tickrelay.errors import FixedPointError
+from tickrelay.protocol.fixed import parse_fixed8_rounded
+
+
+CACHE_LIMIT = 100_000  # entries per memo (decimal texts, time prefixes)
+NO_DECIMALS = 255  # InstrumentMeta: places unknown
+
+
+def places(text: str | None) -> int:
+    """Places after the decimal point of an exchange's text (0 without a point; 255 for no text)."""
+    if not text:
+        return NO_DECIMALS
+    point = text.find(".")
+    return 0 if point < 0 else len(text) - point - 1
+
+
+class DecimalCache:
+    """Exchange decimal text -> fixed point, memoized (prices and sizes repeat). A text with more than
+    8 decimals is rounded half to even and counted in ``rounded`` every time (it is not memoized).
+    Negative values raise; ``positive`` also refuses zero."""
+
+    __slots__ = ("_memo", "rounded")
+
+    def __init__(self) -> None:
+        self._memo: dict[str, int] = {}
+        self.rounded = 0
+
+    def __call__(self, text: str) -> int:
+        value = self._memo.get(text)
+        if value is None:
+            value, rounded = parse_fixed8_rounded(text)
+            if value < 0:
+                raise FixedPointError(f"negative amount {text!r}")
+            if rounded:
+                self.rounded += 1
+            elif len(self._memo) < CACHE_LIMIT:
+                self._memo[text] = value
+        return value
+
+    def positive(self, text: str) -> int:
+        """A price, or the size of a trade: more than zero."""
+        value = self(text)
+        if not value:
+            raise FixedPointError(f"zero where a positive amount is needed: {text!r}")
+        return value
+
+    def level(self, price: str, size: str) -> tuple[int, int]:
+        """A book level: a positive price and a size (zero: remove the level)."""
+        return self.positive(price), self(size)
+
+
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
+
+
+def _epoch_seconds(text: str) -> int:
+    seconds = _SECONDS.get(text)
+    if seconds is None:
+        fields = (
+            int(text[:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+        )
+        seconds = calendar.timegm(fields)
+        if len(_SECONDS) < CACHE_LIMIT:
+            _SECONDS[text] = seconds
+    return seconds
+
+
+def parse_time_ns(text: str) -> int:
+    """``2021-04-17T16:43:30.244075Z`` (or a ``+HH:MM`` offset) -> integer ns since the epoch, exactly."""
+    if len(text) < 20 or len(text) > 40 or text[4] != "-" or text[10] != "T":
+        raise ValueError(f"not an RFC 3339 time: {text[:40]!r}")
+    if text[19] == "." and text[-1] == "Z" and (frac := text[20:-1]).isdigit() and frac.isascii():
+        return _epoch_seconds(text[:19]) * 1_000_000_000 + int((frac + "000000000")[:9])  # the common shape
+    seconds = _epoch_seconds(text[:19])
+    rest = text[19:]
+    frac = ""
+    if rest.startswith("."):
+        end = 1
+        while end < len(rest) and rest[end].isdigit():
+            end += 1
+        frac, rest = rest[1:end], rest[end:]
+    if rest in ("Z", "z", "+00:00"):
+        offset = 0
+    elif len(rest) == 6 and rest[0] in "+-" and rest[3] == ":":
+        offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (1 if rest[0] == "+" else -1)
+    else:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    return (seconds - offset) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def seconds_text_to_ns(text: str) -> int:
+    """Kraken's ``"1618678142.557535"`` -> integer ns, from the text (no float)."""
+    whole, _, frac = text.partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()) or len(whole) > 12:
+        raise ValueError(f"not a Kraken time: {text[:40]!r}")
+    return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])

@@ -1,0 +1,294 @@
+"""Regression tests for the defects of issue 13 (venue core v2) and the bad input of issue 15 (items 9-11).
+
+Each failed on the code before its fix. Advanced Trade frames are built from the documented message
+shapes (no real capture exists); the Kraken and Binance ones come from the shared recordings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tickrelay.errors import FixedPointError, VenueMessageError
+from tickrelay.protocol.fixed import parse_fixed8
+from tickrelay.protocol.messages import L2Reset, Reason, StateInvalidation
+from tickrelay.protocol.symbols import asset_id_for
+from tickrelay.venues import VENUES
+from tickrelay.venues.binance import BinanceFeed
+from tickrelay.venues.coinbase import CoinbaseFeed
+from tickrelay.venues.coinbase_advanced import AdvancedTradeFeed
+from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.kraken import KrakenFeed
+
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+BOOK_10 = FIXTURES / "kraken/v1/python-kraken-sdk_2023-08-30_book-10_XBT-USD.jsonl"
+ETH = asset_id_for("ETH/USD")
+
+
+def adv(seq: int, channel: str, events: list[dict[str, object]]) -> bytes:
+    return json.dumps(
+        {
+            "channel": channel,
+            "timestamp": "2023-02-09T20:32:50.714964855Z",
+            "sequence_num": seq,
+            "events": events,
+        }
+    ).encode()
+
+
+def adv_book(seq: int, kind: str, price: str = "21921.73", size: str = "1") -> bytes:
+    level = {"side": "bid", "event_time": "2023-02-09T20:32:50Z", "price_level": price, "new_quantity": size}
+    return adv(seq, "l2_data", [{"type": kind, "product_id": "ETH-USD", "updates": [level]}])
+
+
+def adv_trade(seq: int, price: str) -> bytes:
+    trade = {
+        "product_id": "ETH-USD",
+        "price": price,
+        "size": "1",
+        "side": "BUY",
+        "time": "2023-02-09T20:32:50Z",
+    }
+    return adv(seq, "market_trades", [{"type": "update", "trades": [trade]}])
+
+
+def classified(feed: VenueFeed) -> int:
+    return sum(feed.stats.ignored.values()) + sum(feed.stats.rejected.values())
+
+
+# ---- issue 13 ---------------------------------------------------------------------------------------
+
+
+def test_advanced_gap_in_a_frame_that_fails_to_parse_still_invalidates_the_books() -> None:
+    """Defect 1: the books were dropped and a resubscribe asked for, but no StateInvalidation or L2Reset
+    went out, so consumers kept trusting stale books. Now the bad frame changes nothing and the next
+    frame shows the gap (the rejected frame's content is lost too)."""
+    feed = AdvancedTradeFeed()
+    feed.on_frame(adv_book(1, "snapshot"), 1)
+    assert feed.on_frame(adv_trade(5, "x"), 2) == []  # a gap (1 -> 5) and an unreadable price
+    assert dict(feed.stats.rejected) == {"bad_market_trades": 1}
+    assert feed.stats.books["ETH-USD"].best_bid == "21921.73000000"  # nothing dropped silently
+    assert feed.take_requests() == []
+    out = feed.on_frame(adv(6, "heartbeats", [{"heartbeat_counter": 1}]), 3)
+    assert out == [
+        StateInvalidation(102, 51, Reason.SEQUENCE_GAP, (ETH,)),
+        L2Reset(ETH, 102, 51, Reason.SEQUENCE_GAP),
+    ]
+    assert len(feed.take_requests()) == 2  # unsubscribe + subscribe level2
+
+
+def test_kraken_checksum_texts_stay_in_step_after_a_malformed_update() -> None:
+    """Defect 2: the first level of a bad update removed its checksum text before the second level
+    failed; every later checksum then raised KeyError, counted as "malformed", and the pair went dark
+    with no invalidation."""
+    lines = BOOK_10.read_bytes().splitlines()
+    snap_at = next(i for i, line in enumerate(lines) if line.startswith(b"[") and b'"as"' in line)
+    feed = KrakenFeed()
+    for n, raw in enumerate(lines[: snap_at + 1]):
+        feed.on_frame(raw, n)
+    best_ask = json.loads(lines[snap_at])[1]["as"][0][0]
+    bad = json.dumps(
+        [336, {"a": [[best_ask, "0.00000000", "1.0"], ["x", "1.0", "1.0"]], "c": "1"}, "book-10", "XBT/USD"]
+    ).encode()
+    assert feed.on_frame(bad, 0) == []
+    for n, raw in enumerate(lines[snap_at + 1 :]):
+        feed.on_frame(raw, n)
+    assert dict(feed.stats.rejected) == {"bad_book": 1}
+    stats = feed.stats.books["XBT/USD"]
+    assert (stats.checksum_failures, stats.checksums_verified) == (0, 979)
+
+
+def test_coinbase_exchange_crossed_book_is_resubscribed() -> None:
+    """Defect 3: a crossed book was dropped but never resubscribed, so the product stayed dark and every
+    later l2update was rejected until a reconnect."""
+    feed = CoinbaseFeed(["BTC-USD", "ETH-USD"])
+    feed.on_frame(
+        b'{"type":"snapshot","product_id":"BTC-USD","bids":[["100.0","1"]],"asks":[["101.0","1"]]}', 0
+    )
+    assert feed.take_requests() == []
+    feed.on_frame(b'{"type":"l2update","product_id":"BTC-USD","changes":[["buy","102.0","1"]]}', 1)
+    assert [json.loads(m) for m in feed.take_requests()] == [
+        {"type": kind, "product_ids": ["BTC-USD"], "channels": ["level2_batch"]}
+        for kind in ("unsubscribe", "subscribe")
+    ]
+    assert feed.take_requests() == []  # each request handed out once
+
+
+def test_advanced_update_before_its_snapshot_is_classified_once() -> None:
+    """Defect 4: counted both rejected and ignored."""
+    feed = AdvancedTradeFeed()
+    assert feed.on_frame(adv_book(1, "update"), 1) == []
+    assert classified(feed) == 1
+    assert dict(feed.stats.ignored) == {"l2_data:before_snapshot": 1}
+
+
+# ---- issue 15, bad input ------------------------------------------------------------------------------
+
+DEEP = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000]
+DEEP += [b'{"stream":"btcusdt@depth","data":' + DEEP[0] + b"}", b'{"channel":"book","data":' + DEEP[0] + b"}"]
+DEEP += [b'[1,{"a":' + DEEP[0] + b'},"book-10","XBT/USD"]']
+
+
+@pytest.mark.parametrize(
+    "feed", [*(f() for f in VENUES.values()), AdvancedTradeFeed()], ids=lambda f: type(f).__name__
+)
+def test_deeply_nested_json_is_a_counted_reject(feed: VenueFeed) -> None:
+    """Item 9: RecursionError escaped on_frame in every venue (and normalize printed a traceback)."""
+    for raw in DEEP:
+        assert feed.on_frame(raw, 0) == []
+    assert feed.stats.frames == classified(feed) == len(DEEP)
+    assert set(feed.stats.rejected) <= {"too_deep", "invalid_json", "unknown_shape", "bad_frame"}
+    assert feed.stats.rejected["too_deep"] >= 3
+
+
+def test_a_megabyte_digit_string_is_a_counted_reject() -> None:
+    """Item 10: ValueError (Python's int-digits limit) escaped from fixed.py."""
+    with pytest.raises(FixedPointError, match="1000000 characters"):
+        parse_fixed8("1" * 1_000_000)
+    big = "1" * 1_000_000
+    feed = BinanceFeed()
+    raw = f'{{"e":"trade","s":"BTCUSDT","p":"{big}","q":"1","T":1,"m":true}}'.encode()
+    assert feed.on_frame(raw, 0) == []
+    kraken = KrakenFeed()
+    assert kraken.on_frame(f'[1,[["{big}","1","1.5","b","l",""]],"trade","XBT/USD"]'.encode(), 0) == []
+    assert (dict(feed.stats.rejected), dict(kraken.stats.rejected)) == ({"bad_number": 1}, {"bad_trade": 1})
+
+
+@pytest.mark.parametrize(
+    ("feed", "raw", "reason"),
+    [
+        (BinanceFeed(), b'{"u":1,"s":"BTCUSDT","b":"1.0","B":"1","a":"2.0","A":"-5"}', "bad_number"),
+        (BinanceFeed(), b'{"e":"trade","s":"BTCUSDT","p":"0","q":"1","T":1,"m":true}', "bad_number"),
+        (BinanceFeed(), b'{"e":"trade","s":"BTCUSDT","p":"1","q":"0.0","T":1,"m":true}', "bad_number"),
+        (
+            BinanceFeed(),
+            b'{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["1.0","-1"]],"a":[]}',
+            "bad_number",
+        ),
+        (
+            BinanceFeed(),
+            b'{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["0.00000000","1.00000000"]],"a":[]}',
+            "bad_number",
+        ),
+        (
+            CoinbaseFeed(),
+            b'{"type":"ticker","product_id":"A-B","best_bid":"-1","best_ask":"2"}',
+            "bad_ticker",
+        ),
+        (
+            CoinbaseFeed(),
+            b'{"type":"snapshot","product_id":"A-B","bids":[["0","1"]],"asks":[]}',
+            "bad_snapshot",
+        ),
+        (
+            CoinbaseFeed(),
+            b'{"type":"match","trade_id":1,"side":"buy","size":"0","price":"1","product_id":"A-B","time":"2021-04-17T16:43:30Z"}',
+            "bad_match",
+        ),
+        (KrakenFeed(), b'[1,[["1.0","-2","1.5","b","l",""]],"trade","XBT/USD"]', "bad_trade"),
+        (KrakenFeed(), b'[7,{"as":[["-1.0","1.0","1.5"]],"bs":[]},"book-10","XBT/USD"]', "bad_book"),
+        (AdvancedTradeFeed(), adv_trade(1, "-3"), "bad_market_trades"),
+        (AdvancedTradeFeed(), adv_book(1, "snapshot", size="-1"), "bad_l2_data"),
+    ],
+)
+def test_negative_amounts_and_zero_prices_are_counted_rejects(
+    feed: VenueFeed, raw: bytes, reason: str
+) -> None:
+    """Item 11: a bookTicker with "A":"-5" became a Quote with ask size -5. Prices and traded sizes
+    must be positive, book sizes positive or zero (remove the level), quote sizes zero or more."""
+    assert feed.on_frame(raw, 0) == []
+    assert dict(feed.stats.rejected) == {reason: 1}
+    assert feed.stats.messages == {}
+
+
+# ---- shapes the decoders take but the checks refuse (each a counted reject, the feed unchanged) -----
+
+KRAKEN_SNAPSHOT = b'[7,{"as":[["10.0","1.0","1.5"]],"bs":[["9.0","1.0","1.5"]]},"book-10","XBT/USD"]'
+
+
+@pytest.mark.parametrize(
+    ("make", "setup", "raw", "reason"),
+    [
+        (
+            BinanceFeed,
+            [],
+            b'{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["0","1"]],"a":[]}',
+            "bad_number",
+        ),
+        (
+            CoinbaseFeed,
+            [],
+            b'{"type":"match","trade_id":1,"side":"hold","size":"1","price":"1","product_id":"A-B",'
+            b'"time":"2021-04-17T16:43:30Z"}',
+            "bad_match",
+        ),
+        (AdvancedTradeFeed, [], b"not json", "invalid_json"),
+        (AdvancedTradeFeed, [], b'{"channel":7}', "unknown"),
+        (AdvancedTradeFeed, [], adv_trade(1, "1").replace(b'"BUY"', b'"HOLD"'), "bad_market_trades"),
+        (AdvancedTradeFeed, [], adv_book(1, "snapshot").replace(b'"bid"', b'"middle"'), "bad_l2_data"),
+        (KrakenFeed, [], b'[1,"trade"]', "bad_frame"),
+        (KrakenFeed, [], b'[1,{},2,"XBT/USD"]', "bad_frame"),
+        (KrakenFeed, [], b'[1,[["1","1","1.5","b"]],[["1","1","1.5","b"]],"trade","XBT/USD"]', "bad_trade"),
+        (KrakenFeed, [], b'[1,[["1","1","1.5"]],"trade","XBT/USD"]', "bad_trade"),
+        (KrakenFeed, [], b'[1,["1","1","1.5"],"spread","XBT/USD"]', "bad_spread"),
+        (KrakenFeed, [], b'[1,{"as":[],"bs":[]},"book-x","XBT/USD"]', "bad_book"),
+        (KrakenFeed, [], b'[1,{"as":[["1.0"]],"bs":[]},"book-10","XBT/USD"]', "bad_book"),
+        (
+            KrakenFeed,
+            [KRAKEN_SNAPSHOT],
+            b'[7,{"b":[["9.5","1.0","1.6"]],"c":"abc"},"book-10","XBT/USD"]',
+            "bad_book",
+        ),
+        (KrakenFeed, [], b'{"channel":"book","type":"update","data":5}', "bad_book"),
+        (KrakenFeed, [], b'{"event":"subscriptionStatus","status":"subscribed"}', "bad_event"),
+        (
+            KrakenFeed,
+            [],
+            b'{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"hold","price":1,"qty":1,'
+            b'"timestamp":"2023-07-30T10:00:00.000000Z"}]}',
+            "bad_trade",
+        ),
+    ],
+)
+def test_shapes_the_checks_refuse_are_counted_rejects(
+    make: type[VenueFeed], setup: list[bytes], raw: bytes, reason: str
+) -> None:
+    feed = make()
+    for n, frame in enumerate(setup):
+        feed.on_frame(frame, n)
+    assert feed.on_frame(raw, 9) == []
+    assert dict(feed.stats.rejected) == {reason: 1}
+
+
+def test_kraken_instrument_body_must_be_an_instrument_message() -> None:
+    with pytest.raises(VenueMessageError, match="not a v2 instrument message"):
+        KrakenFeed().load_instruments(b'{"channel":"heartbeat"}')
+
+
+def test_kraken_v2_checksum_mismatch_resubscribes_over_v2() -> None:
+    feed = KrakenFeed(version=2)
+    instrument = {"pairs": [{"symbol": "BTC/USD", "price_precision": 1, "qty_precision": 8}]}
+    feed.load_instruments(
+        json.dumps({"channel": "instrument", "type": "snapshot", "data": instrument}).encode()
+    )
+    book = {"symbol": "BTC/USD", "bids": [{"price": 1.5, "qty": 2.0}], "asks": [], "checksum": 1}
+    out = feed.on_frame(json.dumps({"channel": "book", "type": "snapshot", "data": [book]}).encode(), 0)
+    assert out[-1] == L2Reset(asset_id_for("BTC/USD"), 101, 51, Reason.CHECKSUM_MISMATCH)
+    assert [json.loads(m) for m in feed.take_requests()] == [
+        {"method": kind, "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": 10}}
+        for kind in ("unsubscribe", "subscribe")
+    ]
+
+
+def test_advanced_snapshot_again_is_a_resync_and_disconnect_forgets_the_sequence() -> None:
+    feed = AdvancedTradeFeed()
+    assert feed.subscribe_messages() == []  # no products: nothing to subscribe
+    feed.on_frame(adv_book(1, "snapshot"), 1)
+    feed.on_frame(adv_book(2, "snapshot"), 2)
+    assert feed.stats.books["ETH-USD"].resyncs == 1
+    assert feed.on_disconnect(3)[1:] == [L2Reset(ETH, 102, 51, Reason.DISCONNECT)]
+    assert feed.on_frame(adv_book(40, "snapshot"), 4)[-1].asset_id == ETH  # type: ignore[union-attr]  # no gap
+    assert feed.stats.books["ETH-USD"].gaps == 0
