@@ -14,7 +14,7 @@ import pytest
 from tickrelay.collector.run import BIG_FRAME, Collector
 from tickrelay.config import load_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES, Message, encode_events
-from tickrelay.protocol.messages import Reason, StateInvalidation
+from tickrelay.protocol.messages import L2Reset, Reason, StateInvalidation
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
 from tickrelay.replay import recordings
@@ -32,6 +32,8 @@ async def pipeline(
     until: Callable[[list[Message]], bool],
     faults: Faults | None = None,
     stale_s: float = 10.0,
+    stream_id: int | None = None,
+    prepare: Callable[[Collector], None] | None = None,
 ) -> tuple[list[Message], Collector]:
     relay = Relay(tmp_path / "md.sock", RelaySettings(subscriber_buffer=256 << 20))
     await relay.start()
@@ -55,9 +57,11 @@ async def pipeline(
 
     consumer = asyncio.create_task(consume())
     await asyncio.sleep(0.05)
-    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue)
+    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue, stream_id=stream_id)
     output.start()
     collector = Collector(venue, settings.values, output)
+    if prepare is not None:
+        prepare(collector)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
     await asyncio.wait_for(consumer, 30)
@@ -100,7 +104,7 @@ async def test_coinbase_collector_delivers_exactly_what_the_feed_makes_of_the_re
         m.header.timestamp_ns > 1_700_000_000_000_000_000 for m in got
     )  # receipt time, not the recording's
     assert collector.stats.connects == 1
-    assert collector.feed.stats.frames == len(rec.frames) - 3 + 1  # recorded acks replaced by one live ack
+    assert collector.core.stats.frames == len(rec.frames) - 3 + 1  # recorded acks replaced by one live ack
 
 
 async def test_binance_collector_fetches_the_snapshot_over_rest(tmp_path: Path) -> None:
@@ -142,9 +146,8 @@ async def test_kraken_collector_and_a_forced_disconnect_mid_book(tmp_path: Path)
     assert "L2Snapshot" in kinds[cut + 2 :]  # resubscribed: a fresh snapshot after the invalidation
     after = events[kinds.index("L2Snapshot", cut) + 1]
     assert after == StateInvalidation(101, 51, Reason.RECOVERED, (asset_id_for("BTC/USD"),))  # trust it again
-    assert collector.stats.recoveries >= 1
     assert collector.stats.reconnects >= 1
-    stats = collector.feed.stats.books["XBT/USD"]
+    stats = collector.core.stats.books["XBT/USD"]
     assert stats.checksum_failures == 0
     assert stats.checksums_verified > 0
 
@@ -155,7 +158,7 @@ async def test_a_corrupt_frame_is_counted_and_its_sample_logged(
     _, collector = await pipeline(
         tmp_path, "kraken", {"KRAKEN_PAIRS": "XBT/USD"}, lambda g: len(g) >= 20, faults=Faults(corrupt=3)
     )
-    assert collector.feed.stats.rejected == {
+    assert collector.core.stats.rejected == {
         "invalid_json": 3
     }  # the 3rd frame of each of its 3 subscriptions
     assert (
@@ -204,3 +207,43 @@ async def test_frame_policy_writes_what_is_buffered_before_parsing_a_big_frame(t
     finally:  # a failure here must not leak sockets into later tests (warnings are errors)
         await output.close()
         await relay.stop(drain_s=0)
+
+
+async def test_a_bug_in_the_venue_core_is_counted_logged_once_and_the_books_invalidated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The collector's one last-resort guard: an exception out of the core is a bug, not a bad frame."""
+
+    class Buggy:  # the real Kraken feed, with a bug on its 60th frame
+        def __init__(self, feed: VenueFeed) -> None:
+            self.feed = feed
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.feed, name)
+
+        def on_frame(self, raw: bytes, ts_recv_ns: int) -> Any:
+            if self.feed.stats.frames == 59:
+                self.feed.stats.frames += 1
+                raise KeyError("a bug")
+            return self.feed.on_frame(raw, ts_recv_ns)
+
+    def install(collector: Collector) -> None:
+        collector.core.feed = Buggy(collector.core.feed)  # type: ignore[assignment]
+
+    def recovered(g: list[Message]) -> bool:
+        return any(isinstance(e, StateInvalidation) and e.reason == Reason.RECOVERED for e in g[-1].events())
+
+    got, collector = await pipeline(
+        tmp_path, "kraken", {"KRAKEN_PAIRS": "XBT/USD"}, recovered, prepare=install
+    )
+    assert collector.stats.bugs == 1
+    assert collector.snapshot()["counters"]["errors"][("kraken", "bug")] == 1
+    err = capsys.readouterr().err
+    assert err.count("tickrelay collect kraken: BUG in the venue core") == 1
+    assert "Traceback (most recent call last)" in err
+    assert "KeyError: 'a bug'" in err
+    events = [e for m in got for e in m.events()]
+    cut = events.index(StateInvalidation(101, 51, Reason.DISCONNECT, ()))  # every book of the venue
+    assert L2Reset(asset_id_for("BTC/USD"), 101, 51, Reason.DISCONNECT) in events[cut:]
+    assert events[-1] == StateInvalidation(101, 51, Reason.RECOVERED, (asset_id_for("BTC/USD"),))
+    assert collector.stats.reconnects >= 1  # fresh snapshots come from a new connection

@@ -129,7 +129,7 @@ def test_advanced_update_before_its_snapshot_is_classified_once() -> None:
 
 DEEP = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000]
 DEEP += [b'{"stream":"btcusdt@depth","data":' + DEEP[0] + b"}", b'{"channel":"book","data":' + DEEP[0] + b"}"]
-DEEP += [b'[1,{"a":' + DEEP[0] + b'},"book-10","XBT/USD"]']
+DEEP += [b'[1,{"a":' + DEEP[0] + b'},"book-10","XBT/USD"]', b'[1,{"x":' + DEEP[0] + b'},"book-10","XBT/USD"]']
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,24 @@
 """One venue's collector: WebSocket in, venue feed, RelayOutput out. The thin I/O around venues/.
 
 Hot path per frame, all inside picows's frame callback: receipt time (``time.time_ns()`` as the frame
-arrives) -> ``feed.on_frame`` -> ``RelayOutput.send_event`` for each value (stamped with the receipt
-time). No queue, no task hop, and nothing waits for the relay. picows was chosen by bench/wsclient.py:
-1.23M frames/s received against aiohttp's 0.43M on this machine. Around it:
+arrives) -> ``core.on_frame`` (the venue's ``FeedCore``: the frame's finished, stamped messages, with
+the output's own Stamper) -> ``RelayOutput.append`` of those bytes as they are. No queue, no task hop,
+and nothing waits for the relay. picows was chosen by bench/wsclient.py: 1.23M frames/s received
+against aiohttp's 0.43M on this machine. Around it:
 
 * subscribe per config, and again after every reconnect;
 * a stale-feed watchdog: no frame for ``stale_after_s`` -> count it, reconnect;
 * reconnects with capped exponential backoff and jitter, for ever; on every disconnect the feed's
   invalidations are published, so no consumer keeps a dead book;
-* after a resync, the fresh snapshot is followed by StateInvalidation(RECOVERED) for that instrument;
 * the REST snapshots the feed asks for (Binance depth) in a side task behind a shared rate limiter
   (never in the frame loop), and the frames it asks to send (resubscriptions) after each frame.
 
 The collector knows no venue: it goes through ``venues.VENUES`` and the feed contract only.
 
-Errors: the feed classifies every frame itself (parse errors are counted there with a sample); an
-encode error is counted here; send errors are RelayOutput's (it buffers and reconnects, never blocks).
+Errors: the feed classifies every frame itself (bad frames are counted there with a sample). Anything
+that still raises out of the core is a bug: one last-resort guard counts it (``bugs``), logs its
+traceback once, publishes the invalidation of every book of the venue and reconnects, so the books
+come back from fresh snapshots. Send errors are RelayOutput's (it buffers and reconnects, never blocks).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import struct
 import sys
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, cast
 
 import aiohttp
@@ -35,11 +40,12 @@ import picows
 
 from tickrelay.errors import TickrelayError
 from tickrelay.metrics import ALL_TYPES, Latency
-from tickrelay.protocol.messages import L2Snapshot, Reason, SnapshotFlags, StateInvalidation
+from tickrelay.protocol.codec import HEADER_SIZE
+from tickrelay.protocol.messages import EXTENDED, TlvType
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
 from tickrelay.venues import VENUES
-from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.core import FeedCore
 
 
 MAX_FRAME = 1 << 24
@@ -50,11 +56,10 @@ class CollectorStats:
     connects: int = 0
     reconnects: int = 0
     stale_events: int = 0
-    encode_errors: int = 0
+    bugs: int = 0  # exceptions out of the venue core: counted, logged once, books invalidated
     snapshots_fetched: int = 0
     snapshot_errors: int = 0
     requests_sent: int = 0  # frames the feed asked to send (unsubscribe, subscribe)
-    recoveries: int = 0  # StateInvalidation(RECOVERED) published after a fresh snapshot
     last_error: str = ""
 
 
@@ -87,6 +92,22 @@ class _FeedListener(picows.WSListener):
 
 FLUSH_GAP_NS = 50_000  # collector.flush = frame: in a burst, one write per 50 µs at most (bench/collector.py)
 BIG_FRAME = 1024  # bytes: a frame this long takes about the gap or more to parse (depth diffs, snapshots)
+
+
+_U32 = struct.Struct("<I")
+_KIND_NAMES = {int(t): "".join(w.capitalize() for w in t.name.split("_")) for t in TlvType}  # L2Snapshot
+
+
+def message_kinds(buffer: bytes) -> list[str]:
+    """The kind (TLV name: Trade, L2Snapshot, ...) of each message of a buffer of whole messages."""
+    kinds, at = [], 0
+    while at < len(buffer):
+        tlv = buffer[at + HEADER_SIZE]
+        if tlv == EXTENDED:
+            tlv = buffer[at + HEADER_SIZE + 2]
+        kinds.append(_KIND_NAMES.get(tlv, str(tlv)))
+        at += HEADER_SIZE + _U32.unpack_from(buffer, at + 24)[0]
+    return kinds
 
 
 class RateLimiter:
@@ -126,7 +147,7 @@ class Collector:
         self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
         self.limiter = limiter or RateLimiter(0.2)
         self.stats = CollectorStats()
-        self.feed: VenueFeed = VENUES[venue].from_settings(settings)
+        self.core = FeedCore(VENUES[venue].from_settings(settings), output.stamper)
         self._snapshot_wanted = asyncio.Event()
         self._samples_logged = 0
         self.sample: int = settings["metrics.latency_sample"]  # measure one frame in N (bench/overhead.py)
@@ -135,8 +156,6 @@ class Collector:
         self._pending: list[tuple[int, str]] = []
         self.latency: dict[str, Latency] = {}
         output.on_write = self._written
-        self._books: set[int] = set()  # instruments that had a complete snapshot
-        self._dark: set[int] = set()  # invalidated since, waiting for a fresh snapshot
 
     async def run(self, stop: asyncio.Event) -> None:
         delays = backoff(cap_s=self.backoff_cap_s)
@@ -149,7 +168,7 @@ class Collector:
                         delays = backoff(cap_s=self.backoff_cap_s)
                     except (picows.WSError, OSError, TimeoutError) as exc:
                         self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                    self._publish(self.feed.on_disconnect(time.time_ns()))
+                    self._publish(partial(self.core.on_disconnect, time.time_ns()))
                     if stop.is_set():
                         break
                     self.stats.reconnects += 1
@@ -167,7 +186,7 @@ class Collector:
         )
         listener = cast(_FeedListener, ws_listener)
         self.stats.connects += 1
-        for message in self.feed.subscribe_messages():
+        for message in self.core.subscribe_messages():
             transport.send(picows.WSMsgType.TEXT, message)
         ended = asyncio.ensure_future(transport.wait_disconnected())
         stopping = asyncio.ensure_future(stop.wait())
@@ -198,17 +217,38 @@ class Collector:
         """The hot path, called by the WebSocket listener for every complete frame."""
         if self.flush_each_frame and len(raw) >= BIG_FRAME:
             self.output.flush()  # what earlier frames left buffered must not wait out this one's parse
-        values = self.feed.on_frame(raw, ts_recv_ns)
-        self._publish(values, ts_recv_ns)
-        if values and arrived_ns:
-            self._frames_measured += 1
-            if self._frames_measured % self.sample == 0:  # their latency is recorded when the write returns
-                self._pending.extend((arrived_ns, type(value).__name__) for value in values)
+        stamper = self.output.stamper
+        first = stamper.counter
+        try:
+            out = self.core.on_frame(raw, ts_recv_ns)
+        except Exception:  # the one last-resort guard: anything raised here is a bug, never a bad frame
+            self._bug(raw, ts_recv_ns, transport)
+            return
+        if out:
+            self.output.append(out, stamper.counter - first)
+            if arrived_ns:
+                self._frames_measured += 1
+                if self._frames_measured % self.sample == 0:  # recorded when the write returns
+                    self._pending.extend((arrived_ns, kind) for kind in message_kinds(out))
         if self.flush_each_frame and self._gap_passed():
             self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
-        if len(self.feed.stats.samples) != self._samples_logged:  # a new kind of rejected frame
+        if len(self.core.stats.samples) != self._samples_logged:  # a new kind of rejected frame
             self._log_samples()
         self._after_frame(transport)
+
+    def _bug(self, raw: bytes, ts_ns: int, transport: picows.WSTransport) -> None:
+        """A bug in the venue core: count it, log the first traceback, invalidate every book of the
+        venue (consumers must not trust them) and reconnect for fresh snapshots."""
+        self.stats.bugs += 1
+        self.stats.last_error = f"bug: {traceback.format_exc(limit=1).splitlines()[-1]}"
+        if self.stats.bugs == 1:
+            print(
+                f"tickrelay collect {self.venue}: BUG in the venue core on frame {raw[:200]!r}\n"
+                + traceback.format_exc(),
+                file=sys.stderr,
+            )
+        self._publish(partial(self.core.on_disconnect, ts_ns))
+        transport.disconnect()
 
     def _gap_passed(self) -> bool:
         """No write yet, or the last one was at least ``flush_gap_ns`` ago (a time since boot: never
@@ -227,7 +267,7 @@ class Collector:
 
     def snapshot(self) -> dict[str, Any]:
         """The live counters and latency histograms, for the metrics endpoint."""
-        fs, cs, os_ = self.feed.stats, self.stats, self.output.stats
+        fs, cs, os_ = self.core.stats, self.stats, self.output.stats
         v = self.venue
         counters: dict[str, dict[Any, Any]] = {
             "frames": {"_labels": ("venue",), (v,): fs.frames},
@@ -237,7 +277,7 @@ class Collector:
             "errors": {
                 "_labels": ("venue", "kind"),
                 (v, "parse"): sum(fs.rejected.values()),
-                (v, "encode"): cs.encode_errors,
+                (v, "bug"): cs.bugs,
                 (v, "send_dropped"): os_.dropped,
                 (v, "snapshot"): cs.snapshot_errors,
             },
@@ -266,41 +306,22 @@ class Collector:
 
     def _log_samples(self) -> None:
         """Log the sample of each rejection kind once, when it first appears (counts stay in the stats)."""
-        samples = self.feed.stats.samples
+        samples = self.core.stats.samples
         for kind in list(samples)[self._samples_logged :]:
             print(
                 f"tickrelay collect {self.venue}: rejected frame ({kind}): {samples[kind]}", file=sys.stderr
             )
         self._samples_logged = len(samples)
 
-    def _publish(self, values: Any, ts_ns: int | None = None) -> None:
-        """Send each value; after the complete snapshot of an instrument that was invalidated, say it
-        has recovered (consumers may trust its book again)."""
-        ts = ts_ns if ts_ns is not None else time.time_ns()
-        send = self.output.send_event
-        for value in values:
-            try:
-                send(ts, value)
-            except TickrelayError as exc:  # a value the codec cannot encode: counted, never fatal
-                self.stats.encode_errors += 1
-                self.stats.last_error = f"encode error: {exc}"
-                continue
-            if isinstance(value, StateInvalidation):
-                if value.reason != Reason.RECOVERED:  # none named: every book of the venue
-                    self._dark.update(value.asset_ids or self._books)
-            elif isinstance(value, L2Snapshot) and value.flags & SnapshotFlags.END:
-                self._books.add(value.asset_id)
-                if value.asset_id in self._dark:
-                    self._dark.discard(value.asset_id)
-                    recovered = StateInvalidation(
-                        value.venue_id, value.asset_type, int(Reason.RECOVERED), (value.asset_id,)
-                    )
-                    send(ts, recovered)
-                    self.stats.recoveries += 1
+    def _publish(self, call: Callable[[], bytes]) -> None:
+        """Queue what a core call returns, as it is (the messages the output's stamper numbered)."""
+        first = self.output.stamper.counter
+        out = call()
+        self.output.append(out, self.output.stamper.counter - first)
 
     def _after_frame(self, transport: picows.WSTransport) -> None:
         """What the feed needs now: REST snapshots (fetched by the side task), frames to send."""
-        feed = self.feed
+        feed = self.core
         if feed.wants_snapshot():
             self._snapshot_wanted.set()
         for request in feed.take_requests():
@@ -309,7 +330,7 @@ class Collector:
 
     async def _snapshots(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         """Fetch the REST snapshots the feed asks for, one at a time behind the limiter."""
-        feed = self.feed
+        feed = self.core
         base = str(self.settings.get(f"{self.venue}.rest_url", ""))
         while not stop.is_set():
             await self._snapshot_wanted.wait()
@@ -321,7 +342,7 @@ class Collector:
                         body = await r.read()
                         r.raise_for_status()
                     ts = time.time_ns()
-                    self._publish(feed.on_snapshot(symbol, body, ts), ts)
+                    self._publish(partial(feed.on_snapshot, symbol, body, ts))
                     self.stats.snapshots_fetched += 1
                 except (aiohttp.ClientError, OSError, TickrelayError) as exc:
                     self.stats.snapshot_errors += 1
@@ -329,7 +350,7 @@ class Collector:
                     self._snapshot_wanted.set()  # ask again (after the limiter's pause)
 
     def report(self) -> dict[str, Any]:
-        fs = self.feed.stats
+        fs = self.core.stats
         return {
             "venue": self.venue,
             "frames": fs.frames,

@@ -1,9 +1,10 @@
 """``tickrelay normalize``: run a recorded session through a venue feed, offline.
 
-The recording is one raw WebSocket frame per line (``../shared/fixtures`` layout). Each frame goes to
-``VENUES[venue]().on_frame(raw, ts_recv_ns)``; every returned value becomes one Protocol V2
-market-data message (source = the venue's collector, stream id 1, counter from 1, timestamp_ns =
-ts_recv_ns) written to ``--out``.
+The recording is one raw WebSocket frame per line (``../shared/fixtures`` layout). Each frame goes
+through the same core a collector runs (``venues.core.FeedCore`` over ``VENUES[venue]()``): its
+finished Protocol V2 market-data messages (source = the venue's collector, stream id 1, counter from
+1, timestamp_ns = ts_recv_ns, StateInvalidation(RECOVERED) after each resync) are written to
+``--out`` byte for byte as a collector with that stream id would send them for the same frames.
 
 ts_recv_ns: line N of ``<stem>.recv_ts_ns.txt`` (integer ns) or ``<stem>.recv_ts.txt`` (epoch seconds
 as decimal text, converted exactly) beside the recording; without a sidecar, the line number
@@ -25,15 +26,14 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from tickrelay.errors import ConfigError
-from tickrelay.protocol.codec import COLLECTOR_SOURCES, Domain, encode_events, make_sequence
-from tickrelay.protocol.messages import Event
+from tickrelay.protocol.codec import COLLECTOR_SOURCES
+from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues import VENUES
+from tickrelay.venues.core import FeedCore, drive
 from tickrelay.venues.feed import VenueFeed
 
 
@@ -154,20 +154,7 @@ def normalize(
     if snapshots and not feed.SNAPSHOTS:
         takers = ", ".join(name for name, cls in sorted(VENUES.items()) if cls.SNAPSHOTS)
         raise ConfigError(f"--snapshot: the {venue} feed takes no REST snapshots (these do: {takers})")
-    source = COLLECTOR_SOURCES[venue]
-    messages: Counter[str] = Counter()
-    counter = 0
-
-    def publish(values: Sequence[Event], ts: int) -> None:
-        nonlocal counter
-        for value in values:
-            counter += 1
-            messages[type(value).__name__] += 1
-            if out is not None:
-                out.write(
-                    encode_events(Domain.MARKET_DATA, source, make_sequence(STREAM_ID, counter), ts, value)
-                )
-
+    core = FeedCore(feed, Stamper(COLLECTOR_SOURCES[venue], STREAM_ID))
     at_line: dict[int, list[_Snapshot]] = {}
     on_ask: dict[str, list[_Snapshot]] = {}
     for snap in snapshots:
@@ -175,18 +162,19 @@ def normalize(
             on_ask.setdefault(snap.symbol, []).append(snap)
         else:
             at_line.setdefault(snap.after_line, []).append(snap)
-    for line, (raw, ts) in enumerate(zip(frames, times, strict=True), 1):
-        publish(feed.on_frame(raw, ts), ts)
-        if feed.SNAPSHOTS:
-            due = at_line.pop(line, [])
-            due += [on_ask[s].pop(0) for s in feed.wants_snapshot() if on_ask.get(s)]
-            for snap in due:
-                publish(feed.on_snapshot(snap.symbol, snap.body, ts), ts)
+
+    def due(line: int, wanted: list[str]) -> list[tuple[str, bytes]]:
+        given = at_line.pop(line, []) + [on_ask[s].pop(0) for s in wanted if on_ask.get(s)]
+        return [(snap.symbol, snap.body) for snap in given]
+
+    for messages in drive(core, zip(frames, times, strict=True), due):
+        if out is not None:
+            out.write(messages)
     stats = feed.stats
     report: dict[str, Any] = {
         "venue": venue,
         "frames": stats.frames,
-        "messages": dict(sorted(messages.items())),
+        "messages": dict(sorted(stats.messages.items())),
         "ignored": dict(sorted(stats.ignored.items())),
         "rejected": dict(sorted(stats.rejected.items())),
         "rejected_samples": dict(sorted(stats.samples.items())),

@@ -1,8 +1,10 @@
 """RelayOutput: a publisher's direct path into the relay. No queue and no task between caller and socket.
 
-``send(message)`` stamps the message's sequence (stream id << 48 | counter) and appends its bytes to one
-output buffer; once per event-loop iteration everything buffered goes to the socket as one batch
-envelope (docs/protocol.md). ``send`` never blocks and never waits for the relay: while the relay is
+``send(message)`` stamps the message's sequence (stream id << 48 | counter, from the output's
+:class:`~tickrelay.protocol.stamper.Stamper`, the one counter of the stream) and appends its bytes to
+one output buffer; ``append(buffer, count)`` takes messages a venue core already stamped with that
+stamper, as they are. Once per event-loop iteration everything buffered goes to the socket as one
+batch envelope (docs/protocol.md). ``send`` never blocks and never waits for the relay: while the relay is
 down or slow the buffer grows up to ``buffer_bytes``; beyond that the oldest messages are dropped and
 counted, and after the next connect a PublisherLoss message in the stream says how many. Reconnects
 run in the background with capped exponential backoff and jitter, for ever.
@@ -36,10 +38,6 @@ from tickrelay.protocol.codec import (
     MAGIC_BYTES,
     Decoder,
     Domain,
-    encode_events,
-    encode_quote_message,
-    encode_trade_message,
-    make_sequence,
     restamp,
 )
 from tickrelay.protocol.link import (
@@ -53,7 +51,8 @@ from tickrelay.protocol.link import (
     encode_batch,
     encode_control,
 )
-from tickrelay.protocol.messages import Event, PublisherLoss, Quote, Trade
+from tickrelay.protocol.messages import Event, PublisherLoss
+from tickrelay.protocol.stamper import Stamper
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.paths import check_peer, check_socket_dir
 
@@ -117,7 +116,7 @@ class RelayOutput:
         self.stats = OutputStats()
         self._buf = bytearray()
         self._count = 0  # messages in _buf
-        self._counter = 0  # last sequence counter assigned
+        self.stamper = Stamper(source, self.stream_id, domain)  # the stream's one sequence counter
         self._lost = 0  # dropped since the last PublisherLoss was sent
         self._forwarding = False  # forward() was used: the counters are the origin's, never ours
         self._scheduled = False
@@ -141,8 +140,7 @@ class RelayOutput:
             ProtocolError: ``message`` is not one whole Protocol V2 message (the error names its size).
         """
         _check_whole("send", message)
-        self._counter += 1
-        self._append(restamp(message, self.source, make_sequence(self.stream_id, self._counter)))
+        self._append(restamp(message, self.source, self.stamper.next_sequence()))
 
     def forward(self, message: bytes) -> None:
         """Queue ``message`` unchanged (sequence, timestamp and CRC as its origin stamped them).
@@ -162,25 +160,22 @@ class RelayOutput:
         self._append(message)
 
     def send_event(self, timestamp_ns: int, event: Event) -> None:
-        """Encode ``event`` as one message of this stream (the collectors' hot path: no re-stamping;
-        Trade and Quote take the fused encoders) and queue it."""
-        self._counter += 1
-        seq = make_sequence(self.stream_id, self._counter)
-        kind = type(event)
-        if kind is Trade and self.domain == Domain.MARKET_DATA:
-            self._append(encode_trade_message(self.source, seq, timestamp_ns, event))  # type: ignore[arg-type]
-        elif kind is Quote and self.domain == Domain.MARKET_DATA:
-            self._append(encode_quote_message(self.source, seq, timestamp_ns, event))  # type: ignore[arg-type]
-        else:
-            self._append(encode_events(self.domain, self.source, seq, timestamp_ns, event))
+        """Encode ``event`` as one message of this stream and queue it."""
+        self._append(self.stamper.message(timestamp_ns, event))
 
-    def _append(self, message: bytes) -> None:
+    def append(self, buffer: bytes, count: int) -> None:
+        """Queue ``count`` whole messages that ``self.stamper`` stamped (a venue core's output), as they
+        are: the collectors' hot path, one append per frame."""
+        if count:
+            self._append(buffer, count)
+
+    def _append(self, message: bytes, count: int = 1) -> None:
         n = len(message)
         if len(self._buf) + n > self.buffer_bytes:
             self._make_room(n)
         self._buf += message
-        self._count += 1
-        self.stats.sent += 1
+        self._count += count
+        self.stats.sent += count
         self.stats.bytes += n
         if not self._scheduled:
             self._scheduled = True

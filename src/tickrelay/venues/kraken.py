@@ -146,8 +146,9 @@ class _V2Instruments(msgspec.Struct):
 
 
 class V1Data(msgspec.Struct):
-    """A v1 channel message, its payload typed by channel."""
+    """A v1 channel message, its payload typed by kind (trade, ticker, spread, book)."""
 
+    kind: str
     name: str
     pair: str
     payload: Any  # list[list[str]] (trade, spread: list[str]), _V1Ticker, or list[_V1Book]
@@ -168,6 +169,12 @@ _V1_PAYLOAD: dict[str, msgspec.json.Decoder[Any]] = {
     "spread": msgspec.json.Decoder(list[str]),
     "book": msgspec.json.Decoder(_V1Book),
 }
+_V1_WHOLE: dict[str, msgspec.json.Decoder[Any]] = {  # the usual frame, [channelID, payload, name, pair]
+    "trade": msgspec.json.Decoder(tuple[int, list[list[str]], str, str]),
+    "ticker": msgspec.json.Decoder(tuple[int, _V1Ticker, str, str]),
+    "spread": msgspec.json.Decoder(tuple[int, list[str], str, str]),
+    "book": msgspec.json.Decoder(tuple[int, _V1Book, str, str]),
+}
 _V2_DATA: dict[str, msgspec.json.Decoder[Any]] = {
     "book": msgspec.json.Decoder(list[_V2Book]),
     "trade": msgspec.json.Decoder(list[_V2Trade]),
@@ -180,6 +187,17 @@ def decode_frame(raw: bytes) -> V1Data | V2Data | _Object | Reject:
     """One frame -> a typed v1 channel message, a typed v2 channel message, an event object, or why it
     is rejected. Pure."""
     if raw[:1] == b"[":
+        tail = raw[-48:].rsplit(b'"', 4)  # ..., name, ",", pair, "]"
+        name_tail = tail[1] if len(tail) == 5 else b""
+        kind = "book" if name_tail.startswith(b"book-") else name_tail.decode("ascii", "replace")
+        whole = _V1_WHOLE.get(kind)
+        if whole is not None:
+            frame = decode(whole, raw)  # one typed pass; None: another shape, read part by part below
+            if isinstance(frame, Reject):
+                return frame
+            if frame is not None:  # its payload has the schema of the kind: applied by kind
+                _, payload, name, pair = frame
+                return V1Data(kind, name, pair, [payload] if kind == "book" else payload)
         parts = decode(_V1_FRAME, raw)
         if parts is None or isinstance(parts, Reject):
             return parts or Reject("invalid_json")
@@ -198,7 +216,7 @@ def decode_frame(raw: bytes) -> V1Data | V2Data | _Object | Reject:
         for payload in payloads:
             if payload is None or isinstance(payload, Reject):
                 return payload or Reject(f"bad_{kind}")
-        return V1Data(name, pair, payloads if kind == "book" else payloads[0])
+        return V1Data(kind, name, pair, payloads if kind == "book" else payloads[0])
     obj = decode(_OBJECT, raw)
     if obj is None or isinstance(obj, Reject):
         return obj or Reject("invalid_json")
@@ -322,8 +340,8 @@ class KrakenFeed(NoSnapshots):
                 self._event(frame, raw)  # type: ignore[arg-type]
         except (FixedPointError, SymbolError, ValueError):  # read before any change: nothing to undo
             self._fixed.rounded = 0
-            kind = frame.name if type(frame) is V1Data else getattr(frame, "channel", None) or "event"
-            self.stats.reject(f"bad_{kind.partition('-')[0]}", raw)
+            kind = frame.kind if type(frame) is V1Data else getattr(frame, "channel", None) or "event"
+            self.stats.reject(f"bad_{kind}", raw)
             return []
         self.stats.rounded += self._fixed.rounded
         self._fixed.rounded = 0
@@ -378,8 +396,8 @@ class KrakenFeed(NoSnapshots):
 
     def _v1(self, m: V1Data, raw: bytes, out: list[Event]) -> None:
         fixed = self._fixed
-        name = m.name
-        if name == "trade":
+        kind = m.kind
+        if kind == "trade":
             trades = []
             for entry in m.payload:
                 if len(entry) < 4 or entry[3] not in ("b", "s"):
@@ -394,13 +412,13 @@ class KrakenFeed(NoSnapshots):
                         p.asset_id, price_v, volume_v, when_ns, _VENUE, SPOT, _BUY if side == "b" else _SELL
                     )
                 )
-        elif name == "ticker":
+        elif kind == "ticker":
             a, b = m.payload.a, m.payload.b
             ticker = (fixed(b[0]), fixed(b[2]), fixed(a[0]), fixed(a[2]))
             p = self._keep(self._lookup(m.pair))
             p.announce(_VENUE, b[0], b[2], out)
             out.append(Quote(p.asset_id, *ticker, 0, _VENUE, SPOT))
-        elif name == "spread":
+        elif kind == "spread":
             if len(m.payload) < 5:
                 raise ValueError("a spread is [bid, ask, time, bid volume, ask volume]")
             bid, ask, when, bid_vol, ask_vol = m.payload[:5]
@@ -413,7 +431,7 @@ class KrakenFeed(NoSnapshots):
 
     def _v1_book(self, m: V1Data, raw: bytes, out: list[Event]) -> None:
         depth_text = m.name[5:]
-        if not depth_text.isdigit() or len(depth_text) > 4:
+        if not m.name.startswith("book-") or not depth_text.isdigit() or len(depth_text) > 4:
             raise ValueError(f"book channel {m.name!r}")
         parts: list[_V1Book] = m.payload
         first = parts[0]
@@ -421,7 +439,7 @@ class KrakenFeed(NoSnapshots):
             asks, bids = first.snap_asks or [], first.snap_bids or []
             lead = (asks or bids or [[]])[0]
             p = self._lookup(m.pair)
-            read = self._read(p, [lv[:2] for lv in bids]), self._read(p, [lv[:2] for lv in asks])
+            read = self._read(p, bids), self._read(p, asks)
             p = self._keep(p)
             p.book.depth = int(depth_text)  # the subscribed depth names the channel: keep exactly that many
             p.v2 = False
@@ -434,8 +452,8 @@ class KrakenFeed(NoSnapshots):
             return
         bids, asks, checksum = [], [], None
         for part in parts:
-            bids += [lv[:2] for lv in part.b]
-            asks += [lv[:2] for lv in part.a]
+            bids += part.b
+            asks += part.a
             checksum = part.c if part.c is not None else checksum
         if checksum is not None and (not checksum.isdigit() or len(checksum) > 20):
             raise ValueError(f"checksum {checksum[:20]!r}")
@@ -517,17 +535,27 @@ class KrakenFeed(NoSnapshots):
 
     def _read(self, p: _Pair, levels: list[list[str]]) -> _Read:
         """(price, size, checksum digits) of each level; raises before anything changes."""
-        read: _Read = []
         level = self._fixed.level
-        for entry in levels:
-            if len(entry) < 2:
+        if p.precision is None:  # v1 (and v2 without precisions): the texts as sent
+            if any(len(entry) < 2 for entry in levels):
                 raise ValueError("a level is [price, volume, ...]")
-            price_text, size_text = entry[0], entry[1]
+            return [
+                (
+                    *level(entry[0], entry[1]),
+                    entry[0].replace(".", "").lstrip("0") + entry[1].replace(".", "").lstrip("0"),
+                )
+                for entry in levels
+            ]
+        price_places, size_places = p.precision  # v2: the checksum formats at the instrument's precision
+        read: _Read = []
+        for price_text, size_text in levels:
             price, size = level(price_text, size_text)
-            if size and p.precision is not None:  # v2: the checksum formats at the instrument's precision
-                price_text = format_fixed8(price, p.precision[0])
-                size_text = format_fixed8(size, p.precision[1])
-            read.append((price, size, _digits(price_text) + _digits(size_text)))
+            text = (
+                _digits(format_fixed8(price, price_places)) + _digits(format_fixed8(size, size_places))
+                if size
+                else ""
+            )
+            read.append((price, size, text))
         return read
 
     @staticmethod

@@ -59,7 +59,9 @@ class DecimalCache:
 
     def level(self, price: str, size: str) -> tuple[int, int]:
         """A book level: a positive price and a size (zero: remove the level)."""
-        return self.positive(price), self(size)
+        memo = self._memo  # the hot path: both texts seen before
+        price_v, size_v = memo.get(price), memo.get(size)
+        return price_v or self.positive(price), self(size) if size_v is None else size_v
 
 
 _SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds

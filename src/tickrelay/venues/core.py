@@ -1,0 +1,120 @@
+"""Frames in, finished Protocol V2 bytes out: a venue feed, its stream's stamper, recovery. Pure: no I/O.
+
+This is the byte-level form of the feed contract (``venues.feed``), the one the collector and
+``tickrelay normalize`` drive and a compiled core implements directly:
+
+* ``on_frame(raw, ts_recv_ns) -> bytes``, ``on_snapshot(key, body, ts_recv_ns) -> bytes``,
+  ``on_disconnect(ts_ns) -> bytes``: zero or more whole messages, back to back, each one TLV, stamped
+  with the stream's source and the next sequence (stream id << 48 | counter, counter from 1, +1 per
+  message), header timestamp_ns = the ts passed in, CRC32 on;
+* ``subscribe_messages()``, ``wants_snapshot()``, ``snapshot_url(base, key)``, ``take_requests()`` and
+  ``stats``: as the venue feed's;
+* after the complete snapshot (the L2Snapshot flagged END) of an instrument whose book was invalidated
+  since its previous snapshot (or by a venue-wide invalidation), a StateInvalidation(RECOVERED) naming
+  it follows at once: consumers may trust that book again.
+
+:class:`~tickrelay.protocol.stamper.Stamper` is the one place sequence numbers are assigned:
+``RelayOutput`` owns one per stream, and a core built on it hands ``RelayOutput.append`` buffers that
+go out as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, TypeVar
+
+from tickrelay.protocol.messages import Event, L2Snapshot, Reason, SnapshotFlags, StateInvalidation
+from tickrelay.protocol.stamper import Stamper
+from tickrelay.venues.feed import SPOT, FeedStats, VenueFeed
+
+
+class FeedCore:
+    """A venue feed behind the byte-level contract (see the module docstring)."""
+
+    __slots__ = ("_books", "_dark", "feed", "stamper")
+
+    def __init__(self, feed: VenueFeed, stamper: Stamper) -> None:
+        self.feed = feed
+        self.stamper = stamper
+        self._books: set[int] = set()  # instruments that had a complete snapshot
+        self._dark: set[int] = set()  # invalidated since, waiting for a fresh snapshot
+
+    @property
+    def stats(self) -> FeedStats:
+        return self.feed.stats
+
+    @property
+    def SNAPSHOTS(self) -> bool:
+        return self.feed.SNAPSHOTS
+
+    def subscribe_messages(self) -> list[bytes]:
+        return self.feed.subscribe_messages()
+
+    def wants_snapshot(self) -> list[str]:
+        return self.feed.wants_snapshot()
+
+    def snapshot_url(self, base: str, key: str) -> str:
+        return self.feed.snapshot_url(base, key)
+
+    def take_requests(self) -> list[bytes]:
+        return self.feed.take_requests()
+
+    def on_frame(self, raw: bytes, ts_recv_ns: int) -> bytes:
+        values = self.feed.on_frame(raw, ts_recv_ns)
+        return self._finish(values, ts_recv_ns) if values else b""
+
+    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> bytes:
+        return self._finish(self.feed.on_snapshot(key, body, ts_recv_ns), ts_recv_ns)
+
+    def on_disconnect(self, ts_ns: int) -> bytes:
+        return self._finish(self.feed.on_disconnect(ts_ns), ts_ns)
+
+    def _finish(self, values: Sequence[Event], ts: int) -> bytes:
+        message = self.stamper.message
+        out = []
+        for value in values:
+            out.append(message(ts, value))
+            if isinstance(value, StateInvalidation):  # feeds never say RECOVERED: this core does
+                self._dark.update(value.asset_ids or self._books)  # none named: every book of the venue
+            elif isinstance(value, L2Snapshot) and value.flags & SnapshotFlags.END:
+                self._books.add(value.asset_id)
+                if value.asset_id in self._dark:
+                    self._dark.discard(value.asset_id)
+                    reason = int(Reason.RECOVERED)
+                    out.append(
+                        message(ts, StateInvalidation(value.venue_id, SPOT, reason, (value.asset_id,)))
+                    )
+                    self.stats.messages["StateInvalidation"] += 1
+        return b"".join(out)
+
+
+R = TypeVar("R", covariant=True)
+
+
+class Driven(Protocol[R]):
+    """What :func:`drive` needs: a venue feed (values out) or a FeedCore (bytes out)."""
+
+    @property
+    def SNAPSHOTS(self) -> bool: ...
+
+    def on_frame(self, raw: bytes, ts_recv_ns: int) -> R: ...
+
+    def wants_snapshot(self) -> list[str]: ...
+
+    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> R: ...
+
+
+Snapshots = Callable[[int, list[str]], list[tuple[str, bytes]]]
+"""(line just fed, keys the feed wants) -> the (key, body) snapshots to give it now."""
+
+
+def drive(
+    feed: Driven[R], frames: Iterable[tuple[bytes, int]], snapshots: Snapshots | None = None
+) -> Iterator[R]:
+    """Run recorded frames (raw, ts_recv_ns) through ``feed`` as a collector would: after each frame,
+    the REST snapshots ``snapshots`` has for it, at that frame's time. Yields what each call returns."""
+    for line, (raw, ts) in enumerate(frames, 1):
+        yield feed.on_frame(raw, ts)
+        if snapshots is not None and feed.SNAPSHOTS:
+            for key, body in snapshots(line, feed.wants_snapshot()):
+                yield feed.on_snapshot(key, body, ts)
