@@ -56,18 +56,18 @@ async def test_every_collector_answers_the_servers_pings(tmp_path: Path) -> None
             0,
         )
         assert exchange.stats.pings_sent >= 10
-        assert collector.feed.stats.frames > 0
+        assert collector.core.stats.frames > 0
 
 
 async def test_a_rejected_subscription_is_counted_and_the_rest_streams(tmp_path: Path) -> None:
     """Kraken answers a pair it does not list with one error per channel; the collector counts them,
     keeps its connection and its other pair's book, and does not resubscribe anything."""
     collector, exchange = await run_for(tmp_path, "kraken", {"KRAKEN_PAIRS": "XBT/USD,FOO/BAR"}, 2.0)
-    stats = collector.feed.stats
+    stats = collector.core.stats
     assert stats.venue_errors == 3  # trade, ticker, book
     assert stats.rejected == {"venue_error": 3}
     assert "Currency pair not supported FOO/BAR" in stats.samples["venue_error"]
-    assert (collector.stats.connects, collector.stats.resubscribes, exchange.stats.requests) == (1, 0, 3)
+    assert (collector.stats.connects, collector.stats.requests_sent, exchange.stats.requests) == (1, 0, 3)
     book = stats.books["XBT/USD"]
     assert (book.checksums_verified, book.checksum_failures) == (979, 0)
 
@@ -77,11 +77,11 @@ async def test_kraken_collects_a_book_for_every_embedded_pair(tmp_path: Path) ->
     the ten 2021 pairs from their depth-1000 recording, beside their trades and tickers of that day."""
     pairs = REPLAY_INSTRUMENTS["KRAKEN_PAIRS"].split(",")
     collector, _ = await run_for(tmp_path, "kraken", {"KRAKEN_PAIRS": ",".join(pairs)}, 4.0)
-    books = collector.feed.stats.books
+    books = collector.core.stats.books
     assert {p: books[p].checksum_failures for p in pairs} == dict.fromkeys(pairs, 0)
     assert all(books[p].checksums_verified > 0 for p in pairs)
-    assert collector.feed.stats.rejected == {}
+    assert collector.core.stats.rejected == {}
     trades = recordings.load(*recordings.KRAKEN["trade"]).frames
-    assert collector.feed.stats.messages["Trade"] == sum(
+    assert collector.core.stats.messages["Trade"] == sum(
         len(json.loads(f)[1]) for f in trades if f[:1] == b"["
     )

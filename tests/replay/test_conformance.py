@@ -24,7 +24,7 @@ from tests.replay.conftest import FIXTURES
 pytestmark = pytest.mark.slow
 ME = [sys.executable, "-m", "tickrelay"]
 CLIENTS = Path(__file__).parent / "clients"
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))  # last: bench/nats.py, not nats-py
 from normalize import cache_dir, cryptofeed_python  # noqa: E402
 
 
