@@ -264,3 +264,28 @@ def test_a_client_leaving_mid_stream_is_counted_without_a_traceback() -> None:
     assert "Traceback" not in err, err
     assert "Error" not in err, err
     assert "1 client left mid-stream" in err
+
+
+async def test_faults_http429_and_accept_close() -> None:
+    ex = ReplayExchange(speed=0, faults=Faults.parse(["http429=2", "accept-close"]))
+    await ex.start()
+    depth = f"http://127.0.0.1:{ex.port}/binance/api/v3/depth?symbol=BTCUSDT"
+    async with aiohttp.ClientSession() as s:
+        for _ in range(2):
+            r = await s.get(depth)
+            assert (r.status, r.headers["Retry-After"], (await r.json())["code"]) == (429, "1", -1003)
+        assert (await s.get(depth)).status == 200  # the first two only
+        for route in ("binance/stream?streams=btcusdt@trade", "coinbase"):
+            async with s.ws_connect(ex.url(route)) as ws:  # the upgrade succeeds ...
+                m = await ws.receive()
+                assert (m.type, m.data, m.extra) == (
+                    aiohttp.WSMsgType.CLOSE,
+                    1013,
+                    "fault injected: accept-close",
+                )
+    assert ex.stats.http429_sent == 2
+    assert ex.stats.frames_sent == 0
+    await ex.stop()
+    assert Faults.parse(["accept-close"]) == Faults(accept_close=True)
+    with pytest.raises(ValueError, match="accept-close"):
+        Faults.parse(["accept-close=1"])

@@ -98,6 +98,8 @@ class Binance:
         return session.ws
 
     async def _depth(self, request: web.Request) -> web.Response:
+        if self.exchange.too_many_requests():
+            return _too_many()
         symbol = request.query.get("symbol", "")
         if not symbol:
             return _rest_error(
@@ -123,6 +125,8 @@ class Binance:
         return web.Response(body=body, content_type="application/json")
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
+        if self.exchange.too_many_requests():
+            return _too_many()
         asked = request.query.get("symbol")
         if asked is not None and asked.upper() not in SYMBOLS:
             return _rest_error(-1121, "Invalid symbol.")
@@ -163,6 +167,15 @@ class Binance:
                 "symbols": symbols,
             }
         )
+
+
+def _too_many() -> web.Response:
+    """Binance's answer past the request-weight limit: HTTP 429, Retry-After in seconds, code -1003."""
+    body = {
+        "code": -1003,
+        "msg": "Too much request weight used; please use WebSocket Streams for live updates.",
+    }
+    return web.json_response(body, status=429, headers={"Retry-After": "1"})
 
 
 def _rest_error(code: int, msg: str) -> web.Response:

@@ -65,10 +65,13 @@ class Faults:
     stall_after: int = 0  # stop sending for stall_s seconds after this many frames (0: never)
     stall_s: float = 0.0
     corrupt: int = 0  # replace frame number N (1-based) by bytes that are not JSON (0: never)
+    http429: int = 0  # answer the first N Binance REST requests 429 with Retry-After (0: none)
+    accept_close: bool = False  # close every WebSocket as soon as it is accepted
 
     @classmethod
     def parse(cls, specs: Iterable[str]) -> Faults:
-        """``close-after=N``, ``stall=N:S`` (after N frames, S seconds), ``corrupt=N``."""
+        """``close-after=N``, ``stall=N:S`` (after N frames, S seconds), ``corrupt=N``, ``http429=N``,
+        ``accept-close``."""
         values: dict[str, float] = {}
         for spec in specs:
             name, _, arg = spec.partition("=")
@@ -79,8 +82,14 @@ class Faults:
                 values["stall_after"], values["stall_s"] = int(after), float(seconds)
             elif name == "corrupt":
                 values["corrupt"] = int(arg)
+            elif name == "http429":
+                values["http429"] = int(arg)
+            elif spec == "accept-close":
+                values["accept_close"] = True
             else:
-                raise ValueError(f"unknown fault {spec!r} (close-after=N, stall=N:S, corrupt=N)")
+                raise ValueError(
+                    f"unknown fault {spec!r} (close-after=N, stall=N:S, corrupt=N, http429=N, accept-close)"
+                )
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -108,6 +117,7 @@ class ExchangeStats:
     pings_sent: int = 0
     pong_timeouts: int = 0  # clients dropped for leaving a server ping unanswered
     clients_left: int = 0  # clients gone while frames were being sent to them (normal: no traceback)
+    http429_sent: int = 0  # REST requests refused by the http429 fault
 
 
 Route = Callable[[bytes], Hashable | None]  # a frame's subscription key (None: never sent)
@@ -135,6 +145,9 @@ class Session:
     async def serve(self, on_text: Callable[[str], Any]) -> None:
         """Read the client until it leaves: pings and pongs, closes, and text for ``on_text`` (a
         coroutine function). Then stop the streams and pings."""
+        if self.exchange.faults.accept_close:
+            await self.ws.close(code=1013, message=b"fault injected: accept-close")
+            return
         interval, limit = self.exchange.pings[self.venue]
         pinger = asyncio.create_task(self._ping(interval, limit)) if interval > 0 else None
         try:
@@ -285,6 +298,13 @@ class ReplayExchange:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def too_many_requests(self) -> bool:
+        """True while the http429 fault still has requests to refuse (each call takes one)."""
+        if self.stats.http429_sent >= self.faults.http429:
+            return False
+        self.stats.http429_sent += 1
+        return True
 
     def url(self, path: str) -> str:
         return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/{path}"
