@@ -9,6 +9,7 @@ import aiohttp
 from tests.replay.conftest import fixture_lines, frames_of, quiet_for, receive_json
 from tickrelay.replay import recordings
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, ReplayExchange
+from tickrelay.venues.coinbase import CoinbaseFeed
 
 
 LINES = fixture_lines(recordings.COINBASE[0])
@@ -78,3 +79,35 @@ async def test_rest_products(exchange: ReplayExchange) -> None:
         )  # fmt: skip
         r = await s.get(base + "/FOO-BAR")
         assert (r.status, await r.json()) == (404, {"message": "NotFound"})
+
+
+async def test_advanced_trade_frames_built_from_the_exchange_recording(exchange: ReplayExchange) -> None:
+    """No Advanced Trade capture exists: the route's frames are BUILT from the Exchange-feed recording in
+    the documented shapes. Built right, the Advanced Trade parser ends with the Exchange feed's books,
+    trades and sequence, one connection-wide sequence_num without a gap."""
+    products = ["SKL-USD", "YFI-BTC"]
+    async with aiohttp.ClientSession() as s, s.ws_connect(exchange.url("coinbase/advanced")) as ws:
+        for channel in ("level2", "market_trades", "ticker"):
+            await ws.send_str(json.dumps({"type": "subscribe", "product_ids": products, "channel": channel}))
+        await ws.send_str(json.dumps({"type": "subscribe", "product_ids": ["FOO-BAR"], "channel": "level2"}))
+        got = await frames_of(ws)
+    messages = [json.loads(f) for f in got]
+    errors = [m for m in messages if m.get("type") == "error"]
+    assert errors == [{"type": "error", "message": "Failed to subscribe: FOO-BAR is not a valid product"}]
+    framed = [m for m in messages if "channel" in m]
+    assert [m["sequence_num"] for m in framed] == list(range(1, len(framed) + 1))
+    acks = [m["events"][0]["subscriptions"] for m in framed if m["channel"] == "subscriptions"]
+    assert acks[-1] == {"level2": products, "market_trades": products, "ticker": products}
+    advanced = CoinbaseFeed(products, api="advanced")
+    for i, frame in enumerate(got):
+        if '"channel"' in frame:
+            advanced.on_frame(frame.encode(), i)
+    exchange_feed = CoinbaseFeed(products)
+    for i, line in enumerate(f for f in LINES if any(f'"product_id":"{p}"' in f for p in products)):
+        exchange_feed.on_frame(line.encode(), i)
+    for product in products:
+        ours, theirs = advanced.stats.books[product], exchange_feed.stats.books[product]
+        assert (ours.best_bid, ours.best_ask, ours.gaps) == (theirs.best_bid, theirs.best_ask, 0)
+    matches = sum('"type":"match"' in f and any(f'"{p}"' in f for p in products) for f in LINES)
+    assert advanced.stats.messages["Trade"] == matches == 52  # the snapshot's last_match: not a new trade
+    assert advanced.stats.rejected == {}

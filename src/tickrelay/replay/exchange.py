@@ -268,7 +268,7 @@ class ReplayExchange:
         pings: dict[str, tuple[float, float]] | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        from tickrelay.replay import binance, coinbase, kraken  # the venues use this module's Session
+        from tickrelay.replay import binance, coinbase, coinbase_advanced, kraken  # they use Session
 
         self.speed = speed
         self.rate = rate
@@ -282,7 +282,12 @@ class ReplayExchange:
         self.port = 0
         self._background: set[asyncio.Future[Any]] = set()  # fire-and-forget work (kept referenced)
         self._runner: web.AppRunner | None = None
-        self._venues = (coinbase.Coinbase(self), binance.Binance(self), kraken.Kraken(self))
+        self._venues = (
+            coinbase.Coinbase(self),
+            coinbase_advanced.CoinbaseAdvanced(self),
+            binance.Binance(self),
+            kraken.Kraken(self),
+        )
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
