@@ -13,7 +13,7 @@ from tickrelay.config import load_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
 from tickrelay.relay.server import Relay, RelaySettings
 from tickrelay.replay import recordings
-from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, ReplayExchange, collector_env
+from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, Faults, ReplayExchange, collector_env
 from tickrelay.transport.output import RelayOutput
 
 
@@ -21,13 +21,18 @@ STRICT = {venue: (0.25, 1.5) for venue in ("binance", "kraken", "coinbase")}  # 
 
 
 async def run_for(
-    tmp_path: Path, venue: str, env: dict[str, str], seconds: float, pings: Any = None
+    tmp_path: Path,
+    venue: str,
+    env: dict[str, str],
+    seconds: float,
+    pings: Any = None,
+    faults: Faults | None = None,
 ) -> tuple[Collector, ReplayExchange]:
     """One collector against a strict replay exchange for ``seconds`` (the recordings end early:
     ``loop`` off, so the connections then sit idle but for the server's pings)."""
     relay = Relay(tmp_path / "md.sock", RelaySettings())
     await relay.start()
-    exchange = ReplayExchange(speed=0, loop=False, pings=pings)
+    exchange = ReplayExchange(speed=0, loop=False, pings=pings, faults=faults or Faults())
     await exchange.start()
     settings: Any = load_settings(None, "-", {**collector_env(exchange.port), **env}, {}).values
     output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue)
@@ -85,3 +90,23 @@ async def test_kraken_collects_a_book_for_every_embedded_pair(tmp_path: Path) ->
     assert collector.core.stats.messages["Trade"] == sum(
         len(json.loads(f)[1]) for f in trades if f[:1] == b"["
     )
+
+
+async def test_a_failed_book_is_resubscribed_alone(tmp_path: Path) -> None:
+    """One wrong checksum (the exchange's bad-checksum fault) darkens one pair's book: the collector
+    unsubscribes and resubscribes that pair only, on the same connection, and its book comes back from
+    a fresh snapshot; the other pair's book never stops."""
+    faults = Faults(bad_checksum=30)
+    collector, exchange = await run_for(
+        tmp_path, "kraken", {"KRAKEN_PAIRS": "XMR/USD,SC/EUR"}, 4.0, faults=faults
+    )
+    books = collector.feed.stats.books
+    failed = [p for p in ("XMR/USD", "SC/EUR") if books[p].checksum_failures]
+    assert len(failed) == 1
+    (other,) = {"XMR/USD", "SC/EUR"} - set(failed)
+    assert books[failed[0]].checksum_failures == 1
+    assert books[other].checksum_failures == 0
+    assert collector.feed.stats.messages["L2Snapshot"] == 3  # one a pair, and the failed pair's fresh one
+    assert (collector.stats.resubscribes, collector.stats.connects) == (1, 1)
+    assert exchange.stats.requests == 3 + 2  # trade, ticker, book; then unsubscribe + subscribe
+    assert collector.stats.recoveries == 1

@@ -14,7 +14,8 @@ and streams the embedded recordings. The venue protocols live in ``binance.py``,
 * the end of a recording: with ``loop`` the server closes the connection (1000) when the first of its
   recordings that still serves a subscription ends, so a client reconnects and resubscribes as with a
   real exchange and every recording starts again; without it the connection stays open.
-* faults for tests and demos: close after N frames, stall S seconds after N frames, corrupt frame N.
+* faults for tests and demos: close after N frames, stall S seconds after N frames, corrupt frame N,
+  a wrong book checksum in the N-th checksummed frame, 429 to REST, close at accept.
 * ``tls``: wss:// and https:// with a certificate made at start (``tls.py``).
 """
 
@@ -25,6 +26,7 @@ import contextlib
 import ctypes
 import dataclasses
 import json
+import re
 import ssl
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -65,13 +67,14 @@ class Faults:
     stall_after: int = 0  # stop sending for stall_s seconds after this many frames (0: never)
     stall_s: float = 0.0
     corrupt: int = 0  # replace frame number N (1-based) by bytes that are not JSON (0: never)
+    bad_checksum: int = 0  # the N-th frame with a Kraken book checksum carries a wrong one (0: never)
     http429: int = 0  # answer the first N Binance REST requests 429 with Retry-After (0: none)
     accept_close: bool = False  # close every WebSocket as soon as it is accepted
 
     @classmethod
     def parse(cls, specs: Iterable[str]) -> Faults:
-        """``close-after=N``, ``stall=N:S`` (after N frames, S seconds), ``corrupt=N``, ``http429=N``,
-        ``accept-close``."""
+        """``close-after=N``, ``stall=N:S`` (after N frames, S seconds), ``corrupt=N``,
+        ``bad-checksum=N``, ``http429=N``, ``accept-close``."""
         values: dict[str, float] = {}
         for spec in specs:
             name, _, arg = spec.partition("=")
@@ -82,13 +85,16 @@ class Faults:
                 values["stall_after"], values["stall_s"] = int(after), float(seconds)
             elif name == "corrupt":
                 values["corrupt"] = int(arg)
+            elif name == "bad-checksum":
+                values["bad_checksum"] = int(arg)
             elif name == "http429":
                 values["http429"] = int(arg)
             elif spec == "accept-close":
                 values["accept_close"] = True
             else:
                 raise ValueError(
-                    f"unknown fault {spec!r} (close-after=N, stall=N:S, corrupt=N, http429=N, accept-close)"
+                    f"unknown fault {spec!r} (close-after=N, stall=N:S, corrupt=N, bad-checksum=N, "
+                    "http429=N, accept-close)"
                 )
         return cls(**values)  # type: ignore[arg-type]
 
@@ -120,6 +126,7 @@ class ExchangeStats:
     http429_sent: int = 0  # REST requests refused by the http429 fault
 
 
+_CHECKSUM = re.compile(rb'"c":"[0-9]+"')
 Route = Callable[[bytes], Hashable | None]  # a frame's subscription key (None: never sent)
 ALWAYS = object()  # a route's answer for frames that go out while the stream owns any key (heartbeats)
 
@@ -228,6 +235,10 @@ class Session:
                 out = transform(frame) if transform else frame
                 if f.corrupt and sent == f.corrupt:
                     out = b"\x00corrupted frame\x00"
+                if f.bad_checksum and b'"c":"' in out:
+                    ex.checksummed += 1
+                    if ex.checksummed == f.bad_checksum:  # once for the whole exchange
+                        out = _CHECKSUM.sub(b'"c":"1"', out, count=1)
                 await ws.send_str(out.decode("utf-8", "replace"))
                 ex.stats.frames_sent += 1
                 if f.stall_after and sent == f.stall_after:
@@ -279,6 +290,7 @@ class ReplayExchange:
         self.pings = pings or dict(PINGS)
         self.tls = tls
         self.stats = ExchangeStats()
+        self.checksummed = 0  # frames with a book checksum sent (for the bad-checksum fault)
         self.port = 0
         self._background: set[asyncio.Future[Any]] = set()  # fire-and-forget work (kept referenced)
         self._runner: web.AppRunner | None = None
