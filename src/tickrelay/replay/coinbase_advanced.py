@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from typing import Any
 
 from aiohttp import web
@@ -118,7 +119,7 @@ class CoinbaseAdvanced:
             body = {
                 "channel": channel,
                 "client_id": "",
-                "timestamp": _rfc3339(0),
+                "timestamp": _rfc3339(time.time_ns()),
                 "sequence_num": 0,
                 "events": events,
             }
