@@ -100,8 +100,14 @@ def route(frame: bytes) -> Any:
 class CoinbaseAdvanced:
     def __init__(self, exchange: ReplayExchange) -> None:
         self.exchange = exchange
-        self.rec = built(recordings.load(*recordings.COINBASE))
-        self.products = {route(f)[1] for f in self.rec.frames}
+        self._rec: Recording | None = None  # built at the first subscribe: no cost at start
+        self.products: set[str] = set()
+
+    def recording(self) -> Recording:
+        if self._rec is None:
+            self._rec = built(recordings.load(*recordings.COINBASE))
+            self.products = {route(f)[1] for f in self._rec.frames}
+        return self._rec
 
     def routes(self) -> dict[str, Any]:
         return {"/coinbase/advanced": self._ws}
@@ -138,6 +144,7 @@ class CoinbaseAdvanced:
                     {"type": "error", "message": f"Failed to subscribe: unknown channel {channel}"}
                 )
                 return
+            rec = self.recording()
             unknown = [p for p in products if p not in self.products]
             if unknown:
                 await session.error(
@@ -153,7 +160,7 @@ class CoinbaseAdvanced:
                 subscribed[channel] = list(dict.fromkeys([*subscribed.get(channel, []), *products]))
             await reply("subscriptions", [{"subscriptions": {c: p for c, p in subscribed.items() if p}}])
             if kind == "subscribe" and data in ("l2_data", "market_trades", "ticker"):
-                session.stream(self.rec, route, [(data, p) for p in products], numbered)
+                session.stream(rec, route, [(data, p) for p in products], numbered)
 
         await session.serve(on_text)
         return session.ws
