@@ -72,6 +72,7 @@ from tickrelay.venues.feed import (
     disconnect,
     invalidate,
 )
+from tickrelay.venues.numbers import bounded
 
 
 NAME = "binance"
@@ -448,7 +449,7 @@ class BinanceFeed:
                 cache.clear()
             cache[text] = value
             return value
-        value, rounded = parse_fixed8_rounded(text)
+        value, rounded = parse_fixed8_rounded(bounded(text))
         if value < 0:
             raise FixedPointError(f"negative amount {text!r}")
         self._rounded += rounded  # counted in stats once the frame is taken

@@ -1,7 +1,8 @@
 """Exchange text to exact integers: prices and sizes (fixed point), decimal places, times. Pure.
 
 Every venue module reads its numbers through here, so the bounds are the same everywhere: a decimal
-text is at most ``fixed.MAX_TEXT`` characters, never negative, and a price or a traded size is never
+text is at most ``MAX_TEXT`` characters (checked before any conversion: a hostile 1 MB digit string
+costs nothing), never negative, and a price or a traded size is never
 zero (a book size of zero means "remove the level" and is allowed where the venue says so). Anything
 else raises :class:`~tickrelay.errors.FixedPointError` (times: ``ValueError``), which the venue turns
 into a counted reject of the whole frame before its state changes.
@@ -16,6 +17,7 @@ from tickrelay.protocol.fixed import parse_fixed8_rounded
 
 
 CACHE_LIMIT = 100_000  # entries per memo (decimal texts, time prefixes)
+MAX_TEXT = 64  # characters of a decimal text: int64 x 10^8 needs 11 integer digits, exchanges ~20 decimals
 NO_DECIMALS = 255  # InstrumentMeta: places unknown
 
 
@@ -25,6 +27,19 @@ def places(text: str | None) -> int:
         return NO_DECIMALS
     point = text.find(".")
     return 0 if point < 0 else len(text) - point - 1
+
+
+def bounded(text: str) -> str:
+    """``text``, if it is no longer than MAX_TEXT characters.
+
+    Raises:
+        FixedPointError: longer.
+    """
+    if len(text) > MAX_TEXT:
+        raise FixedPointError(
+            f"a decimal text of {len(text)} characters (at most {MAX_TEXT}): {text[:20]!r}..."
+        )
+    return text
 
 
 class DecimalCache:
@@ -41,7 +56,7 @@ class DecimalCache:
     def __call__(self, text: str) -> int:
         value = self._memo.get(text)
         if value is None:
-            value, rounded = parse_fixed8_rounded(text)
+            value, rounded = parse_fixed8_rounded(bounded(text))
             if value < 0:
                 raise FixedPointError(f"negative amount {text!r}")
             if rounded:
