@@ -100,13 +100,12 @@ async def test_a_failed_book_is_resubscribed_alone(tmp_path: Path) -> None:
     collector, exchange = await run_for(
         tmp_path, "kraken", {"KRAKEN_PAIRS": "XMR/USD,SC/EUR"}, 4.0, faults=faults
     )
-    books = collector.feed.stats.books
+    books = collector.core.stats.books
     failed = [p for p in ("XMR/USD", "SC/EUR") if books[p].checksum_failures]
     assert len(failed) == 1
     (other,) = {"XMR/USD", "SC/EUR"} - set(failed)
     assert books[failed[0]].checksum_failures == 1
     assert books[other].checksum_failures == 0
-    assert collector.feed.stats.messages["L2Snapshot"] == 3  # one a pair, and the failed pair's fresh one
-    assert (collector.stats.resubscribes, collector.stats.connects) == (1, 1)
+    assert collector.core.stats.messages["L2Snapshot"] == 3  # one a pair, and the failed pair's fresh one
+    assert (collector.stats.requests_sent, collector.stats.connects) == (2, 1)  # unsubscribe + subscribe
     assert exchange.stats.requests == 3 + 2  # trade, ticker, book; then unsubscribe + subscribe
-    assert collector.stats.recoveries == 1

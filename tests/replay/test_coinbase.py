@@ -10,6 +10,7 @@ from tests.replay.conftest import fixture_lines, frames_of, quiet_for, receive_j
 from tickrelay.replay import recordings
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, ReplayExchange
 from tickrelay.venues.coinbase import CoinbaseFeed
+from tickrelay.venues.coinbase_advanced import AdvancedTradeFeed
 
 
 LINES = fixture_lines(recordings.COINBASE[0])
@@ -98,7 +99,7 @@ async def test_advanced_trade_frames_built_from_the_exchange_recording(exchange:
     assert [m["sequence_num"] for m in framed] == list(range(1, len(framed) + 1))
     acks = [m["events"][0]["subscriptions"] for m in framed if m["channel"] == "subscriptions"]
     assert acks[-1] == {"level2": products, "market_trades": products, "ticker": products}
-    advanced = CoinbaseFeed(products, api="advanced")
+    advanced = AdvancedTradeFeed(products)
     for i, frame in enumerate(got):
         if '"channel"' in frame:
             advanced.on_frame(frame.encode(), i)
