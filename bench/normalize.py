@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tickrelay.venues import VENUES
-from tickrelay.venues.binance import BinanceFeed
+from tickrelay.venues.core import drive
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,20 +57,13 @@ def frames_for(venue: str) -> list[bytes]:
 def tickrelay_once(venue: str, frames: list[bytes], snapshots: dict[str, bytes]) -> tuple[float, int]:
     """Seconds for one fresh feed over ``frames``, and the number of values it produced."""
     feed = VENUES[venue]()
-    values = 0
+    pending = dict(snapshots)
+
+    def given(line: int, wanted: list[str]) -> list[tuple[str, bytes]]:  # as soon as the book asks
+        return [(s, pending.pop(s)) for s in wanted if s in pending] if pending else []
+
     start = time.perf_counter()
-    if isinstance(feed, BinanceFeed):
-        pending = dict(snapshots)
-        for n, raw in enumerate(frames):
-            values += len(feed.on_frame(raw, n))
-            if pending:
-                for symbol in feed.wants_snapshot():
-                    if symbol in pending:
-                        values += len(feed.on_snapshot(symbol, pending.pop(symbol), n))
-    else:
-        on_frame = feed.on_frame
-        for n, raw in enumerate(frames):
-            values += len(on_frame(raw, n))
+    values = sum(map(len, drive(feed, zip(frames, range(len(frames)), strict=True), given)))
     elapsed = time.perf_counter() - start
     return elapsed, values
 

@@ -22,6 +22,7 @@ from tickrelay.replay.exchange import Faults, ReplayExchange, collector_env
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Subscription
 from tickrelay.venues import VENUES
+from tickrelay.venues.core import drive
 from tickrelay.venues.feed import VenueFeed
 
 
@@ -110,12 +111,12 @@ async def test_coinbase_collector_delivers_exactly_what_the_feed_makes_of_the_re
 async def test_binance_collector_fetches_the_snapshot_over_rest(tmp_path: Path) -> None:
     rec = recordings.load(*recordings.BINANCE)
     feed = VENUES["binance"].from_settings(load_settings(None, "-", {}, {}).values)
-    expected: list[bytes] = []
-    for i, frame in enumerate(rec.frames):  # as a collector would: the snapshot as soon as it is asked for
-        expected += offline_one(feed, frame, i)
-        for symbol in feed.wants_snapshot():
-            body = recordings.binance_snapshot(symbol)
-            expected += [encode_events(1, 0, 0, 0, v)[32:] for v in feed.on_snapshot(symbol, body, i)]
+
+    def given(line: int, wanted: list[str]) -> list[tuple[str, bytes]]:  # as soon as the book asks
+        return [(symbol, recordings.binance_snapshot(symbol) or b"") for symbol in wanted]
+
+    frames = zip(rec.frames, range(len(rec.frames)), strict=True)
+    expected = [encode_events(1, 0, 0, 0, v)[32:] for values in drive(feed, frames, given) for v in values]
     want = by_type(expected)
     got, collector = await pipeline(
         tmp_path, "binance", {"BINANCE_SYMBOLS": "BTCUSDT"}, lambda g: len(g) >= len(expected)
@@ -125,10 +126,6 @@ async def test_binance_collector_fetches_the_snapshot_over_rest(tmp_path: Path) 
     for tlv_type, payloads in want.items():  # per kind, in order (trades may interleave the snapshot fetch)
         assert have[tlv_type] == payloads
     assert collector.stats.snapshots_fetched == 1
-
-
-def offline_one(feed: VenueFeed, frame: bytes, i: int) -> list[bytes]:
-    return [encode_events(1, 0, 0, 0, v)[32:] for v in feed.on_frame(frame, i)]
 
 
 async def test_kraken_collector_and_a_forced_disconnect_mid_book(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 
 from tickrelay.protocol.codec import HEADER_SIZE, domain_name
-from tickrelay.protocol.messages import EXTENDED, TlvType
+from tickrelay.protocol.messages import EXTENDED, VENUE_OFFSET, TlvType
 from tickrelay.protocol.symbols import symbol_for, venue_name
 
 
@@ -36,15 +36,6 @@ KINDS: dict[int, str] = {
     TlvType.L2_DELTA: "book",
     TlvType.L2_RESET: "book",
     TlvType.INSTRUMENT_META: "meta",
-}
-# where venue_id sits in each instrument TLV's value (asset_id is always its first 8 bytes)
-VENUE_OFFSET: dict[int, int] = {
-    TlvType.TRADE: 32,  # asset_id price volume exec_ts_ns venue_id
-    TlvType.QUOTE: 48,  # asset_id bid bid_size ask ask_size quote_ts_ns venue_id
-    TlvType.L2_SNAPSHOT: 8,
-    TlvType.L2_DELTA: 8,
-    TlvType.L2_RESET: 8,
-    TlvType.INSTRUMENT_META: 8,
 }
 NONE = "_"  # the venue or symbol token of a message about no single venue or instrument
 _RESERVED = str.maketrans({"/": "-", ".": "_", "*": "_", ">": "_", " ": "_", "\t": "_", "\r": "_", "\n": "_"})

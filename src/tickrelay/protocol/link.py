@@ -17,6 +17,7 @@ from tickrelay.errors import MalformedTlv, ProtocolError
 from tickrelay.native import compiled
 from tickrelay.protocol.codec import (
     FLAG_CHECKSUM,
+    HEAD28,
     HEADER,
     HEADER_SIZE,
     MAGIC,
@@ -32,7 +33,6 @@ FLAG_BATCH = 0x02
 FLAG_CONTROL = 0x04
 LINK_VERSION = 1
 BATCH_HEAD = struct.Struct("<QI")  # first_sequence u64, count u32
-_HEAD28 = struct.Struct("<IBBBBQQI")
 _HELLO = struct.Struct("<BBBBHBI")  # role link_version domain source stream_id overflow buffer_bytes
 _HELLO_ACK = struct.Struct("<IQI")  # client_id relay_time_ns buffer_bytes
 _SYNC = struct.Struct("<QQ")  # token messages
@@ -136,7 +136,7 @@ def encode_control(value: Control, domain: int = Domain.SYSTEM, source: int = 0)
             payload = b"".join(
                 encode_tlv(TlvType.RELAY_STATUS, text[i : i + 65535]) for i in range(0, len(text), 65535)
             )
-    head = _HEAD28.pack(MAGIC, domain, VERSION, source, FLAG_CHECKSUM | FLAG_CONTROL, 0, 0, len(payload))
+    head = HEAD28.pack(MAGIC, domain, VERSION, source, FLAG_CHECKSUM | FLAG_CONTROL, 0, 0, len(payload))
     return head + zlib.crc32(payload, zlib.crc32(head)).to_bytes(4, "little") + payload
 
 
@@ -191,7 +191,7 @@ def encode_batch(
     domain: int, source: int, first_sequence: int, count: int, timestamp_ns: int, body: bytes
 ) -> bytes:
     """A batch envelope around ``body`` (``count`` complete messages back to back), checksummed."""
-    head = _HEAD28.pack(
+    head = HEAD28.pack(
         MAGIC, domain, VERSION, source, FLAG_CHECKSUM | FLAG_BATCH, first_sequence, timestamp_ns,
         BATCH_HEAD.size + len(body),
     )  # fmt: skip

@@ -39,6 +39,15 @@ class TlvType(enum.IntEnum):
 
 EXTENDED = 0xFF
 MAX_VALUE = 0xFFFF
+# Where venue_id sits in the value of each instrument TLV (asset_id is always its first 8 bytes).
+VENUE_OFFSET: dict[int, int] = {
+    TlvType.TRADE: 32,  # asset_id price volume exec_ts_ns venue_id
+    TlvType.QUOTE: 48,  # asset_id bid bid_size ask ask_size quote_ts_ns venue_id
+    TlvType.INSTRUMENT_META: 8,
+    TlvType.L2_SNAPSHOT: 8,
+    TlvType.L2_DELTA: 8,
+    TlvType.L2_RESET: 8,
+}
 
 TRADE_STRUCT = struct.Struct("<QqqQHBBB3x")  # 40
 QUOTE_STRUCT = struct.Struct("<QqqqqQHBB4x")  # 56

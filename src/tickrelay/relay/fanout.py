@@ -14,21 +14,12 @@ from typing import NamedTuple
 
 from tickrelay.native import compiled
 from tickrelay.protocol.codec import HEADER_SIZE, iter_tlvs
-from tickrelay.protocol.messages import TlvType
+from tickrelay.protocol.messages import VENUE_OFFSET, TlvType
 
 
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _SIZE = struct.Struct("<I")
-# Where the venue id sits in each market-data TLV value (the asset id is always at 0).
-_VENUE_AT: dict[int, int] = {
-    TlvType.TRADE: 32,
-    TlvType.QUOTE: 48,
-    TlvType.INSTRUMENT_META: 8,
-    TlvType.L2_SNAPSHOT: 8,
-    TlvType.L2_DELTA: 8,
-    TlvType.L2_RESET: 8,
-}
 
 
 class Filter(NamedTuple):
@@ -55,7 +46,7 @@ def matches(flt: Filter, message: bytes | memoryview) -> bool:
     for t, v in iter_tlvs(memoryview(message)[HEADER_SIZE:]):
         if flt.tlv_types and t not in flt.tlv_types:
             continue
-        at = _VENUE_AT.get(t)
+        at = VENUE_OFFSET.get(t)
         if at is not None and len(v) >= at + 2:
             if flt.venues and _U16.unpack_from(v, at)[0] not in flt.venues:
                 continue
@@ -80,7 +71,7 @@ def select_py(flt: Filter, body: bytes | memoryview) -> tuple[bytes, int]:
     """
     data = bytes(body)
     types, venues, assets = flt
-    size_at, venue_at = _SIZE.unpack_from, _VENUE_AT.get
+    size_at, venue_at = _SIZE.unpack_from, VENUE_OFFSET.get
     u16, u64 = _U16.unpack_from, _U64.unpack_from
     pieces: list[bytes] = []
     run_start = -1  # start of the current run of consecutive matches
