@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 from tickrelay.errors import SymbolError
 from tickrelay.protocol.symbols import HASHED_BIT, asset_id_for, is_packable, normalize_pair, symbol_for
-from tickrelay.venues.binance import normalize_symbol as binance_symbol
+from tickrelay.venues.binance_wire import normalize_symbol as binance_symbol
 
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"

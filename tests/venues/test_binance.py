@@ -27,7 +27,8 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.venues import binance
-from tickrelay.venues.binance import BinanceFeed, normalize_symbol, stream_kind
+from tickrelay.venues.binance import BinanceFeed
+from tickrelay.venues.binance_wire import normalize_symbol, stream_kind
 
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "binance"

@@ -31,17 +31,17 @@ Cross-check: when the book's last applied diff ends at update id ``u`` and a boo
 ``u``, the book's best bid/ask (price and size) must equal the ticker's; ``cross_checks`` counts
 ``bookticker_matched`` / ``bookticker_mismatched``.
 
-Symbols: ``NKNUSDT`` -> ``NKN/USDT`` by the longest matching quote-asset suffix in ``QUOTE_ASSETS``;
-a symbol with no known quote asset is rejected (``unknown_symbol``). The suffix rule can misread
-(``BNBUSD`` reads as ``BN/BUSD``): pass the pairs from ``/api/v3/exchangeInfo`` as ``pairs`` to be
-exact. InstrumentMeta precedes the first
-message of each instrument; its price/size decimals are the number of places in the first price/size
-text seen (Binance pads to 8), 255 when that message carries none.
+Symbols: ``NKNUSDT`` -> ``NKN/USDT`` by the longest matching quote-asset suffix
+(``binance_wire.QUOTE_ASSETS``); a symbol with no known quote asset is rejected (``unknown_symbol``).
+The suffix rule can misread (``BNBUSD`` reads as ``BN/BUSD``): pass the pairs from
+``/api/v3/exchangeInfo`` as ``pairs`` to be exact. InstrumentMeta precedes the first message of each
+instrument; its price/size decimals are the number of places in the first price/size text seen
+(Binance pads to 8), 255 when that message carries none. The wire schema, its decoders and the
+symbol rule are ``venues.binance_wire``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -61,6 +61,22 @@ from tickrelay.protocol.messages import (
     split_snapshot,
 )
 from tickrelay.protocol.symbols import VenueId
+from tickrelay.venues.binance_wire import (
+    _COMBINED_DECODERS,
+    _COMBINED_PREFIX,
+    _DATA_DECODERS,
+    _ENVELOPE_DECODER,
+    _EVENT_KINDS,
+    _LEVELS_8,
+    _LEVELS_DECODER,
+    _SNAPSHOT_DECODER,
+    _BookTicker,
+    _DepthUpdate,
+    _Kline,
+    _Payload,
+    normalize_symbol,
+    stream_kind,
+)
 from tickrelay.venues.feed import (
     SPOT,
     BookStats,
@@ -78,15 +94,6 @@ from tickrelay.venues.numbers import bounded
 NAME = "binance"
 URL = "wss://stream.binance.com:9443/stream"
 
-# Quote assets recognised at the end of a venue symbol; the longest match wins (so ...FDUSD is
-# FDUSD, not USD). Extend when Binance lists a new quote asset.
-QUOTE_ASSETS: tuple[str, ...] = (
-    "USDT", "BUSD", "USDC", "FDUSD", "TUSD", "USDP", "DAI", "USD", "BTC", "ETH", "BNB", "XRP", "TRX",
-    "DOGE", "DOT", "EUR", "GBP", "TRY", "BRL", "AUD", "RUB", "UAH", "ZAR", "JPY", "PLN", "RON", "ARS",
-    "IDRT", "BIDR", "NGN", "MXN", "COP", "CZK", "BVND", "VAI", "PAX", "USDS",
-)  # fmt: skip
-_QUOTES_LONGEST_FIRST = tuple(sorted(QUOTE_ASSETS, key=len, reverse=True))
-
 BUFFER_LIMIT = 10_000  # diffs buffered per symbol while waiting for a snapshot; oldest dropped beyond
 TICKER_LIMIT = 10_000  # bookTickers held per symbol for the cross-check until their diff arrives
 FIXED_CACHE_LIMIT = 65_536  # memoized price/size texts per feed; cleared when full
@@ -98,110 +105,8 @@ _MS = 1_000_000
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 
 
-# ---- wire schema (Binance's one-letter keys kept; each commented) ---------------------------------
-
-
-class _Trade(msgspec.Struct):
-    s: str  # symbol
-    p: str  # price
-    q: str  # quantity
-    T: int  # trade time, ms
-    m: bool  # is the buyer the market maker? (true -> the seller was the aggressor)
-
-
-class _AggTrade(msgspec.Struct):
-    s: str  # symbol
-    p: str  # price
-    q: str  # quantity
-    T: int  # trade time of the last trade aggregated, ms
-    m: bool  # is the buyer the market maker?
-
-
-class _BookTicker(msgspec.Struct):
-    u: int  # order book update id
-    s: str  # symbol
-    b: str  # best bid price
-    B: str  # best bid quantity
-    a: str  # best ask price
-    A: str  # best ask quantity
-
-
-class _DepthUpdate(msgspec.Struct):
-    E: int  # event time, ms
-    s: str  # symbol
-    U: int  # first update id in event
-    u: int  # final update id in event
-    # bids / asks to update: [[price, absolute quantity], ...]; quantity 0 removes. Kept as raw JSON
-    # and parsed by _levels (one C-level pass for the usual shape, typed decoding otherwise).
-    b: msgspec.Raw
-    a: msgspec.Raw
-
-
-class _Kline(msgspec.Struct):
-    s: str  # symbol (the candle itself is not used)
-
-
-class _Snapshot(msgspec.Struct):
-    lastUpdateId: int
-    bids: msgspec.Raw  # [[price, quantity], ...], best first; parsed by _levels
-    asks: msgspec.Raw
-
-
-class _Envelope(msgspec.Struct):
-    """Every field any top-level frame shape may have; used when the fast path does not apply."""
-
-    stream: str | None = None  # combined stream name, e.g. "btcusdt@depth@100ms"
-    data: msgspec.Raw = msgspec.Raw()  # combined stream payload (empty: absent)
-    e: str | None = None  # event type of a raw-stream event
-    u: int | None = None  # update id: a raw-stream bookTicker has no "e"
-    id: int | str | None = None  # request id of a subscription ack or error
-    error: msgspec.Raw = msgspec.Raw()  # {"code":..,"msg":..} of a failed request (empty: absent)
-    code: int | None = None  # legacy error shape {"code":..,"msg":..}
-    msg: str | None = None
-
-
-_Payload = _Trade | _AggTrade | _BookTicker | _DepthUpdate | _Kline
 _Diff = tuple[int, int, int, tuple[Level, ...], tuple[Level, ...]]  # U, u, E in ns, bids, asks (parsed)
-
-# Combined-stream kind ("btcusdt@depth@100ms" -> "depth") or raw-stream "e" -> payload schema.
-_SCHEMAS: dict[str, type[_Payload]] = {
-    "trade": _Trade,
-    "aggTrade": _AggTrade,
-    "bookTicker": _BookTicker,
-    "depth": _DepthUpdate,
-    "kline": _Kline,
-}
-_EVENT_KINDS = {"trade": "trade", "aggTrade": "aggTrade", "depthUpdate": "depth", "kline": "kline"}
-_DATA_DECODERS = {kind: msgspec.json.Decoder(schema) for kind, schema in _SCHEMAS.items()}
-_COMBINED_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    kind: msgspec.json.Decoder(msgspec.defstruct(f"_Combined_{kind}", [("stream", str), ("data", schema)]))
-    for kind, schema in _SCHEMAS.items()
-}
-_ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
-_SNAPSHOT_DECODER = msgspec.json.Decoder(_Snapshot)
 _SUBSCRIBE_ENCODER = msgspec.json.Encoder()
-_COMBINED_PREFIX = b'{"stream":"'
-_LEVELS_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
-_PAIR_8 = rb'\["[0-9]+\.[0-9]{8}","[0-9]+\.[0-9]{8}"\]'  # ["61837.63000000","3.78826000"]
-_LEVELS_8 = re.compile(rb"\[(?:" + _PAIR_8 + rb"(?:," + _PAIR_8 + rb")*)?\]")  # compact, 8 places
-
-
-def stream_kind(stream: str) -> str:
-    """The payload kind of a combined stream name: ``nknusdt@kline_1m`` -> ``kline``."""
-    return stream.partition("@")[2].partition("@")[0].partition("_")[0]
-
-
-def normalize_symbol(venue_symbol: str) -> str:
-    """``NKNUSDT`` -> ``NKN/USDT`` by the longest known quote-asset suffix.
-
-    Raises:
-        SymbolError: no known quote asset ends the symbol, or nothing is left for the base.
-    """
-    upper = venue_symbol.upper()
-    for quote in _QUOTES_LONGEST_FIRST:
-        if upper.endswith(quote) and len(upper) > len(quote):
-            return f"{upper[: -len(quote)]}/{quote}"
-    raise SymbolError(f"binance: no known quote asset in {venue_symbol!r}")
 
 
 # ---- per-symbol state ---------------------------------------------------------------------------
