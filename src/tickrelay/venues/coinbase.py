@@ -43,6 +43,7 @@ from tickrelay.venues.feed import (
     decode,
     disconnect,
     invalidate,
+    unknown,
 )
 from tickrelay.venues.numbers import DecimalCache, parse_time_ns
 
@@ -108,19 +109,12 @@ class _Error(_Msg, tag="error"):
 
 Message = _Match | _LastMatch | _Ticker | _Snapshot | _L2Update | _Heartbeat | _Subscriptions | _Error
 _DECODER = msgspec.json.Decoder(Message)
-_KIND = msgspec.json.Decoder(dict[str, object])
 
 
 def decode_frame(raw: bytes) -> Message | Reject:
     """One Exchange-feed frame -> its typed message, or why it is rejected. Pure."""
     message = decode(_DECODER, raw)
-    if message is None:
-        other = decode(_KIND, raw)
-        if other is None or isinstance(other, Reject):
-            return other or Reject("invalid_json")
-        kind = other.get("type") or "no_type"
-        return Reject(f"unknown:{kind}" if isinstance(kind, str) else "unknown")
-    return message
+    return unknown(raw, ("type",), "no_type") if message is None else message
 
 
 class Product(Instrument):

@@ -40,8 +40,8 @@ from tickrelay.protocol.messages import (
     split_snapshot,
 )
 from tickrelay.protocol.symbols import VenueId
-from tickrelay.venues.coinbase import NAME, Product
-from tickrelay.venues.feed import SPOT, FeedStats, NoSnapshots, Reject, VenueFeed, decode, disconnect
+from tickrelay.venues.coinbase import NAME, CoinbaseFeed, Product
+from tickrelay.venues.feed import SPOT, FeedStats, NoSnapshots, Reject, VenueFeed, decode, disconnect, unknown
 from tickrelay.venues.numbers import DecimalCache, parse_time_ns
 
 
@@ -88,19 +88,12 @@ class Frame(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(Frame)
-_KIND = msgspec.json.Decoder(dict[str, object])
 
 
 def decode_frame(raw: bytes) -> Frame | Reject:
     """One Advanced Trade frame -> its typed form, or why it is rejected. Pure."""
     frame = decode(_DECODER, raw)
-    if frame is None:
-        other = decode(_KIND, raw)
-        if other is None or isinstance(other, Reject):
-            return other or Reject("invalid_json")
-        kind = other.get("channel") or other.get("type") or "no_channel"
-        return Reject(f"unknown:{kind}" if isinstance(kind, str) else "unknown")
-    return frame
+    return unknown(raw, ("channel", "type"), "no_channel") if frame is None else frame
 
 
 class AdvancedTradeFeed(NoSnapshots):
@@ -127,7 +120,7 @@ class AdvancedTradeFeed(NoSnapshots):
 
     @staticmethod
     def url(settings: Mapping[str, Any]) -> str:
-        return str(settings["coinbase.ws_url"])
+        return CoinbaseFeed.url(settings)  # one Coinbase URL setting, whichever API it speaks
 
     # ---- VenueFeed ----------------------------------------------------------------------------
 

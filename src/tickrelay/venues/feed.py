@@ -101,6 +101,19 @@ def decode(decoder: msgspec.json.Decoder[T], raw: bytes | msgspec.Raw) -> T | Re
         return TOO_DEEP
 
 
+_ANY_OBJECT = msgspec.json.Decoder(dict[str, object])
+
+
+def unknown(raw: bytes, keys: Sequence[str], default: str) -> Reject:
+    """Why a frame that no schema of the venue took is rejected: ``unknown:<kind>``, the kind read from
+    the first of ``keys`` the object has (``default`` without one), or ``invalid_json`` / ``too_deep``."""
+    other = decode(_ANY_OBJECT, raw)
+    if other is None or isinstance(other, Reject):
+        return other or Reject("invalid_json")
+    kind = next((other[key] for key in keys if other.get(key)), default)
+    return Reject(f"unknown:{kind}" if isinstance(kind, str) else "unknown")
+
+
 class Instrument:
     """One instrument of a feed: its key, its book, and what its BookStats show."""
 
