@@ -291,8 +291,9 @@ class BinanceFeed:
             self.stats.ignored["kline"] += 1
             return []
         out: list[Event] = []
+        found = self._instruments.get(payload.s)
         try:  # read every value first (symbol, numbers, levels): a bad one changes nothing
-            inst = self._instruments.get(payload.s) or self._lookup(payload.s)
+            inst = found or self._lookup(payload.s)
             if isinstance(payload, _BookTicker):
                 quote = self._quote(inst, payload)
             elif isinstance(payload, _DepthUpdate):
@@ -312,15 +313,21 @@ class BinanceFeed:
         except msgspec.DecodeError:  # depth levels are decoded lazily, after the envelope
             self.stats.reject("invalid_depth", raw)
             return []
-        self.stats.rounded += self._rounded
-        self._rounded = 0
-        inst = self._keep(inst)
+        if self._rounded:
+            self.stats.rounded += self._rounded
+            self._rounded = 0
+        if found is None:
+            inst = self._keep(inst)
         if isinstance(payload, _BookTicker):
-            self._book_ticker(inst, payload, quote, out)
+            if not inst.announced:
+                inst.announce(_VENUE, payload.b, payload.B, out)
+            out.append(quote)
+            if inst.depth_seen:
+                self._cross_check_later(inst, payload.u, quote)
         elif isinstance(payload, _DepthUpdate):
-            kind = self._diff(inst, inst.book_stats(self.stats), diff, out)
-            if kind is not None:
-                self.stats.ignored[kind] += 1
+            ignored = self._diff(inst, inst.stats or inst.book_stats(self.stats), diff, out)
+            if ignored is not None:
+                self.stats.ignored[ignored] += 1
                 return []
         else:
             inst.announce(_VENUE, payload.p, payload.q, out)
@@ -403,18 +410,16 @@ class BinanceFeed:
             ),
         )
 
-    def _book_ticker(self, inst: _Instrument, t: _BookTicker, quote: Quote, out: list[Event]) -> None:
-        inst.announce(_VENUE, t.b, t.B, out)
-        out.append(quote)
-        if not inst.depth_seen:
-            return
-        if inst.state == _LIVE and t.u <= inst.last_u:
-            top = inst.diff_tops.get(t.u)
+    def _cross_check_later(self, inst: _Instrument, u: int, quote: Quote) -> None:
+        """Check a bookTicker against the book's top once the diff ending at its ``u`` is applied (now,
+        if it already was)."""
+        if inst.state == _LIVE and u <= inst.last_u:
+            top = inst.diff_tops.get(u)
             if top is not None:
                 self._cross_check(quote, top)
             return
         tickers = inst.tickers
-        tickers[t.u] = quote
+        tickers[u] = quote
         if len(tickers) > TICKER_LIMIT:
             del tickers[next(iter(tickers))]
 
