@@ -89,17 +89,14 @@ class KrakenBooks:
         self._precisions: dict[str, tuple[int, int]] = {}  # v2 instrument precisions by symbol
         self._fixed = DecimalCache()
 
-
     def take_requests(self) -> list[bytes]:
         requests, self._requests = self._requests, []
         return requests
-
 
     def on_disconnect(self, ts_ns: int) -> list[Event]:
         self._channels.clear()
         self._requests.clear()
         return disconnect(VENUE, list(self._pairs.values()))
-
 
     # ---- books: read every level, then change ----------------------------------------------------
 
@@ -107,17 +104,23 @@ class KrakenBooks:
         """(price, size, checksum digits) of each level; raises before anything changes."""
         level = self._fixed.level
         if p.precision is None:  # v1 (and v2 without precisions): the texts as sent
-            if any(len(entry) < 2 for entry in levels):
-                raise ValueError("a level is [price, volume, ...]")
-            return [
-                (
-                    *level(entry[0], entry[1]),
-                    entry[0].replace(".", "").lstrip("0") + entry[1].replace(".", "").lstrip("0"),
-                )
-                for entry in levels
-            ]
+            read: _Read = []
+            append = read.append
+            for price_text, size_text, *_ in levels:  # fewer than two: ValueError, a bad frame
+                price, size = level(price_text, size_text)
+                if size:
+                    append(
+                        (
+                            price,
+                            size,
+                            price_text.replace(".", "").lstrip("0") + size_text.replace(".", "").lstrip("0"),
+                        )
+                    )
+                else:
+                    append((price, 0, ""))
+            return read
         price_places, size_places = p.precision  # v2: the checksum formats at the instrument's precision
-        read: _Read = []
+        read = []
         for price_text, size_text in levels:
             price, size = level(price_text, size_text)
             text = (

@@ -56,7 +56,9 @@ class DecimalCache:
     def __call__(self, text: str) -> int:
         value = self._memo.get(text)
         if value is None:
-            value, rounded = parse_fixed8_rounded(bounded(text))
+            if len(text) > MAX_TEXT:
+                bounded(text)  # raises, naming the length
+            value, rounded = parse_fixed8_rounded(text)
             if value < 0:
                 raise FixedPointError(f"negative amount {text!r}")
             if rounded:
