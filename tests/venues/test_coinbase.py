@@ -312,7 +312,7 @@ def test_advanced_trade_channels() -> None:
                         "product_id": "ETH-USD",
                         "price": "1260.01",
                         "size": "0.3",
-                        "side": "BUY",
+                        "side": "SELL",
                         "time": "2019-08-14T20:42:27.265Z",
                     },
                     {
@@ -320,13 +320,14 @@ def test_advanced_trade_channels() -> None:
                         "product_id": "ETH-USD",
                         "price": "1260.00",
                         "size": "0.1",
-                        "side": "SELL",
+                        "side": "BUY",
                         "time": "2019-08-14T20:42:27.266Z",
                     },
                 ],
             }
         ],
     )
+    # side is the maker's: the maker sold at the ask (a buyer lifted it), the maker bought at the bid
     assert [(t.price, t.side) for t in feed.on_frame(trades, 2)] == [(126001000000, 0), (126000000000, 1)]  # type: ignore[union-attr]
     ticker = adv(
         3,
@@ -447,3 +448,24 @@ def test_full_caches_still_parse_exactly(monkeypatch: pytest.MonkeyPatch) -> Non
     (trade,) = [v for v in CoinbaseFeed().on_frame(match(1, price="2.25"), 0) if isinstance(v, Trade)]
     assert trade.price == 225000000
     assert parse_time_ns("1999-12-31T23:59:59.5Z") == 946684799_500000000
+
+
+def test_advanced_market_trades_side_is_the_makers() -> None:
+    """Coinbase reports the maker's side on public market trades (as NautilusTrader's adapter documents),
+    so a trade marked BUY was a seller hitting a resting bid: the aggressor is SELL. Frames built from the
+    documented shape: no real Advanced Trade capture exists."""
+    feed = AdvancedTradeFeed()
+
+    def trade(seq: int, side: str) -> bytes:
+        t = {
+            "product_id": "BTC-USD",
+            "price": "100",
+            "size": "1",
+            "side": side,
+            "time": "2023-02-09T20:32:50Z",
+        }
+        return adv(seq, "market_trades", [{"type": "update", "trades": [t]}])
+
+    assert [v.side for v in feed.on_frame(trade(1, "BUY"), 1) if isinstance(v, Trade)] == [Side.SELL]
+    assert [v.side for v in feed.on_frame(trade(2, "SELL"), 2) if isinstance(v, Trade)] == [Side.BUY]
+    assert [v.side for v in feed.on_frame(trade(3, "buy"), 3) if isinstance(v, Trade)] == [Side.SELL]

@@ -4,8 +4,12 @@ wss://advanced-trade-ws.coinbase.com; docs: https://docs.cdp.coinbase.com/advanc
 Frames are tagged by ``channel``, each with a connection-wide ``sequence_num``:
 
 * ``market_trades`` -> Trade per trade of ``update`` events (the ``snapshot`` event replays recent
-  trades: ignored, counted ``market_trades:snapshot``). ``side`` is read as the taker's side
-  (ADVANCED_SIDE_IS_TAKER); the shared fixtures hold no Advanced Trade capture to confirm it.
+  trades: ignored, counted ``market_trades:snapshot``). ``side`` is the MAKER's side, as on the
+  Exchange feed, so the aggressor is the other one (maker "BUY" -> the seller hit the bid ->
+  Side.SELL). NautilusTrader's Coinbase adapter documents it so: "Coinbase reports the maker side on
+  public market trades, so the aggressor is the opposite side" (``coinbase_side_to_aggressor``,
+  https://nautilustrader.io/docs/rust-api-latest/nautilus_coinbase/http/parse/fn.coinbase_side_to_aggressor.html).
+  No Advanced Trade capture exists in the shared fixtures to show it on real frames.
 * ``ticker`` -> Quote (best_bid / best_bid_quantity / best_ask / best_ask_quantity; quote_ts_ns = the
   message ``timestamp``).
 * ``l2_data`` snapshot / update (sides "bid" / "offer") -> L2Snapshot / L2Delta (first_seq = last_seq =
@@ -46,7 +50,6 @@ from tickrelay.venues.numbers import DecimalCache, parse_time_ns
 
 
 URL = "wss://advanced-trade-ws.coinbase.com"
-ADVANCED_SIDE_IS_TAKER = True
 _VENUE = int(VenueId.COINBASE)
 
 
@@ -186,7 +189,7 @@ class AdvancedTradeFeed(NoSnapshots):
                 for t in event.trades:
                     if t.side.upper() not in ("BUY", "SELL"):
                         raise ValueError(f"trade side {t.side!r}")
-                    buy = (t.side.upper() == "BUY") == ADVANCED_SIDE_IS_TAKER
+                    buy = t.side.upper() == "SELL"  # the maker sold: the aggressor bought
                     values = (fixed.positive(t.price), fixed.positive(t.size), parse_time_ns(t.time))
                     steps.append(self._trade_step(self._product(t.product_id), t, values, buy))
             elif frame.channel == "market_trades":
