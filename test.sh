@@ -2,9 +2,11 @@
 # The whole check, as CI runs it: lint, strict types on src/, the default
 # test run, the slow suites, then the pure core's own tests held to 100 %
 # branch coverage of protocol/ and venues/. The compiled core's Rust checks run
-# first when cargo is present.
+# first when cargo is present. It uses the tools of the project virtualenv that
+# install.sh made (.venv), or the active environment's if there is none.
 set -euo pipefail
 cd "$(dirname "$0")"
+if [ -x .venv/bin/python ]; then PATH="$PWD/.venv/bin:$PATH"; fi
 if command -v cargo >/dev/null 2>&1; then
     (cd native && cargo fmt --check && cargo clippy -q --all-targets -- -D warnings && cargo test -q)
 else
