@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tickrelay.commands import up
+from tickrelay.consumers.dashboard import DashboardState
+from tickrelay.protocol.messages import Event, Reason, StateInvalidation
+from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.record import iter_messages
 
 
@@ -41,7 +47,7 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
         else:
             pytest.fail(f"no data within 10 s:\n{text}")
         assert "relay on " + str(tmp_path / "tickrelay" / "market-data.sock") in text
-        url = text.split("dashboard on ", 1)[1].split("/;", 1)[0] + "/"
+        url = text.split("dashboard on ", 1)[1].split("\n", 1)[0]
         page = _get(url, deadline=time.monotonic() + 20)
         assert "<title>tickrelay dashboard</title>" in page
         # Kraken's 2023 XBT/USD against Binance's 2024 BTCUSDT is no pair (+127 %): said, not signalled
@@ -85,9 +91,10 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
     assert (
         "processes: relay, relay-signal, relay-system, replay-exchange, collect-coinbase, collect-binance, "
         "collect-kraken x1, strategy, risk, dashboard, record"
-    ) in final
-    recording = tmp_path / "state" / "tickrelay" / "recording"
-    assert f"recording to {recording}" in text
+    ) in final.replace("\n  ", " ")  # wrapped at 80 columns
+    [recording] = (tmp_path / "state" / "tickrelay" / "recordings").glob("up-*.index")
+    recording = recording.with_suffix("")
+    assert f"recording to {recording} (new)" in text
     recorded = list(iter_messages(recording))  # the recorder ran and wrote what the relay carried
     assert len(recorded) > 100
     assert {m.header.source for m in recorded} >= {1, 2, 3}
@@ -117,3 +124,189 @@ def _pid_of(fragment: str) -> int:
             if fragment in cmdline:
                 return int(proc.name)
     raise AssertionError(f"no process with {fragment!r}")
+
+
+def _start_up(tmp_path: Path, *extra: str, pipe: bool = False) -> subprocess.Popen[bytes]:
+    """``up`` with its stdout in up.out (or a pipe) and its stderr in up.err."""
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("RELAY_SOCKET_PATH", None)
+    with (tmp_path / "up.out").open("wb") as out, (tmp_path / "up.err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tickrelay", "up", "--interval", "0.3", "--dashboard-port", "0", *extra],
+            stdout=subprocess.PIPE if pipe else out,
+            stderr=err,
+            env=env,
+            cwd=tmp_path,
+        )
+
+
+def _first_summary(up: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    """Wait until up (writing to up.out) prints its first summary: every child has started."""
+    deadline = time.monotonic() + 30
+    while "processes:" not in (tmp_path / "up.out").read_text():
+        assert up.poll() is None, (tmp_path / "up.err").read_text()
+        assert time.monotonic() < deadline, "no summary within 30 s"
+        time.sleep(0.1)
+
+
+def _children(pid: int) -> set[int]:
+    """The pids whose parent is ``pid``."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie nobody reaped has stopped)."""
+    alive = set()
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.add(pid)
+    return alive
+
+
+def _gone(pids: set[int], timeout_s: float) -> set[int]:
+    deadline = time.monotonic() + timeout_s
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _alive(pids)
+
+
+@pytest.mark.timeout(90)
+def test_up_stops_its_children_when_its_reader_goes(tmp_path: Path) -> None:
+    """`up | tee`, then Ctrl-C: tee is gone, up's next print breaks the pipe, and up must still stop
+    every child (it used to die of the BrokenPipeError and leave all 10 running)."""
+    up = _start_up(tmp_path, "--no-record", pipe=True)
+    assert up.stdout is not None
+    try:
+        text = b""
+        while b"processes:" not in text:  # a first summary: every child has started
+            line = up.stdout.readline()
+            assert line, f"up ended early: {(tmp_path / 'up.err').read_text()}"
+            text += line
+        children = _children(up.pid)
+        assert len(children) == 10  # 3 relays, replay exchange, 3 collectors, strategy, risk, dashboard
+        up.stdout.close()  # the reader leaves
+        assert up.wait(30) == 141  # as SIGPIPE ends other tools, with no traceback
+    finally:
+        up.kill()
+    assert _gone(children, 10) == set()
+    assert (tmp_path / "up.err").read_text() == ""
+    assert not (tmp_path / "tickrelay" / "market-data.sock").exists()  # the relay stopped cleanly
+
+
+@pytest.mark.timeout(90)
+def test_kill_9_of_up_leaves_no_child(tmp_path: Path) -> None:
+    up = _start_up(tmp_path, "--no-record")
+    try:
+        _first_summary(up, tmp_path)
+        children = _children(up.pid)
+        assert len(children) == 10
+    finally:
+        up.kill()  # SIGKILL: up can do nothing; the kernel tells the children (PR_SET_DEATHSIG)
+        up.wait()
+    assert _gone(children, 10) == set()
+    assert not (tmp_path / "tickrelay" / "market-data.sock").exists()  # SIGTERM: the relay stopped cleanly
+
+
+@pytest.mark.timeout(90)
+def test_up_starts_a_new_recording_per_run_unless_continued(tmp_path: Path) -> None:
+    """Two runs, two recordings; --record-continue appends to the newest; an explicit existing name is
+    refused unless continued."""
+    recordings = tmp_path / "state" / "tickrelay" / "recordings"
+    indexed = 0  # chunks in the recordings' indexes
+    for extra in ((), ("--record-continue",)):
+        up = _start_up(tmp_path, *extra)
+        try:
+            _first_summary(up, tmp_path)
+            deadline = time.monotonic() + 30
+            while sum(len(p.read_text().splitlines()) for p in recordings.glob("*.index")) <= indexed:
+                assert time.monotonic() < deadline, "nothing recorded"
+                time.sleep(0.1)
+            indexed = sum(len(p.read_text().splitlines()) for p in recordings.glob("*.index"))
+            time.sleep(1.0)  # the next run's default name would be a second later
+        finally:
+            up.send_signal(signal.SIGINT)
+            assert up.wait(30) == 0
+        text = (tmp_path / "up.out").read_text()
+        [first] = sorted(recordings.glob("up-*.index"))
+        assert f"recording to {first.with_suffix('')} ({'continued' if extra else 'new'})" in text
+    assert len(list(recordings.glob("up-*.1.zst"))) == 1  # the second run wrote into the first one ...
+    assert len(list(recordings.glob("up-*.2.zst"))) == 1  # ... in a segment of its own
+    again = subprocess.run(
+        [sys.executable, "-m", "tickrelay", "up", "--record", str(first.with_suffix(""))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
+    )
+    assert again.returncode == 2
+    assert again.stderr == (
+        f"tickrelay up: configuration error: --record {first.with_suffix('')}: a recording exists there; "
+        "--record-continue appends to it\n"
+    )
+
+
+def test_rates_divide_by_the_measured_time() -> None:
+    """A tick meant to last 1 s that took 1.37 s (the scrape's time) must not read 37 % high."""
+    rates = up._rates(Counter(binance=1370, kraken=137), Counter(binance=0, kraken=0), 1.37)
+    assert rates == {"coinbase": 0.0, "binance": pytest.approx(1000.0), "kraken": pytest.approx(100.0),
+                     "system": 0.0}  # fmt: skip
+
+
+def test_summary_fits_80_columns() -> None:
+    tally = up.Tally()
+    for venue in up.VENUES:
+        tally.messages[venue] = 1_234_567_890
+        tally.kinds[venue].update(trade=123_456_789, quote=12_345_678, l2_delta=99_999_999)
+        tally.invalidations[venue] = 1_234_567
+    tally.signals.update(open=12_345, update=1_234_567, close=12_345)
+    tally.last_alert = "kraken: no message for 5.5 s on XBT/USD, ETH/USD, SOL/USD, ADA/USD and DOT/USD"
+    children = [up.Child(name, [], {}, restarts=12) for name in (
+        "relay", "relay-signal", "relay-system", "replay-exchange", "collect-coinbase", "collect-binance",
+        "collect-kraken", "strategy", "risk", "dashboard", "record")]  # fmt: skip
+    domains = ("market-data", "signal", "system")
+    relays = {
+        f"tickrelay_relay_{name}": {(("domain", d),): 123_456_789.0 for d in domains}
+        for name in ("messages_in_total", "deliveries_total", "dropped_total")
+    }
+    events = ["collect-kraken died (exit -9: tickrelay collect: the relay at /run/user/1000/tickrelay/"
+              "market-data.sock went away); restarting"]  # fmt: skip
+    rates = dict.fromkeys((*up.VENUES, "system"), 12_345_678.0)
+    text = up._summary(tally, rates, children, 86_399.0, events, [relays])
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n" + "\n".join(line for line in lines if len(line) > 80)
+    assert lines[1].split() == ["venue", "msgs/s", "messages", "trades", "quotes", "book", "invalid",
+                                "errors", "P99", "µs"]  # fmt: skip
+    assert lines[2].split() == ["coinbase", "12345678", "1234567890", "123456789", "12345678", "99999999",
+                                "1234567", "0", "-"]  # fmt: skip
+    joined = text.replace("\n  ", " ")  # a wrapped note reads as one line again
+    assert "processes: relay x12, relay-signal x12," in joined
+    assert "record x12\n" in joined
+    assert events[0] in joined
+    assert tally.last_alert in joined
+
+
+def test_the_summary_and_the_dashboard_count_invalidations_alike() -> None:
+    """One figure: up's `invalid` column counted RECOVERED too, the dashboard did not (11 against 1)."""
+    btc, eth = asset_id_for("BTC/USD"), asset_id_for("ETH/USD")
+    events: list[Event] = [
+        StateInvalidation(101, 51, Reason.STALE_FEED, (btc, eth)),
+        StateInvalidation(101, 51, Reason.RECOVERED, (btc,)),
+        StateInvalidation(101, 51, Reason.CHECKSUM_MISMATCH, ()),
+        StateInvalidation(101, 51, Reason.RECOVERED, ()),
+        StateInvalidation(102, 51, Reason.DISCONNECT, ()),
+    ]
+    tally, dashboard = up.Tally(), DashboardState()
+    tally.count(events)
+    dashboard.on_market(1, events, now_ns=1)
+    venues = dashboard.view(now_ns=1)["venues"]
+    assert dict(tally.invalidations) == {"kraken": 2, "coinbase": 1}
+    assert {v: venues[v]["invalidations"] for v in ("kraken", "coinbase")} == {"kraken": 2, "coinbase": 1}

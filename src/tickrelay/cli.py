@@ -2,18 +2,20 @@
 
 Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
 Expected failures (TickrelayError) print one clear line on stderr, never a traceback:
-exit 2 for configuration errors, 1 for the rest; Ctrl-C exits 130.
+exit 2 for configuration errors, 1 for the rest; Ctrl-C exits 130; a reader that leaves (``| head``)
+ends the command quietly with 141, as SIGPIPE ends other Unix tools.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from tickrelay import __version__
+from tickrelay import __version__, runtime
 from tickrelay.errors import ConfigError, TickrelayError
 
 
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if not runtime.die_with_parent(os.environ):
+        return 1  # started by `up`, which is already gone
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
@@ -74,4 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if not runtime.stdout_closed():
+            print(f"tickrelay {args.command}: the other end closed the connection", file=sys.stderr)
+            return 1
+        runtime.silence_stdout()
+        return 141
     return code

@@ -1,19 +1,27 @@
-"""Process plumbing shared by the long-running commands: the event loop and stop signals."""
+"""Process plumbing shared by the commands: the event loop, stop signals, a closed stdout, and dying
+with the supervising parent."""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
+import os
+import select
 import signal
-from collections.abc import Callable, Coroutine
+import sys
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
 
 T = TypeVar("T")
+PARENT_PID_ENV = "TICKRELAY_PARENT_PID"  # set by a supervisor (`up`) for its children only
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
-    """Run ``main(stop)`` on uvloop (asyncio's loop if uvloop is missing); SIGINT/SIGTERM set ``stop``."""
+    """Run ``main(stop)`` on uvloop (asyncio's loop if uvloop is missing); SIGINT, SIGTERM and SIGHUP
+    (unless ignored, as under ``nohup``) set ``stop``."""
     try:
         import uvloop
 
@@ -24,8 +32,9 @@ def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
     async def wrapper() -> T:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                loop.add_signal_handler(sig, stop.set)
         return await main(stop)
 
     # What start-up made (modules, config) moves to the permanent generation, so full collections
@@ -34,3 +43,36 @@ def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
     gc.freeze()
     with runner:
         return runner.run(wrapper())
+
+
+def die_with_parent(environ: MutableMapping[str, str]) -> bool:
+    """In a child started by a supervisor (``PARENT_PID_ENV`` set): ask Linux for SIGTERM when the
+    parent dies, however it dies (``kill -9`` included), so no child outlives it. The variable is
+    removed, so this process's own children do not inherit it. Returns False if the parent is already
+    gone (the caller exits at once)."""
+    parent = environ.pop(PARENT_PID_ENV, "")
+    if not parent:
+        return True
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    return os.getppid() == int(parent)  # the parent may have died before the prctl
+
+
+def stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has left (a ``BrokenPipeError`` may also come from a socket)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # no real stdout (closed, or replaced by an object without a fd)
+        return False
+
+
+def silence_stdout() -> None:
+    """After a ``BrokenPipeError`` on stdout (the reader left, as ``| head`` does): point stdout at
+    /dev/null, so the interpreter's final flush does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

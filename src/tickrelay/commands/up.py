@@ -10,6 +10,7 @@ import dataclasses
 import os
 import socket
 import sys
+import textwrap
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -20,27 +21,29 @@ from tickrelay.commands.config import read_settings
 from tickrelay.commands.relay_status import fetch_status
 from tickrelay.commands.stats import end_to_end_summary, relay_summary, scrape_all, venue_summary
 from tickrelay.commands.strategy import scraped_verdicts
+from tickrelay.consumers.market import is_invalidation
 from tickrelay.consumers.strategy import SignalKey, headline, track_open
-from tickrelay.errors import RelayError
+from tickrelay.errors import ConfigError, RelayError
 from tickrelay.protocol.codec import Domain, Message
 from tickrelay.protocol.messages import (
     TYPE_OF,
     Alert,
+    Event,
     Severity,
     SignalState,
     SpreadSignal,
-    StateInvalidation,
     UnknownTlv,
 )
 from tickrelay.protocol.symbols import name_of, venue_name
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
-from tickrelay.transport.backoff import backoff
+from tickrelay.supervisor import Child, ChildLog, stop_children, supervise
 from tickrelay.transport.paths import runtime_dir, socket_path, state_dir
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
 HELP = "run everything: relay, replay exchange (or --live), collectors and consumers, with a live summary"
 VENUES = ("coinbase", "binance", "kraken")
+WIDTH = 80  # the summary fits a standard terminal
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--record",
         metavar="OUT",
-        help="recording name (default: $XDG_STATE_HOME/tickrelay/recording, i.e. ~/.local/state/...)",
+        help="recording name (default: a new one per run, $XDG_STATE_HOME/tickrelay/recordings/up-<UTC "
+        "time>, i.e. under ~/.local/state/...); an existing OUT needs --record-continue",
+    )
+    parser.add_argument(
+        "--record-continue",
+        action="store_true",
+        help="append to OUT, or to the newest default recording, instead of starting a new one",
     )
     parser.add_argument(
         "--record-keep-mb",
@@ -66,54 +75,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-record", action="store_true", help="do not run the recorder")
     parser.add_argument("--dashboard-port", type=int, metavar="N", help="dashboard.port (0: any free port)")
-
-
-@dataclasses.dataclass
-class Child:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    proc: asyncio.subprocess.Process | None = None
-    restarts: int = 0
-    last_exit: str = ""
-
-
-async def _supervise(child: Child, stop: asyncio.Event, log: list[str]) -> None:
-    """Run ``child`` until ``stop``; a child that dies is reported and restarted with backoff."""
-    delays = backoff(initial_s=0.5, cap_s=10.0)
-    while not stop.is_set():
-        child.proc = await asyncio.create_subprocess_exec(
-            *child.argv,
-            env=child.env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C reaches `up` only: it stops the children itself, in order
-        )
-        waiting = asyncio.ensure_future(child.proc.wait())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if stop.is_set():
-            return
-        err = (await child.proc.stderr.read()).decode(errors="replace").strip() if child.proc.stderr else ""
-        child.last_exit = f"exit {child.proc.returncode}: {err.splitlines()[-1] if err else 'no message'}"
-        child.restarts += 1
-        log.append(f"{child.name} died ({child.last_exit}); restarting")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), next(delays))
-
-
-async def _stop_children(children: list[Child]) -> None:
-    for child in children:
-        if child.proc is not None and child.proc.returncode is None:
-            child.proc.terminate()
-    for child in children:
-        if child.proc is not None:
-            try:
-                await asyncio.wait_for(child.proc.wait(), 5)
-            except TimeoutError:
-                child.proc.kill()
-                await child.proc.wait()
 
 
 @dataclasses.dataclass
@@ -128,6 +89,17 @@ class Tally:
     alerts: Counter[str] = dataclasses.field(default_factory=Counter)  # by Severity name
     last_alert: str = ""
 
+    def count(self, events: list[Event]) -> None:
+        """Count one market-data message's values, by venue and kind."""
+        for event in events:
+            if isinstance(event, UnknownTlv):
+                continue
+            venue = venue_name(getattr(event, "venue_id", -1), "system")
+            self.messages[venue] += 1
+            self.kinds[venue][TYPE_OF[type(event)].name.lower()] += 1
+            if is_invalidation(event):  # the dashboard's figure too
+                self.invalidations[venue] += 1
+
 
 async def _watch(path: Path, tally: Tally, stop: asyncio.Event) -> None:
     async for item in Subscription(path, name="up", buffer_bytes=64 << 20):
@@ -138,14 +110,7 @@ async def _watch(path: Path, tally: Tally, stop: asyncio.Event) -> None:
             tally.missing += item.missing
             continue
         assert isinstance(item, Message)
-        for event in item.events():
-            if isinstance(event, UnknownTlv):
-                continue
-            venue = venue_name(getattr(event, "venue_id", -1), "system")
-            tally.messages[venue] += 1
-            tally.kinds[venue][TYPE_OF[type(event)].name.lower()] += 1
-            if isinstance(event, StateInvalidation):
-                tally.invalidations[venue] += 1
+        tally.count(item.events())
 
 
 async def _watch_consumers(signal_path: Path, system_path: Path, tally: Tally) -> None:
@@ -170,56 +135,63 @@ def _summary(
     tally: Tally,
     rates: dict[str, float],
     children: list[Child],
-    started: float,
-    log: list[str],
+    elapsed_s: float,
+    events: list[str],
     scraped: list[dict[str, Any]],
 ) -> str:
-    """The screen: per venue what the relay delivered (counted by up's own subscriber) and, from the
-    processes' metrics endpoints, the collectors' errors and processing P99 (all message types),
-    the relays' drops and the end-to-end latency at the risk monitor."""
+    """The screen, at most ``WIDTH`` columns: per venue what the relay delivered (counted by up's own
+    subscriber) and, from the processes' metrics endpoints, the collectors' errors and processing P99
+    (all message types), the relays' drops and the end-to-end latency at the risk monitor."""
     metrics = venue_summary(scraped)
-    elapsed = time.monotonic() - started
-    lines = [f"tickrelay up: {elapsed:5.0f} s   gaps {tally.gaps} ({tally.missing} messages missing)"]
-    head = (
-        f"{'venue':10} {'msgs/s':>9} {'messages':>10} {'trades':>8} {'quotes':>8} {'book':>8} {'invalid':>8}"
+    lines = [f"tickrelay up: {elapsed_s:5.0f} s   gaps {tally.gaps} ({tally.missing} messages missing)"]
+    lines.append(
+        f"{'venue':8} {'msgs/s':>7} {'messages':>10} {'trades':>8} {'quotes':>8} {'book':>8} {'invalid':>7} "
+        f"{'errors':>6} {'P99 µs':>7}"
     )
-    lines.append(f"{head} {'errors':>7} {'P99 µs':>8}")
     for venue in (*VENUES, "system"):
         k = tally.kinds[venue]
         book = k["l2_snapshot"] + k["l2_delta"]
         m = metrics.get(venue, {})
         p99 = m.get("latency", {}).get("p99")
         lines.append(
-            f"{venue:10} {rates.get(venue, 0.0):9.0f} {tally.messages[venue]:10} {k['trade']:8} "
-            f"{k['quote']:8} {book:8} {tally.invalidations[venue]:8} {m.get('errors', 0):7.0f} "
-            + (f"{p99:8.1f}" if p99 is not None else f"{'-':>8}")
+            f"{venue:8} {rates.get(venue, 0.0):7.0f} {tally.messages[venue]:10} {k['trade']:8} "
+            f"{k['quote']:8} {book:8} {tally.invalidations[venue]:7} {m.get('errors', 0):6.0f} "
+            + (f"{p99:7.1f}" if p99 is not None else f"{'-':>7}")
         )
     signals = ", ".join(f"{k} {v}" for k, v in sorted(tally.signals.items())) or "none"
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(tally.alerts.items())) or "none"
-    lines.append(f"signals: {signals} ({len(tally.open_signals)} open)   alerts: {alerts}")
+    notes = [f"signals: {signals} ({len(tally.open_signals)} open)   alerts: {alerts}"]
     pairs = headline(scraped_verdicts(scraped))  # says so when no pair of the data can be compared
     if pairs:
-        lines.append(f"strategy: {pairs}")
+        notes.append(f"strategy: {pairs}")
     if tally.last_alert:
-        lines.append(f"last alert: {tally.last_alert}")
+        notes.append(f"last alert: {tally.last_alert}")
     e2e = end_to_end_summary(scraped).get("risk", {})
     if e2e:
         shown = ", ".join(
             f"{src} {q.get('p50', 0) / 1e3:.1f} / {q.get('p99', 0) / 1e3:.1f}"
             for src, q in sorted(e2e.items())
         )
-        lines.append(f"end to end at the risk monitor, P50 / P99 ms: {shown}")
+        notes.append(f"end to end at the risk monitor, P50 / P99 ms: {shown}")
     relays = relay_summary(scraped)
     if relays:
-        lines.append("relays: " + ", ".join(
+        notes.append("relays: " + ", ".join(
             f"{d} {r['messages_in']:.0f} in, {r['deliveries']:.0f} out, {r['dropped']:.0f} dropped"
             for d, r in sorted(relays.items())
         ))  # fmt: skip
-    lines.append(
+    notes.append(
         "processes: " + ", ".join(f"{c.name}{' x' + str(c.restarts) if c.restarts else ''}" for c in children)
     )
-    lines.extend(log[-3:])
+    notes.extend(events[-3:])
+    for note in notes:  # continuation lines indented, so a wrapped line still reads as one
+        lines.extend(textwrap.wrap(note, WIDTH, subsequent_indent="  ", break_on_hyphens=False))
     return "\n".join(lines)
+
+
+def _rates(counts: Counter[str], before: Counter[str], seconds: float) -> dict[str, float]:
+    """Messages per second of each venue over the ``seconds`` measured between the two counts (not the
+    nominal interval: a tick also takes the scrape's time)."""
+    return {v: (counts[v] - before[v]) / seconds for v in (*VENUES, "system")}
 
 
 def _free_port() -> int:
@@ -318,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
         consumer("dashboard", "--signal-socket", str(signal_path), "--system-socket", str(system_path),
                  "--port", str(dashboard_port)),
     ]  # fmt: skip
-    recording = Path(args.record) if args.record else state_dir(os.environ) / "recording"
+    recording, continued = _recording(args.record, args.record_continue, state_dir(os.environ))
     if not args.no_record:  # bounded by its retention: the oldest segments go first
         children.append(
             Child(
@@ -328,63 +300,118 @@ def run(args: argparse.Namespace) -> int:
                 env,
             )
         )  # fmt: skip
+    child_log = state_dir(os.environ) / "up.log"
+    banner = [
+        f"tickrelay up: {'live exchanges' if args.live else 'embedded replay'}; Ctrl-C stops",
+        f"  relay on {path}",
+        f"  dashboard on http://{settings['dashboard.host']}:{dashboard_port}/",
+        *(["  not recording"] if args.no_record else [
+            f"  recording to {recording} ({'continued' if continued else 'new'})",
+            f"  (read it with: tickrelay replay {recording})"]),
+        f"  children's messages in {child_log}",
+    ]  # fmt: skip
     tty = sys.stdout.isatty()
     run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
 
+    def show(text: str) -> bool:
+        """Print ``text`` (a new screen on a terminal); False once the reader has gone (a closed pipe)."""
+        try:
+            print(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"), flush=True)
+        except BrokenPipeError:
+            runtime.silence_stdout()
+            return False
+        return True
+
     async def main(stop: asyncio.Event) -> int:
-        log: list[str] = [port_note] if port_note else []
+        events: list[str] = [port_note] if port_note else []
         tally = Tally()
         started = time.monotonic()
-        # Start order: the relays; the consumers and up's own watchers, until the market-data relay has
-        # them all (a subscriber that comes after a collector's InstrumentMeta and book snapshot would
-        # have no names and no books until the next resync); the replay exchange, until it listens
-        # (a collector that connects before would only publish a disconnect); the collectors.
-        exchange = [] if args.live else [children[relays]]
-        collectors = [c for c in children if c.name.startswith("collect-")]
-        consumers = [c for c in children[relays:] if c not in exchange and c not in collectors]
-        supervisors = [asyncio.create_task(_supervise(c, stop, log)) for c in children[:relays]]
-        await asyncio.sleep(0.3)
-        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in consumers]
-        watchers = [
-            asyncio.create_task(_watch(path, tally, stop)),
-            asyncio.create_task(_watch_consumers(signal_path, system_path, tally)),
-        ]
-        await _subscribed(path, {"up", *(c.name for c in consumers)}, 20.0)
-        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in exchange]
-        if exchange:
-            await _listening(port, 10.0)
-        supervisors += [asyncio.create_task(_supervise(c, stop, log)) for c in collectors]
-        print(
-            f"tickrelay up: relay on {path}; {'live exchanges' if args.live else 'embedded replay'}; "
-            f"dashboard on http://{settings['dashboard.host']}:{dashboard_port}/; "
-            + ("" if args.no_record else f"recording to {recording} (tickrelay replay {recording}); ")
-            + "Ctrl-C stops",
-            flush=True,
-        )
-        last = Counter(tally.messages)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.interval)
-            rates = {v: (tally.messages[v] - last[v]) / args.interval for v in (*VENUES, "system")}
-            last = Counter(tally.messages)
-            scraped = await asyncio.to_thread(scrape_all, run_dir)
-            text = _summary(tally, rates, children, started, log, scraped)
-            print(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"), flush=True)
-        for watcher in watchers:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        final = await asyncio.to_thread(scrape_all, run_dir)  # before the processes go
-        await _stop_children(children[relays:])  # consumers and collectors first, the relays last
-        await _stop_children(children[:relays])
-        for task in supervisors:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        print(
-            "tickrelay up: stopped. Final report:\n" + _summary(tally, {}, children, started, log, final),
-            flush=True,
-        )
-        return 0
+        log = ChildLog(child_log)
+        supervisors: list[asyncio.Task[None]] = []
+        watchers: list[asyncio.Task[None]] = []
+        code = 0
+        try:  # whatever ends this (a signal, a closed stdout, an exception), the children are stopped
+            # Start order: the relays; the consumers and up's own watchers, until the market-data relay
+            # has them all (a subscriber that comes after a collector's InstrumentMeta and book snapshot
+            # would have no names and no books until the next resync); the replay exchange, until it
+            # listens (a collector that connects before would only publish a disconnect); the collectors.
+            exchange = [] if args.live else [children[relays]]
+            collectors = [c for c in children if c.name.startswith("collect-")]
+            consumers = [c for c in children[relays:] if c not in exchange and c not in collectors]
+            supervisors += [asyncio.create_task(supervise(c, stop, events, log)) for c in children[:relays]]
+            await asyncio.sleep(0.3)
+            supervisors += [asyncio.create_task(supervise(c, stop, events, log)) for c in consumers]
+            watchers += [
+                asyncio.create_task(_watch(path, tally, stop)),
+                asyncio.create_task(_watch_consumers(signal_path, system_path, tally)),
+            ]
+            await _subscribed(path, {"up", *(c.name for c in consumers)}, 20.0)
+            supervisors += [asyncio.create_task(supervise(c, stop, events, log)) for c in exchange]
+            if exchange:
+                await _listening(port, 10.0)
+            supervisors += [asyncio.create_task(supervise(c, stop, events, log)) for c in collectors]
+            if not show("\n".join(banner)):
+                stop.set()
+                code = 141
+            last, last_t = Counter(tally.messages), time.monotonic()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):  # the next tick, however long the last one took
+                    await asyncio.wait_for(stop.wait(), max(0.0, last_t + args.interval - time.monotonic()))
+                scraped = await asyncio.to_thread(scrape_all, run_dir)
+                now = time.monotonic()
+                rates = _rates(tally.messages, last, now - last_t)
+                last, last_t = Counter(tally.messages), now
+                text = _summary(tally, rates, children, now - started, events, scraped)
+                if not show("\n".join(banner) + "\n" + text if tty else text):
+                    code = 141  # the reader left (`up | head`, or tee killed by the same Ctrl-C)
+                    break
+            final = await asyncio.to_thread(scrape_all, run_dir)  # before the processes go
+        finally:
+            stop.set()
+            for watcher in watchers:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await stop_children(children[relays:])  # consumers and collectors first, the relays last
+            await stop_children(children[:relays])
+            await _ended(supervisors, children)
+            log.close()
+        report = _summary(tally, {}, children, time.monotonic() - started, events, final)
+        if code == 0:
+            show("tickrelay up: stopped. Final report:\n" + report)
+        return code
 
     return runtime.run(main)
+
+
+async def _ended(supervisors: list[asyncio.Task[None]], children: list[Child]) -> None:
+    """Wait for every supervisor to return; a child started while the others were being stopped (a
+    restart that raced the stop) is stopped too."""
+    while supervisors:
+        done, pending = await asyncio.wait(supervisors, timeout=1.0)
+        for task in done:
+            task.result()
+        supervisors = list(pending)
+        if supervisors:
+            await stop_children(children)
+
+
+def _recording(explicit: str | None, continued: bool, state: Path) -> tuple[Path, bool]:
+    """Where the recorder writes, and whether it continues an earlier recording there.
+
+    By default each run starts a new recording, ``<state>/recordings/up-<UTC time>``; with ``continued``,
+    the newest of those gets the new segments. An explicit name that already holds a recording is
+    continued only when asked, never appended to by surprise.
+    """
+    if explicit:
+        out = Path(explicit)
+        exists = out.with_name(out.name + ".index").exists()
+        if exists and not continued:
+            raise ConfigError(f"--record {out}: a recording exists there; --record-continue appends to it")
+        return out, exists
+    base = state / "recordings"
+    if continued:
+        earlier = sorted(p.with_suffix("") for p in base.glob("up-*.index"))
+        if earlier:
+            return earlier[-1], True
+    return base / time.strftime("up-%Y%m%dT%H%M%SZ", time.gmtime()), False

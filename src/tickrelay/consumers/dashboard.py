@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any
 
-from tickrelay.consumers.market import InstrumentState, MarketState, gap_invalidation
+from tickrelay.consumers.market import InstrumentState, MarketState, gap_invalidation, is_invalidation
 from tickrelay.consumers.strategy import SignalKey, track_open
 from tickrelay.protocol.codec import VENUE_OF_SOURCE
 from tickrelay.protocol.fixed import DECIMALS, format_fixed8
@@ -30,7 +30,6 @@ from tickrelay.protocol.messages import (
     Severity,
     SignalState,
     SpreadSignal,
-    StateInvalidation,
     Trade,
     UnknownTlv,
 )
@@ -93,7 +92,7 @@ class DashboardState:
                 continue
             venue = venue_name(getattr(event, "venue_id", 0))
             self.counts[(venue, TYPE_OF[type(event)].name.lower())] += 1
-            if isinstance(event, StateInvalidation) and event.reason != Reason.RECOVERED:
+            if is_invalidation(event):
                 self.invalidations[venue] += 1
             for inst in self.market.apply(ts_ns, event):
                 key = (inst.venue_id, inst.asset_id)

@@ -45,6 +45,12 @@ def gap_invalidation(source: int) -> StateInvalidation | None:
     return None if venue is None else StateInvalidation(venue, 51, Reason.SEQUENCE_GAP, ())
 
 
+def is_invalidation(event: Event) -> bool:
+    """Whether ``event`` counts as one invalidation: a StateInvalidation other than RECOVERED (the one
+    definition behind every "invalidations" figure: up's summary, the dashboard)."""
+    return isinstance(event, StateInvalidation) and event.reason != Reason.RECOVERED
+
+
 class InstrumentState:
     __slots__ = (
         "asset_id",
