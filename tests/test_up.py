@@ -64,9 +64,11 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
             timeout=30,
         )
         assert tail.returncode == 0, tail.stderr
-        lines = tail.stdout.splitlines()
+        header, *lines = tail.stdout.splitlines()
+        assert header.split()[:4] == ["time", "(UTC)", "stream:seq", "venue"]
         assert len(lines) == 100
         assert all(line.split()[2] in ("coinbase", "binance", "kraken", "-") for line in lines)
+        assert all(line[:2] == "20" and line[29] == "Z" for line in lines)  # UTC, to the nanosecond
         victim = _pid_of(f"collect kraken --socket {tmp_path}")
         os.kill(victim, signal.SIGKILL)  # a child that dies is reported and restarted
         deadline = time.monotonic() + 20
@@ -230,11 +232,11 @@ def test_up_starts_a_new_recording_per_run_unless_continued(tmp_path: Path) -> N
             while sum(len(p.read_text().splitlines()) for p in recordings.glob("*.index")) <= indexed:
                 assert time.monotonic() < deadline, "nothing recorded"
                 time.sleep(0.1)
-            indexed = sum(len(p.read_text().splitlines()) for p in recordings.glob("*.index"))
             time.sleep(1.0)  # the next run's default name would be a second later
         finally:
             up.send_signal(signal.SIGINT)
             assert up.wait(30) == 0
+        indexed = sum(len(p.read_text().splitlines()) for p in recordings.glob("*.index"))  # stopped: final
         text = (tmp_path / "up.out").read_text()
         [first] = sorted(recordings.glob("up-*.index"))
         assert f"recording to {first.with_suffix('')} ({'continued' if extra else 'new'})" in text

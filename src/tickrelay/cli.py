@@ -1,9 +1,10 @@
 """The ``tickrelay`` command: argparse sub-commands wired to ``tickrelay.commands.<name>``.
 
 Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
-Expected failures (TickrelayError) print one clear line on stderr, never a traceback:
-exit 2 for configuration errors, 1 for the rest; Ctrl-C exits 130; a reader that leaves (``| head``)
-ends the command quietly with 141, as SIGPIPE ends other Unix tools.
+Expected failures (TickrelayError, and OSError: a missing file, a refused socket) print one clear
+line on stderr, never a traceback: exit 2 for configuration errors, 1 for the rest; Ctrl-C exits
+130; a reader that leaves (``| head``) ends the command quietly with 141, as SIGPIPE ends other Unix
+tools.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args._run(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
     except ConfigError as exc:
         print(f"tickrelay {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -84,4 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         runtime.silence_stdout()
         return 141
+    except OSError as exc:  # a file or socket the command could not use: one line, never a traceback
+        what = f"{exc.filename}: {exc.strerror}" if exc.filename else (exc.strerror or str(exc))
+        print(f"tickrelay {args.command}: {what}", file=sys.stderr)
+        return 1
     return code

@@ -27,6 +27,7 @@ class Key:
     env: str = ""  # the design's own variable name, if any (else TICKRELAY_<SECTION>_<KEY>)
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
     secret: bool = False  # `config show` prints *** for it
 
     @property
@@ -118,7 +119,7 @@ KEYS: tuple[Key, ...] = (
     Key("risk.stale_s", float, 5.0, "alert when a venue is silent this long", minimum=0.001),
     Key("risk.jump_pct", float, 2.0, "alert on a trade this far from the previous one", minimum=0),
     Key("dashboard.host", str, "127.0.0.1", "dashboard HTTP address"),
-    Key("dashboard.port", int, 8080, "dashboard HTTP port", minimum=0),
+    Key("dashboard.port", int, 8080, "dashboard HTTP port (0: any free port)", minimum=0, maximum=65535),
     Key(
         "metrics.latency_sample",
         int,
@@ -126,7 +127,7 @@ KEYS: tuple[Key, ...] = (
         "record the latency of one frame (collectors) or message (consumers) in N",
         minimum=1,
     ),
-    Key("metrics.port", int, 0, "Prometheus port per process (0: off)", minimum=0),
+    Key("metrics.port", int, 0, "Prometheus port per process (0: off)", minimum=0, maximum=65535),
     Key("nats.servers", list, ["nats://127.0.0.1:4222"], "NATS server URLs of the bridges (tls://: TLS)"),
     Key("nats.tls_ca", str, "", "CA file (PEM) to verify the NATS server with (empty: the system's)"),
     Key("nats.tls_cert", str, "", "client certificate file (PEM) for a NATS server that verifies clients"),
@@ -278,4 +279,6 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: `{key.name}` must be one of {allowed}, not {value!r}")
     if key.minimum is not None and isinstance(value, int | float) and value < key.minimum:
         raise ConfigError(f"{where}: `{key.name}` must be at least {key.minimum}, not {value!r}")
+    if key.maximum is not None and isinstance(value, int | float) and value > key.maximum:
+        raise ConfigError(f"{where}: `{key.name}` must be at most {key.maximum}, not {value!r}")
     return value

@@ -194,3 +194,23 @@ def test_snapshot_for_another_venue_is_refused(capsys: pytest.CaptureFixture[str
     )
     assert code == 2
     assert "binance" in capsys.readouterr().err
+
+
+def test_the_wrong_venue_rejects_every_frame_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    """A Binance capture through the Kraken feed: 41,248 rejects used to end "integrity: ok", exit 0."""
+    assert main(["normalize", "--venue", "kraken", f"{HFT}.jsonl"]) == 1
+    out = capsys.readouterr().out
+    assert "  rejected: unknown:None 41248\n" in out
+    assert out.endswith("  integrity: FAILED: every frame rejected (41248): is this a kraken recording?\n")
+
+
+def test_rejects_over_the_threshold_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """3 good frames and 1 that is not JSON: 25 % rejected, over the default 1 %; 30 % is allowed."""
+    lines = (CF.with_suffix(".jsonl")).read_bytes().splitlines()[:3]
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"\n".join([*lines, b"{not json"]) + b"\n")
+    assert main(["normalize", "--venue", "binance", str(cut)]) == 1
+    out = capsys.readouterr().out
+    assert out.endswith("integrity: FAILED: 1 of 4 frames rejected (25.00 %, over --max-reject-pct 1)\n")
+    assert main(["normalize", "--venue", "binance", str(cut), "--max-reject-pct", "30"]) == 0
+    assert capsys.readouterr().out.endswith("integrity: ok\n")

@@ -22,6 +22,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from tickrelay import runtime
+from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.stats import scrape_all, venue_summary
 from tickrelay.commands.strategy import scraped_verdicts
@@ -48,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signal-socket", help="signal relay socket (default: in the runtime directory)")
     parser.add_argument("--system-socket", help="system relay socket (default: in the runtime directory)")
     parser.add_argument(
-        "--interval", type=float, default=0.25, metavar="S", help="push period (default 0.25 s)"
+        "--interval", type=argtypes.positive, default=0.25, metavar="S", help="push period (default 0.25 s)"
     )
     parser.add_argument("--metrics-port", type=int, metavar="N", help="metrics.port (0: off)")
 

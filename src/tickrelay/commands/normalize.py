@@ -17,7 +17,8 @@ is given (the hftbacktest capture: ``@7``), otherwise when its symbol first asks
 collector would. Each body is used once.
 
 Exit status: 0, or 1 on any integrity failure (sequence gap, checksum failure, crossed book, bookTicker
-mismatch).
+mismatch) or when every frame, or more than ``--max-reject-pct`` of them, was rejected (the wrong
+``--venue`` for the recording rejects them all).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from tickrelay.commands import argtypes
 from tickrelay.errors import ConfigError
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
 from tickrelay.protocol.stamper import Stamper
@@ -55,6 +57,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruments", type=Path, help="Kraken v2 instrument message giving precisions")
     parser.add_argument("--out", type=Path, help="write the Protocol V2 stream here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--max-reject-pct",
+        type=argtypes.at_least(0.0),
+        default=1.0,
+        metavar="P",
+        help="fail (exit 1) when more than P %% of the frames are rejected (default %(default)s)",
+    )
 
 
 @dataclasses.dataclass
@@ -129,6 +138,16 @@ def _integrity_failures(report: dict[str, Any]) -> list[str]:
     if mismatched:
         failures.append(f"bookticker_mismatched {mismatched}")
     return failures
+
+
+def _reject_failures(report: dict[str, Any], max_pct: float) -> list[str]:
+    frames, rejected = report["frames"], sum(report["rejected"].values())
+    if frames and rejected == frames:
+        return [f"every frame rejected ({frames}): is this a {report['venue']} recording?"]
+    if rejected * 100 > max_pct * frames:
+        pct = rejected * 100 / frames
+        return [f"{rejected} of {frames} frames rejected ({pct:.2f} %, over --max-reject-pct {max_pct:g})"]
+    return []
 
 
 def normalize(
@@ -233,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
             report = normalize(args.venue, frames, times, snapshots, instruments, out)
     else:
         report = normalize(args.venue, frames, times, snapshots, instruments, None)
+    report["integrity_failures"] += _reject_failures(report, args.max_reject_pct)
     if args.json:
         json.dump(report, sys.stdout, sort_keys=False)
         sys.stdout.write("\n")

@@ -7,8 +7,10 @@ import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 
 from tickrelay import runtime
+from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Decoder, Source
@@ -24,7 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
     parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
     parser.add_argument(
-        "--rate", type=float, default=0, metavar="N", help="messages per second (default: max)"
+        "--rate",
+        type=argtypes.at_least(0.0),
+        default=0,
+        metavar="N",
+        help="messages per second (default: max)",
     )
     parser.add_argument(
         "--source",
@@ -39,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
     allowed = allowed_uids(read_settings(None, {})["relay.allowed_users"])
-    data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()  # noqa: SIM115
+    data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()  # OSError: cli
     decoder = Decoder()
     decoder.feed(data)
     messages = [m.raw for m in decoder]  # raises a clear ProtocolError on a bad file

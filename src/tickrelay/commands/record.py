@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tickrelay import runtime
+from tickrelay.commands import argtypes
 from tickrelay.protocol.codec import Message
 from tickrelay.record import RecordWriter
 from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
@@ -25,11 +26,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
     parser.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
-    parser.add_argument("--rotate-mb", type=float, default=256.0, help="start a new segment after N MB")
-    parser.add_argument("--rotate-s", type=float, default=3600.0, help="start a new segment after S seconds")
-    parser.add_argument("--flush-s", type=float, default=1.0, help="write a compressed chunk this often")
     parser.add_argument(
-        "--keep-mb", type=float, default=0.0, help="delete the oldest segments beyond N MB (0: keep all)"
+        "--rotate-mb", type=argtypes.positive, default=256.0, help="start a new segment after N MB"
+    )
+    parser.add_argument(
+        "--rotate-s", type=argtypes.positive, default=3600.0, help="start a new segment after S seconds"
+    )
+    parser.add_argument(
+        "--flush-s", type=argtypes.positive, default=1.0, help="write a compressed chunk this often"
+    )
+    parser.add_argument(
+        "--keep-mb",
+        type=argtypes.at_least(0.0),
+        default=0.0,
+        help="delete the oldest segments beyond N MB (0: keep all)",
     )
 
 

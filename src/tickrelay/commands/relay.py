@@ -8,6 +8,7 @@ import os
 import sys
 
 from tickrelay import metrics, runtime
+from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.link import Overflow
 from tickrelay.relay.server import DEFAULT_SUBSCRIBER_BUFFER, Relay, RelaySettings
@@ -31,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--subscriber-buffer",
-        type=int,
+        type=argtypes.at_least(1),
         default=DEFAULT_SUBSCRIBER_BUFFER,
         metavar="BYTES",
         help="default bytes a subscriber may have queued (default %(default)s)",
@@ -43,7 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="default overflow policy for subscribers that do not choose (default drop)",
     )
     parser.add_argument(
-        "--metrics-port", type=int, default=0, metavar="N", help="serve Prometheus metrics here (0: off)"
+        "--metrics-port",
+        type=argtypes.port,
+        default=0,
+        metavar="N",
+        help="serve Prometheus metrics here (0: off)",
     )
     parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
     parser.add_argument(

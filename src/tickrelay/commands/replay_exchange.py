@@ -8,6 +8,7 @@ import shutil
 import sys
 
 from tickrelay import runtime
+from tickrelay.commands import argtypes
 from tickrelay.errors import ConfigError
 from tickrelay.replay.exchange import Faults, ReplayExchange, parse_pings
 
@@ -17,11 +18,13 @@ HELP = "serve recorded Coinbase, Binance and Kraken sessions over their real Web
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0: any free port (default %(default)s)")
+    parser.add_argument(
+        "--port", type=argtypes.port, default=8765, help="0: any free port (default %(default)s)"
+    )
     parser.add_argument("--speed", default="1", help="recorded pace x SPEED, or 'max' (default 1)")
     parser.add_argument(
         "--rate",
-        type=float,
+        type=argtypes.at_least(0.0),
         default=0.0,
         metavar="FRAMES_PER_S",
         help="steady pace instead: FRAMES_PER_S evenly spaced on each connection (latency benchmarks)",

@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tickrelay.commands import argtypes
 from tickrelay.metrics import ALL_TYPES, SLA_P99_US, endpoints
 from tickrelay.transport.paths import runtime_dir
 
@@ -23,7 +24,11 @@ HELP = "per-venue msgs/s, processing P50/P95/P99/P99.9 and SLA, errors, from eve
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object")
     parser.add_argument(
-        "--interval", type=float, default=1.0, metavar="S", help="between the two scrapes (msgs/s)"
+        "--interval",
+        type=argtypes.positive,
+        default=1.0,
+        metavar="S",
+        help="between the two scrapes (msgs/s)",
     )
 
 

@@ -7,9 +7,11 @@ import asyncio
 import json
 import os
 import sys
+import time
 from typing import TextIO
 
 from tickrelay import runtime
+from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.decode import message_json
 from tickrelay.protocol.codec import Message, split_sequence
@@ -43,8 +45,19 @@ _TYPE_NAMES = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAIN_NAMES),
+        default="market-data",
+        help="which relay to read (default market-data)",
+    )
     parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
+    parser.add_argument(
+        "--time",
+        choices=("iso", "local", "ns"),
+        default="iso",
+        help="first column: UTC ISO 8601 to the ns (default), local time, or raw header timestamp_ns",
+    )
     parser.add_argument(
         "--venue",
         action="append",
@@ -59,7 +72,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="only this message type (repeatable)",
     )
-    parser.add_argument("--count", type=int, default=0, metavar="N", help="exit after N messages")
+    parser.add_argument(
+        "--count", type=argtypes.at_least(0), default=0, metavar="N", help="exit after N messages"
+    )
     out = parser.add_mutually_exclusive_group()
     out.add_argument(
         "--json", action="store_true", help="one JSON object per message (as `tickrelay decode`)"
@@ -103,11 +118,47 @@ def _venue_of(event: Event) -> str:
     return venue_name(getattr(event, "venue_id", -1), "-")
 
 
-def print_message(message: Message, names: Names, out: TextIO) -> None:
+def format_time(ns: int, style: str = "iso") -> str:
+    """A header ``timestamp_ns`` as UTC ISO 8601 to the nanosecond ("2024-08-08T00:00:01.123456789Z"),
+    local time ("2024-08-08 02:00:01.123456789 +0200") or the integer itself ("ns")."""
+    if style == "ns":
+        return str(ns)
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    if style == "local":
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f".{fraction:09d} " + (
+            time.strftime("%z", time.localtime(seconds))
+        )
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+
+
+def header_line(style: str = "iso") -> str:
+    """The column names above ``print_message``'s lines."""
+    when = {"iso": "time (UTC)", "local": "time (local)", "ns": "timestamp_ns"}[style]
+    width = len(format_time(0, style)) if style != "ns" else 19
+    return f"{when:{width}} {'stream:seq':11} {'venue':8} {'instrument':12} event"
+
+
+def print_message(message: Message, names: Names, out: TextIO, style: str = "iso") -> None:
     stream, counter = split_sequence(message.header.sequence)
     for event in message.events():
-        where = f"{message.header.timestamp_ns} {stream}:{counter} {_venue_of(event):8}"
+        at = format_time(message.header.timestamp_ns, style)
+        where = f"{at} {f'{stream}:{counter}':11} {_venue_of(event):8}"
         out.write(f"{where} {describe(event, names)}\n")
+
+
+async def _say_waiting(subscription: Subscription, after_s: float = 1.0) -> None:
+    """Say so on stderr when the relay is not there (yet): the subscription keeps retrying."""
+    try:
+        await asyncio.wait_for(subscription.connected.wait(), after_s)
+    except TimeoutError:
+        print(
+            f"tickrelay tail: waiting for the relay at {subscription.path} (start one: `tickrelay relay` or "
+            "`tickrelay up`; Ctrl-C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
+        await subscription.connected.wait()
+        print("tickrelay tail: connected", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
         names, seen = Names(), 0
         subscription = Subscription(path, domain=domain, filter=flt, name="tail", allowed_uids=allowed)
         items = aiter(subscription)
+        waiting = asyncio.ensure_future(_say_waiting(subscription))
+        if not (args.raw or args.json):
+            print(header_line(args.time), flush=True)
         while not stop.is_set():
             next_item = asyncio.ensure_future(anext(items))
             stopped = asyncio.ensure_future(stop.wait())
@@ -144,10 +198,11 @@ def run(args: argparse.Namespace) -> int:
             elif args.json:
                 sys.stdout.write(json.dumps(message_json(item)) + "\n")
             else:
-                print_message(item, names, sys.stdout)
+                print_message(item, names, sys.stdout, args.time)
             seen += 1
             if args.count and seen >= args.count:
                 break
+        waiting.cancel()
         sys.stdout.flush()
         return 0
 

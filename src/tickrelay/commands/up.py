@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tickrelay import runtime
+from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.relay_status import fetch_status
 from tickrelay.commands.stats import end_to_end_summary, relay_summary, scrape_all, venue_summary
@@ -53,7 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--speed", default="1", help="replay pace x SPEED, or 'max' (default 1)")
     parser.add_argument(
-        "--interval", type=float, default=1.0, metavar="S", help="summary refresh (default 1 s)"
+        "--interval", type=argtypes.positive, default=1.0, metavar="S", help="summary refresh (default 1 s)"
     )
     parser.add_argument(
         "--record",
@@ -68,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--record-keep-mb",
-        type=float,
+        type=argtypes.at_least(0.0),
         default=512.0,
         metavar="N",
         help="recording retention (default 512 MB)",

@@ -1,0 +1,83 @@
+"""Errors in one line, as a user meets them in a shell: missing files, closed pipes, bad ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+ME = [sys.executable, "-m", "tickrelay"]
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RELAY_SOCKET_PATH"}
+    env["XDG_RUNTIME_DIR"] = str(cwd)
+    return subprocess.run([*ME, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("publish", "missing.v2"), "tickrelay publish: missing.v2: No such file or directory"),
+        (("decode", "missing.v2"), "tickrelay decode: cannot read missing.v2: No such file or directory"),
+        (("replay", "missing"),
+         "tickrelay replay: configuration error: missing: no recording here (no missing.index)"),
+        (("config", "show", "--config", "missing.toml"),
+         "tickrelay config: configuration error: --config missing.toml: no such file"),
+        (("dashboard", "--port", "99999"),
+         "tickrelay dashboard: configuration error: flag --dashboard-port: `dashboard.port` must be at most "
+         "65535, not 99999"),
+        (("up", "--dashboard-port", "-1"),
+         "tickrelay up: configuration error: flag --dashboard-port: `dashboard.port` must be at least 0, "
+         "not -1"),
+    ],
+)  # fmt: skip
+def test_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], line: str) -> None:
+    done = _run(*args, cwd=tmp_path)
+    assert done.stderr == line + "\n"
+    assert done.returncode == (1 if "configuration error" not in line else 2)
+
+
+def test_a_port_in_the_config_file_is_checked(tmp_path: Path) -> None:
+    (tmp_path / "tickrelay.toml").write_text("[dashboard]\nport = 99999\n")
+    done = _run("dashboard", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "tickrelay dashboard: configuration error: tickrelay.toml:2: `dashboard.port` must be at most 65535, "
+        "not 99999\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("replay-exchange", "--port", "99999"), "argument --port: must be a port, 0 to 65535, not 99999"),
+        (("relay", "--metrics-port", "70000"),
+         "argument --metrics-port: must be a port, 0 to 65535, not 70000"),
+        (("up", "--interval", "0"), "argument --interval: must be above 0, not 0"),
+        (("record", "--out", "x", "--keep-mb", "-1"), "argument --keep-mb: must be at least 0, not -1"),
+        (("tail", "--count", "-5"), "argument --count: must be at least 0, not -5"),
+        (("stats", "--interval", "soon"), "argument --interval: must be a number, not 'soon'"),
+    ],
+)  # fmt: skip
+def test_flags_out_of_range_are_usage_errors(tmp_path: Path, args: tuple[str, ...], error: str) -> None:
+    done = _run(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == f"tickrelay {args[0]}: error: {error}"
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`tickrelay config show | head -1`: a BrokenPipeError traceback before; now exit 141 and silence."""
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("PYTHONUNBUFFERED", None)  # buffered, as in most shells: the write comes at the end
+    show = subprocess.Popen([*ME, "config", "show"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert show.stdout is not None
+    show.stdout.close()  # gone before the command writes
+    assert show.wait(60) == 141
+    assert show.stderr is not None
+    assert show.stderr.read() == b""
+    show.stderr.close()
