@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tickrelay.cli import build_parser
 
 
 ME = [sys.executable, "-m", "tickrelay"]
@@ -81,3 +84,36 @@ def test_a_reader_that_leaves_ends_the_command_quietly(tmp_path: Path) -> None:
     assert show.stderr is not None
     assert show.stderr.read() == b""
     show.stderr.close()
+
+
+def test_stats_says_what_it_does(tmp_path: Path) -> None:
+    done = _run("stats", cwd=tmp_path)
+    metrics = tmp_path / "tickrelay" / "metrics"
+    assert done.stderr == f"tickrelay stats: reading 0 metrics endpoint(s) under {metrics}\n"
+    assert done.stdout.startswith(f"tickrelay stats: no process serves metrics under {metrics} ")
+    assert done.returncode == 1
+
+
+def _undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
+    found = [] if parser.description else [f"{path}: no description"]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _undocumented(sub, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction | argparse._VersionAction) and not action.help:
+            found.append(f"{path} {'/'.join(action.option_strings) or action.dest}: no help")
+    return found
+
+
+def test_every_command_and_flag_has_a_help_text() -> None:
+    """`--domain` had none in five commands, nor had `publish --connect-timeout` or `bridge out`."""
+    assert _undocumented(build_parser(), "tickrelay") == []
+
+
+def test_config_show_help_is_its_own(tmp_path: Path) -> None:
+    done = _run("config", "show", "--help", cwd=tmp_path)
+    assert done.stdout.splitlines()[:3] == [
+        "usage: tickrelay config show [-h] [--config PATH] [--json]",
+        "",
+        "print every key's effective value and where it came from, one per line",
+    ]

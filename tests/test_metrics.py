@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,20 +86,52 @@ def test_the_exposition_parses_back_to_the_snapshot() -> None:
     assert parsed[("tickrelay_frames_total", (("venue", "kraken"),))] == 4321
     assert parsed[("tickrelay_errors_total", (("kind", "parse"), ("venue", "kraken")))] == 2
     assert parsed[("tickrelay_relay_connected", (("venue", "kraken"),))] == 1
-    key = (("quantile", "p99"), ("type", "L2Delta"), ("venue", "kraken"))
-    assert parsed[("tickrelay_processing_latency_us", key)] == pytest.approx(3.0, rel=1e-3)
-    assert (
-        parsed[("tickrelay_processing_latency_samples_total", (("type", "L2Delta"), ("venue", "kraken")))]
-        == 3
+    key = (("type", "L2Delta"), ("venue", "kraken"))
+    assert parsed[("tickrelay_processing_latency_seconds", (("quantile", "0.99"), *key))] == pytest.approx(
+        3e-6, rel=1e-3
+    )  # a summary in seconds, as promtool wants
+    assert parsed[("tickrelay_processing_latency_seconds", (("quantile", "0.5"), *key))] == pytest.approx(
+        2e-6, rel=1e-3
     )
+    assert parsed[("tickrelay_processing_latency_seconds_count", key)] == 3
+    assert parsed[("tickrelay_processing_latency_seconds_sum", key)] == pytest.approx(6e-6)
 
 
-def test_registry_files_and_stale_entries(tmp_path: Path) -> None:
-    port = serve("test", 0, lambda: {}, tmp_path)
-    (tmp_path / "metrics" / "dead-999999.json").write_text(
-        json.dumps({"name": "dead", "pid": 999999, "port": 1})
-    )
-    assert endpoints(tmp_path) == [{"name": "test", "pid": os.getpid(), "port": port}]
+async def test_registry_files_and_stale_entries(tmp_path: Path) -> None:
+    server = serve("test", 0, lambda: {}, tmp_path)
+    try:
+        (tmp_path / "metrics" / "dead-999999.json").write_text(
+            json.dumps({"name": "dead", "pid": 999999, "port": 1})
+        )
+        assert endpoints(tmp_path) == [{"name": "test", "pid": os.getpid(), "port": server.port}]
+    finally:
+        server.close()
+
+
+async def test_the_event_loop_serves_the_exposition(tmp_path: Path) -> None:
+    """No HTTP thread: the loop that changes the counters answers the scrape, between its own steps, so
+    the exporter never reads a dict while it changes size (it did from prometheus_client's thread)."""
+    frames: dict[Any, Any] = {"_labels": ("venue",)}
+    server = serve("test", 0, lambda: {"counters": {"frames": frames}}, tmp_path)
+    try:
+        for n in range(200):  # a new series per scrape: the dict changes size between scrapes
+            frames[(f"venue{n}",)] = n
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            response = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            head, _, body = response.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4")
+            assert f'tickrelay_frames_total{{venue="venue{n}"}} {n}.0\n'.encode() in body
+            assert body.count(b"tickrelay_frames_total{") == n + 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /other HTTP/1.1\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 404 Not Found\r\n")
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        server.close()
 
 
 def _free_port() -> int:
@@ -141,7 +175,7 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
     try:
         deadline = time.monotonic() + 40
         while True:  # the whole recording went through the relay to the risk monitor
-            risk = _scrape(ports["risk"]).get("tickrelay_end_to_end_latency_samples_total", {})
+            risk = _scrape(ports["risk"]).get("tickrelay_end_to_end_latency_seconds_count", {})
             if risk.get((("consumer", "risk"), ("source", "coinbase"))) == total:
                 break
             assert time.monotonic() < deadline, risk
@@ -166,7 +200,7 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
         assert (coinbase["messages"], coinbase["errors"]) == (total, 0)
         assert set(coinbase["types"]) == set(expected["messages"])
         assert all(q["p99"] > 0 for q in coinbase["types"].values())
-        samples = collector["tickrelay_processing_latency_samples_total"]
+        samples = collector["tickrelay_processing_latency_seconds_count"]
         assert _by(samples, "type") == {**expected["messages"], "all": total}  # every message, by its type
         p99s = [q["p99"] for q in coinbase["types"].values()]
         assert min(p99s) <= coinbase["latency"]["p99"] <= max(p99s)  # every type's samples together

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from tickrelay.commands import up
 from tickrelay.consumers.dashboard import DashboardState
+from tickrelay.metrics import endpoints
 from tickrelay.protocol.messages import Event, Reason, StateInvalidation
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.record import iter_messages
@@ -312,3 +314,35 @@ def test_the_summary_and_the_dashboard_count_invalidations_alike() -> None:
     venues = dashboard.view(now_ns=1)["venues"]
     assert dict(tally.invalidations) == {"kraken": 2, "coinbase": 1}
     assert {v: venues[v]["invalidations"] for v in ("kraken", "coinbase")} == {"kraken": 2, "coinbase": 1}
+
+
+@pytest.mark.timeout(90)
+def test_promtool_accepts_every_metrics_endpoint_of_up(tmp_path: Path) -> None:
+    """Prometheus's own linter over the 3 relays, 3 collectors and 3 consumers of a running `up`: no
+    complaint (it flagged abbreviated units and gauges with a quantile label on every latency series)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (./install.sh installs Debian's prometheus)")
+    up = _start_up(tmp_path, "--no-record")
+    try:
+        _first_summary(up, tmp_path)
+        deadline = time.monotonic() + 30
+        while True:  # every collector measured something: its summary has quantiles to check
+            found = endpoints(tmp_path / "tickrelay")
+            texts = {e["name"]: _get(f"http://127.0.0.1:{e['port']}/metrics", deadline) for e in found}
+            collectors = [t for n, t in texts.items() if n.startswith("collect")]
+            if len(texts) == 9 and all("tickrelay_processing_latency_seconds{" in t for t in collectors):
+                break
+            assert time.monotonic() < deadline, sorted(texts)
+            time.sleep(0.3)
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(30)
+    assert sorted(texts) == [
+        "collect-binance", "collect-coinbase", "collect-kraken", "dashboard", "relay-market-data",
+        "relay-signal", "relay-system", "risk", "strategy",
+    ]  # fmt: skip
+    assert 'quantile="0.99"' in texts["risk"]  # end to end, in seconds
+    for name, text in texts.items():
+        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+        assert (check.returncode, check.stdout + check.stderr) == (0, ""), name

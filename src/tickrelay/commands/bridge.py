@@ -41,13 +41,19 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar = "PATH" if "PEM" in text or "file" in text else "TEXT"
         p.add_argument(f"--nats-{flag.replace('_', '-')}", dest=flag, metavar=metavar, help=f"{text} ({key})")
     p.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
-    p.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    p.add_argument(
+        "--domain",
+        choices=sorted(DOMAIN_NAMES),
+        default="market-data",
+        help="which relay to bridge (default market-data)",
+    )
     p.add_argument("--json", action="store_true", help="print the final counters as JSON")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="direction", metavar="{out,in}", required=True)
-    out = sub.add_parser("out", help="publish the relay's stream to NATS subjects tickrelay.<domain>....")
+    about_out = "publish the relay's stream to NATS subjects tickrelay.<domain>...."
+    out = sub.add_parser("out", help=about_out, description=about_out)
     _common(out)
     out.add_argument("--latency-ms", type=float, default=1.0, help="longest wait for a batch (1)")
     out.add_argument("--batch-kb", type=int, default=256, help="largest batch (NATS message) in KiB (256)")
@@ -55,7 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--max-age-s", type=float, default=3600.0, help="replay stream keeps this (3600)")
     out.add_argument("--replicas", type=int, default=1, help="JetStream replicas of both streams (cluster)")
     out.add_argument("--no-setup", action="store_true", help="do not create or update the JetStream streams")
-    inn = sub.add_parser("in", help="subscribe to NATS subjects and forward into the relay, byte for byte")
+    about_in = "subscribe to NATS subjects and forward into the relay, byte for byte"
+    inn = sub.add_parser("in", help=about_in, description=about_in)
     _common(inn)
     inn.add_argument("--subject", help="subject pattern (default tickrelay.<domain>.>)")
     inn.add_argument("--last-value", action="store_true",

@@ -18,7 +18,7 @@ HELP = "collect one venue's market data into the relay (Coinbase, Binance or Kra
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("venue", choices=sorted(COLLECTOR_SOURCES))
+    parser.add_argument("venue", choices=sorted(COLLECTOR_SOURCES), help="the exchange to collect from")
     parser.add_argument("--config", metavar="PATH", help="TOML file (default: ./tickrelay.toml if present)")
     parser.add_argument("--url", help="WebSocket URL (the venue's <venue>.ws_url)")
     parser.add_argument("--rest-url", help="Binance REST base URL (binance.rest_url)")

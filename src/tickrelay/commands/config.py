@@ -18,9 +18,11 @@ DEFAULT_FILE = "tickrelay.toml"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["show"])
-    parser.add_argument("--config", metavar="PATH", help=f"TOML file (default: ./{DEFAULT_FILE} if present)")
-    parser.add_argument("--json", action="store_true", help="one JSON object: {key: {value, source}}")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    about = "print every key's effective value and where it came from, one per line"
+    show = sub.add_parser("show", help=about, description=about)
+    show.add_argument("--config", metavar="PATH", help=f"TOML file (default: ./{DEFAULT_FILE} if present)")
+    show.add_argument("--json", action="store_true", help="one JSON object: {key: {value, source}}")
 
 
 def read_settings(config_path: str | None, flags: Mapping[str, Any]) -> Settings:

@@ -23,7 +23,12 @@ HELP = "publish a Protocol V2 stream file as one publisher stream; exit once the
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a Protocol V2 stream file, or - for stdin")
-    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAIN_NAMES),
+        default="market-data",
+        help="which relay to publish into (default market-data)",
+    )
     parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
     parser.add_argument(
         "--rate",
@@ -38,7 +43,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=Source.PUBLISH_TOOL,
         help="header source of the stream (default %(default)s, `tickrelay publish`)",
     )
-    parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+    parser.add_argument(
+        "--connect-timeout",
+        type=argtypes.positive,
+        default=10.0,
+        metavar="S",
+        help="give up (exit 1) when no relay accepts within S seconds (default 10)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, type=Path, help="recording name (files OUT.<n>.zst, OUT.index)"
     )
-    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAIN_NAMES),
+        default="market-data",
+        help="which relay to record (default market-data)",
+    )
     parser.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
     parser.add_argument(
         "--rotate-mb", type=argtypes.positive, default=256.0, help="start a new segment after N MB"

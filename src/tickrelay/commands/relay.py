@@ -19,7 +19,12 @@ HELP = "run the relay of one domain: publishers in, filtered fan-out to subscrib
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAIN_NAMES),
+        default="market-data",
+        help="the domain this relay carries (default market-data)",
+    )
     parser.add_argument(
         "--socket",
         help="socket path (default: RELAY_SOCKET_PATH for market data, else "

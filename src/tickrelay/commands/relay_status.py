@@ -20,7 +20,12 @@ HELP = "print a running relay's per-publisher and per-subscriber statistics"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAIN_NAMES),
+        default="market-data",
+        help="which relay to ask (default market-data)",
+    )
     parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
     parser.add_argument("--json", action="store_true", help="print the raw status object")
 

@@ -22,7 +22,12 @@ HELP = "republish a recording (from `tickrelay record`) into a relay, paced or a
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", type=Path, help="the recording name given to `tickrelay record --out`")
-    parser.add_argument("--domain", choices=sorted(DOMAIN_NAMES), default="market-data")
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAIN_NAMES),
+        default="market-data",
+        help="which relay to publish into (default market-data)",
+    )
     parser.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
     parser.add_argument("--speed", default="1", help="recorded pace x SPEED, or 'max' (default 1)")
 

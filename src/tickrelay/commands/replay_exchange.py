@@ -17,7 +17,7 @@ HELP = "serve recorded Coinbase, Binance and Kraken sessions over their real Web
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     parser.add_argument(
         "--port", type=argtypes.port, default=8765, help="0: any free port (default %(default)s)"
     )

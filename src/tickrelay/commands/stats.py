@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tickrelay.commands import argtypes
-from tickrelay.metrics import ALL_TYPES, SLA_P99_US, endpoints
+from tickrelay.metrics import ALL_TYPES, QUANTILES, SLA_P99_US, endpoints
 from tickrelay.transport.paths import runtime_dir
 
 
@@ -67,11 +69,10 @@ def venue_summary(scraped: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             venues[d["venue"]]["by_type"][d["type"]] += value
         for labels, value in metrics.get("tickrelay_errors_total", {}).items():
             venues[dict(labels)["venue"]]["errors"] += value
-        for labels, value in metrics.get("tickrelay_processing_latency_us", {}).items():
-            d = dict(labels)
+        for d, key, value in _quantiles_us(metrics, "tickrelay_processing_latency_seconds"):
             venue = venues[d["venue"]]
             row = venue["latency"] if d["type"] == ALL_TYPES else venue["types"].setdefault(d["type"], {})
-            row[d["quantile"]] = value
+            row[key] = value
     for venue in venues.values():
         for row in (venue["latency"], *venue["types"].values()):
             if row:
@@ -101,29 +102,46 @@ def end_to_end_summary(scraped: list[dict[str, Any]]) -> dict[str, dict[str, dic
     """Per consumer and source: end-to-end latency percentiles (µs)."""
     out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for metrics in scraped:
-        for labels, value in metrics.get("tickrelay_end_to_end_latency_us", {}).items():
-            d = dict(labels)
-            out[d["consumer"]].setdefault(d["source"], {})[d["quantile"]] = value
+        for d, key, value in _quantiles_us(metrics, "tickrelay_end_to_end_latency_seconds"):
+            out[d["consumer"]].setdefault(d["source"], {})[key] = value
     return dict(out)
+
+
+def _quantiles_us(metrics: dict[str, Any], name: str) -> Iterator[tuple[dict[str, str], str, float]]:
+    """The quantile samples of summary ``name``: (the other labels, p50 / p95 / p99 / p999, µs)."""
+    for labels, seconds in metrics.get(name, {}).items():
+        d = dict(labels)
+        key = QUANTILES.get(d.pop("quantile", ""))
+        if key is not None:
+            yield d, key, seconds * 1e6
+
+
+def _progress(text: str) -> None:
+    """What stats is doing, on stderr (stdout keeps the table or the JSON)."""
+    print(f"tickrelay stats: {text}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     run_dir = runtime_dir(os.environ.get("XDG_RUNTIME_DIR"))
+    _progress(f"reading {len(endpoints(run_dir))} metrics endpoint(s) under {run_dir / 'metrics'}")
+    started = time.monotonic()
     before = scrape_all(run_dir)
-    time.sleep(args.interval)
-    scraped = scrape_all(run_dir)
+    scraped, elapsed = before, args.interval
+    if before:
+        _progress(f"reading them again in {args.interval:g} s, for the rates")
+        time.sleep(args.interval)
+        elapsed = time.monotonic() - started  # measured: the scrapes take time too
+        scraped = scrape_all(run_dir)
     first, second = venue_summary(before), venue_summary(scraped)
     for venue, row in second.items():
         was = first.get(venue, {})
-        row["msgs_per_s"] = (row["messages"] - was.get("messages", 0.0)) / args.interval
+        row["msgs_per_s"] = (row["messages"] - was.get("messages", 0.0)) / elapsed
         row["type_msgs_per_s"] = {
-            t: (n - was.get("by_type", {}).get(t, 0.0)) / args.interval for t, n in row["by_type"].items()
+            t: (n - was.get("by_type", {}).get(t, 0.0)) / elapsed for t, n in row["by_type"].items()
         }
     relays_then, relays = relay_summary(before), relay_summary(scraped)
     for domain, row in relays.items():
-        row["in_per_s"] = (
-            row["messages_in"] - relays_then.get(domain, {}).get("messages_in", 0.0)
-        ) / args.interval
+        row["in_per_s"] = (row["messages_in"] - relays_then.get(domain, {}).get("messages_in", 0.0)) / elapsed
     e2e = end_to_end_summary(scraped)
     if args.json:
         print(json.dumps({"venues": second, "relays": relays, "end_to_end": e2e}))

@@ -125,8 +125,10 @@ def format_time(ns: int, style: str = "iso") -> str:
         return str(ns)
     seconds, fraction = divmod(ns, 1_000_000_000)
     if style == "local":
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f".{fraction:09d} " + (
-            time.strftime("%z", time.localtime(seconds))
+        return (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+            + f".{fraction:09d} "
+            + (time.strftime("%z", time.localtime(seconds)))
         )
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
 
