@@ -66,8 +66,25 @@ def test_the_designs_variables_are_read() -> None:
 @pytest.mark.parametrize(
     ("toml", "env", "flags", "message"),
     [
-        ("[kraken]\ndepht = 25\n", {}, {}, "t.toml:2: unknown key `kraken.depht`"),
-        ("[krakn]\ndepth = 25\n", {}, {}, "t.toml:2: unknown key `krakn.depth`"),
+        (
+            "[kraken]\ndepht = 25\n",
+            {},
+            {},
+            "t.toml:2: unknown key `kraken.depht`; did you mean `kraken.depth`?",
+        ),
+        (
+            "[krakn]\ndepth = 25\n",
+            {},
+            {},
+            "t.toml:2: unknown key `krakn.depth`; did you mean `kraken.depth`?",
+        ),
+        (
+            "[relay]\nsockt = 'x'\n",
+            {},
+            {},
+            "t.toml:2: unknown key `relay.sockt`; did you mean `relay.socket`?",
+        ),
+        ("[x]\nzzz = 1\n", {}, {}, "t.toml:2: unknown key `x.zzz` (`tickrelay config show` lists every key)"),
         ("depth = 25\n", {}, {}, "t.toml:1: `depth` must be a [section] table"),
         ("[kraken]\ndepth = \n", {}, {}, "t.toml: not valid TOML"),
         (
@@ -80,7 +97,12 @@ def test_the_designs_variables_are_read() -> None:
         ("[coinbase]\nproducts = []\n", {}, {}, "`coinbase.products` must name at least one"),
         ("[coinbase]\nproducts = [1]\n", {}, {}, "must be a list of strings"),
         ("[metrics]\nport = -1\n", {}, {}, "`metrics.port` must be at least 0, not -1"),
-        (None, {"TICKRELAY_KRAKEN_DEPHT": "1"}, {}, "environment variable TICKRELAY_KRAKEN_DEPHT: unknown"),
+        (
+            None,
+            {"TICKRELAY_KRAKEN_DEPHT": "1"},
+            {},
+            "environment variable TICKRELAY_KRAKEN_DEPHT: unknown; did you mean `TICKRELAY_KRAKEN_DEPTH`?",
+        ),
         (
             None,
             {"TICKRELAY_METRICS_PORT": "x"},

@@ -10,6 +10,7 @@ falls back silently.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -190,9 +191,7 @@ def load_settings(
         key = KEY_BY_ENV.get(var)
         if key is None:
             if var.startswith("TICKRELAY_") and var not in NOT_SETTINGS:
-                raise ConfigError(
-                    f"environment variable {var}: unknown (known: {', '.join(sorted(KEY_BY_ENV))})"
-                )
+                raise ConfigError(f"environment variable {var}: unknown{_did_you_mean(var, KEY_BY_ENV)}")
             continue
         where = f"environment {var}"
         values[key.name], sources[key.name] = _coerce(key, _from_text(key, text, where), where), where
@@ -219,9 +218,15 @@ def _toml_layer(text: str, origin: str) -> list[tuple[str, Any, str]]:
             name = f"{section}.{key}"
             where = f"{origin}:{lines.get(name, '?')}"
             if name not in KEY_BY_NAME:
-                raise ConfigError(f"{where}: unknown key `{name}` (known: {', '.join(k.name for k in KEYS)})")
+                raise ConfigError(f"{where}: unknown key `{name}`{_did_you_mean(name, KEY_BY_NAME)}")
             out.append((name, value, where))
     return out
+
+
+def _did_you_mean(name: str, known: Mapping[str, Key]) -> str:
+    """The closest known name, as a suggestion (`relay.sockt` -> `relay.socket`), else where to look."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else " (`tickrelay config show` lists every key)"
 
 
 _SECTION = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
