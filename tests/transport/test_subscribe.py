@@ -102,7 +102,9 @@ def test_a_message_in_the_same_read_as_the_handshake_reply_is_delivered_at_once(
         timeout=15,
     )
     assert tail.returncode == 0, tail.stderr
-    assert tail.stdout == "1700000000000000000 1:1 binance  BTC/USD      trade BUY  5.00000000 @ 1.00000000\n"
+    assert tail.stdout.splitlines()[1] == (
+        "2023-11-14T22:13:20.000000000Z 1:1         binance  BTC/USD      trade BUY  5.00000000 @ 1.00000000"
+    )  # under the header line
 
 
 VENUE_101 = Filter(venues=frozenset({101}))

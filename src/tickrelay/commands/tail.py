@@ -176,8 +176,7 @@ def run(args: argparse.Namespace) -> int:
         subscription = Subscription(path, domain=domain, filter=flt, name="tail", allowed_uids=allowed)
         items = aiter(subscription)
         waiting = asyncio.ensure_future(_say_waiting(subscription))
-        if not (args.raw or args.json):
-            print(header_line(args.time), flush=True)
+        header = not (args.raw or args.json)  # above the first line printed
         while not stop.is_set():
             next_item = asyncio.ensure_future(anext(items))
             stopped = asyncio.ensure_future(stop.wait())
@@ -200,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
             elif args.json:
                 sys.stdout.write(json.dumps(message_json(item)) + "\n")
             else:
+                if header:
+                    print(header_line(args.time))
+                    header = False
                 print_message(item, names, sys.stdout, args.time)
             seen += 1
             if args.count and seen >= args.count:
