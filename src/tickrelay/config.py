@@ -96,6 +96,13 @@ KEYS: tuple[Key, ...] = (
     Key("collector.stale_after_s", float, 10.0, "reconnect a feed silent this long", minimum=0.1),
     Key("collector.backoff_cap_s", float, 30.0, "longest wait between reconnects", minimum=0.1),
     Key(
+        "collector.reset_after_s",
+        float,
+        30.0,
+        "a connection up this long resets the reconnect backoff (0: every connection does)",
+        minimum=0,
+    ),
+    Key(
         "collector.flush",
         str,
         "frame",

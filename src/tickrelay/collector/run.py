@@ -8,8 +8,10 @@ against aiohttp's 0.43M on this machine. Around it:
 
 * subscribe per config, and again after every reconnect;
 * a stale-feed watchdog: no frame for ``stale_after_s`` -> count it, reconnect;
-* reconnects with capped exponential backoff and jitter, for ever; on every disconnect the feed's
-  invalidations are published, so no consumer keeps a dead book;
+* reconnects with capped exponential backoff and jitter, for ever; the backoff starts over only after
+  a connection stayed up ``reset_after_s`` (an exchange that accepts and closes at once is retried
+  at the cap); on every disconnect the feed's invalidations are published, so no consumer keeps a
+  dead book;
 * the REST snapshots the feed asks for (Binance depth) in a side task behind a shared rate limiter
   (never in the frame loop), and the frames it asks to send (resubscriptions) after each frame.
 
@@ -31,7 +33,7 @@ import struct
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, cast
 
@@ -55,6 +57,7 @@ MAX_FRAME = 1 << 24
 class CollectorStats:
     connects: int = 0
     reconnects: int = 0
+    reconnect_delay_s: float = 0.0  # the last wait before reconnecting (grows to the cap while failing)
     stale_events: int = 0
     bugs: int = 0  # exceptions out of the venue core: counted, logged once, books invalidated
     snapshots_fetched: int = 0
@@ -145,6 +148,8 @@ class Collector:
         self.flush_each_frame = settings["collector.flush"] == "frame"
         self.flush_gap_ns = FLUSH_GAP_NS
         self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
+        self.reset_after_s: float = settings["collector.reset_after_s"]
+        self._connected_at: float | None = None  # monotonic time the current connection opened
         self.limiter = limiter or RateLimiter(0.2)
         self.stats = CollectorStats()
         self.core = FeedCore(VENUES[venue].from_settings(settings), output.stamper)
@@ -158,26 +163,35 @@ class Collector:
         output.on_write = self._written
 
     async def run(self, stop: asyncio.Event) -> None:
-        delays = backoff(cap_s=self.backoff_cap_s)
+        delays = self._backoff()
         async with aiohttp.ClientSession() as session:
             snapshots = asyncio.create_task(self._snapshots(session, stop))  # idle until the feed asks
             try:
                 while not stop.is_set():
+                    self._connected_at = None
                     try:
                         await self._connection(stop)
-                        delays = backoff(cap_s=self.backoff_cap_s)
                     except (picows.WSError, OSError, TimeoutError) as exc:
                         self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    up = self._connected_at
+                    if up is not None and time.monotonic() - up >= self.reset_after_s:
+                        delays = self._backoff()  # only a connection that stayed up starts over fast
                     self._publish(partial(self.core.on_disconnect, time.time_ns()))
                     if stop.is_set():
                         break
                     self.stats.reconnects += 1
+                    self.stats.reconnect_delay_s = next(delays)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), next(delays))
+                        await asyncio.wait_for(stop.wait(), self.stats.reconnect_delay_s)
             finally:
                 snapshots.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await snapshots
+
+    def _backoff(self) -> Iterator[float]:
+        """Reconnect delays from 50 ms up to the cap, each at least half its step (equal jitter):
+        an exchange that accepts and closes at once is retried at the cap, not every 50 ms."""
+        return backoff(cap_s=self.backoff_cap_s, floor=0.5)
 
     async def _connection(self, stop: asyncio.Event) -> None:
         """One connection: subscribe, then the listener takes frames until it ends, goes stale or stops."""
@@ -186,6 +200,7 @@ class Collector:
         )
         listener = cast(_FeedListener, ws_listener)
         self.stats.connects += 1
+        self._connected_at = time.monotonic()
         for message in self.core.subscribe_messages():
             transport.send(picows.WSMsgType.TEXT, message)
         ended = asyncio.ensure_future(transport.wait_disconnected())
@@ -292,6 +307,7 @@ class Collector:
             "bytes_out": {"_labels": ("venue",), (v,): os_.bytes},
         }
         gauges = {
+            "reconnect_delay_seconds": {"_labels": ("venue",), (v,): cs.reconnect_delay_s},
             "output_buffer_bytes": {"_labels": ("venue",), (v,): os_.buffered_bytes},
             "relay_connected": {"_labels": ("venue",), (v,): int(os_.connected)},
         }

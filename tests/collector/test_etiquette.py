@@ -1,0 +1,73 @@
+"""Exchange etiquette, on real processes: a `tickrelay replay-exchange` with faults and `tickrelay
+collect` against it; what the collector did is read from the JSON report it prints when stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.relay.conftest import ME
+
+
+@contextmanager
+def replay_exchange(*faults: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """A replay exchange process with these faults; yields its port and the process."""
+    args = [arg for fault in faults for arg in ("--fault", fault)]
+    proc = subprocess.Popen(
+        [*ME, "replay-exchange", "--port", "0", "--speed", "max", *args], stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    banner = proc.stderr.readline()
+    assert banner.startswith("tickrelay replay-exchange: ws://127.0.0.1:"), banner
+    try:
+        yield int(banner.split("ws://127.0.0.1:")[1].split("/")[0]), proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
+def collect(venue: str, tmp_path: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*ME, "collect", venue, "--socket", str(tmp_path / "md.sock"), "--url", f"ws://127.0.0.1:{port}/{venue}",
+         "--rest-url", f"http://127.0.0.1:{port}/binance"],
+        env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def report(proc: subprocess.Popen[str]) -> tuple[dict[str, object], str]:
+    """Stop a collector; its JSON report (the last stderr line) and all of stderr."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    return json.loads(err.strip().splitlines()[-1]), err
+
+
+def test_an_exchange_that_accepts_and_closes_at_once_gets_the_capped_backoff(tmp_path: Path) -> None:
+    cap = 0.4
+    with replay_exchange("accept-close") as (port, _):
+        env = {"TICKRELAY_COLLECTOR_BACKOFF_CAP_S": str(cap), "KRAKEN_PAIRS": "XBT/USD"}
+        patient = collect("kraken", tmp_path, port, env)  # reset_after_s: 30 s (the default)
+        eager = collect("kraken", tmp_path, port, {**env, "TICKRELAY_COLLECTOR_RESET_AFTER_S": "0"})
+        started = time.monotonic()
+        time.sleep(5.0)
+        got, _ = report(patient)
+        elapsed = time.monotonic() - started
+        old, _ = report(eager)
+    stats = got["collector"]
+    assert isinstance(stats, dict)
+    assert stats["last_error"] == "the exchange closed the connection"
+    assert cap / 2 <= stats["reconnect_delay_s"] <= cap  # grown to the cap (equal jitter: half or more)
+    # 50 ms doubling to the cap takes 5 waits (>= 0.75 s of them), then one wait of >= cap/2 per connect
+    assert 3 <= stats["connects"] <= 5 + elapsed / (cap / 2)
+    assert stats["reconnects"] in (stats["connects"], stats["connects"] - 1)
+    # reset_after_s = 0 is the old behaviour: every connection that opened reset the backoff
+    old_stats = old["collector"]
+    assert isinstance(old_stats, dict)
+    assert old_stats["reconnect_delay_s"] <= 0.05
+    assert old_stats["connects"] > 3 * stats["connects"]
