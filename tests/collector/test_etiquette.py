@@ -16,11 +16,11 @@ from tests.relay.conftest import ME
 
 
 @contextmanager
-def replay_exchange(*faults: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+def replay_exchange(*faults: str, speed: str = "max") -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """A replay exchange process with these faults; yields its port and the process."""
     args = [arg for fault in faults for arg in ("--fault", fault)]
     proc = subprocess.Popen(
-        [*ME, "replay-exchange", "--port", "0", "--speed", "max", *args], stderr=subprocess.PIPE, text=True
+        [*ME, "replay-exchange", "--port", "0", "--speed", speed, *args], stderr=subprocess.PIPE, text=True
     )
     assert proc.stderr is not None
     banner = proc.stderr.readline()
@@ -71,3 +71,35 @@ def test_an_exchange_that_accepts_and_closes_at_once_gets_the_capped_backoff(tmp
     assert isinstance(old_stats, dict)
     assert old_stats["reconnect_delay_s"] <= 0.05
     assert old_stats["connects"] > 3 * stats["connects"]
+
+
+def test_binance_snapshots_wait_out_429_and_stop_at_418(tmp_path: Path) -> None:
+    env = {"BINANCE_SYMBOLS": "BTCUSDT"}
+    paced = {"speed": "1"}  # the connection outlives the waits (at full speed the recording ends first)
+    with (
+        replay_exchange("http429=1", **paced) as (port, _),
+        replay_exchange("http429=2", "http418", **paced) as (banned, _),
+    ):
+        throttled = collect("binance", tmp_path, port, env)
+        stopped = collect("binance", tmp_path, banned, env)
+        time.sleep(6.0)  # the 429s say Retry-After: 1
+        got, _ = report(throttled)
+        ban, err = report(stopped)
+    stats = got["collector"]
+    assert isinstance(stats, dict)
+    # one 429 waited out, then the snapshot: its book is published, the venue's used weight read
+    assert (stats["rest_throttled"], stats["snapshot_errors"], stats["snapshots_fetched"]) == (1, 1, 1)
+    assert stats["rest_used_weight"] == 50  # X-MBX-USED-WEIGHT-1M after one depth request at limit=1000
+    assert not stats["rest_banned"]
+    assert got["messages"]["L2Snapshot"] == 1  # type: ignore[index]
+    # two 429s waited out (1 s each), then 418: no more requests, said once on stderr and in the report
+    banned_stats = ban["collector"]
+    assert isinstance(banned_stats, dict)
+    assert banned_stats["rest_throttled"] == 2
+    assert banned_stats["rest_banned"] is True
+    assert (banned_stats["snapshot_errors"], banned_stats["snapshots_fetched"]) == (3, 0)
+    line = "snapshot BTCUSDT: HTTP 418, this IP is banned for 120 s: no more REST snapshots from this process"
+    assert banned_stats["last_error"].startswith(line)
+    assert err.count(f"tickrelay collect binance: {line}") == 1  # said once on stderr
+    assert "L2Snapshot" not in ban["messages"]  # type: ignore[operator]
+    assert ban["frames"] > 0  # the WebSocket data still flows (trades, quotes)

@@ -284,6 +284,18 @@ async def test_faults_http429_and_accept_close() -> None:
                     "fault injected: accept-close",
                 )
     assert ex.stats.http429_sent == 2
+    ban = ReplayExchange(speed=0, faults=Faults.parse(["http429=1", "http418"]))
+    await ban.start()
+    depth = f"http://127.0.0.1:{ban.port}/binance/api/v3/depth?symbol=BTCUSDT"
+    async with aiohttp.ClientSession() as s:
+        statuses = []
+        for _ in range(3):
+            r = await s.get(depth)
+            statuses.append((r.status, r.headers["Retry-After"], (await r.json())["code"]))
+        assert "IP banned until" in (await r.json())["msg"]
+    assert statuses == [(429, "1", -1003), (418, "120", -1003), (418, "120", -1003)]
+    assert (ban.stats.http429_sent, ban.stats.http418_sent) == (1, 2)
+    await ban.stop()
     assert ex.stats.frames_sent == 0
     await ex.stop()
     assert Faults.parse(["accept-close"]) == Faults(accept_close=True)

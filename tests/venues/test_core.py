@@ -34,7 +34,7 @@ def test_the_bytes_are_the_feeds_values_stamped_in_order_and_a_resync_says_recov
         FeedCore(KrakenFeed(["XBT/USD"]), Stamper(Source.KRAKEN_COLLECTOR, 9)),
     )
     assert core.subscribe_messages() == plain.subscribe_messages()
-    assert (core.SNAPSHOTS, core.wants_snapshot()) == (False, [])
+    assert (core.SNAPSHOTS, core.REST_BUDGET, core.wants_snapshot()) == (False, None, [])
     assert core.on_frame(b'{"event":"heartbeat"}', 1) == b""  # nothing to publish: no bytes
     for n, raw in enumerate(lines[:60]):
         assert events(core.on_frame(raw, n)) == list(plain.on_frame(raw, n))

@@ -12,8 +12,9 @@ against aiohttp's 0.43M on this machine. Around it:
   a connection stayed up ``reset_after_s`` (an exchange that accepts and closes at once is retried
   at the cap); on every disconnect the feed's invalidations are published, so no consumer keeps a
   dead book;
-* the REST snapshots the feed asks for (Binance depth) in a side task behind a shared rate limiter
-  (never in the frame loop), and the frames it asks to send (resubscriptions) after each frame.
+* the REST snapshots the feed asks for (Binance depth) in a side task within the venue's REST weight
+  budget (never in the frame loop): Retry-After honoured, 429 waited out, 418 stops them; and the
+  frames the feed asks to send (resubscriptions) after each frame.
 
 The collector knows no venue: it goes through ``venues.VENUES`` and the feed contract only.
 
@@ -39,6 +40,7 @@ from typing import Any, cast
 
 import aiohttp
 import picows
+from aiolimiter import AsyncLimiter
 
 from tickrelay.errors import TickrelayError
 from tickrelay.metrics import ALL_TYPES, Latency
@@ -48,6 +50,7 @@ from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
 from tickrelay.venues import VENUES
 from tickrelay.venues.core import FeedCore
+from tickrelay.venues.feed import RestBudget
 
 
 MAX_FRAME = 1 << 24
@@ -62,6 +65,9 @@ class CollectorStats:
     bugs: int = 0  # exceptions out of the venue core: counted, logged once, books invalidated
     snapshots_fetched: int = 0
     snapshot_errors: int = 0
+    rest_throttled: int = 0  # REST answers 429 (too much weight): waited out their Retry-After
+    rest_banned: bool = False  # a REST answer 418 (IP banned): no more snapshots from this process
+    rest_used_weight: int = 0  # the venue's count of this IP's weight this minute, last seen
     requests_sent: int = 0  # frames the feed asked to send (unsubscribe, subscribe)
     last_error: str = ""
 
@@ -113,20 +119,12 @@ def message_kinds(buffer: bytes) -> list[str]:
     return kinds
 
 
-class RateLimiter:
-    """At most one call per ``interval_s`` (shared by all the REST requests of a process)."""
-
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            delay = self._next - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._next = time.monotonic() + self.interval_s
+def retry_after_s(value: str | None) -> float:
+    """Seconds to wait from a Retry-After header (delay-seconds); without a usable one, until the
+    next minute starts (where per-minute weight counters start over)."""
+    if value is not None and value.strip().isdigit():
+        return float(value)
+    return 60.0 - time.time() % 60.0
 
 
 class Collector:
@@ -137,8 +135,6 @@ class Collector:
         venue: str,
         settings: Mapping[str, Any],
         output: RelayOutput,
-        *,
-        limiter: RateLimiter | None = None,
     ) -> None:
         self.venue = venue
         self.settings = settings
@@ -150,7 +146,6 @@ class Collector:
         self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
         self.reset_after_s: float = settings["collector.reset_after_s"]
         self._connected_at: float | None = None  # monotonic time the current connection opened
-        self.limiter = limiter or RateLimiter(0.2)
         self.stats = CollectorStats()
         self.core = FeedCore(VENUES[venue].from_settings(settings), output.stamper)
         self._snapshot_wanted = asyncio.Event()
@@ -296,6 +291,7 @@ class Collector:
                 (v, "send_dropped"): os_.dropped,
                 (v, "snapshot"): cs.snapshot_errors,
             },
+            "rest_throttled": {"_labels": ("venue",), (v,): cs.rest_throttled},
             "reconnects": {"_labels": ("venue",), (v,): cs.reconnects},
             "stale_events": {"_labels": ("venue",), (v,): cs.stale_events},
             "resyncs": {"_labels": ("venue",), (v,): sum(b.resyncs for b in fs.books.values())},
@@ -308,6 +304,8 @@ class Collector:
         }
         gauges = {
             "reconnect_delay_seconds": {"_labels": ("venue",), (v,): cs.reconnect_delay_s},
+            "rest_banned": {"_labels": ("venue",), (v,): int(cs.rest_banned)},
+            "rest_used_weight": {"_labels": ("venue",), (v,): cs.rest_used_weight},
             "output_buffer_bytes": {"_labels": ("venue",), (v,): os_.buffered_bytes},
             "relay_connected": {"_labels": ("venue",), (v,): int(os_.connected)},
         }
@@ -345,25 +343,68 @@ class Collector:
             transport.send(picows.WSMsgType.TEXT, request)
 
     async def _snapshots(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        """Fetch the REST snapshots the feed asks for, one at a time behind the limiter."""
-        feed = self.core
+        """Fetch the REST snapshots the feed asks for, one at a time, within the venue's weight budget:
+        a leaky bucket of ``per_minute`` weight (aiolimiter), a pause to the next minute when the
+        venue's used-weight header says the next request would pass the budget, Retry-After waited
+        out after a 429, and a stop after a 418 (the IP is banned: asking more lengthens the ban)."""
+        feed, budget = self.core, self.core.REST_BUDGET
+        if budget is None:
+            return
+        limiter = AsyncLimiter(budget.per_minute, 60)
+        fresh = partial(backoff, initial_s=0.2, cap_s=self.backoff_cap_s, floor=0.5)  # failed requests
+        failures = fresh()
         base = str(self.settings.get(f"{self.venue}.rest_url", ""))
-        while not stop.is_set():
+        while not stop.is_set() and not self.stats.rest_banned:
             await self._snapshot_wanted.wait()
             self._snapshot_wanted.clear()
             for symbol in feed.wants_snapshot():
-                await self.limiter.wait()
-                try:
-                    async with session.get(feed.snapshot_url(base, symbol)) as r:
-                        body = await r.read()
-                        r.raise_for_status()
-                    ts = time.time_ns()
-                    self._publish(partial(feed.on_snapshot, symbol, body, ts))
-                    self.stats.snapshots_fetched += 1
-                except (aiohttp.ClientError, OSError, TickrelayError) as exc:
-                    self.stats.snapshot_errors += 1
-                    self.stats.last_error = f"snapshot {symbol}: {exc}"
-                    self._snapshot_wanted.set()  # ask again (after the limiter's pause)
+                await limiter.acquire(budget.snapshot_weight)
+                pause = await self._snapshot(session, feed.snapshot_url(base, symbol), symbol, budget)
+                if pause is None:  # fetched
+                    failures = fresh()
+                    if self.stats.rest_used_weight + budget.snapshot_weight > budget.per_minute:
+                        await asyncio.sleep(retry_after_s(None))  # others on this IP used the budget
+                    continue
+                if self.stats.rest_banned:
+                    return
+                self._snapshot_wanted.set()  # ask again, after the pause
+                await asyncio.sleep(pause if pause > 0 else next(failures))
+                break
+
+    async def _snapshot(
+        self, session: aiohttp.ClientSession, url: str, symbol: str, budget: RestBudget
+    ) -> float | None:
+        """One snapshot request; None when it was given to the feed, else the seconds to wait before
+        the next one (0: the failures' backoff decides)."""
+        stats = self.stats
+        try:
+            async with session.get(url) as r:
+                body = await r.read()
+                used = r.headers.get(budget.used_header, "")
+                if used.isdigit():
+                    stats.rest_used_weight = int(used)
+                if r.status in (418, 429):
+                    stats.snapshot_errors += 1
+                    wait = retry_after_s(r.headers.get("Retry-After"))
+                    if r.status == 429:
+                        stats.rest_throttled += 1
+                        stats.last_error = f"snapshot {symbol}: HTTP 429, waiting {wait:g} s (Retry-After)"
+                        return wait
+                    stats.rest_banned = True
+                    stats.last_error = (
+                        f"snapshot {symbol}: HTTP 418, this IP is banned for {wait:g} s: no more REST "
+                        "snapshots from this process, its books stay dark"
+                    )
+                    print(f"tickrelay collect {self.venue}: {stats.last_error}", file=sys.stderr)
+                    return wait
+                r.raise_for_status()
+            self._publish(partial(self.core.on_snapshot, symbol, body, time.time_ns()))
+            stats.snapshots_fetched += 1
+            return None
+        except (aiohttp.ClientError, OSError, TickrelayError) as exc:
+            stats.snapshot_errors += 1
+            stats.last_error = f"snapshot {symbol}: {exc}"
+            return 0.0
 
     def report(self) -> dict[str, Any]:
         fs = self.core.stats

@@ -39,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="close-after=N, stall=N:S, corrupt=N, bad-checksum=N (the N-th Kraken book checksum is "
         "wrong), http429=N (the first N Binance REST requests get 429 "
-        "with Retry-After) or accept-close (every WebSocket closed, 1013, once accepted); repeatable",
+        "with Retry-After), http418 (then every one gets 418, IP banned) "
+        "or accept-close (every WebSocket closed, 1013, once accepted); repeatable",
     )
     parser.add_argument(
         "--tls",

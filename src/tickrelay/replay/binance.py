@@ -27,6 +27,7 @@ from tickrelay.replay.exchange import ReplayExchange, Session
 _STREAM_NAME = re.compile(r"^[a-z0-9]+@[A-Za-z0-9_@]+$|^![A-Za-z0-9_@]+$")
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 DEPTH_LIMIT_MAX = 5000
+DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (DEPTH_LIMIT_MAX, 250))  # /api/v3/depth: (limit <=, weight)
 # BTCUSDT's trading rules as its recorded prices and sizes show them (2 and 5 decimals)
 SYMBOLS = {"BTCUSDT": ("BTC", "USDT", "0.01000000", "0.00001000")}
 
@@ -43,6 +44,7 @@ def _raw(frame: bytes) -> bytes:
 class Binance:
     def __init__(self, exchange: ReplayExchange) -> None:
         self.exchange = exchange
+        self._minute, self._weight = 0, 0  # the REST weight used in that minute (X-MBX-USED-WEIGHT-1M)
         self.rec = recordings.load(*recordings.BINANCE)
 
     def routes(self) -> dict[str, Any]:
@@ -98,8 +100,9 @@ class Binance:
         return session.ws
 
     async def _depth(self, request: web.Request) -> web.Response:
-        if self.exchange.too_many_requests():
-            return _too_many()
+        refused = self.exchange.refusal()
+        if refused:
+            return _refused(refused)
         symbol = request.query.get("symbol", "")
         if not symbol:
             return _rest_error(
@@ -122,11 +125,21 @@ class Binance:
                 "asks": book["asks"][:limit],
             }
             body = json.dumps(cut, separators=(",", ":")).encode()
-        return web.Response(body=body, content_type="application/json")
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self._used(limit))}
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    def _used(self, limit: int) -> int:
+        """Count a depth request's weight (by its limit) in this minute's used weight."""
+        minute = int(time.time() // 60)
+        if minute != self._minute:
+            self._minute, self._weight = minute, 0
+        self._weight += next(w for top, w in DEPTH_WEIGHTS if limit <= top)
+        return self._weight
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        if self.exchange.too_many_requests():
-            return _too_many()
+        refused = self.exchange.refusal()
+        if refused:
+            return _refused(refused)
         asked = request.query.get("symbol")
         if asked is not None and asked.upper() not in SYMBOLS:
             return _rest_error(-1121, "Invalid symbol.")
@@ -169,13 +182,22 @@ class Binance:
         )
 
 
-def _too_many() -> web.Response:
-    """Binance's answer past the request-weight limit: HTTP 429, Retry-After in seconds, code -1003."""
-    body = {
-        "code": -1003,
-        "msg": "Too much request weight used; please use WebSocket Streams for live updates.",
-    }
-    return web.json_response(body, status=429, headers={"Retry-After": "1"})
+BAN_S = 120  # an IP ban's length in the 418 answer (Binance's start at 2 minutes)
+
+
+def _refused(status: int) -> web.Response:
+    """Binance's answers past the request-weight limit, code -1003 with Retry-After in seconds: 429
+    (back off), and 418 once the IP is banned for going on after 429s."""
+    if status == 429:
+        msg, wait = "Too much request weight used; please use WebSocket Streams for live updates.", 1
+    else:
+        until_ms = (time.time_ns() // 1_000_000) + BAN_S * 1000
+        msg = (
+            f"Way too much request weight used; IP banned until {until_ms}. "
+            "Please use WebSocket Streams for live updates to avoid bans."
+        )
+        wait = BAN_S
+    return web.json_response({"code": -1003, "msg": msg}, status=status, headers={"Retry-After": str(wait)})
 
 
 def _rest_error(code: int, msg: str) -> web.Response:

@@ -15,7 +15,7 @@ and streams the embedded recordings. The venue protocols live in ``binance.py``,
   recordings that still serves a subscription ends, so a client reconnects and resubscribes as with a
   real exchange and every recording starts again; without it the connection stays open.
 * faults for tests and demos: close after N frames, stall S seconds after N frames, corrupt frame N,
-  a wrong book checksum in the N-th checksummed frame, 429 to REST, close at accept.
+  a wrong book checksum in the N-th checksummed frame, 429 then 418 to REST, close at accept.
 * ``tls``: wss:// and https:// with a certificate made at start (``tls.py``).
 """
 
@@ -70,11 +70,12 @@ class Faults:
     bad_checksum: int = 0  # the N-th frame with a Kraken book checksum carries a wrong one (0: never)
     http429: int = 0  # answer the first N Binance REST requests 429 with Retry-After (0: none)
     accept_close: bool = False  # close every WebSocket as soon as it is accepted
+    http418: bool = False  # once the http429 refusals are spent, answer Binance REST 418 (IP banned)
 
     @classmethod
     def parse(cls, specs: Iterable[str]) -> Faults:
         """``close-after=N``, ``stall=N:S`` (after N frames, S seconds), ``corrupt=N``,
-        ``bad-checksum=N``, ``http429=N``, ``accept-close``."""
+        ``bad-checksum=N``, ``http429=N``, ``http418``, ``accept-close``."""
         values: dict[str, float] = {}
         for spec in specs:
             name, _, arg = spec.partition("=")
@@ -91,10 +92,12 @@ class Faults:
                 values["http429"] = int(arg)
             elif spec == "accept-close":
                 values["accept_close"] = True
+            elif spec == "http418":
+                values["http418"] = True
             else:
                 raise ValueError(
                     f"unknown fault {spec!r} (close-after=N, stall=N:S, corrupt=N, bad-checksum=N, "
-                    "http429=N, accept-close)"
+                    "http429=N, http418, accept-close)"
                 )
         return cls(**values)  # type: ignore[arg-type]
 
@@ -124,6 +127,7 @@ class ExchangeStats:
     pong_timeouts: int = 0  # clients dropped for leaving a server ping unanswered
     clients_left: int = 0  # clients gone while frames were being sent to them (normal: no traceback)
     http429_sent: int = 0  # REST requests refused by the http429 fault
+    http418_sent: int = 0  # REST requests refused by the http418 fault
 
 
 _CHECKSUM = re.compile(rb'"c":"[0-9]+"')
@@ -316,12 +320,16 @@ class ReplayExchange:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def too_many_requests(self) -> bool:
-        """True while the http429 fault still has requests to refuse (each call takes one)."""
-        if self.stats.http429_sent >= self.faults.http429:
-            return False
-        self.stats.http429_sent += 1
-        return True
+    def refusal(self) -> int:
+        """The HTTP status the http429 / http418 faults refuse this REST request with (0: serve it):
+        429 for the first N requests, then 418 for every one with http418."""
+        if self.stats.http429_sent < self.faults.http429:
+            self.stats.http429_sent += 1
+            return 429
+        if self.faults.http418:
+            self.stats.http418_sent += 1
+            return 418
+        return 0
 
     def url(self, path: str) -> str:
         return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/{path}"

@@ -83,6 +83,7 @@ from tickrelay.venues.feed import (
     FeedStats,
     Instrument,
     Reject,
+    RestBudget,
     VenueFeed,
     decode,
     disconnect,
@@ -141,6 +142,10 @@ class BinanceFeed:
     NAME: ClassVar[str] = NAME
     VENUE_ID: ClassVar[int] = _VENUE
     SNAPSHOTS: ClassVar[bool] = True
+    # https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits: REQUEST_WEIGHT 6000 per
+    # minute and IP (exchangeInfo's rateLimits), /api/v3/depth at limit=1000 weighs 50, and every
+    # answer carries the weight used in X-MBX-USED-WEIGHT-1M
+    REST_BUDGET: ClassVar[RestBudget | None] = RestBudget(6000, 50, "X-MBX-USED-WEIGHT-1M")
 
     def __init__(self, symbols: Sequence[str] = (), pairs: Mapping[str, str] | None = None) -> None:
         self.symbols = tuple(symbols)

@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 
 from tickrelay.protocol.messages import Event, L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.protocol.stamper import Stamper
-from tickrelay.venues.feed import SPOT, FeedStats, VenueFeed
+from tickrelay.venues.feed import SPOT, FeedStats, RestBudget, VenueFeed
 
 
 class FeedCore:
@@ -46,6 +46,10 @@ class FeedCore:
     @property
     def SNAPSHOTS(self) -> bool:
         return self.feed.SNAPSHOTS
+
+    @property
+    def REST_BUDGET(self) -> RestBudget | None:
+        return self.feed.REST_BUDGET
 
     def subscribe_messages(self) -> list[bytes]:
         return self.feed.subscribe_messages()

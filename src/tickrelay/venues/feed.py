@@ -8,9 +8,9 @@ it into finished bytes, and a compiled core implements that byte-level form dire
   ends;
 * out: the protocol values to publish, in order (header.timestamp_ns = the ts passed in);
 * what the feed needs, read after each call: ``wants_snapshot()`` (keys whose REST snapshot to fetch,
-  at ``snapshot_url(base, key)``; asked again until given) and ``take_requests()`` (frames to send
-  now: resubscribe / unsubscribe; each handed out once). ``subscribe_messages()`` are the frames to
-  send after every connect;
+  at ``snapshot_url(base, key)``, within ``REST_BUDGET``; asked again until given) and
+  ``take_requests()`` (frames to send now: resubscribe / unsubscribe; each handed out once).
+  ``subscribe_messages()`` are the frames to send after every connect;
 * ``stats``: frames, messages by type, ignored by kind, rejected by reason with the first sample of
   each, fixed-point values rounded, the exchange's own errors, and per book ``BookStats``.
 
@@ -189,11 +189,20 @@ def invalidate(venue_id: int, inst: Instrument, reason: Reason, out: list[Event]
     inst.drop()
 
 
+class RestBudget(NamedTuple):
+    """A venue's REST request-weight budget, which the collector's limiter keeps under."""
+
+    per_minute: int  # weight the venue allows per IP and minute
+    snapshot_weight: int  # weight of one snapshot request (at the depth ``snapshot_url`` asks for)
+    used_header: str  # response header with the weight this IP used in the current minute
+
+
 class NoSnapshots:
     """For feeds whose books come whole over the WebSocket: they never ask for a REST snapshot."""
 
     NAME: ClassVar[str]
     SNAPSHOTS: ClassVar[bool] = False
+    REST_BUDGET: ClassVar[RestBudget | None] = None
 
     def wants_snapshot(self) -> list[str]:
         return []
@@ -211,6 +220,7 @@ class VenueFeed(Protocol):
     NAME: ClassVar[str]  # the venue: "coinbase" | "binance" | "kraken"
     VENUE_ID: ClassVar[int]
     SNAPSHOTS: ClassVar[bool]  # it asks for REST snapshots (``wants_snapshot``)
+    REST_BUDGET: ClassVar[RestBudget | None]  # the venue's REST weight limits (None: no snapshots)
     stats: FeedStats
 
     @classmethod
