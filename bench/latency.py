@@ -51,7 +51,10 @@ from tickrelay.transport.subscribe import Subscription
 NATIVE = Path(__file__).resolve().parents[1] / "native"
 FLOOR = NATIVE / "target" / "release" / "latency-floor"
 # frames per second of each embedded recording at speed 1 (frames / recorded span)
-RECORDED_RATE = {"coinbase": 9946 / 30.8, "binance": 41248 / 346.0}
+RECORDED_RATE = {"coinbase": 9946 / 30.8, "binance": 41248 / 346.0, "kraken": (4321 + 60 + 49) / 30.5}
+START_TIMEOUT_S = 10.0  # longest wait for the relay's socket, and then for the first message
+WARM_UP_TIMEOUT_S = 60.0
+MIN_SHARE = 0.25  # a run that delivered fewer than this share of rate x seconds messages failed
 
 
 def _free_port() -> int:
@@ -60,16 +63,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _subscribe(path: str, seconds: float) -> list[tuple[int, int]]:
-    """(decoded at, header timestamp_ns) of every message, until ``seconds`` have passed."""
+async def _subscribe(path: str, seconds: float, patience: float) -> list[tuple[int, int]]:
+    """(decoded at, header timestamp_ns) of every message for ``seconds`` from the first one; no wait is
+    longer than ``patience`` for the first message and ``seconds`` after it (a stalled stream ends it)."""
     received: list[tuple[int, int]] = []
-    sub = Subscription(path, buffer_bytes=64 << 20)
-    deadline = time.monotonic() + seconds
-    async for item in sub:
-        if isinstance(item, Message):
-            received.append((time.time_ns(), item.header.timestamp_ns))
-        if time.monotonic() > deadline:
-            break
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(patience + seconds) as bound:
+            async for item in Subscription(path, buffer_bytes=64 << 20):
+                if isinstance(item, Message):
+                    if not received:
+                        bound.reschedule(loop.time() + seconds)
+                    received.append((time.time_ns(), item.header.timestamp_ns))
+    except (TimeoutError, OSError):
+        pass  # the window ended (or the relay went away): what arrived is the run's
     return received
 
 
@@ -77,53 +84,62 @@ async def _wait(task: asyncio.Task[list[tuple[int, int]]]) -> list[tuple[int, in
     return await task
 
 
+def _wait_for_socket(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in reversed(procs):
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) -> dict[str, Any]:
+    """One measured run; ``{"failed": reason}`` when the pipeline delivered too little to measure."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS, "TICKRELAY_COLLECTOR_FLUSH": flush}
         me = [sys.executable, "-m", "tickrelay"]
-        sock, port = str(Path(tmp) / "md.sock"), _free_port()
+        sock, port = Path(tmp) / "md.sock", _free_port()
         pace = (
             ["--rate", f"{rate:g}"]
             if pacing == "steady"
             else ["--speed", f"{rate / RECORDED_RATE[venue]:.3f}"]
         )
+        quiet = subprocess.DEVNULL
         procs = [
-            subprocess.Popen([*me, "relay", "--socket", sock], env=env, stderr=subprocess.DEVNULL),
-            subprocess.Popen(
-                [*me, "replay-exchange", "--port", str(port), *pace],
-                env=env,
-                stderr=subprocess.DEVNULL,
-            ),
+            subprocess.Popen([*me, "relay", "--socket", str(sock)], env=env, stderr=quiet),
+            subprocess.Popen([*me, "replay-exchange", "--port", str(port), *pace], env=env, stderr=quiet),
         ]
-        time.sleep(1.0)
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            sub_task = runner.get_loop().create_task(_subscribe(sock, seconds + 1.0))
-            runner.run(asyncio.sleep(0.2))
+        try:
+            if not _wait_for_socket(sock, START_TIMEOUT_S):
+                return {"failed": f"the relay made no socket in {START_TIMEOUT_S:g} s"}
             url = f"ws://127.0.0.1:{port}/{venue}"
             extra = ["--rest-url", f"http://127.0.0.1:{port}/binance"] if venue == "binance" else []
-            procs.append(
-                subprocess.Popen(
-                    [
-                        *me,
-                        "collect",
-                        venue,
-                        "--socket",
-                        sock,
-                        "--url",
-                        url,
-                        *extra,
-                        "--metrics-port",
-                        str(_free_port()),
-                    ],
-                    env=env,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            e2e = runner.run(_wait(sub_task))
-        processing = venue_summary(scrape_all(Path(tmp) / "tickrelay"))
-        for p in reversed(procs):
-            p.terminate()
-            p.wait(10)
+            metrics = ["--metrics-port", str(_free_port())]
+            collect = [*me, "collect", venue, "--socket", str(sock), "--url", url, *extra, *metrics]
+
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                sub_task = runner.get_loop().create_task(_subscribe(str(sock), seconds, START_TIMEOUT_S))
+                runner.run(asyncio.sleep(0.2))  # subscribed before the collector starts
+                procs.append(subprocess.Popen(collect, env=env, stderr=quiet))
+                e2e = runner.run(_wait(sub_task))
+            processing = venue_summary(scrape_all(Path(tmp) / "tickrelay"))
+        finally:
+            _stop(procs)
+    expected = rate * seconds * MIN_SHARE
+    if len(e2e) < expected:
+        return {
+            "failed": f"{len(e2e)} messages delivered, fewer than {expected:,.0f} ({MIN_SHARE:.0%} of rate)"
+        }
     mine = processing.get(venue, {})
     every, types = mine.get("latency", {}), mine.get("types", {})
     worst = max(types, key=lambda t: types[t].get("p99", 0.0), default="")
@@ -140,6 +156,20 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) ->
         "end_to_end_p99_us": float(np.percentile(arr, 99)),
         "end_to_end_p999_us": float(np.percentile(arr, 99.9)),
     }
+
+
+def warm_up(venue: str, rate: float, pacing: str, flush: str) -> None:
+    """Short runs until the pipeline delivers; exits with a one-line error if it never does."""
+    deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+    while True:
+        result = one_run(venue, rate, 1.0, pacing, flush)
+        if "failed" not in result:
+            return
+        if time.monotonic() > deadline:
+            sys.exit(
+                f"latency: {venue}: no delivery in {WARM_UP_TIMEOUT_S:g} s of warm-up: {result['failed']}"
+            )
+        print(f"latency: warm-up, {venue}: {result['failed']}, again", file=sys.stderr, flush=True)
 
 
 def floor_run(rate: float, seconds: float) -> dict[str, float]:
@@ -174,7 +204,8 @@ def main() -> None:
     scenarios: dict[str, dict[str, dict[str, Any]]] = {}
     combos = [(p, f, v) for p in args.pacing for f in args.flush for v in RECORDED_RATE]
     for venue in RECORDED_RATE:
-        one_run(venue, args.rate, 1.0, args.pacing[0], args.flush[0])  # warm-up
+        print(f"latency: warm-up, {venue}", file=sys.stderr, flush=True)
+        warm_up(venue, args.rate, args.pacing[0], args.flush[0])
     runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {c: [] for c in combos}
     floors: list[dict[str, float]] = []
     has_floor = _build_floor()
@@ -186,24 +217,30 @@ def main() -> None:
             progress = f"latency: run {i + 1}/{args.runs}, {venue}, {pacing} pacing, flush={flush}"
             print(progress, file=sys.stderr, flush=True)
             runs[(pacing, flush, venue)].append(one_run(venue, args.rate, args.seconds, pacing, flush))
-    for (pacing, flush, venue), done in runs.items():
-        keys = [k for k in done[0] if k != "worst_type"]
-        row: dict[str, Any] = {k: statistics.median(r[k] for r in done) for k in keys}
-        row["spread"] = {k: [min(r[k] for r in done), max(r[k] for r in done)] for k in keys}
-        row["worst_type"] = statistics.mode(r["worst_type"] for r in done)
+    for (pacing, flush, venue), results in runs.items():
+        done = [r for r in results if "failed" not in r]
+        failed = [r["failed"] for r in results if "failed" in r]
+        row: dict[str, Any] = {"runs_ok": len(done)}
+        if failed:
+            row["failed"] = failed
+        if done:
+            keys = [k for k in done[0] if k != "worst_type"]
+            row.update({k: statistics.median(r[k] for r in done) for k in keys})
+            row["spread"] = {k: [min(r[k] for r in done), max(r[k] for r in done)] for k in keys}
+            row["worst_type"] = statistics.mode(r["worst_type"] for r in done)
         scenarios.setdefault(f"{pacing}/{flush}", {})[venue] = row
     report["scenarios"] = scenarios
     venues = scenarios.get(f"steady/{default}", next(iter(scenarios.values())))
     report["venues"] = venues
-    report["processing_p99_us"] = {v: r["processing_p99_us"] for v, r in venues.items()}
-    report["end_to_end_p99_us"] = max(r["end_to_end_p99_us"] for r in venues.values())
+    report["processing_p99_us"] = {v: r.get("processing_p99_us", float("nan")) for v, r in venues.items()}
+    # the worst venue; nan when a venue has no run that delivered (its row says why)
+    e2e = [r.get("end_to_end_p99_us", float("nan")) for r in venues.values()]
+    report["end_to_end_p99_us"] = float("nan") if any(x != x for x in e2e) else max(e2e)
     if floors:
         for key in ("write_p99_us", "two_hop_p99_us", "two_hop_p50_us"):
             report[f"floor_{key}"] = statistics.median(f[key] for f in floors)
             report[f"floor_{key}_spread"] = [min(f[key] for f in floors), max(f[key] for f in floors)]
-        report["end_to_end_over_floor"] = max(
-            r["end_to_end_p99_us"] for r in venues.values()
-        ) / statistics.median(f["two_hop_p99_us"] for f in floors)
+        report["end_to_end_over_floor"] = report["end_to_end_p99_us"] / report["floor_two_hop_p99_us"]
     else:
         report["floor"] = "not measured: native/floor needs cargo to build (README, The compiled core)"
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))
