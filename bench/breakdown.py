@@ -84,7 +84,7 @@ def one_run(venue: str, rate: float, seconds: float) -> dict[str, Any]:
         stop = asyncio.Event()
         output = RelayOutput(sock, source=COLLECTOR_SOURCES[venue])
         output.start()
-        collector = Collector(venue, settings.values, output)
+        collector = Collector(venue, settings.config, output)
         feed_on_frame, flush, handle = collector.feed.on_frame, output.flush, collector.on_frame
         cur = [0, -1]
 

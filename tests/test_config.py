@@ -9,9 +9,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from tickrelay.config import KEYS, load_settings
+from tickrelay.config import KEYS, Config, KrakenConfig, load_settings
 from tickrelay.errors import ConfigError
 
 
@@ -33,13 +34,13 @@ def test_defaults_file_environment_flags_in_that_order() -> None:
         {"KRAKEN_PAIRS": "ETH/USD, XBT/EUR", "TICKRELAY_METRICS_PORT": "9200", "HOME": "/root"},
         {"metrics.port": 9300, "kraken.depth": None},
     )
-    assert s["kraken.depth"] == 25
+    assert s.config.kraken.depth == 25
     assert s.sources["kraken.depth"] == "t.toml:3"
-    assert s["kraken.pairs"] == ["ETH/USD", "XBT/EUR"]
+    assert s.config.kraken.pairs == ("ETH/USD", "XBT/EUR")  # typed: a tuple of str
     assert s.sources["kraken.pairs"] == "environment KRAKEN_PAIRS"
-    assert (s["metrics.port"], s.sources["metrics.port"]) == (9300, "flag --metrics-port")
-    assert (s["log.level"], s.sources["log.level"]) == ("info", "default")
-    assert load_settings(None, "tickrelay.toml", {}, {})["coinbase.products"] == ["BTC-USD", "ETH-USD"]
+    assert (s.config.metrics.port, s.sources["metrics.port"]) == (9300, "flag --metrics-port")
+    assert (s.config.log.level, s.sources["log.level"]) == ("info", "default")
+    assert load_settings(None, "tickrelay.toml", {}, {}).config.coinbase.products == ("BTC-USD", "ETH-USD")
 
 
 def test_the_designs_variables_are_read() -> None:
@@ -54,9 +55,10 @@ def test_the_designs_variables_are_read() -> None:
         "TICKRELAY_COLLECTOR_STALE_AFTER_S": "2.5",
     }
     s = load_settings(None, "-", env, {})
-    assert (s["coinbase.products"], s["binance.symbols"]) == (["SOL-USD"], ["NKNUSDT", "LRCBTC"])
-    assert (s["coinbase.ws_url"], s["binance.ws_url"], s["kraken.ws_url"]) == ("ws://x", "ws://y", "ws://z")
-    assert (s["relay.socket"], s["relay.checksums"], s["collector.stale_after_s"]) == (
+    assert (s.config.coinbase.products, s.config.binance.symbols) == (("SOL-USD",), ("NKNUSDT", "LRCBTC"))
+    urls = (s.config.coinbase.ws_url, s.config.binance.ws_url, s.config.kraken.ws_url)
+    assert urls == ("ws://x", "ws://y", "ws://z")
+    assert (s.config.relay.socket, s.config.relay.checksums, s.config.collector.stale_after_s) == (
         "/tmp/r.sock",
         False,
         2.5,
@@ -129,9 +131,8 @@ def test_docs_and_example_cover_every_key() -> None:
         assert f"`{key.env_name}`" in doc
         section, name = key.name.split(".")
         assert example[section][name] == key.default
-    assert load_settings((ROOT / "tickrelay.toml.example").read_text(), "example", {}, {}).values == {
-        k.name: k.default for k in KEYS
-    }
+    example_settings = load_settings((ROOT / "tickrelay.toml.example").read_text(), "example", {}, {})
+    assert example_settings.config == Config()  # every default
 
 
 def _show(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -171,8 +172,8 @@ def test_config_show_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:
 
 
 def test_booleans_from_the_environment_and_integers_as_floats() -> None:
-    assert load_settings(None, "-", {"TICKRELAY_KRAKEN_ENABLED": "yes"}, {})["kraken.enabled"] is True
-    whole = load_settings("[collector]\nstale_after_s = 3\n", "t.toml", {}, {})["collector.stale_after_s"]
+    assert load_settings(None, "-", {"TICKRELAY_KRAKEN_ENABLED": "yes"}, {}).config.kraken.enabled is True
+    whole = load_settings("[collector]\nstale_after_s = 3\n", "t.toml", {}, {}).config.collector.stale_after_s
     assert whole == 3.0
     assert isinstance(whole, float)
 
@@ -187,3 +188,19 @@ def test_config_show_hides_a_set_password_or_token(tmp_path: Path) -> None:
     text = _show(cwd=tmp_path, env=env).stdout
     assert "hunter2" not in text
     assert "nats.password" in text
+
+
+def test_readers_get_typed_sections_that_refuse_unknown_fields() -> None:
+    """One msgspec Struct per section, frozen, forbid_unknown_fields (as nautilus_trader's configs)."""
+    config = load_settings("[kraken]\ndepth = 25\n", "t.toml", {}, {}).config
+    assert config.kraken == KrakenConfig(depth=25)
+    assert (config.kraken.depth, config.metrics.latency_sample, config.relay.checksums) == (25, 8, True)
+    with pytest.raises(msgspec.ValidationError, match="unknown field `depht`"):
+        msgspec.convert({"kraken": {"depht": 25}}, Config)
+    with pytest.raises(AttributeError):
+        config.kraken.depth = 10  # type: ignore[misc]  # frozen
+    assert [k.name for k in KEYS] == [
+        f"{section.name}.{key.name}"
+        for section in msgspec.structs.fields(Config)
+        for key in msgspec.structs.fields(section.default_factory)  # type: ignore[arg-type]
+    ]  # every field has its help, and nothing else has

@@ -1,10 +1,12 @@
 """Configuration: defaults < TOML file < environment < command-line flags. Pure: the caller reads the
 file and the environment and passes them in.
 
-Every key is declared once in ``KEYS`` with its type, default, allowed values, environment variable
-and help; docs/config.md is that table in prose. An error names the key, where its value came from
-(``file:line``, the variable or the flag) and what is allowed; an unknown key is an error; nothing
-falls back silently.
+Every key's type and default are declared once, as a field of its section's Struct (``Config`` holds
+one per section, as nautilus_trader's configs do: frozen, ``forbid_unknown_fields``); ``KEYS`` adds its
+allowed values, environment variable and help; docs/config.md is that table in prose. Readers get the
+typed ``Settings.config`` (``settings.config.kraken.depth`` is an int). An error names the key, where
+its value came from (``file:line``, the variable or the flag) and what is allowed; an unknown key is an
+error that suggests the closest known one; nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -16,14 +18,114 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from tickrelay.errors import ConfigError
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[section]`` of tickrelay.toml: its keys with their types and defaults (help, environment
+    variable and allowed values are in ``KEYS``)."""
+
+
+class RelayConfig(_Section, frozen=True):
+    socket: str = ""
+    checksums: bool = True
+    allowed_users: tuple[str, ...] = ()
+    max_connections: int = 1000
+    hello_timeout_s: float = 5.0
+    message_timeout_s: float = 10.0
+
+
+class CoinbaseConfig(_Section, frozen=True):
+    enabled: bool = True
+    products: tuple[str, ...] = ("BTC-USD", "ETH-USD")
+    ws_url: str = "wss://ws-feed.exchange.coinbase.com"
+    api: str = "exchange"
+
+
+class BinanceConfig(_Section, frozen=True):
+    enabled: bool = True
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    ws_url: str = "wss://stream.binance.com:9443"
+    rest_url: str = "https://api.binance.com"
+
+
+class KrakenConfig(_Section, frozen=True):
+    enabled: bool = True
+    pairs: tuple[str, ...] = ("XBT/USD", "ETH/USD")
+    ws_url: str = "wss://ws.kraken.com"
+    depth: int = 10
+    checksum_policy: str = "resync"
+
+
+class CollectorConfig(_Section, frozen=True):
+    stale_after_s: float = 10.0
+    backoff_cap_s: float = 30.0
+    reset_after_s: float = 30.0
+    flush: str = "frame"
+
+
+class StrategyConfig(_Section, frozen=True):
+    fees_bps: tuple[str, ...] = ("binance=10", "kraken=26", "coinbase=60")
+    min_edge_bps: float = 0.0
+    stale_s: float = 10.0
+    max_edge_bps: float = 500.0
+    quote_aliases: tuple[str, ...] = ("USDT=USD", "USDC=USD")
+
+
+class RiskConfig(_Section, frozen=True):
+    stale_s: float = 5.0
+    jump_pct: float = 2.0
+
+
+class DashboardConfig(_Section, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class MetricsConfig(_Section, frozen=True):
+    latency_sample: int = 8
+    port: int = 0
+
+
+class NatsConfig(_Section, frozen=True):
+    servers: tuple[str, ...] = ("nats://127.0.0.1:4222",)
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    creds: str = ""
+    nkey_seed: str = ""
+    user: str = ""
+    password: str = ""
+    token: str = ""
+
+
+class LogConfig(_Section, frozen=True):
+    level: str = "info"
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration, typed: ``config.relay.socket``, ``config.kraken.depth``."""
+
+    relay: RelayConfig = msgspec.field(default_factory=RelayConfig)
+    coinbase: CoinbaseConfig = msgspec.field(default_factory=CoinbaseConfig)
+    binance: BinanceConfig = msgspec.field(default_factory=BinanceConfig)
+    kraken: KrakenConfig = msgspec.field(default_factory=KrakenConfig)
+    collector: CollectorConfig = msgspec.field(default_factory=CollectorConfig)
+    strategy: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
 
 
 @dataclasses.dataclass(frozen=True)
 class Key:
+    """What ``Config`` does not say about one key: its help, environment variable and allowed values."""
+
     name: str  # "section.key"
-    kind: type  # str, int, float, bool or list (of str)
-    default: Any
     help: str
     env: str = ""  # the design's own variable name, if any (else TICKRELAY_<SECTION>_<KEY>)
     choices: tuple[Any, ...] = ()
@@ -35,123 +137,92 @@ class Key:
     def env_name(self) -> str:
         return self.env or "TICKRELAY_" + self.name.upper().replace(".", "_")
 
+    @property
+    def kind(self) -> type:
+        """str, int, float, bool or list (of str), from the section's field."""
+        kind = _FIELDS[self.name].type
+        return list if kind == tuple[str, ...] else kind
 
+    @property
+    def default(self) -> Any:
+        value = _FIELDS[self.name].default
+        return list(value) if isinstance(value, tuple) else value
+
+
+_FIELDS = {
+    f"{section.name}.{field.name}": field
+    for section in msgspec.structs.fields(Config)
+    for field in msgspec.structs.fields(section.default_factory)
+}
 KEYS: tuple[Key, ...] = (
     Key(
         "relay.socket",
-        str,
-        "",
         "market-data relay socket (empty: the runtime-directory default)",
         env="RELAY_SOCKET_PATH",
     ),
-    Key("relay.checksums", bool, True, "verify CRCs of market-data publishers (signal/execution always do)"),
+    Key("relay.checksums", "verify CRCs of market-data publishers (signal/execution always do)"),
     Key(
         "relay.allowed_users",
-        list,
-        [],
         "users besides you trusted to own a socket directory and run a relay (names or uids)",
     ),
-    Key(
-        "relay.max_connections", int, 1000, "connections a relay serves at once; more are refused", minimum=1
-    ),
-    Key("relay.hello_timeout_s", float, 5.0, "a connection must send its Hello within this", minimum=0.01),
+    Key("relay.max_connections", "connections a relay serves at once; more are refused", minimum=1),
+    Key("relay.hello_timeout_s", "a connection must send its Hello within this", minimum=0.01),
     Key(
         "relay.message_timeout_s",
-        float,
-        10.0,
         "a message a publisher has begun must be complete within this",
         minimum=0.01,
     ),
-    Key("coinbase.enabled", bool, True, "run the Coinbase collector"),
-    Key("coinbase.products", list, ["BTC-USD", "ETH-USD"], "Coinbase product ids", env="COINBASE_PRODUCTS"),
-    Key(
-        "coinbase.ws_url",
-        str,
-        "wss://ws-feed.exchange.coinbase.com",
-        "Coinbase WebSocket URL",
-        env="COINBASE_WS_URL",
-    ),
-    Key(
-        "coinbase.api",
-        str,
-        "exchange",
-        "which Coinbase feed the URL speaks",
-        choices=("exchange", "advanced"),
-    ),
-    Key("binance.enabled", bool, True, "run the Binance collector"),
-    Key("binance.symbols", list, ["BTCUSDT", "ETHUSDT"], "Binance spot symbols", env="BINANCE_SYMBOLS"),
-    Key(
-        "binance.ws_url",
-        str,
-        "wss://stream.binance.com:9443",
-        "Binance WebSocket base URL",
-        env="BINANCE_WS_URL",
-    ),
-    Key("binance.rest_url", str, "https://api.binance.com", "Binance REST base URL (depth snapshots)"),
-    Key("kraken.enabled", bool, True, "run the Kraken collector"),
-    Key("kraken.pairs", list, ["XBT/USD", "ETH/USD"], "Kraken pairs", env="KRAKEN_PAIRS"),
-    Key("kraken.ws_url", str, "wss://ws.kraken.com", "Kraken WebSocket URL", env="KRAKEN_WS_URL"),
-    Key("kraken.depth", int, 10, "Kraken book depth", choices=(10, 25, 100, 500, 1000)),
-    Key("kraken.checksum_policy", str, "resync", "on a book checksum mismatch", choices=("resync", "ignore")),
-    Key("collector.stale_after_s", float, 10.0, "reconnect a feed silent this long", minimum=0.1),
-    Key("collector.backoff_cap_s", float, 30.0, "longest wait between reconnects", minimum=0.1),
+    Key("coinbase.enabled", "run the Coinbase collector"),
+    Key("coinbase.products", "Coinbase product ids", env="COINBASE_PRODUCTS"),
+    Key("coinbase.ws_url", "Coinbase WebSocket URL", env="COINBASE_WS_URL"),
+    Key("coinbase.api", "which Coinbase feed the URL speaks", choices=("exchange", "advanced")),
+    Key("binance.enabled", "run the Binance collector"),
+    Key("binance.symbols", "Binance spot symbols", env="BINANCE_SYMBOLS"),
+    Key("binance.ws_url", "Binance WebSocket base URL", env="BINANCE_WS_URL"),
+    Key("binance.rest_url", "Binance REST base URL (depth snapshots)"),
+    Key("kraken.enabled", "run the Kraken collector"),
+    Key("kraken.pairs", "Kraken pairs", env="KRAKEN_PAIRS"),
+    Key("kraken.ws_url", "Kraken WebSocket URL", env="KRAKEN_WS_URL"),
+    Key("kraken.depth", "Kraken book depth", choices=(10, 25, 100, 500, 1000)),
+    Key("kraken.checksum_policy", "on a book checksum mismatch", choices=("resync", "ignore")),
+    Key("collector.stale_after_s", "reconnect a feed silent this long", minimum=0.1),
+    Key("collector.backoff_cap_s", "longest wait between reconnects", minimum=0.1),
     Key(
         "collector.reset_after_s",
-        float,
-        30.0,
         "a connection up this long resets the reconnect backoff (0: every connection does)",
         minimum=0,
     ),
     Key(
         "collector.flush",
-        str,
-        "frame",
         "write to the relay after every frame (at most once per 50 µs, and before parsing a frame of 1 KiB "
         "or more), or once per event-loop turn",
         choices=("frame", "loop"),
     ),
-    Key(
-        "strategy.fees_bps",
-        list,
-        ["binance=10", "kraken=26", "coinbase=60"],
-        "taker fee per venue, VENUE=BPS",
-    ),
-    Key("strategy.min_edge_bps", float, 0.0, "open a spread signal above this net edge", minimum=0),
-    Key(
-        "strategy.stale_s", float, 10.0, "never act on a side silent this long (message time)", minimum=0.001
-    ),
-    Key(
-        "strategy.max_edge_bps", float, 500.0, "an edge beyond this is bad data: alert, no signal", minimum=0
-    ),
-    Key("strategy.quote_aliases", list, ["USDT=USD", "USDC=USD"], "quote currencies compared as one, Q=AS"),
-    Key("risk.stale_s", float, 5.0, "alert when a venue is silent this long", minimum=0.001),
-    Key("risk.jump_pct", float, 2.0, "alert on a trade this far from the previous one", minimum=0),
-    Key("dashboard.host", str, "127.0.0.1", "dashboard HTTP address"),
-    Key("dashboard.port", int, 8080, "dashboard HTTP port (0: any free port)", minimum=0, maximum=65535),
+    Key("strategy.fees_bps", "taker fee per venue, VENUE=BPS"),
+    Key("strategy.min_edge_bps", "open a spread signal above this net edge", minimum=0),
+    Key("strategy.stale_s", "never act on a side silent this long (message time)", minimum=0.001),
+    Key("strategy.max_edge_bps", "an edge beyond this is bad data: alert, no signal", minimum=0),
+    Key("strategy.quote_aliases", "quote currencies compared as one, Q=AS"),
+    Key("risk.stale_s", "alert when a venue is silent this long", minimum=0.001),
+    Key("risk.jump_pct", "alert on a trade this far from the previous one", minimum=0),
+    Key("dashboard.host", "dashboard HTTP address"),
+    Key("dashboard.port", "dashboard HTTP port (0: any free port)", minimum=0, maximum=65535),
     Key(
         "metrics.latency_sample",
-        int,
-        8,
         "record the latency of one frame (collectors) or message (consumers) in N",
         minimum=1,
     ),
-    Key("metrics.port", int, 0, "Prometheus port per process (0: off)", minimum=0, maximum=65535),
-    Key("nats.servers", list, ["nats://127.0.0.1:4222"], "NATS server URLs of the bridges (tls://: TLS)"),
-    Key("nats.tls_ca", str, "", "CA file (PEM) to verify the NATS server with (empty: the system's)"),
-    Key("nats.tls_cert", str, "", "client certificate file (PEM) for a NATS server that verifies clients"),
-    Key("nats.tls_key", str, "", "the client certificate's private key file (PEM)"),
-    Key("nats.creds", str, "", "NATS credentials file (user JWT and nkey seed; operator mode)"),
-    Key("nats.nkey_seed", str, "", "NATS nkey seed file (a user listed by its public nkey)"),
-    Key("nats.user", str, "", "NATS user name (with nats.password)"),
-    Key(
-        "nats.password",
-        str,
-        "",
-        "NATS password (prefer the environment or a 0600 file to a flag)",
-        secret=True,
-    ),
-    Key("nats.token", str, "", "NATS authentication token", secret=True),
-    Key("log.level", str, "info", "log level", choices=("debug", "info", "warning", "error")),
+    Key("metrics.port", "Prometheus port per process (0: off)", minimum=0, maximum=65535),
+    Key("nats.servers", "NATS server URLs of the bridges (tls://: TLS)"),
+    Key("nats.tls_ca", "CA file (PEM) to verify the NATS server with (empty: the system's)"),
+    Key("nats.tls_cert", "client certificate file (PEM) for a NATS server that verifies clients"),
+    Key("nats.tls_key", "the client certificate's private key file (PEM)"),
+    Key("nats.creds", "NATS credentials file (user JWT and nkey seed; operator mode)"),
+    Key("nats.nkey_seed", "NATS nkey seed file (a user listed by its public nkey)"),
+    Key("nats.user", "NATS user name (with nats.password)"),
+    Key("nats.password", "NATS password (prefer the environment or a 0600 file to a flag)", secret=True),
+    Key("nats.token", "NATS authentication token", secret=True),
+    Key("log.level", "log level", choices=("debug", "info", "warning", "error")),
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}
 KEY_BY_ENV = {k.env_name: k for k in KEYS}
@@ -161,13 +232,17 @@ NOT_SETTINGS = frozenset({"TICKRELAY_NO_EXTENSIONS"})
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The effective configuration: ``values[name]`` and where each came from (``sources[name]``)."""
+    """The effective configuration, typed (``config``), and where each key's value came from
+    (``sources[name]``)."""
 
-    values: Mapping[str, Any]
+    config: Config
     sources: Mapping[str, str]
 
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
+    def value(self, name: str) -> Any:
+        """One key's value by its name, where the name is what matters (``config show``, an error that
+        names the key); readers use ``config``."""
+        section, key = name.split(".")
+        return getattr(getattr(self.config, section), key)
 
 
 def load_settings(
@@ -208,7 +283,11 @@ def load_settings(
         key = KEY_BY_NAME[name]
         where = f"flag --{name.replace('.', '-').replace('_', '-')}"
         values[name], sources[name] = _coerce(key, value, where), where
-    return Settings(values, sources)
+    sections: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        section, key_name = name.split(".")
+        sections.setdefault(section, {})[key_name] = value
+    return Settings(msgspec.convert(sections, Config), sources)
 
 
 def _toml_layer(text: str, origin: str) -> list[tuple[str, Any, str]]:

@@ -60,7 +60,7 @@ async def pipeline(
     await asyncio.sleep(0.05)
     output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue, stream_id=stream_id)
     output.start()
-    collector = Collector(venue, settings.values, output)
+    collector = Collector(venue, settings.config, output)
     if prepare is not None:
         prepare(collector)
     stop = asyncio.Event()
@@ -92,7 +92,7 @@ async def test_coinbase_collector_delivers_exactly_what_the_feed_makes_of_the_re
     rec = recordings.load(*recordings.COINBASE)
     expected = offline(
         VENUES["coinbase"].from_settings(
-            load_settings(None, "-", {"COINBASE_PRODUCTS": products}, {}).values
+            load_settings(None, "-", {"COINBASE_PRODUCTS": products}, {}).config
         ),
         list(rec.frames),
     )
@@ -110,7 +110,7 @@ async def test_coinbase_collector_delivers_exactly_what_the_feed_makes_of_the_re
 
 async def test_binance_collector_fetches_the_snapshot_over_rest(tmp_path: Path) -> None:
     rec = recordings.load(*recordings.BINANCE)
-    feed = VENUES["binance"].from_settings(load_settings(None, "-", {}, {}).values)
+    feed = VENUES["binance"].from_settings(load_settings(None, "-", {}, {}).config)
 
     def given(line: int, wanted: list[str]) -> list[tuple[str, bytes]]:  # as soon as the book asks
         return [(symbol, recordings.binance_snapshot(symbol) or b"") for symbol in wanted]
@@ -187,7 +187,7 @@ async def test_frame_policy_writes_what_is_buffered_before_parsing_a_big_frame(t
     output.start()
     try:
         await output.wait_connected(5)
-        collector = Collector("binance", load_settings(None, "-", {}, {}).values, output)
+        collector = Collector("binance", load_settings(None, "-", {}, {}).config, output)
         collector.flush_gap_ns = 10**18  # 31 years: after the first write, no frame is written at its end
         frames = recordings.load(*recordings.BINANCE).frames
         quotes = [f for f in frames if b"@bookTicker" in f and len(f) < BIG_FRAME][:3]

@@ -34,10 +34,10 @@ async def run_for(
     await relay.start()
     exchange = ReplayExchange(speed=0, loop=False, pings=pings, faults=faults or Faults())
     await exchange.start()
-    settings: Any = load_settings(None, "-", {**collector_env(exchange.port), **env}, {}).values
+    config = load_settings(None, "-", {**collector_env(exchange.port), **env}, {}).config
     output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue)
     output.start()
-    collector = Collector(venue, settings, output)
+    collector = Collector(venue, config, output)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
     await asyncio.sleep(seconds)

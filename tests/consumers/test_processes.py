@@ -97,7 +97,7 @@ async def test_strategy_process_alerts_on_the_implausible_real_edge_and_signals_
     process publishes exactly its logic's IMPLAUSIBLE_EDGE alert on the system relay, no signal, and its
     metrics say why the summaries show no cross-venue pair."""
     stream = merged_stream()
-    monitor = SpreadMonitor(strategy_settings(load_settings(None, "", {}, {}).values))
+    monitor = SpreadMonitor(strategy_settings(load_settings(None, "", {}, {}).config.strategy))
     expected = [s for m in stream for s in monitor.on_message(m.header.timestamp_ns, m.events())]
     assert [type(e) for e in expected] == [Alert]
     port = free_port()

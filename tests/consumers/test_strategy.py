@@ -83,7 +83,7 @@ def test_quote_aliases_group_usdt_with_usd_and_instruments_without_meta_are_left
 
 
 def test_settings_from_configuration_and_their_errors() -> None:
-    s = strategy_settings(load_settings(None, "", {}, {}).values)
+    s = strategy_settings(load_settings(None, "", {}, {}).config.strategy)
     assert s.fee_ppm == {100: 1000, 101: 2600, 102: 6000}
     assert s.quote_aliases == {"USDT": "USD", "USDC": "USD"}
     assert (s.min_edge_ppm, s.stale_ns, s.max_edge_ppm) == (0, 10_000_000_000, 50_000)
@@ -93,14 +93,14 @@ def test_settings_from_configuration_and_their_errors() -> None:
         (["kraken"], "'kraken' is not NAME=VALUE"),
     ):
         with pytest.raises(ConfigError, match=match):
-            strategy_settings(load_settings(None, "", {}, {"strategy.fees_bps": bad}).values)
+            strategy_settings(load_settings(None, "", {}, {"strategy.fees_bps": bad}).config.strategy)
 
 
 def test_real_books_kraken_xbtusd_against_binance_btcusdt_are_a_data_problem_not_a_signal() -> None:
     """The two recordings (2023 Kraken XBT/USD book-10, 2024 Binance BTCUSDT) re-timed to start
     together: BTC was ~27.1k then and ~61.8k later. The offline demo "opened" that +127 % edge; beyond
     the 5 % bound it is one IMPLAUSIBLE_EDGE alert, as soon as both books are complete, and no signal."""
-    monitor = SpreadMonitor(strategy_settings(load_settings(None, "", {}, {}).values))
+    monitor = SpreadMonitor(strategy_settings(load_settings(None, "", {}, {}).config.strategy))
     found = [s for m in merged_stream() for s in monitor.on_message(m.header.timestamp_ns, m.events())]
     binance, kraken = asset_id_for("BTC/USDT"), asset_id_for("BTC/USD")
     snapshot = json.loads(BINANCE.with_name(BINANCE.name + ".rest-depth-snapshot.json").read_text())
@@ -118,7 +118,7 @@ def test_real_books_kraken_xbtusd_against_binance_btcusdt_are_a_data_problem_not
     assert headline(monitor.verdicts()) == "no cross-venue pair in the data (1 with an implausible edge)"
     # the bound is a setting: raised to 200 %, the same books open the pair (the old behaviour)
     wide = SpreadMonitor(
-        strategy_settings(load_settings(None, "", {}, {"strategy.max_edge_bps": 20000}).values)
+        strategy_settings(load_settings(None, "", {}, {"strategy.max_edge_bps": 20000}).config.strategy)
     )
     signals = [s for m in merged_stream() for s in wide.on_message(m.header.timestamp_ns, m.events())]
     assert signals[0] == SpreadSignal(

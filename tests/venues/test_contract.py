@@ -102,10 +102,10 @@ def test_the_registry_builds_each_feed_and_its_url_from_the_settings(
 ) -> None:
     """The collector knows no venue class: VENUES[venue].from_settings / .url are all it uses."""
     urls = {"COINBASE_WS_URL": "ws://x", "KRAKEN_WS_URL": "ws://x", "BINANCE_WS_URL": "ws://x/"}
-    settings = load_settings(None, "-", {**urls, "BINANCE_SYMBOLS": "BTCUSDT", **env}, {}).values
-    feed = VENUES[venue].from_settings(settings)
+    config = load_settings(None, "-", {**urls, "BINANCE_SYMBOLS": "BTCUSDT", **env}, {}).config
+    feed = VENUES[venue].from_settings(config)
     assert type(feed).__name__ == kind
-    assert VENUES[venue].url(settings) == type(feed).url(settings) == url
+    assert VENUES[venue].url(config) == type(feed).url(config) == url
     assert feed.subscribe_messages() or venue == "binance"  # Binance: the URL is the subscription
     if feed.SNAPSHOTS:
         assert (

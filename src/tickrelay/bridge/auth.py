@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,13 @@ def _where(settings: Settings, key: str) -> str:
 
 
 def _file(settings: Settings, key: str) -> str:
-    path: str = settings[key]
+    path: str = settings.value(key)
     if path and not Path(path).is_file():
         raise ConfigError(f"{_where(settings, key)}: no such file: {path}")
     return path
 
 
-def _tls(settings: Settings, servers: list[str]) -> ssl.SSLContext | None:
+def _tls(settings: Settings, servers: Sequence[str]) -> ssl.SSLContext | None:
     ca, cert, key = (_file(settings, f"nats.tls_{k}") for k in ("ca", "cert", "key"))
     if key and not cert:
         raise ConfigError(f"{_where(settings, 'nats.tls_key')}: a client key needs `nats.tls_cert` too")
@@ -65,7 +65,8 @@ def _tls(settings: Settings, servers: list[str]) -> ssl.SSLContext | None:
 
 def _credentials(settings: Settings) -> dict[str, str]:
     creds, seed = _file(settings, "nats.creds"), _file(settings, "nats.nkey_seed")
-    user, password, token = settings["nats.user"], settings["nats.password"], settings["nats.token"]
+    nats = settings.config.nats
+    user, password, token = nats.user, nats.password, nats.token
     given = [k for k, v in (("nats.creds", creds), ("nats.nkey_seed", seed), ("nats.user", user),
                             ("nats.token", token)) if v]  # fmt: skip
     if len(given) > 1:
@@ -92,4 +93,4 @@ def load_access(settings: Settings) -> NatsAccess:
         ConfigError: a named file is missing or not PEM, a key without its certificate, a user without
             a password (or the reverse), or more than one way to authenticate.
     """
-    return NatsAccess(_tls(settings, settings["nats.servers"]), _credentials(settings))
+    return NatsAccess(_tls(settings, settings.config.nats.servers), _credentials(settings))

@@ -34,7 +34,7 @@ import struct
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, cast
 
@@ -42,6 +42,7 @@ import aiohttp
 import picows
 from aiolimiter import AsyncLimiter
 
+from tickrelay.config import Config
 from tickrelay.errors import TickrelayError
 from tickrelay.metrics import ALL_TYPES, Latency
 from tickrelay.protocol.codec import HEADER_SIZE
@@ -133,24 +134,24 @@ class Collector:
     def __init__(
         self,
         venue: str,
-        settings: Mapping[str, Any],
+        config: Config,
         output: RelayOutput,
     ) -> None:
         self.venue = venue
-        self.settings = settings
+        self.config = config
         self.output = output
-        self.url = VENUES[venue].url(settings)
-        self.stale_after_s: float = settings["collector.stale_after_s"]
-        self.flush_each_frame = settings["collector.flush"] == "frame"
+        self.url = VENUES[venue].url(config)
+        self.stale_after_s = config.collector.stale_after_s
+        self.flush_each_frame = config.collector.flush == "frame"
         self.flush_gap_ns = FLUSH_GAP_NS
-        self.backoff_cap_s: float = settings["collector.backoff_cap_s"]
-        self.reset_after_s: float = settings["collector.reset_after_s"]
+        self.backoff_cap_s = config.collector.backoff_cap_s
+        self.reset_after_s = config.collector.reset_after_s
         self._connected_at: float | None = None  # monotonic time the current connection opened
         self.stats = CollectorStats()
-        self.core = FeedCore(VENUES[venue].from_settings(settings), output.stamper)
+        self.core = FeedCore(VENUES[venue].from_settings(config), output.stamper)
         self._snapshot_wanted = asyncio.Event()
         self._samples_logged = 0
-        self.sample: int = settings["metrics.latency_sample"]  # measure one frame in N (bench/overhead.py)
+        self.sample = config.metrics.latency_sample  # measure one frame in N (bench/overhead.py)
         self._frames_measured = 0
         # (frame arrival, message type) of each message awaiting the write
         self._pending: list[tuple[int, str]] = []
@@ -353,7 +354,7 @@ class Collector:
         limiter = AsyncLimiter(budget.per_minute, 60)
         fresh = partial(backoff, initial_s=0.2, cap_s=self.backoff_cap_s, floor=0.5)  # failed requests
         failures = fresh()
-        base = str(self.settings.get(f"{self.venue}.rest_url", ""))
+        base = self.config.binance.rest_url if self.venue == "binance" else ""  # the only REST venue
         while not stop.is_set() and not self.stats.rest_banned:
             await self._snapshot_wanted.wait()
             self._snapshot_wanted.clear()

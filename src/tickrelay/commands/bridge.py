@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     access = load_access(settings)
     domain = DOMAIN_NAMES[args.domain]
     path = Path(socket_path(domain, args.socket, os.environ))
-    servers = settings["nats.servers"]
+    servers = list(settings.config.nats.servers)
 
     bridge: BridgeOut | BridgeIn
     if args.direction == "out":

@@ -38,16 +38,16 @@ def run(args: argparse.Namespace) -> int:
             "metrics.port": args.metrics_port,
         },
     )
-    path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+    path = socket_path(Domain.MARKET_DATA, settings.config.relay.socket or None, os.environ)
 
     async def main(stop: asyncio.Event) -> int:
         output = RelayOutput(path, source=COLLECTOR_SOURCES[args.venue], name=f"collect-{args.venue}")
         output.start()
-        collector = Collector(args.venue, settings.values, output)
-        if settings["metrics.port"]:
+        collector = Collector(args.venue, settings.config, output)
+        if settings.config.metrics.port:
             metrics.serve(
                 f"collect-{args.venue}",
-                settings["metrics.port"],
+                settings.config.metrics.port,
                 collector.snapshot,
                 runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
             )

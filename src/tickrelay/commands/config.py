@@ -41,7 +41,7 @@ def read_settings(config_path: str | None, flags: Mapping[str, Any]) -> Settings
 
 def run(args: argparse.Namespace) -> int:
     settings = read_settings(args.config, {})
-    shown = {k.name: "***" if k.secret and settings[k.name] else settings[k.name] for k in KEYS}
+    shown = {k.name: "***" if k.secret and settings.value(k.name) else settings.value(k.name) for k in KEYS}
     if args.json:
         print(
             json.dumps({k.name: {"value": shown[k.name], "source": settings.sources[k.name]} for k in KEYS})

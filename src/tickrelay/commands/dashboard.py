@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     paths = {
-        "market-data": socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ),
+        "market-data": socket_path(Domain.MARKET_DATA, settings.config.relay.socket or None, os.environ),
         "signal": socket_path(Domain.SIGNAL, args.signal_socket, os.environ),
         "system": socket_path(Domain.SYSTEM, args.system_socket, os.environ),
     }
@@ -179,10 +179,10 @@ def run(args: argparse.Namespace) -> int:
         e2e = serve_metrics("dashboard", settings)
         runner = web.AppRunner(dashboard.app())
         await runner.setup()
-        site = web.TCPSite(runner, settings["dashboard.host"], settings["dashboard.port"])
+        site = web.TCPSite(runner, settings.config.dashboard.host, settings.config.dashboard.port)
         await site.start()
         port = runner.addresses[0][1]
-        print(f"tickrelay dashboard: http://{settings['dashboard.host']}:{port}/", flush=True)
+        print(f"tickrelay dashboard: http://{settings.config.dashboard.host}:{port}/", flush=True)
         tasks = [asyncio.create_task(_follow(sub, state, name, e2e)) for name, sub in subs.items()]
         next_latency = 0.0
         while not stop.is_set():

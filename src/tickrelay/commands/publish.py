@@ -55,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
-    allowed = allowed_uids(read_settings(None, {})["relay.allowed_users"])
+    allowed = allowed_uids(read_settings(None, {}).config.relay.allowed_users)
     data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()  # OSError: cli
     decoder = Decoder()
     decoder.feed(data)

@@ -90,16 +90,16 @@ def run(args: argparse.Namespace) -> int:
             "relay.message_timeout_s": args.message_timeout,
             "relay.allowed_users": args.allowed_user,
         },
-    )
+    ).config
     settings = RelaySettings(
         domain=domain,
         verify_checksums=not args.no_checksum,
         subscriber_buffer=args.subscriber_buffer,
         default_overflow=Overflow[args.overflow.upper()],
-        max_connections=config["relay.max_connections"],
-        hello_timeout_s=config["relay.hello_timeout_s"],
-        message_timeout_s=config["relay.message_timeout_s"],
-        allowed_uids=allowed_uids(config["relay.allowed_users"]),
+        max_connections=config.relay.max_connections,
+        hello_timeout_s=config.relay.hello_timeout_s,
+        message_timeout_s=config.relay.message_timeout_s,
+        allowed_uids=allowed_uids(config.relay.allowed_users),
     )
 
     async def main(stop: asyncio.Event) -> int:

@@ -58,7 +58,7 @@ async def fetch_status(path: str, domain: int, allowed: frozenset[int] = frozens
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = str(socket_path(domain, args.socket, os.environ))
-    allowed = allowed_uids(read_settings(None, {})["relay.allowed_users"])
+    allowed = allowed_uids(read_settings(None, {}).config.relay.allowed_users)
     status = asyncio.run(fetch_status(path, domain, allowed))
     if args.json:
         print(json.dumps(status, indent=1))

@@ -41,12 +41,11 @@ def run(args: argparse.Namespace) -> int:
             "metrics.port": args.metrics_port,
         },
     )
+    risk = settings.config.risk
     monitor = RiskMonitor(
-        RiskSettings(
-            stale_ns=round(settings["risk.stale_s"] * 1e9), jump_ppm=round(settings["risk.jump_pct"] * 1e4)
-        )
+        RiskSettings(stale_ns=round(risk.stale_s * 1e9), jump_ppm=round(risk.jump_pct * 1e4))
     )
-    md_path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+    md_path = socket_path(Domain.MARKET_DATA, settings.config.relay.socket or None, os.environ)
     system_path = socket_path(Domain.SYSTEM, args.system_socket, os.environ)
 
     async def main(stop: asyncio.Event) -> int:

@@ -9,11 +9,12 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from tickrelay import runtime
 from tickrelay.commands.config import read_settings
+from tickrelay.config import StrategyConfig
 from tickrelay.consumers.market import MarketState, gap_invalidation
 from tickrelay.consumers.pump import consume, serve_metrics
 from tickrelay.consumers.strategy import SpreadMonitor, StrategySettings
@@ -46,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not print each signal")
 
 
-def _pairs(items: list[str], key: str) -> dict[str, str]:
+def _pairs(items: Sequence[str], key: str) -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -56,9 +57,9 @@ def _pairs(items: list[str], key: str) -> dict[str, str]:
     return out
 
 
-def strategy_settings(values: Mapping[str, Any]) -> StrategySettings:
+def strategy_settings(config: StrategyConfig) -> StrategySettings:
     fees = {}
-    for venue, bps in _pairs(values["strategy.fees_bps"], "strategy.fees_bps").items():
+    for venue, bps in _pairs(config.fees_bps, "strategy.fees_bps").items():
         if venue.upper() not in VenueId.__members__:
             raise ConfigError(f"`strategy.fees_bps`: unknown venue {venue!r} (binance, kraken, coinbase)")
         try:
@@ -67,10 +68,10 @@ def strategy_settings(values: Mapping[str, Any]) -> StrategySettings:
             raise ConfigError(f"`strategy.fees_bps`: {venue}={bps}: the fee is not a number") from None
     return StrategySettings(
         fee_ppm=fees,
-        min_edge_ppm=round(values["strategy.min_edge_bps"] * 100),
-        stale_ns=round(values["strategy.stale_s"] * 1e9),
-        max_edge_ppm=round(values["strategy.max_edge_bps"] * 100),
-        quote_aliases=_pairs(values["strategy.quote_aliases"], "strategy.quote_aliases"),
+        min_edge_ppm=round(config.min_edge_bps * 100),
+        stale_ns=round(config.stale_s * 1e9),
+        max_edge_ppm=round(config.max_edge_bps * 100),
+        quote_aliases=_pairs(config.quote_aliases, "strategy.quote_aliases"),
     )
 
 
@@ -105,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
             "metrics.port": args.metrics_port,
         },
     )
-    monitor = SpreadMonitor(strategy_settings(settings.values))
-    md_path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+    monitor = SpreadMonitor(strategy_settings(settings.config.strategy))
+    md_path = socket_path(Domain.MARKET_DATA, settings.config.relay.socket or None, os.environ)
     signal_path = socket_path(Domain.SIGNAL, args.signal_socket, os.environ)
     system_path = socket_path(Domain.SYSTEM, args.system_socket, os.environ)
 

@@ -166,7 +166,7 @@ async def _say_waiting(subscription: Subscription, after_s: float = 1.0) -> None
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
-    allowed = allowed_uids(read_settings(None, {})["relay.allowed_users"])
+    allowed = allowed_uids(read_settings(None, {}).config.relay.allowed_users)
     flt = Filter(
         frozenset(_TYPE_NAMES[t] for t in args.type), frozenset(VenueId[v.upper()] for v in args.venue)
     )

@@ -239,11 +239,11 @@ def _dashboard_port(host: str, wanted: int) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = read_settings(args.config, {"dashboard.port": args.dashboard_port})
-    path = socket_path(Domain.MARKET_DATA, settings["relay.socket"] or None, os.environ)
+    config = read_settings(args.config, {"dashboard.port": args.dashboard_port}).config
+    path = socket_path(Domain.MARKET_DATA, config.relay.socket or None, os.environ)
     signal_path = socket_path(Domain.SIGNAL, None, os.environ)
     system_path = socket_path(Domain.SYSTEM, None, os.environ)
-    dashboard_port, port_note = _dashboard_port(settings["dashboard.host"], settings["dashboard.port"])
+    dashboard_port, port_note = _dashboard_port(config.dashboard.host, config.dashboard.port)
     me = [sys.executable, "-m", "tickrelay"]
     env = dict(os.environ)
     children = [
@@ -261,9 +261,11 @@ def run(args: argparse.Namespace) -> int:
                 "replay-exchange", [*me, "replay-exchange", "--port", str(port), "--speed", args.speed], env
             )
         )
-    config = ["--config", args.config] if args.config else []
+    config_flag = ["--config", args.config] if args.config else []
+    enabled = {"coinbase": config.coinbase.enabled, "binance": config.binance.enabled,
+               "kraken": config.kraken.enabled}  # fmt: skip
     for venue in VENUES:
-        if settings[f"{venue}.enabled"]:
+        if enabled[venue]:
             children.append(
                 Child(
                     f"collect-{venue}",
@@ -275,14 +277,14 @@ def run(args: argparse.Namespace) -> int:
                         str(path),
                         "--metrics-port",
                         str(_free_port()),
-                        *config,
+                        *config_flag,
                     ],
                     env,
                 )
             )
 
     def consumer(name: str, *extra: str) -> Child:
-        argv = [*me, name, *config, "--socket", str(path), "--metrics-port", str(_free_port()), *extra]
+        argv = [*me, name, *config_flag, "--socket", str(path), "--metrics-port", str(_free_port()), *extra]
         return Child(name, argv, env)
 
     children += [
@@ -305,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
     banner = [
         f"tickrelay up: {'live exchanges' if args.live else 'embedded replay'}; Ctrl-C stops",
         f"  relay on {path}",
-        f"  dashboard on http://{settings['dashboard.host']}:{dashboard_port}/",
+        f"  dashboard on http://{config.dashboard.host}:{dashboard_port}/",
         *(["  not recording"] if args.no_record else [
             f"  recording to {recording} ({'continued' if continued else 'new'})",
             f"  (read it with: tickrelay replay {recording})"]),

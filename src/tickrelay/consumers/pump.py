@@ -28,11 +28,11 @@ def serve_metrics(
 ) -> EndToEnd:
     """The consumer's end-to-end latency (one message in ``metrics.latency_sample``), served with
     ``counters()`` and ``gauges()`` as consumer ``name`` on ``metrics.port`` (0: not served)."""
-    e2e = EndToEnd(settings["metrics.latency_sample"])
-    if settings["metrics.port"]:
+    e2e = EndToEnd(settings.config.metrics.latency_sample)
+    if settings.config.metrics.port:
         metrics.serve(
             name,
-            settings["metrics.port"],
+            settings.config.metrics.port,
             lambda: {"counters": counters(), "gauges": gauges(), "end_to_end": (name, e2e)},
             runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
         )

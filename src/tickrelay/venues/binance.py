@@ -43,11 +43,12 @@ symbol rule are ``venues.binance_wire``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlencode
 
 import msgspec
 
+from tickrelay.config import Config
 from tickrelay.errors import FixedPointError, SymbolError, VenueMessageError
 from tickrelay.protocol.fixed import parse_fixed8_rounded
 from tickrelay.protocol.messages import (
@@ -185,14 +186,14 @@ class BinanceFeed:
         return self._general(raw)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> VenueFeed:
+    def from_settings(cls, config: Config) -> VenueFeed:
         return cls()  # the URL names the streams: no subscribe frames
 
     @staticmethod
-    def url(settings: Mapping[str, Any]) -> str:
+    def url(config: Config) -> str:
         kinds = ("trade", "bookTicker", "depth@100ms")
-        streams = "/".join(f"{s.lower()}@{k}" for s in settings["binance.symbols"] for k in kinds)
-        return f"{settings['binance.ws_url'].rstrip('/')}/stream?streams={streams}"
+        streams = "/".join(f"{s.lower()}@{k}" for s in config.binance.symbols for k in kinds)
+        return f"{config.binance.ws_url.rstrip('/')}/stream?streams={streams}"
 
     def take_requests(self) -> list[bytes]:
         return []  # a book that fails its checks asks for a REST snapshot instead

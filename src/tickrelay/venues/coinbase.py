@@ -25,11 +25,12 @@ Advanced Trade is its own module (``venues.coinbase_advanced``); ``from_settings
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 import msgspec
 
+from tickrelay.config import Config
 from tickrelay.errors import FixedPointError, SymbolError
 from tickrelay.protocol.messages import Event, L2Delta, Level, Quote, Reason, Side, Trade, split_snapshot
 from tickrelay.protocol.symbols import VenueId, normalize_pair
@@ -147,16 +148,16 @@ class CoinbaseFeed(NoSnapshots):
         self._fixed = DecimalCache()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> VenueFeed:
-        if settings["coinbase.api"] == "advanced":
+    def from_settings(cls, config: Config) -> VenueFeed:
+        if config.coinbase.api == "advanced":
             from tickrelay.venues.coinbase_advanced import AdvancedTradeFeed
 
-            return AdvancedTradeFeed.from_settings(settings)
-        return cls(settings["coinbase.products"])
+            return AdvancedTradeFeed.from_settings(config)
+        return cls(list(config.coinbase.products))
 
     @staticmethod
-    def url(settings: Mapping[str, Any]) -> str:
-        return str(settings["coinbase.ws_url"])
+    def url(config: Config) -> str:
+        return config.coinbase.ws_url
 
     # ---- VenueFeed ----------------------------------------------------------------------------
 

@@ -25,11 +25,12 @@ Each frame is decoded whole and every number, time and symbol is read before any
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import msgspec
 
+from tickrelay.config import Config
 from tickrelay.errors import FixedPointError, SymbolError
 from tickrelay.protocol.messages import (
     Event,
@@ -118,12 +119,12 @@ class AdvancedTradeFeed(NoSnapshots):
         self._fixed = DecimalCache()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> VenueFeed:
-        return cls(settings["coinbase.products"])
+    def from_settings(cls, config: Config) -> VenueFeed:
+        return cls(list(config.coinbase.products))
 
     @staticmethod
-    def url(settings: Mapping[str, Any]) -> str:
-        return CoinbaseFeed.url(settings)  # one Coinbase URL setting, whichever API it speaks
+    def url(config: Config) -> str:
+        return CoinbaseFeed.url(config)  # one Coinbase URL setting, whichever API it speaks
 
     # ---- VenueFeed ----------------------------------------------------------------------------
 

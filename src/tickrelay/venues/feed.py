@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import ClassVar, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
+from tickrelay.config import Config
 from tickrelay.errors import VenueMessageError
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Event, InstrumentMeta, L2Reset, Reason, StateInvalidation
@@ -224,13 +225,13 @@ class VenueFeed(Protocol):
     stats: FeedStats
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> VenueFeed:
-        """The feed a collector of these settings runs (instruments, depth, API, policies)."""
+    def from_settings(cls, config: Config) -> VenueFeed:
+        """The feed a collector of this configuration runs (instruments, depth, API, policies)."""
         ...
 
     @staticmethod
-    def url(settings: Mapping[str, Any]) -> str:
-        """The WebSocket URL to connect to for these settings."""
+    def url(config: Config) -> str:
+        """The WebSocket URL to connect to for this configuration."""
         ...
 
     def subscribe_messages(self) -> list[bytes]:

@@ -11,11 +11,11 @@ every number, time and checksum text is read before the book or its texts change
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 
+from tickrelay.config import Config
 from tickrelay.errors import FixedPointError, SymbolError
 from tickrelay.protocol.messages import Event
 from tickrelay.venues.feed import NoSnapshots, Reject, VenueFeed, decode
@@ -46,17 +46,14 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
     VENUE_ID: ClassVar[int] = VENUE
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> VenueFeed:
-        return cls(
-            settings["kraken.pairs"],
-            depth=settings["kraken.depth"],
-            checksum_policy=settings["kraken.checksum_policy"],
-        )
+    def from_settings(cls, config: Config) -> VenueFeed:
+        kraken = config.kraken
+        return cls(list(kraken.pairs), depth=kraken.depth, checksum_policy=kraken.checksum_policy)
 
 
     @staticmethod
-    def url(settings: Mapping[str, Any]) -> str:
-        return str(settings["kraken.ws_url"])
+    def url(config: Config) -> str:
+        return config.kraken.ws_url
 
 
     def subscribe_messages(self) -> list[bytes]:
