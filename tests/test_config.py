@@ -155,6 +155,8 @@ def test_config_show_reads_the_working_directory_file_and_reports_sources(tmp_pa
     text = _show(cwd=tmp_path).stdout
     assert "kraken.depth            = 25" in text
     assert "# tickrelay.toml:3" in text
+    assert "coinbase.products       = BTC-USD,ETH-USD " in text  # a list as the environment writes it
+    assert "relay.allowed_users     =  " in text  # an empty one: nothing, not "()"
 
 
 def test_config_show_errors_exit_2_without_a_traceback(tmp_path: Path) -> None:

@@ -50,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(k.name) for k in KEYS)
     for key in KEYS:
         value = shown[key.name]
-        text = ",".join(value) if isinstance(value, list) else value
+        text = ",".join(value) if isinstance(value, tuple) else value
         print(f"{key.name:{width}} = {text!s:40} # {settings.sources[key.name]}")
     return 0
