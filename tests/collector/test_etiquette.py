@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.relay.conftest import ME
+from tests.test_metrics import _free_port, _scrape
 
 
 @contextmanager
@@ -32,12 +33,28 @@ def replay_exchange(*faults: str, speed: str = "max") -> Iterator[tuple[int, sub
         proc.communicate(timeout=10)
 
 
-def collect(venue: str, tmp_path: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*ME, "collect", venue, "--socket", str(tmp_path / "md.sock"), "--url", f"ws://127.0.0.1:{port}/{venue}",
-         "--rest-url", f"http://127.0.0.1:{port}/binance"],
-        env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+class Collect:
+    """A `tickrelay collect` process against a replay exchange, with its metrics endpoint."""
+
+    def __init__(self, venue: str, tmp_path: Path, port: int, env: dict[str, str]) -> None:
+        self.venue, self.metrics = venue, _free_port()
+        self.proc = subprocess.Popen(
+            [*ME, "collect", venue, "--socket", str(tmp_path / "md.sock"), "--url",
+             f"ws://127.0.0.1:{port}/{venue}", "--rest-url", f"http://127.0.0.1:{port}/binance",
+             "--metrics-port", str(self.metrics)],
+            env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def value(self, name: str) -> float | None:
+        """A metric of the running collector (None: not serving yet, or no such series)."""
+        series = _scrape(self.metrics).get(f"tickrelay_{name}", {})
+        return series.get((("venue", self.venue),))
+
+    def wait_for(self, name: str, at_least: float, within_s: float = 60) -> None:
+        deadline = time.monotonic() + within_s
+        while (self.value(name) or 0) < at_least:
+            assert time.monotonic() < deadline, f"{name} never reached {at_least}"
+            time.sleep(0.1)
 
 
 def report(proc: subprocess.Popen[str]) -> tuple[dict[str, object], str]:
@@ -52,13 +69,15 @@ def test_an_exchange_that_accepts_and_closes_at_once_gets_the_capped_backoff(tmp
     cap = 0.4
     with replay_exchange("accept-close") as (port, _):
         env = {"TICKRELAY_COLLECTOR_BACKOFF_CAP_S": str(cap), "KRAKEN_PAIRS": "XBT/USD"}
-        patient = collect("kraken", tmp_path, port, env)  # reset_after_s: 30 s (the default)
-        eager = collect("kraken", tmp_path, port, {**env, "TICKRELAY_COLLECTOR_RESET_AFTER_S": "0"})
         started = time.monotonic()
+        patient = Collect("kraken", tmp_path, port, env)  # reset_after_s: 30 s (the default)
+        eager = Collect("kraken", tmp_path, port, {**env, "TICKRELAY_COLLECTOR_RESET_AFTER_S": "0"})
+        patient.wait_for("reconnects_total", 1)  # running (a loaded machine takes seconds to start one)
+        eager.wait_for("reconnects_total", 1)
         time.sleep(5.0)
-        got, _ = report(patient)
-        elapsed = time.monotonic() - started
-        old, _ = report(eager)
+        got, _ = report(patient.proc)
+        elapsed = time.monotonic() - started  # from before the start: the bound below only loosens
+        old, _ = report(eager.proc)
     stats = got["collector"]
     assert isinstance(stats, dict)
     assert stats["last_error"] == "the exchange closed the connection"
@@ -80,11 +99,13 @@ def test_binance_snapshots_wait_out_429_and_stop_at_418(tmp_path: Path) -> None:
         replay_exchange("http429=1", **paced) as (port, _),
         replay_exchange("http429=2", "http418", **paced) as (banned, _),
     ):
-        throttled = collect("binance", tmp_path, port, env)
-        stopped = collect("binance", tmp_path, banned, env)
-        time.sleep(6.0)  # the 429s say Retry-After: 1
-        got, _ = report(throttled)
-        ban, err = report(stopped)
+        throttled = Collect("binance", tmp_path, port, env)
+        stopped = Collect("binance", tmp_path, banned, env)
+        throttled.wait_for("rest_used_weight", 50)  # the snapshot after the 429
+        stopped.wait_for("rest_banned", 1)  # after two 429s (Retry-After: 1 each)
+        time.sleep(1.0)  # no request after the 418: the counts below stay as they are
+        got, _ = report(throttled.proc)
+        ban, err = report(stopped.proc)
     stats = got["collector"]
     assert isinstance(stats, dict)
     # one 429 waited out, then the snapshot: its book is published, the venue's used weight read
