@@ -157,6 +157,9 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
         "XDG_RUNTIME_DIR": str(tmp_path),
         **REPLAY_INSTRUMENTS,
         "TICKRELAY_METRICS_LATENCY_SAMPLE": "1",
+        # one pass of the recording: a silent feed must not reconnect (and replay it again) while a
+        # loaded machine is still carrying the first pass to the risk monitor
+        "TICKRELAY_COLLECTOR_STALE_AFTER_S": "600",
     }
     sock, port = str(tmp_path / "md.sock"), _free_port()
     ports = {name: _free_port() for name in ("relay", "collect", "risk")}
