@@ -170,7 +170,7 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
          str(ports["risk"]), "--stale-s", "600"],
     ]  # fmt: skip
     procs = [subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) for argv in argvs]
-    time.sleep(1.0)
+    _wait_listening(sock, port)  # a collector that finds no exchange yet reconnects and invalidates
     procs.append(
         subprocess.Popen([*ME, "collect", "coinbase", "--socket", sock, "--url", f"ws://127.0.0.1:{port}/coinbase",
                           "--metrics-port", str(ports["collect"])], env=env, stderr=subprocess.DEVNULL)
@@ -232,6 +232,21 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
     )
     assert empty.returncode == 1
     assert "no process serves metrics" in empty.stdout
+
+
+def _wait_listening(sock: str, port: int, timeout_s: float = 30.0) -> None:
+    """Until the relay's socket and the exchange's port accept connections (a loaded machine can take
+    seconds to start them)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(sock)
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "the relay or the replay exchange did not start"
+            time.sleep(0.1)
 
 
 def _scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
