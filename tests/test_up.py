@@ -86,8 +86,7 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "no new collector process"
                 time.sleep(0.2)
     finally:
-        up.send_signal(signal.SIGINT)
-        code = up.wait(30)
+        code = _interrupt(up)
         out.close()
     text = (tmp_path / "up.out").read_text()
     assert code == 0
@@ -104,6 +103,19 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
     assert {m.header.source for m in recorded} >= {1, 2, 3}
     assert final.count("died") == 1  # only the one this test killed
     assert not (tmp_path / "tickrelay" / "market-data.sock").exists()  # the relay removed its socket
+
+
+def _interrupt(up: subprocess.Popen[bytes] | subprocess.Popen[str], timeout_s: float = 30) -> int:
+    """Ctrl-C to ``up`` and its exit code. An ``up`` that does not stop in time fails the test and is
+    killed, so its children end too (parent-death signal) instead of loading the machine for the
+    tests after it."""
+    up.send_signal(signal.SIGINT)
+    try:
+        return up.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        up.kill()
+        up.wait()
+        raise
 
 
 def _get(url: str, deadline: float) -> str:
@@ -236,8 +248,7 @@ def test_up_starts_a_new_recording_per_run_unless_continued(tmp_path: Path) -> N
                 time.sleep(0.1)
             time.sleep(1.0)  # the next run's default name would be a second later
         finally:
-            up.send_signal(signal.SIGINT)
-            assert up.wait(30) == 0
+            assert _interrupt(up) == 0
         indexed = sum(len(p.read_text().splitlines()) for p in recordings.glob("*.index"))  # stopped: final
         text = (tmp_path / "up.out").read_text()
         [first] = sorted(recordings.glob("up-*.index"))
@@ -336,8 +347,7 @@ def test_promtool_accepts_every_metrics_endpoint_of_up(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, sorted(texts)
             time.sleep(0.3)
     finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(30)
+        _interrupt(up)
     assert sorted(texts) == [
         "collect-binance", "collect-coinbase", "collect-kraken", "dashboard", "relay-market-data",
         "relay-signal", "relay-system", "risk", "strategy",
