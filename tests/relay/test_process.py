@@ -236,3 +236,52 @@ def test_the_relay_says_on_exit_what_it_refused_by_reason(tmp_path: Path) -> Non
     assert relay.wait(5) == 0
     last = path.with_suffix(".log").read_text().splitlines()[-1]
     assert last == "tickrelay relay: stopped; rejected 1 connection(s), handshake_timeout 1"
+
+
+async def test_a_handshake_given_up_is_closed_so_the_reconnect_is_not_a_duplicate_stream(
+    tmp_path: Path,
+) -> None:
+    # The relay does not answer (stopped, as if its loop were blocked) while the publisher's handshake
+    # times out. The publisher used to leave that connection open: once the relay ran again it held it
+    # as the stream's live publisher and refused every reconnect as duplicate_stream, and the message
+    # waiting in the output buffer never reached it.
+    path = tmp_path / "sig.sock"
+    relay = start_relay(path)
+    sub = Subscription(path, backoff_cap_s=0.2)
+    items: list[Message | Gap] = []
+
+    async def consume() -> None:
+        async for item in sub:
+            items.append(item)
+            return
+
+    task = asyncio.create_task(consume())
+    await until(lambda: sub.connected.is_set())
+    out = RelayOutput(path, source=3, stream_id=77, backoff_cap_s=0.1, handshake_timeout_s=0.2)
+    try:
+        relay.send_signal(signal.SIGSTOP)
+        out.start()
+        out.send(message(0))
+        await until(lambda: "TimeoutError" in out.stats.last_error)
+        await asyncio.sleep(0.5)  # a few more handshakes given up
+        relay.send_signal(signal.SIGCONT)
+        assert await asyncio.wait_for(out.sync(), 10) == 1
+        await asyncio.wait_for(task, 5)
+        assert isinstance(items[0], Message)
+        decoder = Decoder()
+        decoder.feed(message(0))
+        sent = next(iter(decoder))
+        assert (items[0].header.source, items[0].header.sequence) == (3, 77 << 48 | 1)
+        assert items[0].payload == sent.payload
+        status = await asyncio.create_subprocess_exec(
+            *ME, "relay-status", "--socket", str(path), "--json", stdout=asyncio.subprocess.PIPE
+        )
+        publishers = json.loads((await status.communicate())[0])["publishers"]
+        assert [p["stream_id"] for p in publishers] == [77]
+        assert out.stats.dropped == 0
+    finally:
+        relay.send_signal(signal.SIGCONT)
+        await out.close()
+        task.cancel()
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(5)

@@ -167,3 +167,27 @@ async def test_flush_writes_now_not_at_the_end_of_the_loop_turn(relay: Relay) ->
     assert out.last_write_ns is not None
     assert await out.sync() == 2
     await out.close()
+
+
+async def test_close_counts_what_no_relay_took_and_a_relay_that_comes_in_time_gets_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "md.sock"
+    out = RelayOutput(path, source=3, stream_id=8, backoff_cap_s=0.05)
+    out.start()
+    for i in range(3):
+        out.send(message(i))
+    await out.close(flush_timeout_s=0.2)  # nobody listens: the three are lost, and counted
+    assert (out.stats.sent, out.stats.dropped) == (3, 3)
+    assert out.stats.last_error == "closed with 3 messages the relay never took"
+    relay = Relay(path)
+    late = RelayOutput(path, source=3, stream_id=9, backoff_cap_s=0.05)
+    late.start()
+    late.send(message(0))
+    closing = asyncio.create_task(late.close(flush_timeout_s=5))
+    await asyncio.sleep(0.1)
+    await relay.start()  # close() waits for the reconnect within its flush timeout
+    await closing
+    assert late.stats.dropped == 0
+    await until(lambda: relay.departed["in"] == 1)  # the relay routed it, then saw the close
+    await relay.stop(drain_s=0.1)

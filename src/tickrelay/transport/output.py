@@ -97,6 +97,7 @@ class RelayOutput:
         max_batch_bytes: int = 1 << 20,
         write_high_water: int = 1 << 20,
         backoff_cap_s: float = 2.0,
+        handshake_timeout_s: float = 5.0,
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         allowed_uids: frozenset[int] = frozenset(),
@@ -112,6 +113,7 @@ class RelayOutput:
         self.max_batch_bytes = max_batch_bytes
         self.write_high_water = write_high_water
         self.backoff_cap_s = backoff_cap_s
+        self.handshake_timeout_s = handshake_timeout_s
         self._clock = clock_ns
         self.stats = OutputStats()
         self._buf = bytearray()
@@ -283,6 +285,7 @@ class RelayOutput:
         first = True
         while not self._closing:
             check_socket_dir(self.path, self.allowed_uids)
+            transport: asyncio.Transport | None = None
             try:
                 transport, proto = await loop.create_unix_connection(
                     lambda: _OutputProtocol(self), str(self.path)
@@ -290,12 +293,12 @@ class RelayOutput:
                 try:
                     check_peer(transport.get_extra_info("socket"), self.path, self.allowed_uids)
                 except UnsafeSocket as exc:
-                    transport.abort()
                     self.stats.last_error = str(exc)
                     raise
                 hello = Hello(Role.PUBLISHER, self.domain, self.source, self.stream_id, name=self.name)
                 transport.write(encode_control(hello))
-                await asyncio.wait_for(asyncio.shield(proto.acked), 5.0)
+                # not shielded: an ack that came while the loop was blocked past the deadline still counts
+                await asyncio.wait_for(proto.acked, self.handshake_timeout_s)
                 if not first:
                     self.stats.reconnects += 1
                 first = False
@@ -311,6 +314,11 @@ class RelayOutput:
             except (OSError, TimeoutError, RelayError, ProtocolError) as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
             finally:
+                if transport is not None:
+                    # a connection given up (handshake timeout, refusal, unsafe peer) must end here: left
+                    # open, the relay keeps it as this stream's live publisher and refuses every reconnect
+                    # as duplicate_stream
+                    transport.abort()
                 self._transport = None
                 self.stats.connected = False
                 self._connected.clear()
@@ -338,11 +346,17 @@ class RelayOutput:
                     return await fut
 
     async def close(self, flush_timeout_s: float = 2.0) -> None:
-        """Flush what the relay can take within ``flush_timeout_s``, then disconnect."""
-        if self._transport is not None and self._buf:
+        """Flush what the relay can take within ``flush_timeout_s``, then disconnect; what is still
+        buffered then is counted in ``stats.dropped`` (``stats.last_error`` says how many)."""
+        if self._buf and self._task is not None and not self._task.done():  # connected, or reconnecting
             with contextlib.suppress(TimeoutError, RelayError):
                 await self.sync(flush_timeout_s)
         self._closing = True
+        if self._count:  # never connected, or the relay took no more in time: lost, and said so
+            self.stats.dropped += self._count
+            self.stats.last_error = f"closed with {self._count} messages the relay never took"
+            self._buf.clear()
+            self._count = 0
         if self._transport is not None:
             self._transport.close()
         if self._task is not None:
