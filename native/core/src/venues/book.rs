@@ -1,0 +1,146 @@
+//! One instrument's L2 order book in fixed point, as `tickrelay/venues/book.py`. Pure: no I/O.
+//!
+//! Each side is an ordered map price -> size; a size of 0 removes the level. The book knows
+//! nothing of venue sequence numbers or checksums: the venue module does that and calls in here.
+
+use std::collections::BTreeMap;
+
+use super::feed::Level;
+
+#[derive(Debug, Clone, Default)]
+pub struct OrderBook {
+    /// Levels `truncate` keeps per side (None: all).
+    pub depth: Option<usize>,
+    bids: BTreeMap<i64, i64>,
+    asks: BTreeMap<i64, i64>,
+}
+
+fn apply(side: &mut BTreeMap<i64, i64>, changes: &[Level]) {
+    for &(price, size) in changes {
+        if size != 0 {
+            side.insert(price, size);
+        } else {
+            side.remove(&price);
+        }
+    }
+}
+
+impl OrderBook {
+    pub fn new(depth: Option<usize>) -> Self {
+        Self { depth, ..Self::default() }
+    }
+
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    /// Apply a batch of absolute level sizes per side (size 0 removes the level).
+    pub fn update(&mut self, bids: &[Level], asks: &[Level]) {
+        apply(&mut self.bids, bids);
+        apply(&mut self.asks, asks);
+    }
+
+    /// Replace the whole book (a snapshot); zero-size levels are skipped.
+    pub fn load(&mut self, bids: &[Level], asks: &[Level]) {
+        self.clear();
+        // later duplicates win, as Python's dict comprehension
+        for &(p, s) in bids {
+            if s != 0 {
+                self.bids.insert(p, s);
+            }
+        }
+        for &(p, s) in asks {
+            if s != 0 {
+                self.asks.insert(p, s);
+            }
+        }
+    }
+
+    pub fn best_bid(&self) -> Option<Level> {
+        self.bids.iter().next_back().map(|(&p, &s)| (p, s))
+    }
+
+    pub fn best_ask(&self) -> Option<Level> {
+        self.asks.iter().next().map(|(&p, &s)| (p, s))
+    }
+
+    /// (best bid price, best ask price); None for an empty side.
+    pub fn top_prices(&self) -> (Option<i64>, Option<i64>) {
+        (self.bids.keys().next_back().copied(), self.asks.keys().next().copied())
+    }
+
+    /// The best `n` levels of each side, best first.
+    pub fn top(&self, n: usize) -> (Vec<Level>, Vec<Level>) {
+        (
+            self.bids.iter().rev().take(n).map(|(&p, &s)| (p, s)).collect(),
+            self.asks.iter().take(n).map(|(&p, &s)| (p, s)).collect(),
+        )
+    }
+
+    /// Every level of each side, best first.
+    pub fn levels(&self) -> (Vec<Level>, Vec<Level>) {
+        self.top(usize::MAX)
+    }
+
+    /// Drop levels beyond `depth` (default: the book's own) on each side; returns the prices
+    /// dropped (bids, asks) in Python's order (worst first).
+    pub fn truncate(&mut self, depth: Option<usize>) -> (Vec<i64>, Vec<i64>) {
+        let Some(keep) = depth.or(self.depth) else {
+            return (Vec::new(), Vec::new());
+        };
+        let bids: Vec<i64> = {
+            let excess = self.bids.len().saturating_sub(keep);
+            self.bids.keys().take(excess).copied().collect()
+        };
+        let asks: Vec<i64> = {
+            let excess = self.asks.len().saturating_sub(keep);
+            self.asks.keys().rev().take(excess).copied().collect()
+        };
+        for p in &bids {
+            self.bids.remove(p);
+        }
+        for p in &asks {
+            self.asks.remove(p);
+        }
+        (bids, asks)
+    }
+
+    /// Best bid at or above best ask.
+    pub fn is_crossed(&self) -> bool {
+        matches!(self.top_prices(), (Some(b), Some(a)) if b >= a)
+    }
+
+    pub fn len(&self) -> usize {
+        self.bids.len() + self.asks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bid_count(&self) -> usize {
+        self.bids.len()
+    }
+
+    pub fn ask_count(&self) -> usize {
+        self.asks.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn book_keeps_best_first_and_truncates_worst_first() {
+        let mut b = OrderBook::new(Some(2));
+        b.load(&[(100, 1), (99, 2), (98, 3), (97, 0)], &[(101, 1), (102, 2), (103, 3)]);
+        assert_eq!(b.top_prices(), (Some(100), Some(101)));
+        assert_eq!(b.truncate(None), (vec![98], vec![103]));
+        b.update(&[(100, 0), (101, 5)], &[]);
+        assert!(b.is_crossed());
+        assert_eq!(b.levels(), (vec![(101, 5), (99, 2)], vec![(101, 1), (102, 2)]));
+        assert_eq!(b.len(), 4);
+    }
+}
