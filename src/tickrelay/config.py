@@ -53,7 +53,8 @@ class BinanceConfig(_Section, frozen=True):
 
 class KrakenConfig(_Section, frozen=True):
     enabled: bool = True
-    pairs: tuple[str, ...] = ("XBT/USD", "ETH/USD")
+    api: str = "v2"
+    pairs: tuple[str, ...] = ("BTC/USD", "ETH/USD")
     ws_url: str = "wss://ws.kraken.com"
     depth: int = 10
     checksum_policy: str = "resync"
@@ -181,7 +182,16 @@ KEYS: tuple[Key, ...] = (
     Key("binance.ws_url", "Binance WebSocket base URL", env="BINANCE_WS_URL"),
     Key("binance.rest_url", "Binance REST base URL (depth snapshots)"),
     Key("kraken.enabled", "run the Kraken collector"),
-    Key("kraken.pairs", "Kraken pairs", env="KRAKEN_PAIRS"),
+    Key(
+        "kraken.api",
+        "Kraken WebSocket API: v2 (Kraken's current one, at <ws_url>/v2) or v1 (at <ws_url>)",
+        choices=("v2", "v1"),
+    ),
+    Key(
+        "kraken.pairs",
+        "Kraken pairs, as the API names them (v2: BTC/USD, v1: XBT/USD)",
+        env="KRAKEN_PAIRS",
+    ),
     Key("kraken.ws_url", "Kraken WebSocket URL", env="KRAKEN_WS_URL"),
     Key("kraken.depth", "Kraken book depth", choices=(10, 25, 100, 500, 1000)),
     Key("kraken.checksum_policy", "on a book checksum mismatch", choices=("resync", "ignore")),

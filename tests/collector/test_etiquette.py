@@ -68,7 +68,11 @@ def report(proc: subprocess.Popen[str]) -> tuple[dict[str, object], str]:
 def test_an_exchange_that_accepts_and_closes_at_once_gets_the_capped_backoff(tmp_path: Path) -> None:
     cap = 0.4
     with replay_exchange("accept-close") as (port, _):
-        env = {"TICKRELAY_COLLECTOR_BACKOFF_CAP_S": str(cap), "KRAKEN_PAIRS": "XBT/USD"}
+        env = {
+            "TICKRELAY_COLLECTOR_BACKOFF_CAP_S": str(cap),
+            "KRAKEN_PAIRS": "XBT/USD",
+            "TICKRELAY_KRAKEN_API": "v1",
+        }
         started = time.monotonic()
         patient = Collect("kraken", tmp_path, port, env)  # reset_after_s: 30 s (the default)
         eager = Collect("kraken", tmp_path, port, {**env, "TICKRELAY_COLLECTOR_RESET_AFTER_S": "0"})

@@ -14,7 +14,7 @@ import pytest
 from tickrelay.collector.run import BIG_FRAME, Collector
 from tickrelay.config import load_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES, Message, encode_events
-from tickrelay.protocol.messages import L2Reset, Reason, StateInvalidation
+from tickrelay.protocol.messages import InstrumentMeta, L2Reset, Reason, StateInvalidation, TlvType
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
 from tickrelay.replay import recordings
@@ -24,6 +24,7 @@ from tickrelay.transport.subscribe import Subscription
 from tickrelay.venues import VENUES
 from tickrelay.venues.core import drive
 from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.kraken import KrakenFeed
 
 
 async def pipeline(
@@ -244,3 +245,31 @@ async def test_a_bug_in_the_venue_core_is_counted_logged_once_and_the_books_inva
     assert L2Reset(asset_id_for("BTC/USD"), 101, 51, Reason.DISCONNECT) in events[cut:]
     assert events[-1] == StateInvalidation(101, 51, Reason.RECOVERED, (asset_id_for("BTC/USD"),))
     assert collector.stats.reconnects >= 1  # fresh snapshots come from a new connection
+
+
+async def test_kraken_v2_collector_subscribes_and_publishes_the_v2_book(tmp_path: Path) -> None:
+    """kraken.api = v2 (the default): the collector connects to <ws_url>/v2 and sends the feed's v2
+    frames; the replay exchange's /kraken/v2 serves its embedded v2 recording (BTC/USD's book)."""
+    rec = recordings.load(*recordings.KRAKEN_V2_BOOK)
+    feed = KrakenFeed(["BTC/USD"], version=2)
+    want = by_type(offline(feed, list(rec.frames)))
+    books = (int(TlvType.L2_SNAPSHOT), int(TlvType.L2_DELTA))
+    total = sum(len(want[t]) for t in books)
+    got, collector = await pipeline(
+        tmp_path,
+        "kraken",
+        {"TICKRELAY_KRAKEN_API": "v2", "KRAKEN_PAIRS": "BTC/USD"},
+        lambda g: sum(len(by_type([m.payload]).keys() & set(books)) for m in g) >= total,
+    )
+    have = by_type([m.payload for m in got])
+    for tlv_type in books:  # the recorded book, byte for byte
+        assert have[tlv_type] == want[tlv_type]
+    assert collector.url.endswith("/kraken/v2")
+    meta = [e for m in got for e in m.events() if isinstance(e, InstrumentMeta)]
+    assert [(e.venue_symbol, e.symbol, e.price_decimals, e.size_decimals) for e in meta] == [
+        ("BTC/USD", "BTC/USD", 1, 8)  # the instrument channel's precisions
+    ]
+    stats = collector.core.stats.books["BTC/USD"]
+    assert stats.checksums_verified > 0
+    assert stats.checksum_failures == 0
+    assert collector.core.stats.rejected == {}

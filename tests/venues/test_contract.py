@@ -92,7 +92,8 @@ SETTINGS = [
     ),
     ("coinbase", {}, "CoinbaseFeed", "ws://x"),
     ("coinbase", {"TICKRELAY_COINBASE_API": "advanced"}, "AdvancedTradeFeed", "ws://x"),
-    ("kraken", {}, "KrakenFeed", "ws://x"),
+    ("kraken", {}, "KrakenFeed", "ws://x/v2"),
+    ("kraken", {"TICKRELAY_KRAKEN_API": "v1"}, "KrakenFeed", "ws://x"),
 ]
 
 

@@ -57,6 +57,7 @@ def collector_env(port: int, host: str = "127.0.0.1", *, tls: bool = False) -> d
         "COINBASE_WS_URL": f"{ws}://{host}:{port}/coinbase",
         "BINANCE_WS_URL": f"{ws}://{host}:{port}/binance",
         "KRAKEN_WS_URL": f"{ws}://{host}:{port}/kraken",
+        "TICKRELAY_KRAKEN_API": "v1",  # the embedded v1 recording holds every pair; v2 only BTC/USD's book
         "TICKRELAY_BINANCE_REST_URL": f"{http}://{host}:{port}/binance",
     }
 

@@ -48,12 +48,19 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
     @classmethod
     def from_settings(cls, config: Config) -> VenueFeed:
         kraken = config.kraken
-        return cls(list(kraken.pairs), depth=kraken.depth, checksum_policy=kraken.checksum_policy)
+        return cls(
+            list(kraken.pairs),
+            depth=kraken.depth,
+            version=2 if kraken.api == "v2" else 1,
+            checksum_policy=kraken.checksum_policy,
+        )
 
 
     @staticmethod
     def url(config: Config) -> str:
-        return config.kraken.ws_url
+        """v1 is served at the base URL, v2 below it (https://docs.kraken.com/api/docs/websocket-v2/)."""
+        base = config.kraken.ws_url
+        return f"{base.rstrip('/')}/v2" if config.kraken.api == "v2" else base
 
 
     def subscribe_messages(self) -> list[bytes]:
