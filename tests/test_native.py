@@ -22,7 +22,10 @@ from tickrelay.relay.fanout import Filter, select_py
 
 
 needs_native = pytest.mark.skipif(compiled is None, reason="the compiled core is not built")
-_PROBE = "import tickrelay.native as n, tickrelay.relay.fanout as f; print(n.CORE, f.select is f.select_py)"
+_PROBE = (
+    "import tickrelay.native as n, tickrelay.relay.fanout as f, tickrelay.protocol.codec as c; "
+    "print(n.CORE, type(f.selector(f.Filter())).__name__, c.Decoder.__module__)"
+)
 
 
 def _core_in_a_new_process(**env: str) -> str:
@@ -32,7 +35,7 @@ def _core_in_a_new_process(**env: str) -> str:
 
 
 def test_no_extensions_forces_pure_python() -> None:
-    assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="1") == "python True"
+    assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="1") == "python partial tickrelay.protocol.codec"
 
 
 def test_commands_run_with_no_extensions_set() -> None:
@@ -45,8 +48,8 @@ def test_commands_run_with_no_extensions_set() -> None:
 
 @needs_native
 def test_the_compiled_core_runs_when_built() -> None:
-    assert _core_in_a_new_process() == "native False"
-    assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="0") == "native False"
+    assert _core_in_a_new_process() == "native Selector tickrelay._native"
+    assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="0") == "native Selector tickrelay._native"
     forced_off = os.environ.get("TICKRELAY_NO_EXTENSIONS", "0") != "0"
     assert CORE == ("python" if forced_off else "native")  # noqa: SIM300 - CORE is what is checked
 
@@ -81,7 +84,7 @@ def test_truncated_and_corrupted_runs_get_the_python_verdicts(
     verdict = _outcome(lambda: check_run_py(run, start, count, 1, 64))
     assert _outcome(lambda: compiled.check_run(run, start, count, 1, 64)) == verdict
     for flt in _FILTERS:
-        chosen = _outcome(lambda: compiled.select(flt, memoryview(data)))  # noqa: B023 - called at once
+        chosen = _outcome(lambda: compiled.Selector(flt)(memoryview(data)))  # noqa: B023 - called at once
         if verdict is None and start == 0:  # a validated run: the very same selection
             assert chosen == select_py(flt, run)
 
@@ -103,6 +106,6 @@ def test_wrong_argument_types_are_type_errors() -> None:
     with pytest.raises(TypeError):
         compiled.parse_fixed8_rounded(1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        compiled.select(Filter(), "text")  # type: ignore[arg-type]
+        compiled.Selector(Filter())("text")  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
         compiled.check_run(_RUN, -1, 4, 1, 64)

@@ -24,7 +24,7 @@ from tickrelay.protocol.link import (
     encode_control,
 )
 from tickrelay.protocol.messages import Dropped, TlvType
-from tickrelay.relay.fanout import Filter, select
+from tickrelay.relay.fanout import Filter, select_py
 from tickrelay.relay.server import Relay, RelaySettings
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Gap, Subscription
@@ -61,10 +61,10 @@ async def test_many_publishers_many_subscribers_exact_bytes_in_order_no_echo(rel
     sent = {o.source: [stamped(message(i, o.source), o.stream_id, i + 1) for i in range(n)] for o in outs}
     expected = []
     for f in filters:
-        per_source = {src: select(f, b"".join(msgs))[0] for src, msgs in sent.items()}
+        per_source = {src: select_py(f, b"".join(msgs))[0] for src, msgs in sent.items()}
         expected.append(per_source)
     got: list[list[Message | Gap]] = [[] for _ in subs]
-    wanted = [sum(select(f, b"".join(m))[1] for m in sent.values()) for f in filters]
+    wanted = [sum(select_py(f, b"".join(m))[1] for m in sent.values()) for f in filters]
     tasks = [asyncio.create_task(collect(s, w, g)) for s, w, g in zip(subs, wanted, got, strict=True)]
     await until(lambda: len(relay.subscribers) == 3)
     for o in outs:

@@ -14,8 +14,10 @@ use tickrelay_core::protocol::fixed::{self, FixedError};
 use tickrelay_core::protocol::link;
 use tickrelay_core::relay::fanout::Filter;
 
+mod stream;
+
 /// Calls `f` on the bytes of a `bytes` object or of any C-contiguous buffer (memoryview, bytearray).
-fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+pub(crate) fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(f(b.as_bytes()));
     }
@@ -35,13 +37,15 @@ fn raise(py: Python<'_>, class: &str, message: String) -> PyErr {
     }
 }
 
-fn protocol_error(py: Python<'_>, e: ProtocolError) -> PyErr {
+pub(crate) fn protocol_error(py: Python<'_>, e: ProtocolError) -> PyErr {
     let class = match &e {
         ProtocolError::Protocol(_) => "ProtocolError",
         ProtocolError::BadMagic(_) => "BadMagic",
         ProtocolError::UnsupportedVersion(_) => "UnsupportedVersion",
         ProtocolError::BadDomain(_) => "BadDomain",
         ProtocolError::MalformedTlv(_) => "MalformedTlv",
+        ProtocolError::PayloadTooLarge(_) => "PayloadTooLarge",
+        ProtocolError::ChecksumMismatch(_) => "ChecksumMismatch",
     };
     raise(py, class, e.to_string())
 }
@@ -93,37 +97,50 @@ fn check_run(
         .map_err(|e| protocol_error(py, e))
 }
 
-/// `tickrelay.relay.fanout.select`: `flt` is a `fanout.Filter` (three frozensets).
-#[pyfunction]
-fn select<'py>(
-    flt: &Bound<'py, PyTuple>,
-    body: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyBytes>, usize)> {
-    let py = body.py();
-    let filter = Filter::new(
-        flt.get_item(0)?.extract::<BTreeSet<u8>>()?,
-        flt.get_item(1)?.extract::<BTreeSet<u16>>()?,
-        flt.get_item(2)?.extract::<BTreeSet<u64>>()?,
-    );
-    with_bytes(body, |run| {
-        let (ranges, count) = filter.select(run).map_err(|e| protocol_error(py, e))?;
-        let size = ranges.iter().map(|(s, e)| e - s).sum();
-        let out = PyBytes::new_with(py, size, |buf| {
-            let mut at = 0;
-            for &(s, e) in &ranges {
-                buf[at..at + e - s].copy_from_slice(&run[s..e]);
-                at += e - s;
-            }
-            Ok(())
-        })?;
-        Ok((out, count))
-    })?
+/// `tickrelay.relay.fanout.selector`: a subscription filter compiled once; calling it with a
+/// validated run is `select_py(flt, run)`.
+#[pyclass(module = "tickrelay._native", frozen)]
+struct Selector {
+    filter: Filter,
+}
+
+#[pymethods]
+impl Selector {
+    /// `flt` is a `fanout.Filter` (three frozensets).
+    #[new]
+    fn new(flt: &Bound<'_, PyTuple>) -> PyResult<Self> {
+        Ok(Self {
+            filter: Filter::new(
+                flt.get_item(0)?.extract::<BTreeSet<u8>>()?,
+                flt.get_item(1)?.extract::<BTreeSet<u16>>()?,
+                flt.get_item(2)?.extract::<BTreeSet<u64>>()?,
+            ),
+        })
+    }
+
+    fn __call__<'py>(&self, body: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+        let py = body.py();
+        with_bytes(body, |run| {
+            let (ranges, count) = self.filter.select(run).map_err(|e| protocol_error(py, e))?;
+            let size = ranges.iter().map(|(s, e)| e - s).sum();
+            let out = PyBytes::new_with(py, size, |buf| {
+                let mut at = 0;
+                for &(s, e) in &ranges {
+                    buf[at..at + e - s].copy_from_slice(&run[s..e]);
+                    at += e - s;
+                }
+                Ok(())
+            })?;
+            Ok((out, count))
+        })?
+    }
 }
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_fixed8_rounded, m)?)?;
     m.add_function(wrap_pyfunction!(check_run, m)?)?;
-    m.add_function(wrap_pyfunction!(select, m)?)?;
+    m.add_class::<Selector>()?;
+    m.add_class::<stream::Decoder>()?;
     Ok(())
 }

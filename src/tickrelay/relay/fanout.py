@@ -9,7 +9,8 @@ names none (the whole venue) or one of them.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import NamedTuple
 
 from tickrelay.native import compiled
@@ -67,7 +68,7 @@ def select_py(flt: Filter, body: bytes | memoryview) -> tuple[bytes, int]:
 
     Messages with one standard-form market-data TLV long enough to hold its venue (nearly all of
     them) are matched from fixed offsets in one loop; anything else goes through :func:`matches`.
-    ``select`` is this function, or the compiled core's (tickrelay.native) where it runs.
+    The relay calls it through :func:`selector`.
     """
     data = bytes(body)
     types, venues, assets = flt
@@ -103,4 +104,10 @@ def select_py(flt: Filter, body: bytes | memoryview) -> tuple[bytes, int]:
     return b"".join(pieces), count
 
 
-select = select_py if compiled is None else compiled.select
+Selector = Callable[[bytes | memoryview], tuple[bytes, int]]
+
+
+def selector(flt: Filter) -> Selector:
+    """``select_py`` bound to ``flt``, or the compiled core's filter built from it once (the relay keeps
+    one per subscriber, so no call converts the filter's sets again) where the compiled core runs."""
+    return partial(select_py, flt) if compiled is None else compiled.Selector(flt)

@@ -65,7 +65,7 @@ from tickrelay.protocol.link import (
     encode_control,
 )
 from tickrelay.protocol.messages import Dropped
-from tickrelay.relay.fanout import Filter, iter_messages, select
+from tickrelay.relay.fanout import Filter, Selector, iter_messages, selector
 from tickrelay.relay.listen import bind_socket
 
 
@@ -102,6 +102,7 @@ class _Client:
     batches: int = 0
     # subscribers only
     filter: Filter = dataclasses.field(default_factory=Filter)
+    select: Selector = dataclasses.field(default_factory=lambda: selector(Filter()))  # `filter` compiled
     overflow: Overflow = Overflow.DROP
     buffer_bytes: int = DEFAULT_SUBSCRIBER_BUFFER
     dropped: int = 0
@@ -212,7 +213,7 @@ class Relay:
         for sub in self._everything:
             self._deliver(sub, body, count, source, stream_id)
         for sub in self._filtered:
-            chunk, n = select(sub.filter, body)
+            chunk, n = sub.select(body)
             if n:
                 self._deliver(sub, chunk, n, source, stream_id)
 
@@ -276,6 +277,7 @@ class Relay:
             client.filter = Filter(
                 frozenset(hello.tlv_types), frozenset(hello.venues), frozenset(hello.asset_ids)
             )
+            client.select = selector(client.filter)
             client.overflow = Overflow(hello.overflow) if hello.overflow else self.settings.default_overflow
             client.buffer_bytes = hello.buffer_bytes or self.settings.subscriber_buffer
             self.subscribers.append(client)

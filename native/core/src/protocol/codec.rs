@@ -23,6 +23,8 @@ pub enum ProtocolError {
     UnsupportedVersion(String),
     BadDomain(String),
     MalformedTlv(String),
+    PayloadTooLarge(String),
+    ChecksumMismatch(String),
 }
 
 impl fmt::Display for ProtocolError {
@@ -31,7 +33,9 @@ impl fmt::Display for ProtocolError {
         | Self::BadMagic(m)
         | Self::UnsupportedVersion(m)
         | Self::BadDomain(m)
-        | Self::MalformedTlv(m)) = self;
+        | Self::MalformedTlv(m)
+        | Self::PayloadTooLarge(m)
+        | Self::ChecksumMismatch(m)) = self;
         f.write_str(m)
     }
 }

@@ -3,3 +3,4 @@
 pub mod codec;
 pub mod fixed;
 pub mod link;
+pub mod stream;
