@@ -612,3 +612,62 @@ def test_memoized_texts_survive_the_cache_being_cleared(monkeypatch: pytest.Monk
     ]
     assert [q[1:5] for q in quotes] == [(u * 10**8, 10**8, (u + 1) * 10**8, 2 * 10**8) for u in range(1, 6)]
     assert len(feed._fixed_cache) <= 3
+
+
+# ---- what the encoder cannot carry is rejected by the feed (the compiled core matches these) ---------
+
+
+def test_out_of_range_integers_are_rejected_before_they_reach_the_encoder() -> None:
+    """msgspec takes any JSON integer into an ``int`` field; a negative or huge time or update id
+    used to become a message the encoder refused (struct.error out of the core)."""
+    feed = BinanceFeed()
+    trade = '{{"e":"trade","s":"BTCUSDT","p":"1","q":"1","T":{},"m":true}}'
+    tick = '{{"u":{},"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}}'
+    diff = '{{"e":"depthUpdate","E":{},"s":"BTCUSDT","U":{},"u":{},"b":[],"a":[]}}'
+    cases = {
+        trade.format(-1): "invalid_trade",
+        trade.format(9_223_372_036_855): "invalid_trade",  # x 10^6 ns passes int64
+        tick.format(2**63): "invalid_json",  # the envelope reads u too
+        diff.format(1, -1, 1): "invalid_depth",
+        diff.format(1, 1, 2**64): "invalid_depth",
+        diff.format(10**30, 1, 1): "invalid_depth",
+        '{"result":null,"id":18446744073709551616}': "invalid_json",
+    }
+    for raw, reason in cases.items():
+        assert feed.on_frame(raw.encode(), 0) == []
+        assert feed.stats.samples[reason]
+    assert sum(feed.stats.rejected.values()) == len(cases)
+    assert feed.on_frame(trade.format(9_223_372_036_854).encode(), 0)[1][3] == 9_223_372_036_854 * MS
+    with pytest.raises(VenueMessageError):
+        feed.on_snapshot("BTCUSDT", b'{"lastUpdateId":-1,"bids":[],"asks":[]}', 0)
+
+
+def test_eight_place_texts_with_a_long_integer_part_are_range_checked() -> None:
+    """The 8-place fast paths (quote texts, compact depth levels) turned any digit count into an int."""
+    feed = BinanceFeed()
+    huge = "99999999999.00000000"  # 11 integer digits: 10^19 x 10^-8 passes int64 x 10^8
+    assert feed.on_frame(ticker("BTCUSDT", 1, huge, "1", "2", "1"), 0) == []
+    assert feed.on_frame(depth("BTCUSDT", 1, 1, [[huge, "1.00000000"]], []), 0) == []
+    assert feed.stats.rejected == {"bad_number": 2}
+    fits = "92233720368.54775807"  # INT64_MAX: exact, by the general parser
+    (_, quote) = feed.on_frame(ticker("BTCUSDT", 1, fits, "1", "2", "1"), 0)
+    assert quote[1] == 2**63 - 1
+
+
+def test_symbols_are_short_ascii() -> None:
+    """str.upper() of a non-ASCII symbol follows Python's Unicode tables, and a symbol over 255 bytes
+    made an InstrumentMeta the encoder refused."""
+    feed = BinanceFeed()
+    for symbol in ("ÉTHUSDT", "ßUSDT", "A" * 61 + "USDT"):
+        raw = f'{{"e":"trade","s":"{symbol}","p":"1","q":"1","T":1,"m":true}}'.encode()
+        assert feed.on_frame(raw, 0) == []
+    assert feed.stats.rejected == {"unknown_symbol": 3}
+    assert feed.on_frame(b'{"e":"trade","s":"' + b"A" * 60 + b'USDT","p":"1","q":"1","T":1,"m":true}', 0)
+
+
+def test_a_diff_one_l2delta_cannot_hold_is_rejected() -> None:
+    feed = live_feed()
+    level = ["1.00000000", "1.00000000"]
+    assert feed.on_frame(depth("ETHUSDT", 13, 13, [level] * 4000, [level] * 94), 0) == []
+    assert feed.stats.rejected == {"too_many_levels": 1}
+    assert feed.on_frame(depth("ETHUSDT", 13, 13, [level] * 4000, [level] * 93), 0)

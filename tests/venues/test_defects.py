@@ -14,7 +14,7 @@ import pytest
 from tickrelay.errors import FixedPointError, VenueMessageError
 from tickrelay.protocol.messages import L2Reset, Reason, StateInvalidation
 from tickrelay.protocol.symbols import asset_id_for
-from tickrelay.venues import VENUES
+from tickrelay.venues import VENUES, feed as feed_mod
 from tickrelay.venues.binance import BinanceFeed
 from tickrelay.venues.coinbase import CoinbaseFeed
 from tickrelay.venues.coinbase_advanced import AdvancedTradeFeed
@@ -293,3 +293,26 @@ def test_advanced_snapshot_again_is_a_resync_and_disconnect_forgets_the_sequence
     assert feed.on_disconnect(3)[1:] == [L2Reset(ETH, 102, 51, Reason.DISCONNECT)]
     assert feed.on_frame(adv_book(40, "snapshot"), 4)[-1].asset_id == ETH  # type: ignore[union-attr]  # no gap
     assert feed.stats.books["ETH-USD"].gaps == 0
+
+
+def test_nesting_deeper_than_max_depth_is_too_deep_whatever_the_python_stack() -> None:
+    """msgspec's RecursionError came at a depth that depends on how deep the caller's stack is, which
+    the compiled core cannot mirror; the depth rule is now fixed (MAX_DEPTH, strings not counted)."""
+    assert feed_mod.MAX_DEPTH == 256
+
+    def nest(depth: int, inner: bytes = b"1") -> bytes:
+        return b'{"stream":"x","x":' + b"[" * (depth - 1) + inner + b"]" * (depth - 1) + b"}"
+
+    def at_stack_depth(n: int, raw: bytes) -> dict[str, int]:
+        if n:
+            return at_stack_depth(n - 1, raw)
+        feed = BinanceFeed()
+        feed.on_frame(raw, 0)
+        return dict(feed.stats.rejected)
+
+    assert at_stack_depth(0, nest(256)) == at_stack_depth(500, nest(256)) == {"unknown_shape": 1}
+    assert at_stack_depth(0, nest(257)) == at_stack_depth(500, nest(257)) == {"too_deep": 1}
+    quoted = b'"' + b"[" * 300 + b'\\"' + b"{" * 300 + b'"'  # brackets in a string (and an escaped quote)
+    assert not feed_mod.too_deep(b'{"x":' + quoted + b"}")
+    assert feed_mod.too_deep(b"{" + b"[]" * 300 + b"[" * 256)  # read whatever the validity
+    assert not feed_mod.too_deep(b"]" * 300 + b"[" * 256)

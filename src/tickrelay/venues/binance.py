@@ -52,6 +52,7 @@ from tickrelay.config import Config
 from tickrelay.errors import FixedPointError, SymbolError, VenueMessageError
 from tickrelay.protocol.fixed import parse_fixed8_rounded
 from tickrelay.protocol.messages import (
+    MAX_SNAPSHOT_LEVELS,
     Event,
     L2Delta,
     Level,
@@ -100,6 +101,7 @@ BUFFER_LIMIT = 10_000  # diffs buffered per symbol while waiting for a snapshot;
 TICKER_LIMIT = 10_000  # bookTickers held per symbol for the cross-check until their diff arrives
 FIXED_CACHE_LIMIT = 65_536  # memoized price/size texts per feed; cleared when full
 DIFF_TOPS_KEPT = 64  # tops of the latest diffs, for bookTickers that arrive after their diff
+MAX_DIFF_LEVELS = MAX_SNAPSHOT_LEVELS  # 4093, as many as one L2Delta TLV holds: a bigger diff is rejected
 
 _VENUE = int(VenueId.BINANCE)
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
@@ -305,6 +307,10 @@ class BinanceFeed:
             elif isinstance(payload, _DepthUpdate):
                 levels = self._levels
                 diff = (payload.U, payload.u, payload.E * _MS, levels(payload.b), levels(payload.a))
+                if len(diff[3]) + len(diff[4]) > MAX_DIFF_LEVELS:
+                    self._rounded = 0
+                    self.stats.reject("too_many_levels", raw)
+                    return []
             else:
                 price, volume = self._fixed(payload.p), self._fixed(payload.q)
                 if not price or not volume:
@@ -357,10 +363,11 @@ class BinanceFeed:
         return self._instruments.setdefault(inst.venue_symbol, inst)
 
     def _fixed(self, text: str) -> int:
-        """Exact fixed point of Binance's decimal text. Fast path: exactly 8 places, as Binance sends;
-        those results are memoized (quotes repeat the same prices frame after frame)."""
+        """Exact fixed point of Binance's decimal text. Fast path: exactly 8 places and at most 10
+        integer digits (so in range), as Binance sends; those results are memoized (quotes repeat the
+        same prices frame after frame)."""
         digits = text[:-9] + text[-8:]
-        if text[-9:-8] == "." and digits.isdigit() and digits.isascii():
+        if text[-9:-8] == "." and len(text) < 20 and digits.isdigit() and digits.isascii():
             value = int(digits)
             cache = self._fixed_cache
             if len(cache) >= FIXED_CACHE_LIMIT:

@@ -5,7 +5,7 @@ built from it once, and venue symbols. Pure: no I/O. The feed that applies it is
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -20,16 +20,24 @@ QUOTE_ASSETS: tuple[str, ...] = (
     "IDRT", "BIDR", "NGN", "MXN", "COP", "CZK", "BVND", "VAI", "PAX", "USDS",
 )  # fmt: skip
 _QUOTES_LONGEST_FIRST = tuple(sorted(QUOTE_ASSETS, key=len, reverse=True))
+MAX_SYMBOL = 64  # characters of a venue symbol (Binance's are at most 20)
 
 
 # ---- wire schema (Binance's one-letter keys kept; each commented) ---------------------------------
+
+# Integers are bounded by what they become, so an out-of-range one fails the decode (a counted reject)
+# instead of failing the message encoder later: update ids go into the protocol's sequence fields and
+# times in ms become int64 ns; request ids and error codes stay within int64 as well.
+UpdateId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=(2**63 - 1) // 1_000_000)]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Trade(msgspec.Struct):
     s: str  # symbol
     p: str  # price
     q: str  # quantity
-    T: int  # trade time, ms
+    T: Millis  # trade time, ms
     m: bool  # is the buyer the market maker? (true -> the seller was the aggressor)
 
 
@@ -37,12 +45,12 @@ class _AggTrade(msgspec.Struct):
     s: str  # symbol
     p: str  # price
     q: str  # quantity
-    T: int  # trade time of the last trade aggregated, ms
+    T: Millis  # trade time of the last trade aggregated, ms
     m: bool  # is the buyer the market maker?
 
 
 class _BookTicker(msgspec.Struct):
-    u: int  # order book update id
+    u: UpdateId  # order book update id
     s: str  # symbol
     b: str  # best bid price
     B: str  # best bid quantity
@@ -51,10 +59,10 @@ class _BookTicker(msgspec.Struct):
 
 
 class _DepthUpdate(msgspec.Struct):
-    E: int  # event time, ms
+    E: Millis  # event time, ms
     s: str  # symbol
-    U: int  # first update id in event
-    u: int  # final update id in event
+    U: UpdateId  # first update id in event
+    u: UpdateId  # final update id in event
     # bids / asks to update: [[price, absolute quantity], ...]; quantity 0 removes. Kept as raw JSON
     # and parsed by _levels (one C-level pass for the usual shape, typed decoding otherwise).
     b: msgspec.Raw
@@ -66,7 +74,7 @@ class _Kline(msgspec.Struct):
 
 
 class _Snapshot(msgspec.Struct):
-    lastUpdateId: int
+    lastUpdateId: UpdateId
     bids: msgspec.Raw  # [[price, quantity], ...], best first; parsed by _levels
     asks: msgspec.Raw
 
@@ -77,10 +85,10 @@ class _Envelope(msgspec.Struct):
     stream: str | None = None  # combined stream name, e.g. "btcusdt@depth@100ms"
     data: msgspec.Raw = msgspec.Raw()  # combined stream payload (empty: absent)
     e: str | None = None  # event type of a raw-stream event
-    u: int | None = None  # update id: a raw-stream bookTicker has no "e"
-    id: int | str | None = None  # request id of a subscription ack or error
+    u: UpdateId | None = None  # update id: a raw-stream bookTicker has no "e"
+    id: Int64 | str | None = None  # request id of a subscription ack or error
     error: msgspec.Raw = msgspec.Raw()  # {"code":..,"msg":..} of a failed request (empty: absent)
-    code: int | None = None  # legacy error shape {"code":..,"msg":..}
+    code: Int64 | None = None  # legacy error shape {"code":..,"msg":..}
     msg: str | None = None
 
 
@@ -104,7 +112,8 @@ _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
 _SNAPSHOT_DECODER = msgspec.json.Decoder(_Snapshot)
 _COMBINED_PREFIX = b'{"stream":"'
 _LEVELS_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
-_PAIR_8 = rb'\["[0-9]+\.[0-9]{8}","[0-9]+\.[0-9]{8}"\]'  # ["61837.63000000","3.78826000"]
+# ["61837.63000000","3.78826000"]; at most 10 integer digits, so every value fits int64 x 10^8
+_PAIR_8 = rb'\["[0-9]{1,10}\.[0-9]{8}","[0-9]{1,10}\.[0-9]{8}"\]'
 _LEVELS_8 = re.compile(rb"\[(?:" + _PAIR_8 + rb"(?:," + _PAIR_8 + rb")*)?\]")  # compact, 8 places
 
 
@@ -117,12 +126,15 @@ def normalize_symbol(venue_symbol: str) -> str:
     """``NKNUSDT`` -> ``NKN/USDT`` by the longest known quote-asset suffix.
 
     Raises:
-        SymbolError: no known quote asset ends the symbol, or nothing is left for the base.
+        SymbolError: not ASCII or too long, no known quote asset ends the symbol, or nothing is left
+            for the base.
     """
+    # Binance symbols are short ASCII (str.upper() would map others by the Unicode version, and the
+    # InstrumentMeta text fields hold 255 bytes)
+    if not venue_symbol.isascii() or len(venue_symbol) > MAX_SYMBOL:
+        raise SymbolError(f"binance: not a symbol of {MAX_SYMBOL} ASCII characters: {venue_symbol[:80]!r}")
     upper = venue_symbol.upper()
     for quote in _QUOTES_LONGEST_FIRST:
         if upper.endswith(quote) and len(upper) > len(quote):
             return f"{upper[: -len(quote)]}/{quote}"
     raise SymbolError(f"binance: no known quote asset in {venue_symbol!r}")
-
-

@@ -24,6 +24,7 @@ but bugs: ``TypeError``, ``KeyError``, ``IndexError``, ``AttributeError`` are ne
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple, Protocol, TypeVar
@@ -88,18 +89,50 @@ class Reject(NamedTuple):
     reason: str
 
 
-TOO_DEEP = Reject("too_deep")  # JSON nested deeper than the decoder's recursion limit
+TOO_DEEP = Reject("too_deep")  # JSON nested deeper than MAX_DEPTH
+MAX_DEPTH = 256  # brackets a frame may nest; exchanges nest 5 at most
+_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
+
+
+def too_deep(raw: bytes) -> bool:
+    """Whether ``raw`` nests brackets deeper than MAX_DEPTH outside its strings (where a backslash
+    escapes the next byte), read from the start whatever its validity. msgspec's own limit depends
+    on how deep the caller's Python stack already is; this rule does not, so both cores (and every
+    caller) answer the same. Only a text with more than MAX_DEPTH opening brackets is read."""
+    if len(raw) <= MAX_DEPTH or raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    depth, in_string, escaped = 0, False, -1
+    for match in _JSON_SPECIAL.finditer(raw):
+        at = match.start()
+        char = raw[at]
+        if in_string:
+            if at == escaped:
+                continue
+            if char == 0x5C:  # backslash
+                escaped = at + 1
+            elif char == 0x22:
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in (0x5D, 0x7D):
+            depth -= 1
+    return False
 
 
 def decode(decoder: msgspec.json.Decoder[T], raw: bytes | msgspec.Raw) -> T | Reject | None:
-    """``decoder.decode(raw)``; None when the text is not of the decoder's type, TOO_DEEP when it nests
-    beyond the decoder's limit (msgspec raises RecursionError for that, whatever the type)."""
+    """``decoder.decode(raw)``; None when the text is not of the decoder's type, TOO_DEEP when a
+    frame nests deeper than MAX_DEPTH (checked first; a ``msgspec.Raw`` is a part of a frame that
+    was checked, so it is not read again)."""
+    if isinstance(raw, bytes) and too_deep(raw):
+        return TOO_DEEP
     try:
         return decoder.decode(raw)
     except msgspec.DecodeError:
         return None
-    except RecursionError:
-        return TOO_DEEP
 
 
 _ANY_OBJECT = msgspec.json.Decoder(dict[str, object])
