@@ -180,11 +180,10 @@ class CoinbaseFeed(NoSnapshots):
         try:
             out = self._apply(message, raw)  # type: ignore[arg-type]
         except (FixedPointError, SymbolError, ValueError):  # read before any change: nothing to undo
-            self._fixed.rounded = 0
+            self._fixed.discard()
             self.stats.reject(f"bad_{type(message).__name__.strip('_').lower()}", raw)
             return []
-        self.stats.rounded += self._fixed.rounded
-        self._fixed.rounded = 0
+        self._fixed.commit(self.stats)
         self.stats.count(out)
         return out
 

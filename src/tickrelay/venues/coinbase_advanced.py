@@ -146,11 +146,10 @@ class AdvancedTradeFeed(NoSnapshots):
         try:
             plan = self._read(frame)
         except (FixedPointError, SymbolError, ValueError):  # read before any change: nothing to undo
-            self._fixed.rounded = 0
+            self._fixed.discard()
             self.stats.reject(f"bad_{frame.channel}", raw)
             return []
-        self.stats.rounded += self._fixed.rounded
-        self._fixed.rounded = 0
+        self._fixed.commit(self.stats)
         out: list[Event] = []
         if self._sequence is not None and frame.sequence_num != self._sequence + 1:
             self._sequence_gap(out)

@@ -90,11 +90,10 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
             else:
                 self._event(frame, raw)  # type: ignore[arg-type]
         except (FixedPointError, SymbolError, ValueError):  # read before any change: nothing to undo
-            self._fixed.rounded = 0
+            self._fixed.discard()
             kind = frame.kind if type(frame) is V1Data else getattr(frame, "channel", None) or "event"
             self.stats.reject(f"bad_{kind}", raw)
             return []
-        self.stats.rounded += self._fixed.rounded
-        self._fixed.rounded = 0
+        self._fixed.commit(self.stats)
         self.stats.count(out)
         return out

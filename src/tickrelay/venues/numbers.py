@@ -11,9 +11,14 @@ into a counted reject of the whole frame before its state changes.
 from __future__ import annotations
 
 import calendar
+from typing import TYPE_CHECKING
 
 from tickrelay.errors import FixedPointError
 from tickrelay.protocol.fixed import parse_fixed8_rounded
+
+
+if TYPE_CHECKING:
+    from tickrelay.venues.feed import FeedStats
 
 
 CACHE_LIMIT = 100_000  # entries per memo (decimal texts, time prefixes)
@@ -45,7 +50,10 @@ def bounded(text: str) -> str:
 class DecimalCache:
     """Exchange decimal text -> fixed point, memoized (prices and sizes repeat). A text with more than
     8 decimals is rounded half to even and counted in ``rounded`` every time (it is not memoized).
-    Negative values raise; ``positive`` also refuses zero."""
+    Negative values raise; ``positive`` also refuses zero.
+
+    ``rounded`` counts the frame being read: a feed ends each frame with :meth:`commit` (taken: the
+    count goes to its stats) or :meth:`discard` (rejected: its stats stay as they were)."""
 
     __slots__ = ("_memo", "rounded")
 
@@ -66,6 +74,15 @@ class DecimalCache:
             elif len(self._memo) < CACHE_LIMIT:
                 self._memo[text] = value
         return value
+
+    def commit(self, stats: FeedStats) -> None:
+        """The frame is taken: its rounded values count in ``stats.rounded``."""
+        stats.rounded += self.rounded
+        self.rounded = 0
+
+    def discard(self) -> None:
+        """The frame is rejected: its rounded values are not counted."""
+        self.rounded = 0
 
     def positive(self, text: str) -> int:
         """A price, or the size of a trade: more than zero."""
