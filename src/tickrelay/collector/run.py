@@ -69,6 +69,7 @@ class CollectorStats:
     rest_throttled: int = 0  # REST answers 429 (too much weight): waited out their Retry-After
     rest_banned: bool = False  # a REST answer 418 (IP banned): no more snapshots from this process
     rest_used_weight: int = 0  # the venue's count of this IP's weight this minute, last seen
+    rest_paused_s: float = 0.0  # the last wait for the next minute's budget (the used weight was near it)
     requests_sent: int = 0  # frames the feed asked to send (unsubscribe, subscribe)
     last_error: str = ""
 
@@ -147,6 +148,7 @@ class Collector:
         self.backoff_cap_s = config.collector.backoff_cap_s
         self.reset_after_s = config.collector.reset_after_s
         self._connected_at: float | None = None  # monotonic time the current connection opened
+        self._transport: picows.WSTransport | None = None  # the current connection (a bug ends it)
         self.stats = CollectorStats()
         self.core = FeedCore(VENUES[venue].from_settings(config), output.stamper)
         self._snapshot_wanted = asyncio.Event()
@@ -195,6 +197,7 @@ class Collector:
             lambda: _FeedListener(self), self.url, max_frame_size=MAX_FRAME, enable_auto_pong=True
         )
         listener = cast(_FeedListener, ws_listener)
+        self._transport = transport
         self.stats.connects += 1
         self._connected_at = time.monotonic()
         for message in self.core.subscribe_messages():
@@ -217,6 +220,7 @@ class Collector:
                     self.stats.last_error = f"no frame for {self.stale_after_s:g} s: reconnecting"
                     return
         finally:
+            self._transport = None
             stopping.cancel()
             if not ended.done():
                 transport.disconnect()
@@ -233,7 +237,7 @@ class Collector:
         try:
             out = self.core.on_frame(raw, ts_recv_ns)
         except Exception:  # the one last-resort guard: anything raised here is a bug, never a bad frame
-            self._bug(raw, ts_recv_ns, transport)
+            self._bug(f"frame {raw[:200]!r}", ts_recv_ns, transport)
             return
         if out:
             self.output.append(out, stamper.counter - first)
@@ -247,19 +251,20 @@ class Collector:
             self._log_samples()
         self._after_frame(transport)
 
-    def _bug(self, raw: bytes, ts_ns: int, transport: picows.WSTransport) -> None:
-        """A bug in the venue core: count it, log the first traceback, invalidate every book of the
-        venue (consumers must not trust them) and reconnect for fresh snapshots."""
+    def _bug(self, what: str, ts_ns: int, transport: picows.WSTransport | None) -> None:
+        """A bug in the venue core on ``what`` (a frame, a snapshot): count it, log the first
+        traceback, invalidate every book of the venue (consumers must not trust them) and reconnect
+        for fresh snapshots."""
         self.stats.bugs += 1
         self.stats.last_error = f"bug: {traceback.format_exc(limit=1).splitlines()[-1]}"
         if self.stats.bugs == 1:
             print(
-                f"tickrelay collect {self.venue}: BUG in the venue core on frame {raw[:200]!r}\n"
-                + traceback.format_exc(),
+                f"tickrelay collect {self.venue}: BUG in the venue core on {what}\n" + traceback.format_exc(),
                 file=sys.stderr,
             )
         self._publish(partial(self.core.on_disconnect, ts_ns))
-        transport.disconnect()
+        if transport is not None:
+            transport.disconnect()
 
     def _gap_passed(self) -> bool:
         """No write yet, or the last one was at least ``flush_gap_ns`` ago (a time since boot: never
@@ -364,7 +369,8 @@ class Collector:
                 if pause is None:  # fetched
                     failures = fresh()
                     if self.stats.rest_used_weight + budget.snapshot_weight > budget.per_minute:
-                        await asyncio.sleep(retry_after_s(None))  # others on this IP used the budget
+                        self.stats.rest_paused_s = retry_after_s(None)  # others on this IP used it
+                        await asyncio.sleep(self.stats.rest_paused_s)
                     continue
                 if self.stats.rest_banned:
                     return
@@ -377,6 +383,25 @@ class Collector:
     ) -> float | None:
         """One snapshot request; None when it was given to the feed, else the seconds to wait before
         the next one (0: the failures' backoff decides)."""
+        body = await self._fetch(session, url, symbol, budget)
+        if not isinstance(body, bytes):
+            return body
+        try:
+            self._publish(partial(self.core.on_snapshot, symbol, body, time.time_ns()))
+        except TickrelayError as exc:  # not a usable snapshot: the feed keeps asking
+            self._snapshot_failed(symbol, exc)
+            return 0.0
+        except Exception:  # the last-resort guard, as for frames: anything else out of the core is a bug
+            self._bug(f"snapshot {symbol} {body[:200]!r}", time.time_ns(), self._transport)
+            return 0.0
+        self.stats.snapshots_fetched += 1
+        return None
+
+    async def _fetch(
+        self, session: aiohttp.ClientSession, url: str, symbol: str, budget: RestBudget
+    ) -> bytes | float:
+        """One REST request: its body, or the seconds to wait before the next (0: the failures'
+        backoff decides)."""
         stats = self.stats
         try:
             async with session.get(url) as r:
@@ -399,13 +424,14 @@ class Collector:
                     print(f"tickrelay collect {self.venue}: {stats.last_error}", file=sys.stderr)
                     return wait
                 r.raise_for_status()
-            self._publish(partial(self.core.on_snapshot, symbol, body, time.time_ns()))
-            stats.snapshots_fetched += 1
-            return None
-        except (aiohttp.ClientError, OSError, TickrelayError) as exc:
-            stats.snapshot_errors += 1
-            stats.last_error = f"snapshot {symbol}: {exc}"
+                return body
+        except (aiohttp.ClientError, OSError) as exc:
+            self._snapshot_failed(symbol, exc)
             return 0.0
+
+    def _snapshot_failed(self, symbol: str, exc: Exception) -> None:
+        self.stats.snapshot_errors += 1
+        self.stats.last_error = f"snapshot {symbol}: {exc}"
 
     def report(self) -> dict[str, Any]:
         fs = self.core.stats
