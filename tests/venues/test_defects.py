@@ -316,3 +316,4 @@ def test_nesting_deeper_than_max_depth_is_too_deep_whatever_the_python_stack() -
     assert not feed_mod.too_deep(b'{"x":' + quoted + b"}")
     assert feed_mod.too_deep(b"{" + b"[]" * 300 + b"[" * 256)  # read whatever the validity
     assert not feed_mod.too_deep(b"]" * 300 + b"[" * 256)
+    assert not feed_mod.too_deep(b"\\" + b"[]" * 300)  # a backslash outside a string counts for nothing
