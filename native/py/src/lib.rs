@@ -14,6 +14,7 @@ use tickrelay_core::protocol::fixed::{self, FixedError};
 use tickrelay_core::protocol::link;
 use tickrelay_core::relay::fanout::Filter;
 
+mod feed;
 mod stream;
 
 /// Calls `f` on the bytes of a `bytes` object or of any C-contiguous buffer (memoryview, bytearray).
@@ -30,7 +31,7 @@ pub(crate) fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) 
     Ok(f(data))
 }
 
-fn raise(py: Python<'_>, class: &str, message: String) -> PyErr {
+pub(crate) fn raise(py: Python<'_>, class: &str, message: String) -> PyErr {
     match py.import("tickrelay.errors").and_then(|m| m.getattr(class)) {
         Ok(cls) => PyErr::from_type(cls.cast_into().expect("tickrelay.errors holds classes"), message),
         Err(e) => e,
@@ -142,5 +143,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_run, m)?)?;
     m.add_class::<Selector>()?;
     m.add_class::<stream::Decoder>()?;
+    m.add_class::<feed::NativeFeed>()?;
     Ok(())
 }

@@ -157,7 +157,8 @@ impl Stats {
 
 /// The feed contract (`venues.feed.VenueFeed`), the part that runs per frame. What needs no state
 /// of the feed's (URL, subscribe frames, snapshot URLs, REST budget) stays in the Python feed.
-pub trait Feed: Send {
+/// `Send + Sync` as PyO3 requires of a class's fields (a feed of plain data is both).
+pub trait Feed: Send + Sync {
     /// One received text frame: push the values to publish into `out` (after whatever it holds).
     fn on_frame(&mut self, raw: &[u8], ts_recv_ns: i64, out: &mut Vec<Event>);
 

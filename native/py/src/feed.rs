@@ -1,0 +1,209 @@
+//! `NativeFeed`: a native venue feed and its finisher behind the byte-level feed contract
+//! (`tickrelay.venues.core.FeedCore`'s calls). `tickrelay.venues.native.NativeCore` wraps it
+//! with what stays in the Python feed (URL, subscribe frames, snapshot URLs, REST budget).
+//!
+//! The per-call path reuses one event vector and one output buffer: a call allocates nothing but
+//! the `bytes` it returns (the empty one is CPython's shared singleton).
+
+use std::collections::BTreeMap;
+
+use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+use tickrelay_core::protocol::events::EncodeError;
+use tickrelay_core::venues::feed::{Event, Feed, Stats};
+use tickrelay_core::venues::finish::Finisher;
+use tickrelay_core::venues::{build, Param, Params};
+
+use crate::raise;
+
+/// One `native_spec()` value: None, bool, int, str, or a list / tuple of str.
+fn param(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Param> {
+    if value.is_none() {
+        return Ok(Param::None);
+    }
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Param::Bool(b.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return Ok(Param::Int(value.extract()?));
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(Param::Str(s.to_str()?.to_owned()));
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        if let Ok(items) = value.extract::<Vec<String>>() {
+            return Ok(Param::List(items));
+        }
+    }
+    let kind = value.get_type().name()?;
+    Err(PyTypeError::new_err(format!(
+        "native feed parameter {name:?}: a {kind} is not None, bool, int, str or a list of str"
+    )))
+}
+
+fn encode_error(py: Python<'_>, e: EncodeError) -> PyErr {
+    match e {
+        EncodeError::Struct(m) => match py.import("struct").and_then(|s| s.getattr("error")) {
+            Ok(cls) => PyErr::from_type(cls.cast_into().expect("struct.error is a class"), m),
+            Err(e) => e,
+        },
+        EncodeError::MalformedTlv(m) => raise(py, "MalformedTlv", m),
+    }
+}
+
+/// A native venue feed and its stream's finisher (see the module docs).
+#[pyclass(module = "tickrelay._native")]
+pub struct NativeFeed {
+    feed: Box<dyn Feed>,
+    finisher: Finisher,
+    /// `VenueMessageError.venue`: the API's venue, the text before any `_` ("coinbase_advanced").
+    venue: String,
+    events: Vec<Event>,
+    buf: Vec<u8>,
+}
+
+impl NativeFeed {
+    /// Stamps what the last feed call pushed into `self.events` and returns it as one `bytes`.
+    fn finish<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
+        self.buf.clear();
+        let result = self.finisher.finish(&self.events, ts, &mut self.buf);
+        self.events.clear();
+        result.map_err(|e| encode_error(py, e))?;
+        Ok(PyBytes::new(py, &self.buf))
+    }
+}
+
+#[pymethods]
+impl NativeFeed {
+    /// Raises NotImplementedError when `api` has no native feed (the caller runs the Python one).
+    #[new]
+    fn new(
+        api: &str,
+        params: &Bound<'_, PyDict>,
+        source: u8,
+        stream_id: u16,
+        domain: u8,
+        counter: u64,
+    ) -> PyResult<Self> {
+        let mut map = BTreeMap::new();
+        for (k, v) in params.iter() {
+            let k: String = k.extract()?;
+            let p = param(&k, &v)?;
+            map.insert(k, p);
+        }
+        let feed = match build(api, &Params(map)) {
+            None => {
+                return Err(PyNotImplementedError::new_err(format!("no native feed for venue API {api:?}")))
+            }
+            Some(Err(message)) => {
+                return Err(PyValueError::new_err(format!("native feed {api:?}: {message}")))
+            }
+            Some(Ok(feed)) => feed,
+        };
+        Ok(Self {
+            feed,
+            finisher: Finisher::new(source, stream_id, domain, counter),
+            venue: api.split('_').next().unwrap_or(api).to_owned(),
+            events: Vec::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The stream's last counter assigned (`Stamper.counter`).
+    #[getter]
+    fn counter(&self) -> u64 {
+        self.finisher.counter
+    }
+
+    #[setter]
+    fn set_counter(&mut self, counter: u64) {
+        self.finisher.counter = counter;
+    }
+
+    /// How many kinds of rejected frame the feed has seen (each has its sample): cheap to read
+    /// after every frame, unlike `stats()`.
+    #[getter]
+    fn reject_kinds(&self) -> usize {
+        self.feed.stats().samples.len()
+    }
+
+    fn on_frame<'py>(
+        &mut self,
+        py: Python<'py>,
+        raw: &[u8],
+        ts_recv_ns: i64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        self.feed.on_frame(raw, ts_recv_ns, &mut self.events);
+        self.finish(py, ts_recv_ns)
+    }
+
+    /// Raises `tickrelay.errors.VenueMessageError(venue, body, reason)` for a body that is not a
+    /// usable snapshot, as the Python feed does.
+    fn on_snapshot<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &str,
+        body: &Bound<'py, PyBytes>,
+        ts_recv_ns: i64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        if let Err(reason) = self.feed.on_snapshot(key, body.as_bytes(), ts_recv_ns, &mut self.events) {
+            self.events.clear();
+            let cls = py.import("tickrelay.errors")?.getattr("VenueMessageError")?;
+            return Err(PyErr::from_value(cls.call1((self.venue.as_str(), body, reason))?));
+        }
+        self.finish(py, ts_recv_ns)
+    }
+
+    fn on_disconnect<'py>(&mut self, py: Python<'py>, ts_ns: i64) -> PyResult<Bound<'py, PyBytes>> {
+        self.feed.on_disconnect(ts_ns, &mut self.events);
+        self.finish(py, ts_ns)
+    }
+
+    fn wants_snapshot(&self) -> Vec<String> {
+        self.feed.wants_snapshot()
+    }
+
+    fn take_requests<'py>(&mut self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        self.feed.take_requests().iter().map(|r| PyBytes::new(py, r)).collect()
+    }
+
+    /// Everything `FeedStats` holds, as plain dicts (books as dicts of `BookStats` fields), the
+    /// finisher's RECOVERED invalidations counted in `messages`, and `extra`: the venue's own
+    /// counters (`trade_id_gaps`, ...).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s: &Stats = self.feed.stats();
+        let d = PyDict::new(py);
+        d.set_item("frames", s.frames)?;
+        let messages = PyDict::new(py);
+        for (name, n) in &s.messages {
+            messages.set_item(name, n)?;
+        }
+        if self.finisher.recovered() > 0 {
+            let own = s.messages.get("StateInvalidation").copied().unwrap_or(0);
+            messages.set_item("StateInvalidation", own + self.finisher.recovered())?;
+        }
+        d.set_item("messages", messages)?;
+        d.set_item("ignored", &s.ignored)?;
+        d.set_item("rejected", &s.rejected)?;
+        d.set_item("samples", &s.samples)?;
+        d.set_item("rounded", s.rounded)?;
+        d.set_item("venue_errors", s.venue_errors)?;
+        let books = PyDict::new(py);
+        for (symbol, b) in &s.books {
+            let book = PyDict::new(py);
+            book.set_item("updates_applied", b.updates_applied)?;
+            book.set_item("checksums_verified", b.checksums_verified)?;
+            book.set_item("checksum_failures", b.checksum_failures)?;
+            book.set_item("gaps", b.gaps)?;
+            book.set_item("resyncs", b.resyncs)?;
+            book.set_item("crossed", b.crossed)?;
+            book.set_item("best_bid", &b.best_bid)?;
+            book.set_item("best_ask", &b.best_ask)?;
+            books.set_item(symbol, book)?;
+        }
+        d.set_item("books", books)?;
+        d.set_item("extra", &s.extra)?;
+        Ok(d)
+    }
+}
