@@ -206,3 +206,16 @@ def test_readers_get_typed_sections_that_refuse_unknown_fields() -> None:
         for section in msgspec.structs.fields(Config)
         for key in msgspec.structs.fields(section.default_factory)  # type: ignore[arg-type]
     ]  # every field has its help, and nothing else has
+
+
+def test_config_show_says_which_core_each_venue_runs(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    off = json.loads(_show("--json", cwd=tmp_path, env={**env, "TICKRELAY_NO_EXTENSIONS": "1"}).stdout)
+    assert off["collector.core"] == {
+        "value": "native",
+        "source": "default",
+        "venues": {v: "python (TICKRELAY_NO_EXTENSIONS is set)" for v in ("binance", "coinbase", "kraken")},
+    }
+    text = _show(cwd=tmp_path, env={**env, "TICKRELAY_COLLECTOR_CORE": "python"}).stdout
+    assert "collector.core          = python" in text
+    assert "#   coinbase  python (collector.core = python)\n" in text

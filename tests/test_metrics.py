@@ -23,6 +23,8 @@ from tests.relay.conftest import FIXTURES, ME
 from tickrelay.commands.stats import scrape
 from tickrelay.metrics import Latency, _Exporter, endpoints, serve
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
+from tickrelay.venues.coinbase import CoinbaseFeed
+from tickrelay.venues.native import core_choice
 
 
 def test_percentiles_match_numpy_within_hdr_precision() -> None:
@@ -201,6 +203,8 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
                                           capture_output=True, text=True, timeout=30).stdout)  # fmt: skip
         coinbase = shown["venues"]["coinbase"]
         assert (coinbase["messages"], coinbase["errors"]) == (total, 0)
+        core = core_choice(CoinbaseFeed(), "native").split()[0]  # collector.core's default
+        assert coinbase["core"] == core
         assert set(coinbase["types"]) == set(expected["messages"])
         assert all(q["p99"] > 0 for q in coinbase["types"].values())
         samples = collector["tickrelay_processing_latency_seconds_count"]
@@ -214,7 +218,7 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
         ).stdout.splitlines()
         assert table[0].split()[:3] == ["venue", "type", "msgs/s"]
         assert any(line.startswith("coinbase   L2Delta") for line in table)
-        assert any(line.startswith("coinbase   all ") for line in table)
+        assert any(line.startswith("coinbase   all ") and line.endswith(f" {core}") for line in table)
         assert any(line.split()[:4] == ["market-data", "0", str(total), str(total)] for line in table)
         assert any(line.split()[:2] == ["risk", "coinbase"] for line in table)
     finally:

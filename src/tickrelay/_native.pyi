@@ -1,6 +1,8 @@
 # The compiled core (native/py/src/lib.rs), written by hand so that mypy --strict checks callers.
 # Each function matches the Python function it names, exceptions and messages included.
 
+from typing import TypedDict, final
+
 from tickrelay.errors import ProtocolError
 from tickrelay.protocol.codec import Message
 from tickrelay.relay.fanout import Filter
@@ -39,3 +41,59 @@ class Decoder:
     def next_message(self) -> Message | None: ...
     def __iter__(self) -> Decoder: ...
     def __next__(self) -> Message: ...
+
+class NativeBookStats(TypedDict):
+    """tickrelay.venues.feed.BookStats's fields."""
+
+    updates_applied: int
+    checksums_verified: int
+    checksum_failures: int
+    gaps: int
+    resyncs: int
+    crossed: int
+    best_bid: str | None
+    best_ask: str | None
+
+class NativeStats(TypedDict):
+    """tickrelay.venues.feed.FeedStats's fields, and ``extra``: the venue's own counters."""
+
+    frames: int
+    messages: dict[str, int]
+    ignored: dict[str, int]
+    rejected: dict[str, int]
+    samples: dict[str, str]
+    rounded: int
+    venue_errors: int
+    books: dict[str, NativeBookStats]
+    extra: dict[str, int]
+
+@final
+class NativeFeed:
+    """A native venue feed and its stream's finisher: tickrelay.venues.core.FeedCore's calls.
+
+    Raises NotImplementedError when ``api`` has no native feed in this build, TypeError / ValueError
+    when ``params`` (``VenueFeed.native_spec()``) are not what the feed takes.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        params: dict[str, object],
+        source: int,
+        stream_id: int,
+        domain: int,
+        counter: int,
+        /,
+    ) -> None: ...
+    counter: int
+    """The stream's last counter assigned (Stamper.counter)."""
+    @property
+    def reject_kinds(self) -> int:
+        """len(stats()["samples"]), without building the stats."""
+    def on_frame(self, raw: bytes, ts_recv_ns: int, /) -> bytes: ...
+    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int, /) -> bytes:
+        """Raises tickrelay.errors.VenueMessageError as the Python feed does."""
+    def on_disconnect(self, ts_ns: int, /) -> bytes: ...
+    def wants_snapshot(self) -> list[str]: ...
+    def take_requests(self) -> list[bytes]: ...
+    def stats(self) -> NativeStats: ...

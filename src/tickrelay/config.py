@@ -65,6 +65,7 @@ class CollectorConfig(_Section, frozen=True):
     backoff_cap_s: float = 30.0
     reset_after_s: float = 30.0
     flush: str = "frame"
+    core: str = "native"
 
 
 class StrategyConfig(_Section, frozen=True):
@@ -207,6 +208,12 @@ KEYS: tuple[Key, ...] = (
         "write to the relay after every frame (at most once per 50 µs, and before parsing a frame of 1 KiB "
         "or more), or once per event-loop turn",
         choices=("frame", "loop"),
+    ),
+    Key(
+        "collector.core",
+        "venue feeds run compiled where built and ported (else Python), or always in Python "
+        "(TICKRELAY_NO_EXTENSIONS=1 also forces Python)",
+        choices=("native", "python"),
     ),
     Key("strategy.fees_bps", "taker fee per venue, VENUE=BPS"),
     Key("strategy.min_edge_bps", "open a spread signal above this net edge", minimum=0),

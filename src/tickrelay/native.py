@@ -14,13 +14,20 @@ import os
 from typing import Literal
 
 
-__all__ = ["CORE", "compiled"]
+__all__ = ["CORE", "WHY_PYTHON", "compiled"]
 
+_TURNED_OFF = os.environ.get("TICKRELAY_NO_EXTENSIONS", "") not in ("", "0")
 try:
-    if os.environ.get("TICKRELAY_NO_EXTENSIONS", "") not in ("", "0"):
+    if _TURNED_OFF:
         raise ImportError("TICKRELAY_NO_EXTENSIONS is set")
     from tickrelay import _native as compiled
 except ImportError:
     compiled = None  # type: ignore[assignment]  # not built (no cargo at install), or turned off
 
+# why the compiled core is not used, for people ("" when it is)
+WHY_PYTHON = (
+    "" if compiled is not None
+    else "TICKRELAY_NO_EXTENSIONS is set" if _TURNED_OFF
+    else "the compiled core is not built"
+)  # fmt: skip
 CORE: Literal["native", "python"] = "python" if compiled is None else "native"

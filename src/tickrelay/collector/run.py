@@ -1,8 +1,9 @@
 """One venue's collector: WebSocket in, venue feed, RelayOutput out. The thin I/O around venues/.
 
 Hot path per frame, all inside picows's frame callback: receipt time (``time.time_ns()`` as the frame
-arrives) -> ``core.on_frame`` (the venue's ``FeedCore``: the frame's finished, stamped messages, with
-the output's own Stamper) -> ``RelayOutput.append`` of those bytes as they are. No queue, no task hop,
+arrives) -> ``core.on_frame`` (the venue's core: the frame's finished, stamped messages, with the
+output's own Stamper; ``venues.native.make_core`` picks the compiled one or the Python ``FeedCore`` by
+``collector.core``) -> ``RelayOutput.append`` of those bytes as they are. No queue, no task hop,
 and nothing waits for the relay. picows was chosen by bench/wsclient.py: 1.23M frames/s received
 against aiohttp's 0.43M on this machine. Around it:
 
@@ -50,8 +51,8 @@ from tickrelay.protocol.messages import EXTENDED, TlvType
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
 from tickrelay.venues import VENUES
-from tickrelay.venues.core import FeedCore
 from tickrelay.venues.feed import RestBudget
+from tickrelay.venues.native import make_core
 
 
 MAX_FRAME = 1 << 24
@@ -150,9 +151,9 @@ class Collector:
         self._connected_at: float | None = None  # monotonic time the current connection opened
         self._transport: picows.WSTransport | None = None  # the current connection (a bug ends it)
         self.stats = CollectorStats()
-        self.core = FeedCore(VENUES[venue].from_settings(config), output.stamper)
+        self.core = make_core(VENUES[venue].from_settings(config), output.stamper, config.collector.core)
         self._snapshot_wanted = asyncio.Event()
-        self._samples_logged = 0
+        self._samples_logged: set[str] = set()  # rejection kinds whose sample was logged
         self.sample = config.metrics.latency_sample  # measure one frame in N (bench/overhead.py)
         self._frames_measured = 0
         # (frame arrival, message type) of each message awaiting the write
@@ -247,7 +248,7 @@ class Collector:
                     self._pending.extend((arrived_ns, kind) for kind in message_kinds(out))
         if self.flush_each_frame and self._gap_passed():
             self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
-        if len(self.core.stats.samples) != self._samples_logged:  # a new kind of rejected frame
+        if self.core.reject_kinds != len(self._samples_logged):  # a new kind of rejected frame
             self._log_samples()
         self._after_frame(transport)
 
@@ -314,6 +315,7 @@ class Collector:
             "rest_used_weight": {"_labels": ("venue",), (v,): cs.rest_used_weight},
             "output_buffer_bytes": {"_labels": ("venue",), (v,): os_.buffered_bytes},
             "relay_connected": {"_labels": ("venue",), (v,): int(os_.connected)},
+            "core": {"_labels": ("venue", "core"), (v, self.core.CORE): 1},  # which venue core runs
         }
         return {
             "counters": counters,
@@ -326,12 +328,10 @@ class Collector:
 
     def _log_samples(self) -> None:
         """Log the sample of each rejection kind once, when it first appears (counts stay in the stats)."""
-        samples = self.core.stats.samples
-        for kind in list(samples)[self._samples_logged :]:
-            print(
-                f"tickrelay collect {self.venue}: rejected frame ({kind}): {samples[kind]}", file=sys.stderr
-            )
-        self._samples_logged = len(samples)
+        for kind, sample in self.core.stats.samples.items():
+            if kind not in self._samples_logged:
+                self._samples_logged.add(kind)
+                print(f"tickrelay collect {self.venue}: rejected frame ({kind}): {sample}", file=sys.stderr)
 
     def _publish(self, call: Callable[[], bytes]) -> None:
         """Queue what a core call returns, as it is (the messages the output's stamper numbered)."""
@@ -437,6 +437,7 @@ class Collector:
         fs = self.core.stats
         return {
             "venue": self.venue,
+            "core": self.core.CORE,
             "frames": fs.frames,
             "messages": dict(fs.messages),
             "ignored": dict(fs.ignored),

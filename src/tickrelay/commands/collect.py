@@ -25,6 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--socket", help="relay socket (relay.socket)")
     parser.add_argument("--stale-after", type=float, metavar="S", help="collector.stale_after_s")
     parser.add_argument("--metrics-port", type=int, metavar="N", help="metrics.port (0: off)")
+    parser.add_argument("--core", choices=("native", "python"), help="collector.core: which venue core runs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             "relay.socket": args.socket,
             "collector.stale_after_s": args.stale_after,
             "metrics.port": args.metrics_port,
+            "collector.core": args.core,
         },
     )
     path = socket_path(Domain.MARKET_DATA, settings.config.relay.socket or None, os.environ)

@@ -58,11 +58,22 @@ def scrape_all(run_dir: Path) -> list[dict[str, dict[tuple[tuple[str, str], ...]
 
 def venue_summary(scraped: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per venue: messages, errors, the processing percentiles (µs) and SLA of all its messages
-    (``latency``) and of each message type (``types``)."""
+    (``latency``) and of each message type (``types``), and the venue core its collector runs
+    (``core``: native or python; ``-`` from a collector that does not say)."""
     venues: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"messages": 0.0, "errors": 0.0, "latency": {}, "types": {}, "by_type": defaultdict(float)}
+        lambda: {
+            "messages": 0.0,
+            "errors": 0.0,
+            "latency": {},
+            "types": {},
+            "by_type": defaultdict(float),
+            "core": "-",
+        }
     )
     for metrics in scraped:
+        for labels, _ in metrics.get("tickrelay_core", {}).items():
+            d = dict(labels)
+            venues[d["venue"]]["core"] = d["core"]
         for labels, value in metrics.get("tickrelay_messages_total", {}).items():
             d = dict(labels)
             venues[d["venue"]]["messages"] += value
@@ -154,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(
         f"{'venue':10} {'type':14} {'msgs/s':>9} {'P50 µs':>8} {'P95 µs':>8} {'P99 µs':>8} {'P99.9 µs':>9} "
-        f"{'SLA P99<' + format(SLA_P99_US, 'g'):>10} {'errors':>7}"
+        f"{'SLA P99<' + format(SLA_P99_US, 'g'):>10} {'errors':>7} core"
     )
     for venue, row in sorted(second.items()):
         rows = [(ALL_TYPES, row["latency"])] if row["latency"] else []
@@ -164,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{q.get(k, 0):{w}.1f}" for k, w in (("p50", 8), ("p95", 8), ("p99", 8), ("p999", 9))
             )
             rate = row["msgs_per_s"] if kind == ALL_TYPES else row["type_msgs_per_s"].get(kind, 0.0)
-            print(f"{venue:10} {kind:14} {rate:9.0f} {latency} {verdict:>10} {row['errors']:7.0f}")
+            errors, core = row["errors"], row["core"]
+            print(f"{venue:10} {kind:14} {rate:9.0f} {latency} {verdict:>10} {errors:7.0f} {core}")
     if relays:
         print(
             f"\n{'relay':12} {'in/s':>9} {'in':>11} {'deliveries':>11} {'dropped':>8} {'rejected':>8} "

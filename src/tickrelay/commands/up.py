@@ -18,7 +18,7 @@ from typing import Any
 
 from tickrelay import runtime
 from tickrelay.commands import argtypes
-from tickrelay.commands.config import read_settings
+from tickrelay.commands.config import read_settings, venue_cores
 from tickrelay.commands.relay_status import fetch_status
 from tickrelay.commands.stats import end_to_end_summary, relay_summary, scrape_all, venue_summary
 from tickrelay.commands.strategy import scraped_verdicts
@@ -304,10 +304,12 @@ def run(args: argparse.Namespace) -> int:
             )
         )  # fmt: skip
     child_log = state_dir(os.environ) / "up.log"
+    cores = venue_cores(config)
     banner = [
         f"tickrelay up: {'live exchanges' if args.live else 'embedded replay'}; Ctrl-C stops",
         f"  relay on {path}",
         f"  dashboard on http://{config.dashboard.host}:{dashboard_port}/",
+        "  venue cores: " + "; ".join(f"{venue} {core}" for venue, core in cores.items() if enabled[venue]),
         *(["  not recording"] if args.no_record else [
             f"  recording to {recording} ({'continued' if continued else 'new'})",
             f"  (read it with: tickrelay replay {recording})"]),

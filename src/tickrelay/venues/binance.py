@@ -84,6 +84,7 @@ from tickrelay.venues.feed import (
     BookStats,
     FeedStats,
     Instrument,
+    NativeSpec,
     Reject,
     RestBudget,
     VenueFeed,
@@ -199,6 +200,9 @@ class BinanceFeed:
 
     def take_requests(self) -> list[bytes]:
         return []  # a book that fails its checks asks for a REST snapshot instead
+
+    def native_spec(self) -> NativeSpec | None:
+        return None  # no compiled twin yet: the Python feed runs whatever collector.core says
 
     def on_disconnect(self, ts_ns: int) -> list[Event]:
         """Every book is gone: one StateInvalidation for the whole venue, an L2Reset per book."""

@@ -38,6 +38,7 @@ from tickrelay.venues.feed import (
     SPOT,
     FeedStats,
     Instrument,
+    NativeSpec,
     NoSnapshots,
     Reject,
     VenueFeed,
@@ -196,6 +197,9 @@ class CoinbaseFeed(NoSnapshots):
     def take_requests(self) -> list[bytes]:
         requests, self._requests = self._requests, []
         return requests
+
+    def native_spec(self) -> NativeSpec | None:
+        return "coinbase", {"products": list(self.products), "level2_channel": self.level2_channel}
 
     # ---- apply: every value read first, then the state changes ----------------------------------
 

@@ -46,7 +46,17 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import VenueId
 from tickrelay.venues.coinbase import NAME, CoinbaseFeed, Product
-from tickrelay.venues.feed import SPOT, FeedStats, NoSnapshots, Reject, VenueFeed, decode, disconnect, unknown
+from tickrelay.venues.feed import (
+    SPOT,
+    FeedStats,
+    NativeSpec,
+    NoSnapshots,
+    Reject,
+    VenueFeed,
+    decode,
+    disconnect,
+    unknown,
+)
 from tickrelay.venues.numbers import DecimalCache, parse_time_ns
 
 
@@ -170,6 +180,9 @@ class AdvancedTradeFeed(NoSnapshots):
     def take_requests(self) -> list[bytes]:
         requests, self._requests = self._requests, []
         return requests
+
+    def native_spec(self) -> NativeSpec | None:
+        return "coinbase_advanced", {"products": list(self.products)}
 
     # ---- read (may raise; changes nothing), then apply ------------------------------------------
 

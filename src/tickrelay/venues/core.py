@@ -21,7 +21,7 @@ go out as they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol, TypeVar
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 from tickrelay.protocol.messages import Event, L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.protocol.stamper import Stamper
@@ -32,6 +32,7 @@ class FeedCore:
     """A venue feed behind the byte-level contract (see the module docstring)."""
 
     __slots__ = ("_books", "_dark", "feed", "stamper")
+    CORE: ClassVar[Literal["native", "python"]] = "python"  # which core runs (venues.native.make_core)
 
     def __init__(self, feed: VenueFeed, stamper: Stamper) -> None:
         self.feed = feed
@@ -42,6 +43,12 @@ class FeedCore:
     @property
     def stats(self) -> FeedStats:
         return self.feed.stats
+
+    @property
+    def reject_kinds(self) -> int:
+        """How many kinds of rejected frame were seen (each has its sample): the collector's per-frame
+        check, which the compiled core answers without building its stats."""
+        return len(self.feed.stats.samples)
 
     @property
     def SNAPSHOTS(self) -> bool:

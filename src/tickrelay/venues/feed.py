@@ -11,6 +11,7 @@ it into finished bytes, and a compiled core implements that byte-level form dire
   at ``snapshot_url(base, key)``, within ``REST_BUDGET``; asked again until given) and
   ``take_requests()`` (frames to send now: resubscribe / unsubscribe; each handed out once).
   ``subscribe_messages()`` are the frames to send after every connect;
+* ``native_spec()``: the venue API and parameters of the feed's compiled twin (None: it has none);
 * ``stats``: frames, messages by type, ignored by kind, rejected by reason with the first sample of
   each, fixed-point values rounded, the exchange's own errors, and per book ``BookStats``.
 
@@ -41,6 +42,7 @@ from tickrelay.venues.numbers import places
 
 
 SAMPLE_BYTES = 300
+NativeSpec = tuple[str, dict[str, object]]  # VenueFeed.native_spec(): (api, parameters)
 SPOT = int(AssetType.CRYPTO_SPOT)
 T = TypeVar("T")
 
@@ -297,4 +299,10 @@ class VenueFeed(Protocol):
 
     def on_disconnect(self, ts_ns: int) -> Sequence[Event]:
         """The connection is gone: drop every book and return the invalidations to publish."""
+        ...
+
+    def native_spec(self) -> NativeSpec | None:
+        """How to build this feed's compiled twin (``venues.native.make_core``): the venue API's name in
+        ``native/core/src/venues/mod.rs`` ``build`` and the parameters it takes (str, int, bool, None or
+        list of str values), as this feed stands now. None: this feed has no compiled twin."""
         ...

@@ -18,7 +18,7 @@ import msgspec
 from tickrelay.config import Config
 from tickrelay.errors import FixedPointError, SymbolError
 from tickrelay.protocol.messages import Event
-from tickrelay.venues.feed import NoSnapshots, Reject, VenueFeed, decode
+from tickrelay.venues.feed import NativeSpec, NoSnapshots, Reject, VenueFeed, decode
 from tickrelay.venues.kraken_book import NAME, VENUE
 from tickrelay.venues.kraken_v1 import OBJECT, KrakenV1, Object, V1Data, decode_v1
 from tickrelay.venues.kraken_v2 import KrakenV2, V2Data, decode_v2
@@ -61,6 +61,9 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
         """v1 is served at the base URL, v2 below it (https://docs.kraken.com/api/docs/websocket-v2/)."""
         base = config.kraken.ws_url
         return f"{base.rstrip('/')}/v2" if config.kraken.api == "v2" else base
+
+    def native_spec(self) -> NativeSpec | None:
+        return None  # no compiled twin yet: the Python feed runs whatever collector.core says
 
 
     def subscribe_messages(self) -> list[bytes]:

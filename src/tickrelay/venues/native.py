@@ -1,0 +1,146 @@
+"""The compiled venue core behind the byte-level feed contract, and the choice of core. Pure: no I/O.
+
+:class:`NativeCore` is :class:`~tickrelay.venues.core.FeedCore`'s twin: the same calls, the same bytes
+and stats, but frames are parsed, books kept and messages stamped by ``tickrelay._native.NativeFeed``
+(``native/core/src/venues/``, the RECOVERED rule included). What needs no state of the feed's stays in
+the Python feed object it was made from: ``subscribe_messages``, ``snapshot_url``, ``SNAPSHOTS`` and
+``REST_BUDGET``. The Python feed says how to build its twin with ``native_spec()`` (api name and
+parameters); :func:`make_core` is the one place that decides which core a feed runs on.
+
+**One counter.** The stream's sequence counter is ``stamper.counter``: ``RelayOutput`` owns the
+:class:`~tickrelay.protocol.stamper.Stamper` and stamps its own messages (PublisherLoss, ...) between
+frames. The native finisher keeps a copy; each call first sets it from the stamper, and after a call
+that stamped messages (or raised) the stamper takes the native counter back. Both never diverge as
+seen from outside a call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar, Literal
+
+from tickrelay.native import WHY_PYTHON, compiled
+from tickrelay.protocol.stamper import Stamper
+from tickrelay.venues.core import FeedCore
+from tickrelay.venues.feed import BookStats, FeedStats, RestBudget, VenueFeed
+
+
+if compiled is not None:
+    from tickrelay._native import NativeFeed
+
+
+class NativeCore:
+    """A venue feed's compiled twin behind the byte-level contract (see the module docstring)."""
+
+    __slots__ = ("_native", "feed", "stamper")
+    CORE: ClassVar[Literal["native", "python"]] = "native"
+
+    def __init__(self, feed: VenueFeed, stamper: Stamper, native: NativeFeed) -> None:
+        self.feed = feed  # the Python feed: only its state-free parts are used
+        self.stamper = stamper
+        self._native = native
+
+    @property
+    def stats(self) -> FeedStats:
+        """The native feed's statistics as a ``FeedStats`` (built on each read: read it per report, not
+        per frame; :attr:`reject_kinds` is the per-frame check)."""
+        s = self._native.stats()
+        return FeedStats(
+            frames=s["frames"],
+            messages=Counter(s["messages"]),
+            ignored=Counter(s["ignored"]),
+            rejected=Counter(s["rejected"]),
+            samples=s["samples"],
+            rounded=s["rounded"],
+            venue_errors=s["venue_errors"],
+            books={symbol: BookStats(**book) for symbol, book in s["books"].items()},
+        )
+
+    @property
+    def extra(self) -> dict[str, int]:
+        """The venue's own counters, which the Python feed keeps as attributes (``trade_id_gaps``, ...)."""
+        return self._native.stats()["extra"]
+
+    @property
+    def reject_kinds(self) -> int:
+        """How many kinds of rejected frame were seen (``len(stats.samples)``), cheap enough per frame."""
+        return self._native.reject_kinds
+
+    @property
+    def SNAPSHOTS(self) -> bool:
+        return self.feed.SNAPSHOTS
+
+    @property
+    def REST_BUDGET(self) -> RestBudget | None:
+        return self.feed.REST_BUDGET
+
+    def subscribe_messages(self) -> list[bytes]:
+        return self.feed.subscribe_messages()
+
+    def snapshot_url(self, base: str, key: str) -> str:
+        return self.feed.snapshot_url(base, key)
+
+    def wants_snapshot(self) -> list[str]:
+        return self._native.wants_snapshot()
+
+    def take_requests(self) -> list[bytes]:
+        return self._native.take_requests()
+
+    def on_frame(self, raw: bytes, ts_recv_ns: int) -> bytes:
+        native, stamper = self._native, self.stamper
+        native.counter = stamper.counter
+        try:
+            out = native.on_frame(raw, ts_recv_ns)
+        except BaseException:
+            stamper.counter = native.counter  # an event the protocol cannot carry: numbered as in Python
+            raise
+        if out:
+            stamper.counter = native.counter
+        return out
+
+    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> bytes:
+        native = self._native
+        native.counter = self.stamper.counter
+        try:
+            return native.on_snapshot(key, body, ts_recv_ns)
+        finally:
+            self.stamper.counter = native.counter
+
+    def on_disconnect(self, ts_ns: int) -> bytes:
+        native = self._native
+        native.counter = self.stamper.counter
+        try:
+            return native.on_disconnect(ts_ns)
+        finally:
+            self.stamper.counter = native.counter
+
+
+def make_core(feed: VenueFeed, stamper: Stamper, core: str) -> FeedCore | NativeCore:
+    """The core ``feed`` runs on: the compiled one when ``core`` is ``"native"``, the extension is loaded
+    (not turned off by ``TICKRELAY_NO_EXTENSIONS``), the feed has a ``native_spec()`` and the build
+    has a native feed for its API; else the Python :class:`FeedCore`. Decide before the first frame:
+    the native feed starts from the spec, not from the Python feed's state."""
+    twin = _twin(feed, stamper, core)
+    return FeedCore(feed, stamper) if isinstance(twin, str) else NativeCore(feed, stamper, twin)
+
+
+def core_choice(feed: VenueFeed, core: str) -> str:
+    """Which core :func:`make_core` gives ``feed``, for people: ``native``, or ``python (why)``."""
+    twin = _twin(feed, Stamper(0, 0), core)
+    return f"python ({twin})" if isinstance(twin, str) else "native"
+
+
+def _twin(feed: VenueFeed, stamper: Stamper, core: str) -> NativeFeed | str:
+    """The compiled twin of ``feed`` stamping with ``stamper``'s stream, or why it runs in Python."""
+    if core != "native":
+        return f"collector.core = {core}"
+    if compiled is None:
+        return WHY_PYTHON
+    spec = feed.native_spec()
+    if spec is None:
+        return "no compiled twin of this feed yet"
+    api, params = spec
+    try:
+        return NativeFeed(api, params, stamper.source, stamper.stream_id, stamper.domain, stamper.counter)
+    except NotImplementedError:
+        return f"no compiled {api} feed in this build"

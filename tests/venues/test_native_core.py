@@ -1,0 +1,89 @@
+"""make_core: which core a feed runs on (the compiled twin or the Python FeedCore), and NativeFeed's
+refusals. That both cores give the same bytes and stats is tests/native's (every recording, fuzzing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tickrelay import native
+from tickrelay.protocol.codec import Source
+from tickrelay.protocol.stamper import Stamper
+from tickrelay.venues import VENUES, native as venues_native
+from tickrelay.venues.coinbase import CoinbaseFeed
+from tickrelay.venues.coinbase_advanced import AdvancedTradeFeed
+from tickrelay.venues.core import FeedCore
+from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.native import NativeCore, make_core
+
+
+needs_native = pytest.mark.skipif(native.compiled is None, reason="the compiled core is not built")
+
+
+def _ported(api: str) -> bool:
+    """The build has a native feed for ``api`` (probed with no parameters: NotImplementedError or not)."""
+    assert native.compiled is not None
+    try:
+        native.compiled.NativeFeed(api, {}, 1, 1, 1, 0)
+    except NotImplementedError:
+        return False
+    except ValueError:  # known, but it wants parameters
+        return True
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(VENUES))
+def test_python_is_chosen_when_asked_for(name: str) -> None:
+    core = make_core(VENUES[name](), Stamper(Source.COINBASE_COLLECTOR, 1), "python")
+    assert type(core) is FeedCore
+    assert core.CORE == "python"
+
+
+@pytest.mark.parametrize("name", sorted(VENUES))
+def test_python_runs_without_the_extension(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(venues_native, "compiled", None)
+    assert type(make_core(VENUES[name](), Stamper(Source.COINBASE_COLLECTOR, 1), "native")) is FeedCore
+
+
+@needs_native
+@pytest.mark.parametrize("feed", [*(cls() for _, cls in sorted(VENUES.items())), AdvancedTradeFeed()])
+def test_native_where_the_feed_has_a_twin_and_the_build_a_port(feed: VenueFeed) -> None:
+    stamper = Stamper(Source.COINBASE_COLLECTOR, 7, counter=41)
+    core = make_core(feed, stamper, "native")
+    spec = feed.native_spec()
+    if spec is not None and _ported(spec[0]):
+        assert type(core) is NativeCore
+        assert core.CORE == "native"
+        assert core.stats.frames == 0
+    else:
+        assert type(core) is FeedCore
+
+
+def test_a_feed_says_how_to_build_its_twin() -> None:
+    assert CoinbaseFeed(["BTC-USD"], "level2").native_spec() == (
+        "coinbase",
+        {"products": ["BTC-USD"], "level2_channel": "level2"},
+    )
+    assert AdvancedTradeFeed(["ETH-USD"]).native_spec() == ("coinbase_advanced", {"products": ["ETH-USD"]})
+
+
+@needs_native
+def test_native_feed_refuses_an_unknown_api_and_parameters_of_other_types() -> None:
+    assert native.compiled is not None
+    with pytest.raises(NotImplementedError, match='no native feed for venue API "nope"'):
+        native.compiled.NativeFeed("nope", {"a": None, "b": True, "c": 1, "d": "x", "e": ["y"]}, 1, 1, 1, 0)
+    with pytest.raises(TypeError, match='parameter "e": a list is not None, bool, int, str or a list of str'):
+        native.compiled.NativeFeed("nope", {"e": ["y", 2]}, 1, 1, 1, 0)
+    with pytest.raises(TypeError, match='parameter "f": a float is not'):
+        native.compiled.NativeFeed("nope", {"f": 1.5}, 1, 1, 1, 0)
+    with pytest.raises(OverflowError):
+        native.compiled.NativeFeed("nope", {}, 1, 1 << 16, 1, 0)  # a stream id is 16 bits
+
+
+@pytest.mark.parametrize("core", ["python", "native"])
+def test_reject_kinds_counts_the_kinds_with_a_sample(core: str) -> None:
+    feed = make_core(CoinbaseFeed(["BTC-USD"]), Stamper(Source.COINBASE_COLLECTOR, 1), core)
+    assert feed.reject_kinds == 0
+    for raw in (b"not json", b"{\"type\":\"nope\"}", b"also not json"):
+        assert feed.on_frame(raw, 1) == b""
+    assert feed.reject_kinds == len(feed.stats.samples) == 2
+    assert feed.stats.samples["invalid_json"] == "not json"
