@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 pub type Level = (i64, i64);
 
 /// `AssetType.CRYPTO_SPOT`: the only asset type the feeds publish.
-pub const SPOT: u8 = 1;
+pub const SPOT: u8 = 51;
 /// `feed.SAMPLE_BYTES`: how much of the first rejected frame of each kind is kept.
 pub const SAMPLE_BYTES: usize = 300;
 
