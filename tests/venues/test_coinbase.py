@@ -219,6 +219,33 @@ def test_times_are_exact_integers() -> None:
             parse_time_ns(bad)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2019-08-14T20:42: 7.5Z",  # int() takes " 7", "+7" and "0_7"; a digit is an ASCII digit here
+        "2019-08-14T20:42:+7.5Z",
+        "2019-08-14T20:4_:27Z",
+        "2019-08-14T20:42:2\u0667.5Z",  # ARABIC-INDIC DIGIT SEVEN
+        "2019-08-14T20:42:27.\u0665Z",
+        "2019-08-14T20:42:27+ 2:00",
+        "2019-08-14T20:42:27+02:_0",
+        "2019-08-14T20:42:27.5\u00e9",
+    ],
+)
+def test_times_read_ascii_digits_only(bad: str) -> None:
+    # the compiled core reads the same texts the same way: Python's int() was laxer than RFC 3339
+    with pytest.raises(ValueError, match="not an RFC 3339 time"):
+        parse_time_ns(bad.encode().decode("unicode_escape"))
+
+
+def test_times_fit_int64_ns() -> None:
+    assert parse_time_ns("2262-04-11T23:47:16.854775807Z") == 2**63 - 1
+    assert parse_time_ns("1677-09-21T00:12:43.145224192+00:00") == -(2**63)
+    for bad in ("2262-04-11T23:47:16.854775808Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00-00:00"):
+        with pytest.raises(ValueError, match="out of the int64 ns range"):
+            parse_time_ns(bad)
+
+
 def test_subscribe_messages() -> None:
     assert CoinbaseFeed().subscribe_messages() == []
     (exchange,) = CoinbaseFeed(["BTC-USD"]).subscribe_messages()

@@ -104,26 +104,24 @@ _SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
 def _epoch_seconds(text: str) -> int:
     seconds = _SECONDS.get(text)
     if seconds is None:
-        fields = (
-            int(text[:4]),
-            int(text[5:7]),
-            int(text[8:10]),
-            int(text[11:13]),
-            int(text[14:16]),
-            int(text[17:19]),
-        )
-        seconds = calendar.timegm(fields)
+        parts = (text[:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19])
+        if not all(part.isdigit() for part in parts):  # int() alone would take " 1", "+1" and "1_0"
+            raise ValueError(f"not an RFC 3339 time: {text!r}")
+        seconds = calendar.timegm(tuple(int(part) for part in parts))
         if len(_SECONDS) < CACHE_LIMIT:
             _SECONDS[text] = seconds
     return seconds
 
 
 def parse_time_ns(text: str) -> int:
-    """``2021-04-17T16:43:30.244075Z`` (or a ``+HH:MM`` offset) -> integer ns since the epoch, exactly."""
-    if len(text) < 20 or len(text) > 40 or text[4] != "-" or text[10] != "T":
+    """``2021-04-17T16:43:30.244075Z`` (or a ``+HH:MM`` offset) -> integer ns since the epoch, exactly.
+
+    Only ASCII digits are read as digits, and the result fits int64 (what a message carries), so the
+    compiled core (``native/core/src/venues/numbers.rs``) answers every text the same way."""
+    if not text.isascii() or len(text) < 20 or len(text) > 40 or text[4] != "-" or text[10] != "T":
         raise ValueError(f"not an RFC 3339 time: {text[:40]!r}")
-    if text[19] == "." and text[-1] == "Z" and (frac := text[20:-1]).isdigit() and frac.isascii():
-        return _epoch_seconds(text[:19]) * 1_000_000_000 + int((frac + "000000000")[:9])  # the common shape
+    if text[19] == "." and text[-1] == "Z" and (frac := text[20:-1]).isdigit():  # the common shape
+        return _in_range(_epoch_seconds(text[:19]) * 1_000_000_000 + int((frac + "000000000")[:9]), text)
     seconds = _epoch_seconds(text[:19])
     rest = text[19:]
     frac = ""
@@ -134,11 +132,17 @@ def parse_time_ns(text: str) -> int:
         frac, rest = rest[1:end], rest[end:]
     if rest in ("Z", "z", "+00:00"):
         offset = 0
-    elif len(rest) == 6 and rest[0] in "+-" and rest[3] == ":":
+    elif len(rest) == 6 and rest[0] in "+-" and rest[3] == ":" and (rest[1:3] + rest[4:6]).isdigit():
         offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (1 if rest[0] == "+" else -1)
     else:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
-    return (seconds - offset) * 1_000_000_000 + int((frac + "000000000")[:9])
+    return _in_range((seconds - offset) * 1_000_000_000 + int((frac + "000000000")[:9]), text)
+
+
+def _in_range(ns: int, text: str) -> int:
+    if not -(2**63) <= ns < 2**63:
+        raise ValueError(f"time out of the int64 ns range: {text!r}")
+    return ns
 
 
 def seconds_text_to_ns(text: str) -> int:

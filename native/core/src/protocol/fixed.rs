@@ -129,3 +129,24 @@ fn scale(ip: &[u8], fp: &[u8], exponent: i64) -> Result<(u128, bool), FixedError
         };
     Ok((quotient + u128::from(up), rounded))
 }
+
+/// `format_fixed8(value)`: the decimal text with exactly 8 places (`-1.50000000`), as the feeds'
+/// book stats show a best price.
+pub fn format_fixed8(value: i64) -> String {
+    let magnitude = value.unsigned_abs();
+    let sign = if value < 0 { "-" } else { "" };
+    format!("{sign}{}.{:08}", magnitude / 100_000_000, magnitude % 100_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_as_python() {
+        assert_eq!(format_fixed8(150_000_000), "1.50000000");
+        assert_eq!(format_fixed8(-1), "-0.00000001");
+        assert_eq!(format_fixed8(0), "0.00000000");
+        assert_eq!(format_fixed8(i64::MIN), "-92233720368.54775808");
+    }
+}

@@ -5,3 +5,4 @@ pub mod events;
 pub mod fixed;
 pub mod link;
 pub mod stream;
+pub mod symbols;

@@ -4,9 +4,12 @@
 //! parameters its Python twin gives (`VenueFeed.native_spec()`).
 
 pub mod book;
+pub mod common;
 pub mod feed;
 pub mod finish;
 pub mod json;
+pub mod numbers;
+pub mod typed;
 
 use std::collections::BTreeMap;
 
