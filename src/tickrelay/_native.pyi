@@ -5,6 +5,7 @@ from typing import TypedDict, final
 
 from tickrelay.errors import ProtocolError
 from tickrelay.protocol.codec import Message
+from tickrelay.protocol.stamper import Stamper
 from tickrelay.relay.fanout import Filter
 
 def parse_fixed8_rounded(text: str | bytes, /) -> tuple[int, bool]:
@@ -69,25 +70,14 @@ class NativeStats(TypedDict):
 
 @final
 class NativeFeed:
-    """A native venue feed and its stream's finisher: tickrelay.venues.core.FeedCore's calls.
+    """A native venue feed stamping as ``stamper``: tickrelay.venues.core.FeedCore's calls.
 
     Raises NotImplementedError when ``api`` has no native feed in this build, TypeError / ValueError
-    when ``params`` (``VenueFeed.native_spec()``) are not what the feed takes.
+    when ``params`` (``VenueFeed.native_spec()``) are not what the feed takes. A call with events to
+    stamp reads ``stamper.counter`` and writes the last counter it assigned back.
     """
 
-    def __init__(
-        self,
-        api: str,
-        params: dict[str, object],
-        source: int,
-        stream_id: int,
-        domain: int,
-        counter: int,
-        /,
-    ) -> None: ...
-    counter: int
-    """The stream's last counter assigned (Stamper.counter)."""
-    @property
+    def __init__(self, api: str, params: dict[str, object], stamper: Stamper, /) -> None: ...
     def reject_kinds(self) -> int:
         """len(stats()["samples"]), without building the stats."""
     def on_frame(self, raw: bytes, ts_recv_ns: int, /) -> bytes: ...

@@ -16,6 +16,7 @@ from tickrelay.venues.feed import VenueFeed
 from tickrelay.venues.native import NativeCore, make_core
 
 
+STAMPER = Stamper(1, 1)
 needs_native = pytest.mark.skipif(native.compiled is None, reason="the compiled core is not built")
 
 
@@ -23,7 +24,7 @@ def _ported(api: str) -> bool:
     """The build has a native feed for ``api`` (probed with no parameters: NotImplementedError or not)."""
     assert native.compiled is not None
     try:
-        native.compiled.NativeFeed(api, {}, 1, 1, 1, 0)
+        native.compiled.NativeFeed(api, {}, Stamper(1, 1))
     except NotImplementedError:
         return False
     except ValueError:  # known, but it wants parameters
@@ -70,20 +71,20 @@ def test_a_feed_says_how_to_build_its_twin() -> None:
 def test_native_feed_refuses_an_unknown_api_and_parameters_of_other_types() -> None:
     assert native.compiled is not None
     with pytest.raises(NotImplementedError, match='no native feed for venue API "nope"'):
-        native.compiled.NativeFeed("nope", {"a": None, "b": True, "c": 1, "d": "x", "e": ["y"]}, 1, 1, 1, 0)
+        native.compiled.NativeFeed("nope", {"a": None, "b": True, "c": 1, "d": "x", "e": ["y"]}, STAMPER)
     with pytest.raises(TypeError, match='parameter "e": a list is not None, bool, int, str or a list of str'):
-        native.compiled.NativeFeed("nope", {"e": ["y", 2]}, 1, 1, 1, 0)
+        native.compiled.NativeFeed("nope", {"e": ["y", 2]}, STAMPER)
     with pytest.raises(TypeError, match='parameter "f": a float is not'):
-        native.compiled.NativeFeed("nope", {"f": 1.5}, 1, 1, 1, 0)
+        native.compiled.NativeFeed("nope", {"f": 1.5}, STAMPER)
     with pytest.raises(OverflowError):
-        native.compiled.NativeFeed("nope", {}, 1, 1 << 16, 1, 0)  # a stream id is 16 bits
+        native.compiled.NativeFeed("nope", {}, Stamper(1, 1 << 16))  # a stream id is 16 bits
 
 
 @pytest.mark.parametrize("core", ["python", "native"])
 def test_reject_kinds_counts_the_kinds_with_a_sample(core: str) -> None:
     feed = make_core(CoinbaseFeed(["BTC-USD"]), Stamper(Source.COINBASE_COLLECTOR, 1), core)
-    assert feed.reject_kinds == 0
+    assert feed.reject_kinds() == 0
     for raw in (b"not json", b"{\"type\":\"nope\"}", b"also not json"):
         assert feed.on_frame(raw, 1) == b""
-    assert feed.reject_kinds == len(feed.stats.samples) == 2
+    assert feed.reject_kinds() == len(feed.stats.samples) == 2
     assert feed.stats.samples["invalid_json"] == "not json"

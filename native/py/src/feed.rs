@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 use tickrelay_core::protocol::events::EncodeError;
@@ -53,10 +54,16 @@ fn encode_error(py: Python<'_>, e: EncodeError) -> PyErr {
 }
 
 /// A native venue feed and its stream's finisher (see the module docs).
+///
+/// One counter: the stream's `Stamper` (which `RelayOutput` owns and stamps its own messages with)
+/// is the only one. A call that has events to stamp reads `stamper.counter` first and writes the
+/// last counter it assigned back (also when an event is refused, as the Python stamper moves
+/// before it encodes); a call with nothing to stamp touches neither.
 #[pyclass(module = "tickrelay._native")]
 pub struct NativeFeed {
     feed: Box<dyn Feed>,
     finisher: Finisher,
+    stamper: Py<PyAny>,
     /// `VenueMessageError.venue`: the API's venue, the text before any `_` ("coinbase_advanced").
     venue: String,
     events: Vec<Event>,
@@ -66,9 +73,15 @@ pub struct NativeFeed {
 impl NativeFeed {
     /// Stamps what the last feed call pushed into `self.events` and returns it as one `bytes`.
     fn finish<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
+        if self.events.is_empty() {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let stamper = self.stamper.bind(py);
+        self.finisher.counter = stamper.getattr(intern!(py, "counter"))?.extract()?;
         self.buf.clear();
         let result = self.finisher.finish(&self.events, ts, &mut self.buf);
         self.events.clear();
+        stamper.setattr(intern!(py, "counter"), self.finisher.counter)?;
         result.map_err(|e| encode_error(py, e))?;
         Ok(PyBytes::new(py, &self.buf))
     }
@@ -76,16 +89,18 @@ impl NativeFeed {
 
 #[pymethods]
 impl NativeFeed {
+    /// The feed of venue API `api` built from `params` (`VenueFeed.native_spec()`), stamping as
+    /// `stamper` (a `tickrelay.protocol.stamper.Stamper`: source, stream_id, domain, counter).
     /// Raises NotImplementedError when `api` has no native feed (the caller runs the Python one).
     #[new]
-    fn new(
-        api: &str,
-        params: &Bound<'_, PyDict>,
-        source: u8,
-        stream_id: u16,
-        domain: u8,
-        counter: u64,
-    ) -> PyResult<Self> {
+    fn new(api: &str, params: &Bound<'_, PyDict>, stamper: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let field = |name: &str| stamper.getattr(name);
+        let finisher = Finisher::new(
+            field("source")?.extract()?,
+            field("stream_id")?.extract()?,
+            field("domain")?.extract()?,
+            field("counter")?.extract()?,
+        );
         let mut map = BTreeMap::new();
         for (k, v) in params.iter() {
             let k: String = k.extract()?;
@@ -103,31 +118,19 @@ impl NativeFeed {
         };
         Ok(Self {
             feed,
-            finisher: Finisher::new(source, stream_id, domain, counter),
+            finisher,
+            stamper: stamper.clone().unbind(),
             venue: api.split('_').next().unwrap_or(api).to_owned(),
             events: Vec::new(),
             buf: Vec::new(),
         })
     }
 
-    /// The stream's last counter assigned (`Stamper.counter`).
-    #[getter]
-    fn counter(&self) -> u64 {
-        self.finisher.counter
-    }
-
-    #[setter]
-    fn set_counter(&mut self, counter: u64) {
-        self.finisher.counter = counter;
-    }
-
     /// How many kinds of rejected frame the feed has seen (each has its sample): cheap to read
     /// after every frame, unlike `stats()`.
-    #[getter]
     fn reject_kinds(&self) -> usize {
         self.feed.stats().samples.len()
     }
-
     fn on_frame<'py>(
         &mut self,
         py: Python<'py>,

@@ -153,6 +153,7 @@ class Collector:
         self.stats = CollectorStats()
         self.core = make_core(VENUES[venue].from_settings(config), output.stamper, config.collector.core)
         self._snapshot_wanted = asyncio.Event()
+        self._rest_snapshots = self.core.SNAPSHOTS  # read once: only such a feed is asked per frame
         self._samples_logged: set[str] = set()  # rejection kinds whose sample was logged
         self.sample = config.metrics.latency_sample  # measure one frame in N (bench/overhead.py)
         self._frames_measured = 0
@@ -248,7 +249,7 @@ class Collector:
                     self._pending.extend((arrived_ns, kind) for kind in message_kinds(out))
         if self.flush_each_frame and self._gap_passed():
             self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
-        if self.core.reject_kinds != len(self._samples_logged):  # a new kind of rejected frame
+        if self.core.reject_kinds() != len(self._samples_logged):  # a new kind of rejected frame
             self._log_samples()
         self._after_frame(transport)
 
@@ -342,7 +343,7 @@ class Collector:
     def _after_frame(self, transport: picows.WSTransport) -> None:
         """What the feed needs now: REST snapshots (fetched by the side task), frames to send."""
         feed = self.core
-        if feed.wants_snapshot():
+        if self._rest_snapshots and feed.wants_snapshot():
             self._snapshot_wanted.set()
         for request in feed.take_requests():
             self.stats.requests_sent += 1

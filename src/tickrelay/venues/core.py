@@ -44,7 +44,6 @@ class FeedCore:
     def stats(self) -> FeedStats:
         return self.feed.stats
 
-    @property
     def reject_kinds(self) -> int:
         """How many kinds of rejected frame were seen (each has its sample): the collector's per-frame
         check, which the compiled core answers without building its stats."""

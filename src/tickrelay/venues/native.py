@@ -9,14 +9,15 @@ parameters); :func:`make_core` is the one place that decides which core a feed r
 
 **One counter.** The stream's sequence counter is ``stamper.counter``: ``RelayOutput`` owns the
 :class:`~tickrelay.protocol.stamper.Stamper` and stamps its own messages (PublisherLoss, ...) between
-frames. The native finisher keeps a copy; each call first sets it from the stamper, and after a call
-that stamped messages (or raised) the stamper takes the native counter back. Both never diverge as
-seen from outside a call.
+frames. The native feed is given the Stamper itself: a call with events to stamp reads its counter
+first and writes the last one it assigned back before it returns (or raises, as the Python stamper
+has moved when an event is refused); there is no second counter to keep in step.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from tickrelay.native import WHY_PYTHON, compiled
@@ -30,20 +31,38 @@ if compiled is not None:
 
 
 class NativeCore:
-    """A venue feed's compiled twin behind the byte-level contract (see the module docstring)."""
+    """A venue feed's compiled twin behind the byte-level contract (see the module docstring). The
+    per-frame calls are the native feed's own methods, bound once: no Python frame between the
+    collector and the compiled code."""
 
-    __slots__ = ("_native", "feed", "stamper")
+    __slots__ = (
+        "_native",
+        "feed",
+        "on_disconnect",
+        "on_frame",
+        "on_snapshot",
+        "reject_kinds",
+        "stamper",
+        "take_requests",
+        "wants_snapshot",
+    )
     CORE: ClassVar[Literal["native", "python"]] = "native"
 
     def __init__(self, feed: VenueFeed, stamper: Stamper, native: NativeFeed) -> None:
         self.feed = feed  # the Python feed: only its state-free parts are used
         self.stamper = stamper
         self._native = native
+        self.on_frame: Callable[[bytes, int], bytes] = native.on_frame
+        self.on_snapshot: Callable[[str, bytes, int], bytes] = native.on_snapshot
+        self.on_disconnect: Callable[[int], bytes] = native.on_disconnect
+        self.wants_snapshot: Callable[[], list[str]] = native.wants_snapshot
+        self.take_requests: Callable[[], list[bytes]] = native.take_requests
+        self.reject_kinds: Callable[[], int] = native.reject_kinds
 
     @property
     def stats(self) -> FeedStats:
         """The native feed's statistics as a ``FeedStats`` (built on each read: read it per report, not
-        per frame; :attr:`reject_kinds` is the per-frame check)."""
+        per frame; :meth:`reject_kinds` is the per-frame check)."""
         s = self._native.stats()
         return FeedStats(
             frames=s["frames"],
@@ -62,11 +81,6 @@ class NativeCore:
         return self._native.stats()["extra"]
 
     @property
-    def reject_kinds(self) -> int:
-        """How many kinds of rejected frame were seen (``len(stats.samples)``), cheap enough per frame."""
-        return self._native.reject_kinds
-
-    @property
     def SNAPSHOTS(self) -> bool:
         return self.feed.SNAPSHOTS
 
@@ -79,40 +93,6 @@ class NativeCore:
 
     def snapshot_url(self, base: str, key: str) -> str:
         return self.feed.snapshot_url(base, key)
-
-    def wants_snapshot(self) -> list[str]:
-        return self._native.wants_snapshot()
-
-    def take_requests(self) -> list[bytes]:
-        return self._native.take_requests()
-
-    def on_frame(self, raw: bytes, ts_recv_ns: int) -> bytes:
-        native, stamper = self._native, self.stamper
-        native.counter = stamper.counter
-        try:
-            out = native.on_frame(raw, ts_recv_ns)
-        except BaseException:
-            stamper.counter = native.counter  # an event the protocol cannot carry: numbered as in Python
-            raise
-        if out:
-            stamper.counter = native.counter
-        return out
-
-    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> bytes:
-        native = self._native
-        native.counter = self.stamper.counter
-        try:
-            return native.on_snapshot(key, body, ts_recv_ns)
-        finally:
-            self.stamper.counter = native.counter
-
-    def on_disconnect(self, ts_ns: int) -> bytes:
-        native = self._native
-        native.counter = self.stamper.counter
-        try:
-            return native.on_disconnect(ts_ns)
-        finally:
-            self.stamper.counter = native.counter
 
 
 def make_core(feed: VenueFeed, stamper: Stamper, core: str) -> FeedCore | NativeCore:
@@ -141,6 +121,6 @@ def _twin(feed: VenueFeed, stamper: Stamper, core: str) -> NativeFeed | str:
         return "no compiled twin of this feed yet"
     api, params = spec
     try:
-        return NativeFeed(api, params, stamper.source, stamper.stream_id, stamper.domain, stamper.counter)
+        return NativeFeed(api, params, stamper)
     except NotImplementedError:
         return f"no compiled {api} feed in this build"
