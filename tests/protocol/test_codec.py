@@ -219,7 +219,7 @@ def _run(decoder: PyDecoder, chunks: list[bytes]) -> list[object]:
     st.sampled_from([None, 1, 2]),
     st.integers(3, 300),
 )
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)  # a 1-byte step through the Python reference: 280 ms at load 8
 def test_the_compiled_decoder_matches_the_reference(
     parts: list[bytes], step: int, resync: bool, domain: int | None, max_payload: int
 ) -> None:
