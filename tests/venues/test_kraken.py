@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tickrelay.errors import VenueMessageError
 from tickrelay.protocol.messages import (
     InstrumentMeta,
     L2Delta,
@@ -376,3 +377,19 @@ def test_book_edge_cases(monkeypatch: pytest.MonkeyPatch) -> None:
         1,
     )
     assert v2feed.stats.books["BTC/USD"].checksums_verified == 1
+
+
+@pytest.mark.parametrize("precision", [-1, 256, 10**19])
+def test_v2_instrument_precisions_out_of_range_are_rejected(precision: int) -> None:
+    """A precision no venue sends (not 0-255, the protocol's decimals byte) rejects its instrument frame;
+    10**19 used to raise OverflowError from the checksum text of the next book (found by tests/native)."""
+    feed = KrakenFeed(version=2)
+    book = v2("book", [{"symbol": "BTC/USD", "bids": [{"price": 1.5, "qty": 2.0}], "asks": []}], "snapshot")
+    pairs = [{"symbol": "BTC/USD", "price_precision": 1, "qty_precision": precision}]
+    bad = v2("instrument", {"assets": [], "pairs": pairs}, "snapshot")
+    assert feed.on_frame(bad, 0) == []
+    assert dict(feed.stats.rejected) == {"bad_instrument": 1}
+    out = feed.on_frame(book, 1)
+    assert out[0] == InstrumentMeta(asset_id_for("BTC/USD"), 101, 51, 1, 1, "BTC/USD", "BTC/USD")
+    with pytest.raises(VenueMessageError, match="not a v2 instrument message"):
+        feed.load_instruments(bad)

@@ -8,7 +8,7 @@ with), ``heartbeat``, ``status``; ``method`` answers are objects without a chann
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -53,10 +53,14 @@ class _V2Ticker(msgspec.Struct):
     timestamp: str | None = None
 
 
+# decimal places: what InstrumentMeta's decimals byte carries; any other number rejects the frame
+_Precision = Annotated[int, msgspec.Meta(ge=0, le=255)]
+
+
 class _V2Pair(msgspec.Struct):
     symbol: str
-    price_precision: int
-    qty_precision: int
+    price_precision: _Precision
+    qty_precision: _Precision
 
 
 class _V2Instruments(msgspec.Struct):
