@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +215,20 @@ def test_rejects_over_the_threshold_fail(tmp_path: Path, capsys: pytest.CaptureF
     assert out.endswith("integrity: FAILED: 1 of 4 frames rejected (25.00 %, over --max-reject-pct 1)\n")
     assert main(["normalize", "--venue", "binance", str(cut), "--max-reject-pct", "30"]) == 0
     assert capsys.readouterr().out.endswith("integrity: ok\n")
+
+
+def test_the_report_names_the_core_and_why_python_ran(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [f"{RUST}.jsonl", "--snapshot", f"BTCUSDT={RUST}.rest-depth-snapshot.json"]
+    code, report = normalize_json(capsys, *args, "--core", "python")
+    assert (code, report["core"], report["core_fallback"]) == (0, "python", None)
+    assert main(["normalize", "--venue", "binance", *args, "--core", "python"]) == 0
+    assert capsys.readouterr().out.startswith("binance: 18 frames (python core)\n")
+    env = {**os.environ, "TICKRELAY_NO_EXTENSIONS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tickrelay", "normalize", "--venue", "binance", *args, "--json"],
+        capture_output=True, text=True, check=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert {k: v for k, v in json.loads(proc.stdout).items() if k.startswith("core")} == {
+        "core": "python",  # the default is native, where it is built
+        "core_fallback": "TICKRELAY_NO_EXTENSIONS is set",
+    }

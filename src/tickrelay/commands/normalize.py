@@ -1,8 +1,9 @@
 """``tickrelay normalize``: run a recorded session through a venue feed, offline.
 
 The recording is one raw WebSocket frame per line (``../shared/fixtures`` layout). Each frame goes
-through the same core a collector runs (``venues.core.FeedCore`` over ``VENUES[venue]()``): its
-finished Protocol V2 market-data messages (source = the venue's collector, stream id 1, counter from
+through the same core a collector runs (``venues.native.make_core`` over ``VENUES[venue]()``: the
+compiled core where it is built and has this venue's feed, unless ``--core python``): its finished
+Protocol V2 market-data messages (source = the venue's collector, stream id 1, counter from
 1, timestamp_ns = ts_recv_ns, StateInvalidation(RECOVERED) after each resync) are written to
 ``--out`` byte for byte as a collector with that stream id would send them for the same frames.
 
@@ -35,8 +36,9 @@ from tickrelay.errors import ConfigError
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
 from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues import VENUES
-from tickrelay.venues.core import FeedCore, drive
+from tickrelay.venues.core import drive
 from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.native import NativeCore, core_choice, make_core
 
 
 HELP = "Run a recorded session (one frame per line) through a venue feed; report counts and book checks."
@@ -57,6 +59,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruments", type=Path, help="Kraken v2 instrument message giving precisions")
     parser.add_argument("--out", type=Path, help="write the Protocol V2 stream here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--core",
+        choices=("native", "python"),
+        default="native",
+        help="venue core: compiled where built and ported, else Python (as collector.core; "
+        "default %(default)s)",
+    )
     parser.add_argument(
         "--max-reject-pct",
         type=argtypes.at_least(0.0),
@@ -157,8 +166,10 @@ def normalize(
     snapshots: list[_Snapshot],
     instruments: bytes | None,
     out: BinaryIO | None,
+    core_name: str = "native",
 ) -> dict[str, Any]:
-    """Run ``frames`` through a fresh feed of ``venue``; return the report (see ``run``)."""
+    """Run ``frames`` through a fresh feed of ``venue`` on the core ``core_name`` asks for (see
+    ``--core``); return the report (see ``run``)."""
     factory = VENUES.get(venue)
     if factory is None:
         raise ConfigError(
@@ -173,7 +184,10 @@ def normalize(
     if snapshots and not feed.SNAPSHOTS:
         takers = ", ".join(name for name, cls in sorted(VENUES.items()) if cls.SNAPSHOTS)
         raise ConfigError(f"--snapshot: the {venue} feed takes no REST snapshots (these do: {takers})")
-    core = FeedCore(feed, Stamper(COLLECTOR_SOURCES[venue], STREAM_ID))
+    core = make_core(feed, Stamper(COLLECTOR_SOURCES[venue], STREAM_ID), core_name)
+    fallback = None  # why the Python core runs when the native one was asked for
+    if core_name != core.CORE:
+        fallback = core_choice(feed, core_name).removeprefix("python (").removesuffix(")")
     at_line: dict[int, list[_Snapshot]] = {}
     on_ask: dict[str, list[_Snapshot]] = {}
     for snap in snapshots:
@@ -189,9 +203,11 @@ def normalize(
     for messages in drive(core, zip(frames, times, strict=True), due):
         if out is not None:
             out.write(messages)
-    stats = feed.stats
+    stats = core.stats
     report: dict[str, Any] = {
         "venue": venue,
+        "core": core.CORE,
+        "core_fallback": fallback,
         "frames": stats.frames,
         "messages": dict(sorted(stats.messages.items())),
         "ignored": dict(sorted(stats.ignored.items())),
@@ -203,15 +219,17 @@ def normalize(
     }
     cross_checks = getattr(feed, "cross_checks", None)  # Binance: bookTicker against the book
     if cross_checks is not None:
-        report["cross_checks"] = dict(cross_checks)
-    if feed.SNAPSHOTS:
-        report["awaiting_snapshot"] = feed.wants_snapshot()
+        extra = core.extra if isinstance(core, NativeCore) else cross_checks
+        report["cross_checks"] = {key: extra[key] for key in cross_checks}
+    if core.SNAPSHOTS:
+        report["awaiting_snapshot"] = core.wants_snapshot()
     report["integrity_failures"] = _integrity_failures(report)
     return report
 
 
 def _summary(report: dict[str, Any]) -> str:
-    lines = [f"{report['venue']}: {report['frames']} frames"]
+    why = f": {report['core_fallback']}" if report["core_fallback"] else ""
+    lines = [f"{report['venue']}: {report['frames']} frames ({report['core']} core{why})"]
     for key in ("messages", "ignored", "rejected"):
         counts = report[key]
         lines.append(f"  {key}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
@@ -249,9 +267,9 @@ def run(args: argparse.Namespace) -> int:
         instruments = args.instruments.read_bytes()
     if args.out is not None:
         with args.out.open("wb") as out:
-            report = normalize(args.venue, frames, times, snapshots, instruments, out)
+            report = normalize(args.venue, frames, times, snapshots, instruments, out, args.core)
     else:
-        report = normalize(args.venue, frames, times, snapshots, instruments, None)
+        report = normalize(args.venue, frames, times, snapshots, instruments, None, args.core)
     report["integrity_failures"] += _reject_failures(report, args.max_reject_pct)
     if args.json:
         json.dump(report, sys.stdout, sort_keys=False)
