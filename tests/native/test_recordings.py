@@ -71,8 +71,7 @@ def normalize(
 ) -> tuple[int, dict[str, object]]:
     code = main(["normalize", *args, "--core", core, "--out", str(out), "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert report.pop("core") == core
-    report.pop("core_choice")
+    assert (report.pop("core"), report.pop("core_fallback")) == (core, None)
     return code, report
 
 
