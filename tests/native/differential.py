@@ -2,16 +2,17 @@
 
 The reference is ``venues.core.FeedCore`` over the Python feed; the other is the compiled one
 (``venues.native.NativeCore``, as ``make_core(feed, stamper, "native")`` builds it). After each call
-the two must agree on the output bytes (or raise the same exception with the same message), the
-whole ``FeedStats``, the venue's own counters, ``wants_snapshot()`` and ``take_requests()``. The
-first difference fails with the calls so far, written as a literal a test can replay (:func:`replay`).
+the two must agree on the output bytes (or raise the same ``VenueMessageError``, message included),
+the whole ``FeedStats``, the venue's own counters, ``wants_snapshot()``, ``take_requests()`` and the
+stream's counter; any other exception from either core is a bug. The first difference fails with a
+minimal reproducer: the calls so far, shrunk by delta debugging to the fewest on which the cores
+still differ, written as a :func:`replay` call a regression test can paste.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import pytest
 
@@ -81,6 +82,10 @@ def extras(core: Core) -> dict[str, int]:
     return found
 
 
+class Divergence(Exception):
+    """The cores differ (or one raised what the contract never raises) after the last call."""
+
+
 @dataclasses.dataclass
 class Pair:
     """One sequence's two cores, fed call by call, with the calls so far."""
@@ -89,69 +94,130 @@ class Pair:
     feed: str
     python: Core = dataclasses.field(init=False)
     native: Core = dataclasses.field(init=False)
+    python_stamper: Stamper = dataclasses.field(init=False)
+    native_stamper: Stamper = dataclasses.field(init=False)
     calls: list[Call] = dataclasses.field(default_factory=list)
     frames: int = 0
 
     def __post_init__(self) -> None:
         make = self.api.feeds[self.feed]
-        self.python = python_core(make(), Stamper(self.api.source, STREAM_ID))
-        self.native = native_core(make(), Stamper(self.api.source, STREAM_ID))
+        self.python_stamper = Stamper(self.api.source, STREAM_ID)
+        self.native_stamper = Stamper(self.api.source, STREAM_ID)
+        self.python = python_core(make(), self.python_stamper)
+        self.native = native_core(make(), self.native_stamper)
 
     def call(self, call: Call) -> None:
+        """Make ``call`` on both cores; raises Divergence at the first difference."""
         self.calls.append(call)
         ts = T0 + len(self.calls) * 1_000_000
         self.frames += call[0] == "frame"
-        self._same("output", _outcome(self.python, call, ts), _outcome(self.native, call, ts))
+        python, native = _outcome(self.python, call, ts), _outcome(self.native, call, ts)
+        for core, outcome in (("python", python), ("native", native)):
+            if isinstance(outcome, Bug):
+                raise Divergence(f"the {core} core raised {outcome.text}")
+        self._same("output", python, native)
         self._same("stats", self.python.stats, self.native.stats)
         self._same("venue counters", extras(self.python), extras(self.native))
         self._same("wants_snapshot()", self.python.wants_snapshot(), self.native.wants_snapshot())
         self._same("take_requests()", self.python.take_requests(), self.native.take_requests())
+        self._same("stream counter", self.python_stamper.counter, self.native_stamper.counter)
 
-    def _same(self, what: str, python: object, other: object) -> None:
-        if python != other:
-            raise AssertionError(
-                f"{self.api.name} ({self.feed}): {what} differ after call {len(self.calls)}"
-                f"\n  python: {python!r}\n  native: {other!r}\n{reproducer(self.api, self.feed, self.calls)}"
-            )
+    def _same(self, what: str, python: object, native: object) -> None:
+        if python != native:
+            raise Divergence(f"{what} differ\n  python: {python!r}\n  native: {native!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Bug:
+    text: str
 
 
 def _outcome(core: Core, call: Call, ts: int) -> object:
-    kind = call[0]
-    if kind == "frame":
-        return core.on_frame(call[1], ts)
-    if kind == "disconnect":
-        return core.on_disconnect(ts)
     try:
+        kind = call[0]
+        if kind == "frame":
+            return core.on_frame(call[1], ts)
+        if kind == "disconnect":
+            return core.on_disconnect(ts)
         return core.on_snapshot(call[1], call[2], ts)
-    except VenueMessageError as exc:  # the one exception the contract allows; any other is a bug
+    except VenueMessageError as exc:  # the one exception the contract allows (on_snapshot)
         return ("VenueMessageError", str(exc))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a bug in either core; pyo3's PanicException is a BaseException
+        return Bug(f"{type(exc).__name__}: {exc}")
+
+
+def divergence(api: Api, feed: str, calls: list[Call]) -> str | None:
+    """What differs first when ``calls`` go through both cores (None: nothing)."""
+    pair = Pair(api, feed)
+    try:
+        for call in calls:
+            pair.call(call)
+    except Divergence as exc:
+        return f"after call {len(pair.calls)}: {exc}"
+    return None
+
+
+def minimize(api: Api, feed: str, calls: list[Call]) -> list[Call]:
+    """The shortest sub-sequence of ``calls`` (delta debugging: chunks of halving size taken out) on
+    which the cores still differ."""
+    chunks = 2
+    while len(calls) > 1:
+        size = -(-len(calls) // chunks)
+        for start in range(0, len(calls), size):
+            fewer = calls[:start] + calls[start + size :]
+            if divergence(api, feed, fewer) is not None:
+                calls, chunks = fewer, max(chunks - 1, 2)
+                break
+        else:
+            if size == 1:
+                break
+            chunks = min(len(calls), chunks * 2)
+    return calls
 
 
 def reproducer(api: Api, feed: str, calls: list[Call]) -> str:
     lines = "".join(f"    {call!r},\n" for call in calls)
-    return f"reproducer: replay({api.name!r}, {feed!r}, [\n{lines}])"
+    return f"replay({api.name!r}, {feed!r}, [\n{lines}])"
 
 
-def replay(api: str, feed: str, calls: Iterable[Call]) -> int:
+def fail(api: Api, feed: str, calls: list[Call]) -> NoReturn:
+    """Shrink ``calls`` to a minimal sequence on which the cores differ and fail with it."""
+    least = minimize(api, feed, calls)
+    raise AssertionError(
+        f"{api.name} ({feed}): the cores differ {divergence(api, feed, least)}\n"
+        f"minimal reproducer ({len(least)} of the {len(calls)} calls of the failing sequence; "
+        f"tests/native/differential.py):\n{reproducer(api, feed, least)}"
+    )
+
+
+def replay(api: str, feed: str, calls: list[Call]) -> int:
     """Feed ``calls`` to both cores of ``api`` built with the ``feed`` settings, comparing after every
     call; returns the number of frames fed."""
     pair = Pair(APIS[api], feed)
-    for call in calls:
-        pair.call(call)
+    try:
+        for call in calls:
+            pair.call(call)
+    except Divergence:
+        fail(pair.api, feed, pair.calls)
     return pair.frames
 
 
 def run_plan(api: Api, feed: str, rec: Recording, ops: list[Call], auto_snapshots: bool) -> int:
     """Feed ``ops``; with ``auto_snapshots`` (APIs that take REST snapshots), after each frame give
     each key the feed wants its next recorded body, each body once, as ``normalize`` does."""
-    pair = Pair(APIS[api.name], feed)
+    pair = Pair(api, feed)
     pending = {key: list(bodies) for key, bodies in rec.snapshots.items()}
-    for op in ops:
-        pair.call(op)
-        if op[0] == "frame" and auto_snapshots:
-            for key in pair.python.wants_snapshot():
-                if pending.get(key):
-                    pair.call(("snapshot", key, pending[key].pop(0)))
+    try:
+        for op in ops:
+            pair.call(op)
+            if op[0] == "frame" and auto_snapshots:
+                for key in pair.python.wants_snapshot():
+                    if pending.get(key):
+                        pair.call(("snapshot", key, pending[key].pop(0)))
+    except Divergence:
+        fail(api, feed, pair.calls)
     return pair.frames
 
 

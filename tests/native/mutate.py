@@ -6,7 +6,7 @@ another symbol's, mutated, unknown key) put in; and single frames truncated, a n
 negative, exponent, many decimals, the i64 and fixed-point limits, not a number, Python-only number
 syntax), a value swapped for another frame's value of the same key, bad UTF-8, deep nesting, JSON
 whitespace, string escapes, a duplicated key, a byte flipped, a token put in, or another venue's frame.
-Hypothesis shrinks a failing plan to few, small edits over a short window.
+A failing plan is shrunk by ``differential.minimize`` on the calls it made.
 """
 
 from __future__ import annotations
@@ -148,9 +148,22 @@ def frame_edit(draw: st.DrawFn, raw: bytes, rec: Recording, api: Api) -> bytes:
     return raw[:key_start] + b'"' + key + b'":' + donor[s:e] + b"," + raw[key_start:]
 
 
+class Plan:
+    """What a fuzz example runs (a plain class: hypothesis would print a dataclass field by field)."""
+
+    def __init__(self, feed: str, rec: Recording, ops: list[Call], auto_snapshots: bool) -> None:
+        self.feed = feed  # the settings, a key of Api.feeds
+        self.rec = rec
+        self.ops = ops
+        self.auto_snapshots = auto_snapshots  # give each wanted snapshot its recorded body after each frame
+
+    def __repr__(self) -> str:  # a failure prints the minimal calls, not the whole plan
+        return f"<{len(self.ops)} calls over {self.rec.name} with the {self.feed} settings>"
+
+
 @st.composite
-def plans(draw: st.DrawFn, api: Api, window: int) -> tuple[str, Recording, list[Call], bool]:
-    """(feed settings, recording, calls, auto_snapshots): a window of up to ``window`` frames, edited."""
+def plans(draw: st.DrawFn, api: Api, window: int) -> Plan:
+    """A window of up to ``window`` frames of one of ``api``'s recordings, edited."""
     feed = draw(st.sampled_from(sorted(api.feeds)))
     recs = api.recordings()
     rec = recs[draw(st.integers(0, len(recs) - 1))]
@@ -178,7 +191,7 @@ def plans(draw: st.DrawFn, api: Api, window: int) -> tuple[str, Recording, list[
             ops.insert(at, ("disconnect",))
         elif kind in SNAPSHOT_EDITS:
             ops.insert(at, draw(snapshot_call(kind, rec, api)))
-    return feed, rec, ops, snapshots and draw(st.booleans())
+    return Plan(feed, rec, ops, snapshots and draw(st.booleans()))
 
 
 @st.composite
