@@ -212,16 +212,20 @@ class Session:
     def serves(self, token: int) -> bool:
         return token in self.subs.values()
 
+    def _serving(self, key: Hashable, token: int) -> bool:
+        """Stream ``token`` still serves frames of ``key`` (ALWAYS: while it serves anything)."""
+        return self.serves(token) if key is ALWAYS else self.subs.get(key) == token
+
     async def _run(
         self, rec: Recording, route: Route, token: int, transform: Callable[[bytes], bytes] | None
     ) -> None:
-        ex, ws, subs = self.exchange, self.ws, self.subs
+        ex, ws = self.exchange, self.ws
         f = ex.faults
         start, first_ns, sent = time.monotonic(), None, 0
         try:
             for frame, at_ns in zip(rec.frames, rec.times_ns, strict=True):
                 key = route(frame)
-                if key is None or (subs.get(key) != token if key is not ALWAYS else not self.serves(token)):
+                if key is None or not self._serving(key, token):
                     continue
                 if ex.rate:
                     await _until(start + sent / ex.rate)
@@ -230,10 +234,10 @@ class Session:
                     delay = start + (at_ns - first_ns) / 1e9 / ex.speed - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    if key is not ALWAYS and subs.get(key) != token:
-                        continue  # unsubscribed while waiting
                 elif sent % 256 == 255:
                     await asyncio.sleep(0)
+                if not self._serving(key, token):
+                    continue  # unsubscribed while waiting: its answer was the last frame
                 if ws.closed:
                     return
                 sent += 1
