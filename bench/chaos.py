@@ -2,7 +2,7 @@
 count, on Unix sockets only. Data: the Coinbase recording of ../shared/fixtures, normalized once by the
 real `tickrelay normalize` and re-stamped as one publisher stream (cycled when a scenario wants more).
 
-    python3 bench/chaos.py [--runs 3] [--json]
+    python3 bench/chaos.py [--runs 5] [--json] [--only NAME]
 
 Scenarios and their pass lines:
 - relay_kill: SIGKILL the relay mid-stream, start a new one on the same path. recovery_ms: kill to the
@@ -18,6 +18,13 @@ Scenarios and their pass lines:
   rejected under its reason, exact counts; relay RSS growth (peak) under 20 MB.
 - churn: 5,000 subscriber connections opened, handshaken and closed, 100 at a time. Pass: no error, the
   relay then serves a publisher and a subscriber exactly, RSS growth under 20 MB.
+- exchange_close, exchange_stall, exchange_corrupt (``--only exchange_faults``; bench/chaos_exchange.py):
+  a real collector process against a real replay exchange process that closes every connection,
+  stalls it (the stale watchdog) or sends a corrupt frame, --runs faults of each. recovery_ms: fault to
+  the first market data after it at a subscriber. Pass: each fault marked to the subscriber by exactly
+  one invalidation of its reason, one L2Reset and one RECOVERED, as many as the collector counted
+  (reconnects, stale events, rejected frames) and the exchange caused (its connections); no gap;
+  median recovery under 500 ms (stall: the 0.5 s watchdog + 500 ms).
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import ClassVar
 
+from chaos_exchange import exchange_faults
+from relayproc import ME, ROOT, RelayProc
 from tickrelay.commands.relay_status import fetch_status
 from tickrelay.protocol.codec import Decoder, encode_message, make_sequence
 from tickrelay.protocol.link import Hello, Overflow, Role, encode_control
@@ -44,9 +52,7 @@ from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
-ROOT = Path(__file__).resolve().parents[1]
 RECORDING = ROOT / ".." / "shared" / "fixtures" / "coinbase" / "exchange-ws-feed"
-ME = [sys.executable, "-m", "tickrelay"]
 
 
 def load_messages(tmp: Path) -> list[bytes]:
@@ -57,41 +63,6 @@ def load_messages(tmp: Path) -> list[bytes]:
     decoder = Decoder(max_payload=8 << 20)
     decoder.feed(out.read_bytes())
     return [m.raw for m in decoder]
-
-
-class RelayProc:
-    """`tickrelay relay` on ``path``; ``start`` returns once it listens."""
-
-    live: ClassVar[list[subprocess.Popen[str]]] = []  # killed at the end whatever happens
-
-    def __init__(self, path: Path, *extra: str) -> None:
-        self.path, self.extra = path, extra
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> float:
-        began = time.perf_counter()
-        self.proc = subprocess.Popen([*ME, "relay", "--socket", str(self.path), *self.extra],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     cwd=ROOT)  # fmt: skip
-        self.live.append(self.proc)
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        assert "listening" in line, line
-        return time.perf_counter() - began
-
-    def rss_mb(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        assert self.proc.stderr is not None
-        self.proc.send_signal(sig)
-        self.proc.wait(10)
-        self.proc.stderr.close()
 
 
 async def publish(out: RelayOutput, messages: list[bytes], count: int, rate: float) -> None:
@@ -376,11 +347,10 @@ async def main(runs: int, only: str | None) -> dict[str, object]:
                 scenarios["hostile"] = await hostile(tmp, messages, runs)
             if only in (None, "churn"):
                 scenarios["churn"] = await churn(tmp, messages, runs)
+            if only in (None, "exchange_faults"):
+                scenarios |= await exchange_faults(tmp, runs)
         finally:
-            for proc in RelayProc.live:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            RelayProc.kill_all()
     return {"scenarios": scenarios, "passed": all(s["pass"] for s in scenarios.values()),
             "machine": {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]}}  # fmt: skip
 
@@ -390,9 +360,11 @@ if __name__ == "__main__":
         fast_subscriber(sys.argv[2], int(sys.argv[3]))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of relay_kill and of each stuck figure")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="runs of relay_kill and of each stuck figure, faults of each kind (default 5)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.add_argument("--only", choices=("relay_kill", "stuck", "hostile", "churn"), help="one scenario")
+    parser.add_argument("--only", choices=("relay_kill", "stuck", "hostile", "churn", "exchange_faults"),
+                        help="one scenario")  # fmt: skip
     args = parser.parse_args()
     report = asyncio.run(main(args.runs, args.only))
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))

@@ -1,0 +1,51 @@
+"""bench/chaos.py's scenarios in their short form, as a user runs the benchmark: its JSON on stdout,
+its exit code (0: every pass line held). The full runs and their figures are in the README."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def chaos(*args: str, timeout_s: float) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "chaos.py"), "--json", *args],
+                          capture_output=True, text=True, timeout=timeout_s, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # fmt: skip
+    report = json.loads(done.stdout)
+    assert done.returncode == (0 if report["passed"] else 1), done.stderr[-3000:]
+    return dict(report["scenarios"])
+
+
+@pytest.mark.timeout(240)
+def test_exchange_faults_are_each_marked_to_the_subscriber_and_recovered() -> None:
+    got = chaos("--only", "exchange_faults", "--runs", "2", timeout_s=220)
+    assert list(got) == ["exchange_close", "exchange_stall", "exchange_corrupt"]
+    for name, reason in (("exchange_close", "disconnect"), ("exchange_stall", "disconnect"),
+                         ("exchange_corrupt", "checksum_mismatch")):  # fmt: skip
+        s = got[name]
+        assert s["pass"], s
+        assert s["faults"] == s["collector_counted"] == 2
+        assert s[f"invalidations_{reason}_per_fault"] == s["resets_per_fault"] == [1, 1]
+        assert s["recovered_per_fault"] == [1, 1]  # the book is trusted again after each fault
+        assert (s["other_invalidations"], s["subscriber_gaps"], s["stop_marked"]) == (0, 0, True)
+        assert s["recovery_ms_min_max"][0] <= s["recovery_ms"] <= s["recovery_ms_min_max"][1]
+        assert 0 <= s["detect_ms"] <= s["recovery_ms"]
+    assert got["exchange_close"]["exchange_connections"] == 3  # each closed one reconnected
+    stall = got["exchange_stall"]
+    assert stall["collector_stale_events"] == stall["collector_reconnects"] == 2
+    assert stall["detect_ms"] >= 500  # the stale watchdog's 0.5 s, no sooner
+    corrupt = got["exchange_corrupt"]
+    assert corrupt["collector_rejected"]["invalid_json"] == 2  # each corrupt frame counted
+    # and, if any, an update of the old book already on the wire when the collector resubscribed
+    assert set(corrupt["collector_rejected"]) <= {"invalid_json", "book_update_before_snapshot"}
+    assert (corrupt["exchange_connections"], corrupt["collector_reconnects"]) == (1, 0)  # a resubscribe
