@@ -49,3 +49,24 @@ def test_exchange_faults_are_each_marked_to_the_subscriber_and_recovered() -> No
     # and, if any, an update of the old book already on the wire when the collector resubscribed
     assert set(corrupt["collector_rejected"]) <= {"invalid_json", "book_update_before_snapshot"}
     assert (corrupt["exchange_connections"], corrupt["collector_reconnects"]) == (1, 0)  # a resubscribe
+
+
+UP_TREE = {"up", "relay", "relay-signal", "relay-system", "replay-exchange", "collect-coinbase",
+           "collect-binance", "collect-kraken", "strategy", "risk", "dashboard", "record"}  # fmt: skip
+
+
+@pytest.mark.timeout(240)
+def test_a_one_minute_up_soak_reads_every_process_and_leaves_no_orphan() -> None:
+    s = chaos("--only", "soak", "--soak-minutes", "1", timeout_s=220)["soak"]
+    assert s["pass"], s
+    assert (s["minutes"], s["first_reading_s"], s["rss_mb_every_s"]) == (1, 30, 30)
+    assert set(s["rss_mb_first"]) == set(s["rss_mb_last"]) == set(s["rss_growth_mb"]) == UP_TREE
+    assert all(len(series) == 2 for series in s["rss_mb_series"].values())  # at 30 s and 60 s
+    assert all(20 < mb < 500 for mb in s["rss_mb_last"].values())  # a Python process's size, read
+    assert s["max_growth_mb"] == max(s["rss_growth_mb"].values()) < 5
+    assert (s["restarted"], s["pids_seen"]) == ([], len(UP_TREE))  # the same processes throughout
+    sent = s["published_after_first_reading"]
+    assert set(sent) == {"collect-coinbase", "collect-binance", "collect-kraken"}
+    assert all(n > 0 for n in sent.values())  # data flowed throughout
+    assert (s["exit_code"], s["orphans"]) == (0, [])  # Ctrl-C stopped the whole tree
+    assert 0 < s["stop_s"] < 30
