@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tickrelay.commands import up
+from tickrelay.commands.config import venue_cores
+from tickrelay.config import Config
 from tickrelay.consumers.dashboard import DashboardState
 from tickrelay.metrics import endpoints
 from tickrelay.protocol.messages import Event, Reason, StateInvalidation
@@ -49,6 +51,8 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
         else:
             pytest.fail(f"no data within 10 s:\n{text}")
         assert "relay on " + str(tmp_path / "tickrelay" / "market-data.sock") in text
+        cores = "; ".join(f"{venue} {core}" for venue, core in venue_cores(Config()).items())
+        assert f"  venue cores: {cores}\n" in text  # all three venues run, each says its core
         url = text.split("dashboard on ", 1)[1].split("\n", 1)[0]
         page = _get(url, deadline=time.monotonic() + 20)
         assert "<title>tickrelay dashboard</title>" in page

@@ -28,10 +28,32 @@ from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues.feed import SPOT, FeedStats, RestBudget, VenueFeed
 
 
-class FeedCore:
+class FeedFront:
+    """What every core takes from the Python feed object as it is: the parts that need no feed state."""
+
+    __slots__ = ("feed", "stamper")
+    feed: VenueFeed
+    stamper: Stamper  # the stream's, which the core numbers its messages with
+
+    @property
+    def SNAPSHOTS(self) -> bool:
+        return self.feed.SNAPSHOTS
+
+    @property
+    def REST_BUDGET(self) -> RestBudget | None:
+        return self.feed.REST_BUDGET
+
+    def subscribe_messages(self) -> list[bytes]:
+        return self.feed.subscribe_messages()
+
+    def snapshot_url(self, base: str, key: str) -> str:
+        return self.feed.snapshot_url(base, key)
+
+
+class FeedCore(FeedFront):
     """A venue feed behind the byte-level contract (see the module docstring)."""
 
-    __slots__ = ("_books", "_dark", "feed", "stamper")
+    __slots__ = ("_books", "_dark")
     CORE: ClassVar[Literal["native", "python"]] = "python"  # which core runs (venues.native.make_core)
 
     def __init__(self, feed: VenueFeed, stamper: Stamper) -> None:
@@ -49,22 +71,8 @@ class FeedCore:
         check, which the compiled core answers without building its stats."""
         return len(self.feed.stats.samples)
 
-    @property
-    def SNAPSHOTS(self) -> bool:
-        return self.feed.SNAPSHOTS
-
-    @property
-    def REST_BUDGET(self) -> RestBudget | None:
-        return self.feed.REST_BUDGET
-
-    def subscribe_messages(self) -> list[bytes]:
-        return self.feed.subscribe_messages()
-
     def wants_snapshot(self) -> list[str]:
         return self.feed.wants_snapshot()
-
-    def snapshot_url(self, base: str, key: str) -> str:
-        return self.feed.snapshot_url(base, key)
 
     def take_requests(self) -> list[bytes]:
         return self.feed.take_requests()

@@ -22,27 +22,25 @@ from typing import ClassVar, Literal
 
 from tickrelay.native import WHY_PYTHON, compiled
 from tickrelay.protocol.stamper import Stamper
-from tickrelay.venues.core import FeedCore
-from tickrelay.venues.feed import BookStats, FeedStats, RestBudget, VenueFeed
+from tickrelay.venues.core import FeedCore, FeedFront
+from tickrelay.venues.feed import BookStats, FeedStats, VenueFeed
 
 
 if compiled is not None:
     from tickrelay._native import NativeFeed
 
 
-class NativeCore:
+class NativeCore(FeedFront):
     """A venue feed's compiled twin behind the byte-level contract (see the module docstring). The
     per-frame calls are the native feed's own methods, bound once: no Python frame between the
     collector and the compiled code."""
 
     __slots__ = (
         "_native",
-        "feed",
         "on_disconnect",
         "on_frame",
         "on_snapshot",
         "reject_kinds",
-        "stamper",
         "take_requests",
         "wants_snapshot",
     )
@@ -79,20 +77,6 @@ class NativeCore:
     def extra(self) -> dict[str, int]:
         """The venue's own counters, which the Python feed keeps as attributes (``trade_id_gaps``, ...)."""
         return self._native.stats()["extra"]
-
-    @property
-    def SNAPSHOTS(self) -> bool:
-        return self.feed.SNAPSHOTS
-
-    @property
-    def REST_BUDGET(self) -> RestBudget | None:
-        return self.feed.REST_BUDGET
-
-    def subscribe_messages(self) -> list[bytes]:
-        return self.feed.subscribe_messages()
-
-    def snapshot_url(self, base: str, key: str) -> str:
-        return self.feed.snapshot_url(base, key)
 
 
 def make_core(feed: VenueFeed, stamper: Stamper, core: str) -> FeedCore | NativeCore:
