@@ -26,7 +26,7 @@ from tickrelay.protocol.messages import (
     Trade,
 )
 from tickrelay.protocol.symbols import asset_id_for
-from tickrelay.venues import binance
+from tickrelay.venues import binance_book, binance_numbers
 from tickrelay.venues.binance import BinanceFeed
 from tickrelay.venues.binance_wire import normalize_symbol, stream_kind
 
@@ -499,8 +499,8 @@ def test_one_sided_book_skips_the_cross_check() -> None:
 
 
 def test_bookticker_cross_check_before_and_after_its_diff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(binance, "TICKER_LIMIT", 2)
-    monkeypatch.setattr(binance, "DIFF_TOPS_KEPT", 1)
+    monkeypatch.setattr(binance_book, "TICKER_LIMIT", 2)
+    monkeypatch.setattr(binance_book, "DIFF_TOPS_KEPT", 1)
     feed = live_feed()  # top 100 x 1 / 101 x 1 after u=12
     feed.on_frame(ticker("ETHUSDT", 12, "100", "1", "101", "1"), 0)  # after its diff: matched
     feed.on_frame(ticker("ETHUSDT", 11, "100", "1", "101", "1"), 0)  # no diff ended at 11: nothing
@@ -515,7 +515,7 @@ def test_bookticker_cross_check_before_and_after_its_diff(monkeypatch: pytest.Mo
 
 
 def test_buffer_keeps_the_newest_diffs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(binance, "BUFFER_LIMIT", 2)
+    monkeypatch.setattr(binance_book, "BUFFER_LIMIT", 2)
     feed = BinanceFeed()
     for u in (1, 2, 3):
         feed.on_frame(depth("ETHUSDT", u, u, [["1.00000000", f"{u}.00000000"]], []), 0)
@@ -602,7 +602,7 @@ def test_bad_level_text_is_rejected_before_it_can_be_buffered() -> None:
 
 
 def test_memoized_texts_survive_the_cache_being_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(binance, "FIXED_CACHE_LIMIT", 3)
+    monkeypatch.setattr(binance_numbers, "FIXED_CACHE_LIMIT", 3)
     feed = BinanceFeed()
     quotes = [
         feed.on_frame(

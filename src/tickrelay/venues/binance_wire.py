@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import msgspec
 
 from tickrelay.errors import SymbolError
+from tickrelay.protocol.symbols import VenueId
 
 
 # Quote assets recognised at the end of a venue symbol; the longest match wins (so ...FDUSD is
@@ -21,6 +22,7 @@ QUOTE_ASSETS: tuple[str, ...] = (
 )  # fmt: skip
 _QUOTES_LONGEST_FIRST = tuple(sorted(QUOTE_ASSETS, key=len, reverse=True))
 MAX_SYMBOL = 64  # characters of a venue symbol (Binance's are at most 20)
+VENUE = int(VenueId.BINANCE)
 
 
 # ---- wire schema (Binance's one-letter keys kept; each commented) ---------------------------------
