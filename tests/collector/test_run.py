@@ -36,10 +36,11 @@ async def pipeline(
     stale_s: float = 10.0,
     stream_id: int | None = None,
     prepare: Callable[[Collector], None] | None = None,
+    speed: float = 0,
 ) -> tuple[list[Message], Collector]:
     relay = Relay(tmp_path / "md.sock", RelaySettings(subscriber_buffer=256 << 20))
     await relay.start()
-    exchange = ReplayExchange(speed=0, loop=False, faults=faults or Faults())
+    exchange = ReplayExchange(speed=speed, loop=False, faults=faults or Faults())
     await exchange.start()
     env = {
         **collector_env(exchange.port),
@@ -58,20 +59,25 @@ async def pipeline(
                     return
 
     consumer = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
     output = RelayOutput(relay.path, source=COLLECTOR_SOURCES[venue], name=venue, stream_id=stream_id)
-    output.start()
     collector = Collector(venue, settings.config, output)
-    if prepare is not None:
-        prepare(collector)
     stop = asyncio.Event()
-    task = asyncio.create_task(collector.run(stop))
-    await asyncio.wait_for(consumer, 30)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-    await output.close()
-    await exchange.stop()
-    await relay.stop(drain_s=0)
+    task: asyncio.Task[None] | None = None
+    try:
+        await asyncio.sleep(0.05)
+        output.start()
+        if prepare is not None:
+            prepare(collector)
+        task = asyncio.create_task(collector.run(stop))
+        await asyncio.wait_for(consumer, 30)
+    finally:  # a timeout must not leak sockets into the tests after it (warnings are errors)
+        consumer.cancel()
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 10)
+        await output.close()
+        await exchange.stop()
+        await relay.stop(drain_s=0)
     return got, collector
 
 

@@ -60,8 +60,8 @@ async def test_a_bug_in_a_snapshot_is_counted_logged_once_and_the_books_invalida
         events = [e for m in got for e in m.events()]
         return cut in events and any(isinstance(e, L2Snapshot) for e in events[events.index(cut) :])
 
-    got, collector = await pipeline(
-        tmp_path, "binance", {"BINANCE_SYMBOLS": "BTCUSDT"}, book_back, prepare=install
+    got, collector = await pipeline(  # paced: at full speed the recording holds the REST answer back
+        tmp_path, "binance", {"BINANCE_SYMBOLS": "BTCUSDT"}, book_back, prepare=install, speed=1
     )
     assert collector.stats.bugs == 1
     assert collector.snapshot()["counters"]["errors"][("binance", "bug")] == 1
@@ -92,7 +92,7 @@ async def test_snapshots_pause_to_the_next_minute_when_the_used_weight_nears_the
     dropped by a reconnect, asks for one."""
     if time.time() % 60 > 40:  # the pre-used weight and the collector's request in one minute
         await asyncio.sleep(60.5 - time.time() % 60)
-    exchange = ReplayExchange(speed=0, loop=False, faults=Faults(close_after=300))
+    exchange = ReplayExchange(speed=1, loop=False, faults=Faults(close_after=100))  # paced, as above
     await exchange.start()
     relay = Relay(tmp_path / "md.sock")
     await relay.start()
