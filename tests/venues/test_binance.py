@@ -671,3 +671,9 @@ def test_a_diff_one_l2delta_cannot_hold_is_rejected() -> None:
     assert feed.on_frame(depth("ETHUSDT", 13, 13, [level] * 4000, [level] * 94), 0) == []
     assert feed.stats.rejected == {"too_many_levels": 1}
     assert feed.on_frame(depth("ETHUSDT", 13, 13, [level] * 4000, [level] * 93), 0)
+
+
+def test_native_spec_names_the_compiled_twin_and_its_pairs() -> None:
+    assert BinanceFeed().native_spec() == ("binance", {"pairs": []})
+    spec = BinanceFeed(pairs={"BNBUSD": "BNB/USD", "X": "Y/Z"}).native_spec()
+    assert spec == ("binance", {"pairs": ["BNBUSD", "BNB/USD", "X", "Y/Z"]})

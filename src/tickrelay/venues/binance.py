@@ -149,7 +149,9 @@ class BinanceFeed(BinanceBooks, BinanceNumbers):
         return []  # a book that fails its checks asks for a REST snapshot instead
 
     def native_spec(self) -> NativeSpec | None:
-        return None  # no compiled twin yet: the Python feed runs whatever collector.core says
+        """The compiled twin (``native/core/src/venues/binance.rs``); ``pairs`` flattened to venue symbol,
+        pair, venue symbol, pair, ... (the parameters are str lists)."""
+        return "binance", {"pairs": [text for pair in self.pairs.items() for text in pair]}
 
     def on_disconnect(self, ts_ns: int) -> list[Event]:
         """Every book is gone: one StateInvalidation for the whole venue, an L2Reset per book."""

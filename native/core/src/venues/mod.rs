@@ -3,6 +3,8 @@
 //! their events into messages ([`finish`]). [`build`] makes the feed of a venue API from the
 //! parameters its Python twin gives (`VenueFeed.native_spec()`).
 
+pub mod binance;
+pub mod binance_wire;
 pub mod book;
 pub mod common;
 pub mod feed;
@@ -79,11 +81,10 @@ impl Params {
 /// The native feed of venue API `api` (`native_spec()[0]`), made from `params`. `None`: that API
 /// has no native feed (yet), and the Python one runs; `Some(Err)`: the parameters are wrong.
 pub fn build(api: &str, params: &Params) -> Option<Result<Box<dyn Feed>, String>> {
-    let _ = params;
     // One arm per venue API, added by each port:
     //   "coinbase" | "coinbase_advanced" (ncoinbase), "binance" (nbinance), "kraken_v1" | "kraken_v2" (nkraken)
-    #[allow(clippy::match_single_binding)]
     match api {
+        "binance" => Some(binance::BinanceFeed::from_params(params).map(|f| Box::new(f) as Box<dyn Feed>)),
         _ => None,
     }
 }

@@ -184,7 +184,7 @@ impl<'a> Reader<'a> {
     fn key(&mut self, buf: &mut Vec<u8>) -> Res<Option<(usize, usize)>> {
         self.eat(b'"')?;
         let start = self.i;
-        let (end, escaped) = self.string_end()?;
+        let (end, escaped, _) = self.string_end()?;
         if !escaped {
             return Ok(Some((start, end)));
         }
@@ -194,38 +194,64 @@ impl<'a> Reader<'a> {
     }
 
     /// Past the closing quote of a string whose opening quote was read; (end of its content,
-    /// whether it holds an escape). Escapes are checked; UTF-8 is not.
-    fn string_end(&mut self) -> Res<(usize, bool)> {
-        let mut escaped = false;
+    /// whether it holds an escape, whether it holds a byte past ASCII). Escapes are checked;
+    /// UTF-8 is not.
+    fn string_end(&mut self) -> Res<(usize, bool, bool)> {
+        let (mut escaped, mut high) = (false, false);
         loop {
+            let (at, wide) = plain_run(self.b, self.i);
+            (self.i, high) = (at, high | wide);
             match self.peek() {
                 Some(b'"') => {
                     self.i += 1;
-                    return Ok((self.i - 1, escaped));
+                    return Ok((self.i - 1, escaped, high));
                 }
                 Some(b'\\') => {
                     escaped = true;
                     self.i += 1 + escape_len(&self.b[self.i + 1..])?;
                 }
-                Some(c) if c < 0x20 => return Err(Bad::Invalid),
-                Some(_) => self.i += 1,
-                None => return Err(Bad::Invalid),
+                _ => return Err(Bad::Invalid), // a control character, or the end
             }
         }
     }
 
     /// A `str` field: the decoded text (borrowed when it has no escape); must be UTF-8.
     pub fn str(&mut self) -> Res<Cow<'a, str>> {
+        match self.text()? {
+            Cow::Borrowed(raw) => std::str::from_utf8(raw).map(Cow::Borrowed).map_err(|_| Bad::Invalid),
+            Cow::Owned(buf) => String::from_utf8(buf).map(Cow::Owned).map_err(|_| Bad::Invalid),
+        }
+    }
+
+    /// A `str` field as its UTF-8 bytes (checked only when it holds a byte past ASCII): for the
+    /// texts read as numbers, on the hot path.
+    pub fn text(&mut self) -> Res<Cow<'a, [u8]>> {
+        self.text_or_not_utf8()?.ok_or(Bad::Invalid)
+    }
+
+    /// A string's decoded bytes, or `Ok(None)` when they are not UTF-8: a `str` field that fails
+    /// where a skipped string (a `msgspec.Raw`) would not.
+    pub fn text_or_not_utf8(&mut self) -> Res<Option<Cow<'a, [u8]>>> {
         self.eat(b'"')?;
         let start = self.i;
-        let (end, escaped) = self.string_end()?;
+        let (end, escaped, high) = self.string_end()?;
         let raw = &self.b[start..end];
         if !escaped {
-            return std::str::from_utf8(raw).map(Cow::Borrowed).map_err(|_| Bad::Invalid);
+            return Ok((!high || std::str::from_utf8(raw).is_ok()).then_some(Cow::Borrowed(raw)));
         }
         let mut buf = Vec::with_capacity(raw.len());
         unescape(raw, &mut buf)?;
-        String::from_utf8(buf).map(Cow::Owned).map_err(|_| Bad::Invalid)
+        Ok(std::str::from_utf8(&buf).is_ok().then_some(Cow::Owned(buf)))
+    }
+
+    /// What comes next is a string.
+    pub fn at_string(&self) -> bool {
+        self.peek() == Some(b'"')
+    }
+
+    /// What comes next is an array.
+    pub fn at_array(&self) -> bool {
+        self.peek() == Some(b'[')
     }
 
     /// `str | None`.
@@ -466,6 +492,39 @@ pub fn unknown(raw: &[u8], keys: &[&str], default: &str) -> String {
             None => format!("unknown:{default}"),
         },
     }
+}
+
+/// From `i`, the offset of the first byte that ends a plain run of string content (a quote, a
+/// backslash, a control character, or the end), and whether the run holds a byte past ASCII.
+/// Eight bytes at a time (SWAR: a byte equal to `c` is a zero byte of `w ^ c..c`).
+fn plain_run(b: &[u8], mut i: usize) -> (usize, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut high = 0u64;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        let hit = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space;
+        if hit != 0 {
+            // the lowest flagged byte is a true one (false flags only sit above a true one)
+            let at = hit.trailing_zeros() / 8;
+            high |= w & HIGHS & ((1u64 << (8 * at)) - 1);
+            return (i + at as usize, high != 0);
+        }
+        high |= w & HIGHS;
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        high |= u64::from(c & 0x80);
+        i += 1;
+    }
+    (i, high != 0)
 }
 
 fn hex4(b: &[u8]) -> Res<u32> {
