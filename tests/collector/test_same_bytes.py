@@ -1,7 +1,8 @@
 """``tickrelay normalize`` and a live collector emit the same bytes for the same frames.
 
 A real collector (picows client) reads a real replay exchange and writes into a real relay; a
-subscriber takes what the relay delivers. The test taps the collector's feed to write down what it was
+subscriber takes what the relay delivers. The test taps the collector's core (the Python one or its
+compiled twin, whichever runs) to write down what it was
 given: every frame with its receipt time, and every REST snapshot body with the number of frames
 before it. Those become a recording (``.jsonl`` + ``.recv_ts_ns.txt``, ``--snapshot SYMBOL=FILE@LINE``)
 that ``tickrelay normalize --out`` turns into a stream; the relay's messages must be those bytes,
@@ -13,7 +14,6 @@ diff shows the gap and the book asks for a new REST snapshot.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,16 @@ from tests.collector.test_run import pipeline
 from tickrelay.collector.run import Collector
 from tickrelay.commands import normalize
 from tickrelay.protocol.codec import HEADER_SIZE, Message
-from tickrelay.protocol.messages import Event, Reason, StateInvalidation
+from tickrelay.protocol.messages import Reason, StateInvalidation
 from tickrelay.replay.exchange import Faults
-from tickrelay.venues.feed import VenueFeed
+from tickrelay.venues.core import FeedCore
+from tickrelay.venues.native import NativeCore
 
 
 class Tap:
-    """Stands in for the collector's venue feed: writes down each call, then makes it on the real one."""
+    """Stands in for the collector's venue core: writes down each call, then makes it on the real one."""
 
-    def __init__(self, feed: VenueFeed) -> None:
+    def __init__(self, feed: FeedCore | NativeCore) -> None:
         self.feed = feed
         self.frames: list[tuple[bytes, int]] = []
         self.snapshots: list[tuple[str, bytes, int, int]] = []  # symbol, body, ts, frames before it
@@ -40,15 +41,15 @@ class Tap:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.feed, name)
 
-    def on_frame(self, raw: bytes, ts_recv_ns: int) -> Sequence[Event]:
+    def on_frame(self, raw: bytes, ts_recv_ns: int) -> bytes:
         self.frames.append((raw, ts_recv_ns))
         return self.feed.on_frame(raw, ts_recv_ns)
 
-    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> Sequence[Event]:
+    def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> bytes:
         self.snapshots.append((key, body, ts_recv_ns, len(self.frames)))
         return self.feed.on_snapshot(key, body, ts_recv_ns)
 
-    def on_disconnect(self, ts_ns: int) -> Sequence[Event]:
+    def on_disconnect(self, ts_ns: int) -> bytes:
         self.disconnects += 1
         return self.feed.on_disconnect(ts_ns)
 
@@ -104,8 +105,8 @@ async def test_normalize_and_a_live_collector_emit_the_same_bytes(
     taps: list[Tap] = []
 
     def tap(collector: Collector) -> None:
-        taps.append(Tap(collector.core.feed))
-        collector.core.feed = taps[0]
+        taps.append(Tap(collector.core))
+        collector.core = taps[0]  # type: ignore[assignment]
 
     def done(got: list[Message]) -> bool:
         if enough:
