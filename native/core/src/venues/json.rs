@@ -195,7 +195,7 @@ fn string_end(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
 }
 
 /// The end of the number starting at `i`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn number_end(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
+pub(crate) fn number_end(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
     let start = i;
     let digits = |mut j: usize| {
         while b.get(j).is_some_and(u8::is_ascii_digit) {

@@ -357,46 +357,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A number token `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`: (its end, no fraction or
-    /// exponent).
+    /// A number token (the grammar of `json::number_end`): (its end, no fraction or exponent).
     fn number(&mut self) -> Res<(usize, bool)> {
-        let b = self.b;
-        let mut i = self.i;
-        let digits = |mut j: usize| {
-            while b.get(j).is_some_and(u8::is_ascii_digit) {
-                j += 1;
-            }
-            j
-        };
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        match b.get(i) {
-            Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => i = digits(i),
-            _ => return Err(Bad::Invalid),
-        }
-        let mut integer = true;
-        if b.get(i) == Some(&b'.') {
-            let j = digits(i + 1);
-            if j == i + 1 {
-                return Err(Bad::Invalid);
-            }
-            (i, integer) = (j, false);
-        }
-        if matches!(b.get(i), Some(b'e' | b'E')) {
-            i += 1;
-            if matches!(b.get(i), Some(b'+' | b'-')) {
-                i += 1;
-            }
-            let j = digits(i);
-            if j == i {
-                return Err(Bad::Invalid);
-            }
-            (i, integer) = (j, false);
-        }
-        self.i = i;
-        Ok((i, integer))
+        let end = super::json::number_end(self.b, self.i).map_err(|_| Bad::Invalid)?;
+        let integer = !self.b[self.i..end].iter().any(|&c| matches!(c, b'.' | b'e' | b'E'));
+        self.i = end;
+        Ok((end, integer))
     }
 }
 
