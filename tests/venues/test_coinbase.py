@@ -496,3 +496,50 @@ def test_advanced_market_trades_side_is_the_makers() -> None:
     assert [v.side for v in feed.on_frame(trade(1, "BUY"), 1) if isinstance(v, Trade)] == [Side.SELL]
     assert [v.side for v in feed.on_frame(trade(2, "SELL"), 2) if isinstance(v, Trade)] == [Side.BUY]
     assert [v.side for v in feed.on_frame(trade(3, "buy"), 3) if isinstance(v, Trade)] == [Side.SELL]
+
+
+# ---- bounds the compiled core keeps too: what the protocol cannot carry is a counted reject ----------
+
+
+def _match(trade_id: int, product_id: str = "BTC-USD") -> bytes:
+    fields = {"trade_id": trade_id, "side": "buy", "size": "1", "price": "2", "product_id": product_id}
+    return json.dumps({"type": "match", **fields, "time": "2021-04-17T16:43:30Z"}).encode()
+
+
+def test_trade_ids_and_sequence_numbers_are_int64() -> None:
+    feed = CoinbaseFeed()
+    assert feed.on_frame(_match(2**63 - 1), 0)
+    assert feed.on_frame(_match(2**63), 0) == []
+    assert feed.on_frame(_match(-1), 0) == []
+    assert dict(feed.stats.rejected) == {"unknown:match": 2}
+    advanced = AdvancedTradeFeed()
+    for seq in (-1, 2**63):
+        assert advanced.on_frame(b'{"channel":"heartbeats","sequence_num":%d}' % seq, 0) == []
+    assert dict(advanced.stats.rejected) == {"unknown:heartbeats": 2}
+
+
+@pytest.mark.parametrize("product_id", ["\u00c9TH-USD", "B" * 61 + "-USD"])
+def test_product_ids_are_ascii_of_at_most_64_characters(product_id: str) -> None:
+    # upper() and strip() of other text would need Unicode tables, and InstrumentMeta holds 255 bytes
+    feed = CoinbaseFeed()
+    assert feed.on_frame(_match(1, product_id), 0) == []
+    assert dict(feed.stats.rejected) == {"bad_match": 1}
+    assert len(feed.on_frame(_match(1, "B" * 60 + "-USD"), 0)) == 2  # 64 characters: InstrumentMeta + Trade
+
+
+def test_an_update_one_l2delta_cannot_hold_is_rejected() -> None:
+    feed = CoinbaseFeed()
+    feed.on_frame(b'{"type":"snapshot","product_id":"BTC-USD","bids":[["1","1"]],"asks":[["9","1"]]}', 0)
+    for n, taken in ((4093, True), (4094, False)):
+        changes = [["buy", f"1.{i:05d}", "1"] for i in range(n)]
+        frame = json.dumps({"type": "l2update", "product_id": "BTC-USD", "changes": changes}).encode()
+        assert bool(feed.on_frame(frame, 0)) is taken
+    assert dict(feed.stats.rejected) == {"bad_l2update": 1}
+    advanced = AdvancedTradeFeed()
+    for seq, kind in enumerate(("snapshot", "update", "snapshot"), 1):
+        updates = [{"side": "bid", "price_level": f"1.{i:05d}", "new_quantity": "1"} for i in range(4094)]
+        events = [{"type": kind, "product_id": "BTC-USD", "updates": updates}]
+        frame = {"channel": "l2_data", "sequence_num": seq, "events": events}
+        advanced.on_frame(json.dumps(frame).encode(), 0)
+    assert dict(advanced.stats.rejected) == {"bad_l2_data": 1}
+    assert advanced.stats.messages["L2Snapshot"] == 4  # a snapshot is split in parts: two of two

@@ -26,13 +26,23 @@ Advanced Trade is its own module (``venues.coinbase_advanced``); ``from_settings
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 
 from tickrelay.config import Config
 from tickrelay.errors import FixedPointError, SymbolError
-from tickrelay.protocol.messages import Event, L2Delta, Level, Quote, Reason, Side, Trade, split_snapshot
+from tickrelay.protocol.messages import (
+    MAX_SNAPSHOT_LEVELS,
+    Event,
+    L2Delta,
+    Level,
+    Quote,
+    Reason,
+    Side,
+    Trade,
+    split_snapshot,
+)
 from tickrelay.protocol.symbols import VenueId, normalize_pair
 from tickrelay.venues.feed import (
     SPOT,
@@ -54,6 +64,9 @@ NAME = "coinbase"
 URL = "wss://ws-feed.exchange.coinbase.com"
 _VENUE = int(VenueId.COINBASE)
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
+MAX_SYMBOL = 64  # characters of a product id
+MAX_CHANGES = MAX_SNAPSHOT_LEVELS  # 4093, as many levels as one L2Delta TLV holds
+Id64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # an id or sequence number, as int64 keeps it
 
 
 # ---- wire schema (Coinbase's field names) -----------------------------------------------------------
@@ -64,7 +77,7 @@ class _Msg(msgspec.Struct, tag_field="type"):
 
 
 class _Match(_Msg, tag="match"):
-    trade_id: int
+    trade_id: Id64
     side: str  # the maker's side
     size: str
     price: str
@@ -123,6 +136,10 @@ class Product(Instrument):
     __slots__ = ("trade_id",)
 
     def __init__(self, product_id: str) -> None:
+        # Coinbase's ids are short ASCII: upper() and strip() need no Unicode tables, and InstrumentMeta
+        # (255 bytes a text) holds them
+        if not product_id.isascii() or len(product_id) > MAX_SYMBOL:
+            raise SymbolError(f"product id {product_id[:40]!r}: not ASCII of at most {MAX_SYMBOL} characters")
         base, _, quote = product_id.partition("-")
         super().__init__(product_id, normalize_pair(base, quote))
         self.trade_id = 0  # last trade id emitted
@@ -271,6 +288,8 @@ class CoinbaseFeed(NoSnapshots):
         if p is None or not p.live:
             self.stats.reject("l2update_before_snapshot", raw)
             return out
+        if len(m.changes) > MAX_CHANGES:
+            raise ValueError(f"{len(m.changes)} changes, more than one L2Delta holds")
         level = self._fixed.level
         bids: list[Level] = []
         asks: list[Level] = []

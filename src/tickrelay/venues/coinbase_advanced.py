@@ -45,7 +45,7 @@ from tickrelay.protocol.messages import (
     split_snapshot,
 )
 from tickrelay.protocol.symbols import VenueId
-from tickrelay.venues.coinbase import NAME, CoinbaseFeed, Product
+from tickrelay.venues.coinbase import MAX_CHANGES, NAME, CoinbaseFeed, Id64, Product
 from tickrelay.venues.feed import (
     SPOT,
     FeedStats,
@@ -96,7 +96,7 @@ class _Event(msgspec.Struct):
 
 class Frame(msgspec.Struct):
     channel: str
-    sequence_num: int
+    sequence_num: Id64
     timestamp: str = ""
     events: list[_Event] = []
 
@@ -219,6 +219,8 @@ class AdvancedTradeFeed(NoSnapshots):
                     )
                     steps.append(self._quote_step(self._product(tk.product_id), tk, quote, ts))
             elif frame.channel == "l2_data" and event.product_id:
+                if event.type != "snapshot" and len(event.updates) > MAX_CHANGES:
+                    raise ValueError(f"{len(event.updates)} updates, more than one L2Delta holds")
                 bids: list[Level] = []
                 asks: list[Level] = []
                 for u in event.updates:

@@ -189,6 +189,43 @@ pub fn split_snapshot(
     }
 }
 
+/// `Side`: the aggressor of a trade.
+pub const BUY: u8 = 0;
+pub const SELL: u8 = 1;
+
+/// A JSON string as `msgspec.json.encode` writes it: `"` and `\\` escaped, \b \f \n \r \t, other
+/// control characters as `\u00XX`, everything else (DEL, non-ASCII) as is. For the request frames
+/// the feeds hand out, byte for byte as the Python feed's.
+pub fn encode_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &c in s.as_bytes() {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// A JSON array of strings, as `msgspec.json.encode` writes a list of str.
+pub fn encode_strs<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a str>) {
+    out.push(b'[');
+    for (n, item) in items.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        encode_str(out, item);
+    }
+    out.push(b']');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +268,13 @@ mod tests {
         assert_eq!(stats.books["A-B"].resyncs, 1);
         assert_eq!(stats.books["A-B"].best_ask, None);
         assert!(!a.live && a.book.is_empty());
+    }
+
+    #[test]
+    fn strings_encode_as_msgspec() {
+        // msgspec.json.encode(['a"b\\c\x01\x08\x0c\n\r\t\x1f\x7f\u00e9'])
+        let mut out = Vec::new();
+        encode_strs(&mut out, ["a\"b\\c\x01\x08\x0c\n\r\t\x1f\x7f\u{e9}", ""]);
+        assert_eq!(out, "[\"a\\\"b\\\\c\\u0001\\b\\f\\n\\r\\t\\u001f\x7f\u{e9}\",\"\"]".as_bytes());
     }
 }

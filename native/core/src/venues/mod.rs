@@ -6,6 +6,8 @@
 pub mod binance;
 pub mod binance_wire;
 pub mod book;
+pub mod coinbase;
+pub mod coinbase_advanced;
 pub mod common;
 pub mod feed;
 pub mod finish;
@@ -83,8 +85,15 @@ impl Params {
 pub fn build(api: &str, params: &Params) -> Option<Result<Box<dyn Feed>, String>> {
     // One arm per venue API, added by each port:
     //   "coinbase" | "coinbase_advanced" (ncoinbase), "binance" (nbinance), "kraken_v1" | "kraken_v2" (nkraken)
+    // (the products are the Python feed's: it writes the subscribe frames)
     match api {
         "binance" => Some(binance::BinanceFeed::from_params(params).map(|f| Box::new(f) as Box<dyn Feed>)),
+        "coinbase" => Some(
+            params
+                .str("level2_channel")
+                .map(|channel| Box::new(coinbase::CoinbaseFeed::new(channel)) as Box<dyn Feed>),
+        ),
+        "coinbase_advanced" => Some(Ok(Box::new(coinbase_advanced::AdvancedTradeFeed::new()))),
         _ => None,
     }
 }

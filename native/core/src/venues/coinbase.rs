@@ -1,0 +1,552 @@
+//! The Coinbase Exchange feed, as `tickrelay/venues/coinbase.py` (read it for the behaviour: the
+//! module docstring there is the spec). Pure: no I/O.
+//!
+//! A frame is decoded as `msgspec.json.Decoder(Message)` decodes it (a union tagged by `type`,
+//! read with [`typed::Reader`]) in one pass that also reads each level's decimal text into the
+//! reused `bids` / `asks` buffers; a value that fails (a bad number, side or time) is remembered
+//! and counts only once the whole frame decoded, as Python checks values after decoding. Then
+//! the frame is applied, changing state only when every value was good.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::common::{
+    encode_str, encode_strs, invalidate, reason, split_snapshot, Instrument, BUY, MAX_SNAPSHOT_LEVELS, SELL,
+};
+use super::feed::{Event, Feed, Level, Stats, SPOT};
+use super::numbers::{parse_time_ns, Decimals};
+use super::typed::{self, Bad, Reader, Res};
+use crate::protocol::symbols::{normalize_pair, COINBASE};
+
+const VENUE: u16 = COINBASE;
+/// `MAX_SYMBOL`: characters of a product id (InstrumentMeta holds 255 bytes).
+pub(crate) const MAX_SYMBOL: usize = 64;
+/// `Id64`: trade ids are int64 >= 0.
+const ID_MAX: i64 = i64::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Match,
+    LastMatch,
+    Ticker,
+    Snapshot,
+    L2Update,
+    Heartbeat,
+    Subscriptions,
+    Error,
+}
+
+impl Kind {
+    fn of(tag: &str) -> Option<Self> {
+        Some(match tag {
+            "match" => Self::Match,
+            "last_match" => Self::LastMatch,
+            "ticker" => Self::Ticker,
+            "snapshot" => Self::Snapshot,
+            "l2update" => Self::L2Update,
+            "heartbeat" => Self::Heartbeat,
+            "subscriptions" => Self::Subscriptions,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+
+    /// `type(message).__name__.strip("_").lower()`.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::LastMatch => "lastmatch",
+            Self::Ticker => "ticker",
+            Self::Snapshot => "snapshot",
+            Self::L2Update => "l2update",
+            Self::Heartbeat => "heartbeat",
+            Self::Subscriptions => "subscriptions",
+            Self::Error => "error",
+        }
+    }
+
+    fn bad(self) -> &'static str {
+        match self {
+            Self::Match => "bad_match",
+            Self::LastMatch => "bad_lastmatch",
+            Self::Ticker => "bad_ticker",
+            Self::Snapshot => "bad_snapshot",
+            Self::L2Update => "bad_l2update",
+            _ => "bad_message",
+        }
+    }
+}
+
+/// The first `type` member's string: msgspec looks the tag up before it decodes the struct.
+fn tag(raw: &[u8]) -> Res<Cow<'_, str>> {
+    // the usual shape, `{"type":"<text>"...`: the first member is the tag
+    if let Some(rest) = raw.strip_prefix(br#"{"type":""#) {
+        if let Some(end) = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20) {
+            if rest[end] == b'"' {
+                return std::str::from_utf8(&rest[..end]).map(Cow::Borrowed).map_err(|_| Bad::Invalid);
+            }
+        }
+    }
+    Reader::whole(raw, |r| {
+        let mut tag = None;
+        r.object(|r, key| {
+            if key == b"type" && tag.is_none() {
+                tag = Some(r.str()?);
+                Ok(())
+            } else {
+                r.skip()
+            }
+        })?;
+        tag.ok_or(Bad::Invalid)
+    })
+}
+
+/// One frame's fields, decoded (`None`: absent or null).
+#[derive(Default)]
+struct Wire<'a> {
+    trade_id: Option<i64>,
+    side: Option<Cow<'a, str>>,
+    size: Option<Cow<'a, str>>,
+    price: Option<Cow<'a, str>>,
+    product_id: Option<Cow<'a, str>>,
+    time: Option<Cow<'a, str>>,
+    best_bid: Option<Cow<'a, str>>,
+    best_ask: Option<Cow<'a, str>>,
+    best_bid_size: Option<Cow<'a, str>>,
+    best_ask_size: Option<Cow<'a, str>>,
+    /// bids / asks (snapshot) or changes (l2update) were there
+    has_bids: bool,
+    has_asks: bool,
+    /// the first level of the snapshot's bids, and of its asks: (price, size) texts
+    first_bid: Option<(Cow<'a, str>, Cow<'a, str>)>,
+    first_ask: Option<(Cow<'a, str>, Cow<'a, str>)>,
+    /// a level's value failed (bad number or side): the frame is `bad_<type>` if it decodes
+    bad_bids: bool,
+    bad_asks: bool,
+    /// values rounded in the bids (or changes) and asks kept (a repeated key is read again)
+    rounded_bids: u64,
+    rounded_asks: u64,
+}
+
+/// `list[tuple[str, ...]]` of `width` strings per item; `item` gets each tuple's texts.
+fn tuples<'a>(
+    r: &mut Reader<'a>,
+    width: usize,
+    mut item: impl FnMut([Cow<'a, str>; 3]) -> Res<()>,
+) -> Res<()> {
+    r.array(|r, _| {
+        let mut texts: [Cow<'a, str>; 3] = Default::default();
+        let mut n = 0;
+        r.array(|r, k| {
+            if k >= width {
+                return Err(Bad::Invalid);
+            }
+            texts[k] = r.str()?;
+            n += 1;
+            Ok(())
+        })?;
+        if n != width {
+            return Err(Bad::Invalid);
+        }
+        item(texts)
+    })
+}
+
+/// `coinbase.Product`, which Advanced Trade shares.
+pub(crate) struct Product {
+    pub(crate) inst: Instrument,
+    /// The last trade id published (0: none).
+    trade_id: i64,
+}
+
+impl Product {
+    /// `Product(product_id)`: `None` is `SymbolError` (not ASCII, longer than [`MAX_SYMBOL`], or an
+    /// empty side of the pair).
+    pub(crate) fn new(product_id: &str) -> Option<Self> {
+        if !product_id.is_ascii() || product_id.len() > MAX_SYMBOL {
+            return None;
+        }
+        let (base, quote) = product_id.split_once('-').unwrap_or((product_id, ""));
+        let inst = Instrument::new(product_id, normalize_pair(base, quote)?, None)?;
+        Some(Self { inst, trade_id: 0 })
+    }
+}
+
+/// The products a connection has seen, in the order first seen (as Python's dict), by product id.
+#[derive(Default)]
+pub(crate) struct Products {
+    pub(crate) list: Vec<Product>,
+    index: HashMap<String, usize>,
+}
+
+impl Products {
+    pub(crate) fn find(&self, product_id: &str) -> Option<usize> {
+        self.index.get(product_id).copied()
+    }
+
+    /// `_product` (`_keep` in Advanced Trade): the kept product of the id, made and kept now if
+    /// new; `None` when the id makes none (`SymbolError`).
+    pub(crate) fn keep(&mut self, product_id: &str) -> Option<usize> {
+        if let Some(i) = self.find(product_id) {
+            return Some(i);
+        }
+        self.list.push(Product::new(product_id)?);
+        self.index.insert(product_id.to_owned(), self.list.len() - 1);
+        Some(self.list.len() - 1)
+    }
+
+    pub(crate) fn instruments(&mut self) -> impl Iterator<Item = &mut Instrument> {
+        self.list.iter_mut().map(|p| &mut p.inst)
+    }
+}
+
+/// `msgspec.json.encode({"type": kind, "product_ids": ids, <channel>})`; `channel` is the last
+/// member as encoded (`"channels":["level2"]` on the Exchange feed, `"channel":"level2"` on
+/// Advanced Trade).
+pub(crate) fn subscription<'a>(
+    kind: &str,
+    ids: impl IntoIterator<Item = &'a str>,
+    channel: &[u8],
+) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(96);
+    frame.extend_from_slice(br#"{"type":"#);
+    encode_str(&mut frame, kind);
+    frame.extend_from_slice(br#","product_ids":"#);
+    encode_strs(&mut frame, ids);
+    frame.push(b',');
+    frame.extend_from_slice(channel);
+    frame.push(b'}');
+    frame
+}
+
+/// `CoinbaseFeed`'s per-frame state.
+pub struct CoinbaseFeed {
+    level2_channel: String,
+    stats: Stats,
+    products: Products,
+    requests: Vec<Vec<u8>>,
+    fixed: Decimals,
+    bids: Vec<Level>,
+    asks: Vec<Level>,
+}
+
+const TRADE_ID_GAPS: &str = "trade_id_gaps";
+
+impl CoinbaseFeed {
+    pub fn new(level2_channel: &str) -> Self {
+        let mut stats = Stats::default();
+        stats.extra.insert(TRADE_ID_GAPS, 0);
+        Self {
+            level2_channel: level2_channel.to_owned(),
+            stats,
+            products: Products::default(),
+            requests: Vec::new(),
+            fixed: Decimals::default(),
+            bids: Vec::new(),
+            asks: Vec::new(),
+        }
+    }
+
+    /// Decodes the struct of `kind` (pass 2), reading levels into `self.bids` / `self.asks`.
+    fn decode<'a>(&mut self, raw: &'a [u8], tag: &str, kind: Kind) -> Res<Wire<'a>> {
+        let (bids, asks, fixed) = (&mut self.bids, &mut self.asks, &mut self.fixed);
+        bids.clear();
+        asks.clear();
+        Reader::whole(raw, |r| {
+            let mut w = Wire::default();
+            r.object(|r, key| {
+                use Kind::*;
+                match (key, kind) {
+                    (b"type", _) => {
+                        if r.str()? != tag {
+                            return Err(Bad::Invalid);
+                        }
+                    }
+                    (b"product_id", Match | LastMatch | Ticker | Snapshot | L2Update) => {
+                        w.product_id = Some(r.str()?);
+                    }
+                    (b"trade_id", Match | LastMatch) => w.trade_id = Some(r.int(0, ID_MAX)?),
+                    (b"side", Match | LastMatch) => w.side = Some(r.str()?),
+                    (b"size", Match | LastMatch) => w.size = Some(r.str()?),
+                    (b"price", Match | LastMatch) => w.price = Some(r.str()?),
+                    (b"time", Match | LastMatch) => w.time = Some(r.str()?),
+                    (b"time", Ticker | L2Update) => w.time = r.opt_str()?,
+                    (b"best_bid", Ticker) => w.best_bid = r.opt_str()?,
+                    (b"best_ask", Ticker) => w.best_ask = r.opt_str()?,
+                    (b"best_bid_size", Ticker) => w.best_bid_size = r.opt_str()?,
+                    (b"best_ask_size", Ticker) => w.best_ask_size = r.opt_str()?,
+                    (b"message", Error) => {
+                        r.str()?;
+                    }
+                    (b"bids", Snapshot) => {
+                        bids.clear();
+                        (w.has_bids, w.bad_bids, w.first_bid) = (true, false, None);
+                        let before = fixed.rounded;
+                        tuples(r, 2, |[price, size, _]| {
+                            if !w.bad_bids {
+                                match fixed.level(&price, &size) {
+                                    Some(level) => bids.push(level),
+                                    None => w.bad_bids = true,
+                                }
+                            }
+                            w.first_bid.get_or_insert((price, size));
+                            Ok(())
+                        })?;
+                        w.rounded_bids = fixed.rounded - before;
+                    }
+                    (b"asks", Snapshot) => {
+                        asks.clear();
+                        (w.has_asks, w.bad_asks, w.first_ask) = (true, false, None);
+                        let before = fixed.rounded;
+                        tuples(r, 2, |[price, size, _]| {
+                            if !w.bad_asks {
+                                match fixed.level(&price, &size) {
+                                    Some(level) => asks.push(level),
+                                    None => w.bad_asks = true,
+                                }
+                            }
+                            w.first_ask.get_or_insert((price, size));
+                            Ok(())
+                        })?;
+                        w.rounded_asks = fixed.rounded - before;
+                    }
+                    (b"changes", L2Update) => {
+                        bids.clear();
+                        asks.clear();
+                        (w.has_bids, w.bad_bids) = (true, false);
+                        let before = fixed.rounded;
+                        tuples(r, 3, |[side, price, size]| {
+                            if !w.bad_bids {
+                                let level = fixed.level(&price, &size);
+                                match (&*side, level) {
+                                    ("buy", Some(level)) => bids.push(level),
+                                    ("sell", Some(level)) => asks.push(level),
+                                    _ => w.bad_bids = true,
+                                }
+                            }
+                            Ok(())
+                        })?;
+                        w.rounded_bids = fixed.rounded - before;
+                    }
+                    _ => r.skip()?,
+                }
+                Ok(())
+            })?;
+            fixed.rounded = w.rounded_bids + w.rounded_asks; // of the levels kept
+            Ok(w)
+        })
+    }
+
+    /// The frame, decoded: its values (or `Err(reason)` to reject it). Changes state only when
+    /// every value was good.
+    fn apply(&mut self, raw: &[u8], out: &mut Vec<Event>) -> Result<(), Cow<'static, str>> {
+        let tag = tag(raw).map_err(|_| typed::unknown(raw, &["type"], "no_type"))?;
+        let kind = Kind::of(&tag).ok_or_else(|| typed::unknown(raw, &["type"], "no_type"))?;
+        let w = self.decode(raw, &tag, kind).map_err(|_| typed::unknown(raw, &["type"], "no_type"))?;
+        let required = match kind {
+            Kind::Match | Kind::LastMatch => {
+                w.trade_id.is_some()
+                    && w.side.is_some()
+                    && w.size.is_some()
+                    && w.price.is_some()
+                    && w.product_id.is_some()
+                    && w.time.is_some()
+            }
+            Kind::Ticker => w.product_id.is_some(),
+            Kind::Snapshot => w.product_id.is_some() && w.has_bids && w.has_asks,
+            Kind::L2Update => w.product_id.is_some() && w.has_bids,
+            Kind::Heartbeat | Kind::Subscriptions | Kind::Error => true,
+        };
+        if !required {
+            return Err(typed::unknown(raw, &["type"], "no_type").into());
+        }
+        let bad = Cow::Borrowed(kind.bad());
+        match kind {
+            Kind::L2Update => self.l2update(&w, out),
+            Kind::Match | Kind::LastMatch => self.trade(&w, out).ok_or(bad),
+            Kind::Ticker => self.ticker(&w, out).ok_or(bad),
+            Kind::Snapshot => self.snapshot(&w, out).ok_or(bad),
+            Kind::Error => {
+                self.stats.venue_errors += 1;
+                Err("venue_error".into())
+            }
+            Kind::Heartbeat | Kind::Subscriptions => {
+                self.stats.ignore(kind.name());
+                Ok(())
+            }
+        }
+    }
+
+    fn trade(&mut self, w: &Wire<'_>, out: &mut Vec<Event>) -> Option<()> {
+        let (Some(trade_id), Some(side), Some(size), Some(price), Some(product_id), Some(time)) =
+            (w.trade_id, &w.side, &w.size, &w.price, &w.product_id, &w.time)
+        else {
+            return None;
+        };
+        if let Some(i) = self.products.find(product_id) {
+            if trade_id <= self.products.list[i].trade_id {
+                self.stats.ignore("duplicate_trade");
+                return Some(());
+            }
+        }
+        let (price_v, volume) = (self.fixed.positive(price)?, self.fixed.positive(size)?);
+        let when = parse_time_ns(time)?;
+        // the maker's side: the aggressor is the other
+        let aggressor = match &**side {
+            "buy" => SELL,
+            "sell" => BUY,
+            _ => return None,
+        };
+        let i = self.products.keep(product_id)?;
+        let p = &mut self.products.list[i];
+        if p.trade_id != 0 && p.trade_id.checked_add(1) != Some(trade_id) {
+            *self.stats.extra.entry(TRADE_ID_GAPS).or_default() += 1;
+        }
+        p.trade_id = trade_id;
+        p.inst.announce(VENUE, Some(price), Some(size), None, out);
+        out.push(Event::Trade {
+            asset_id: p.inst.asset_id,
+            price: price_v,
+            volume,
+            exec_ts_ns: when,
+            venue_id: VENUE,
+            asset_type: SPOT,
+            side: aggressor,
+        });
+        Some(())
+    }
+
+    fn ticker(&mut self, w: &Wire<'_>, out: &mut Vec<Event>) -> Option<()> {
+        fn or_zero<'t>(text: &'t Option<Cow<'_, str>>) -> &'t str {
+            match text.as_deref() {
+                None | Some("") => "0",
+                Some(t) => t,
+            }
+        }
+        let (Some(best_bid), Some(best_ask)) = (&w.best_bid, &w.best_ask) else {
+            self.stats.ignore("ticker:no_quote");
+            return Some(());
+        };
+
+        let bid_price = self.fixed.amount(best_bid)?;
+        let bid_size = self.fixed.amount(or_zero(&w.best_bid_size))?;
+        let ask_price = self.fixed.amount(best_ask)?;
+        let ask_size = self.fixed.amount(or_zero(&w.best_ask_size))?;
+        let quote_ts_ns = match w.time.as_deref() {
+            None | Some("") => 0,
+            Some(t) => parse_time_ns(t)?,
+        };
+        let i = self.products.keep(w.product_id.as_deref()?)?;
+        let inst = &mut self.products.list[i].inst;
+        inst.announce(VENUE, Some(best_bid), w.best_bid_size.as_deref(), None, out);
+        out.push(Event::Quote {
+            asset_id: inst.asset_id,
+            bid_price,
+            bid_size,
+            ask_price,
+            ask_size,
+            quote_ts_ns,
+            venue_id: VENUE,
+            asset_type: SPOT,
+        });
+        Some(())
+    }
+
+    fn snapshot(&mut self, w: &Wire<'_>, out: &mut Vec<Event>) -> Option<()> {
+        if w.bad_bids || w.bad_asks {
+            return None;
+        }
+        let i = self.products.keep(w.product_id.as_deref()?)?;
+        let inst = &mut self.products.list[i].inst;
+        let first = w.first_bid.as_ref().or(w.first_ask.as_ref());
+        inst.announce(VENUE, first.map(|f| &*f.0), first.map(|f| &*f.1), None, out);
+        let live = inst.live;
+        inst.book_stats(&mut self.stats, |s| s.resyncs += u64::from(live));
+        inst.book.load(&self.bids, &self.asks);
+        inst.live = true;
+        let (bids, asks) = inst.book.levels();
+        split_snapshot(inst.asset_id, VENUE, 0, 0, &bids, &asks, out);
+        inst.render(&mut self.stats);
+        Some(())
+    }
+
+    fn l2update(&mut self, w: &Wire<'_>, out: &mut Vec<Event>) -> Result<(), Cow<'static, str>> {
+        let product_id = w.product_id.as_deref().unwrap_or_default();
+        let i = match self.products.find(product_id) {
+            Some(i) if self.products.list[i].inst.live => i,
+            _ => return Err("l2update_before_snapshot".into()),
+        };
+        let ts = match w.time.as_deref() {
+            None | Some("") => Some(0),
+            Some(t) => parse_time_ns(t),
+        };
+        let too_many = self.bids.len() + self.asks.len() > MAX_SNAPSHOT_LEVELS; // one L2Delta holds them
+        let (false, false, Some(ts)) = (w.bad_bids, too_many, ts) else {
+            return Err(Kind::L2Update.bad().into());
+        };
+        let inst = &mut self.products.list[i].inst;
+        inst.book.update(&self.bids, &self.asks);
+        inst.book_stats(&mut self.stats, |s| s.updates_applied += 1);
+        out.push(Event::L2Delta {
+            asset_id: inst.asset_id,
+            venue_id: VENUE,
+            asset_type: SPOT,
+            flags: 0,
+            first_seq: 0,
+            last_seq: 0,
+            exchange_ts_ns: ts,
+            bids: self.bids.clone(),
+            asks: self.asks.clone(),
+        });
+        if inst.book.is_crossed() {
+            inst.book_stats(&mut self.stats, |s| s.crossed += 1);
+            invalidate(VENUE, inst, reason::CROSSED_BOOK, &mut self.stats, out);
+            let product_id = inst.venue_symbol.clone();
+            self.resubscribe(&product_id);
+        }
+        self.products.list[i].inst.render(&mut self.stats);
+        Ok(())
+    }
+
+    /// Unsubscribe and subscribe the product's level2 again: Coinbase answers with a snapshot.
+    fn resubscribe(&mut self, product_id: &str) {
+        let mut channels = br#""channels":"#.to_vec();
+        encode_strs(&mut channels, [self.level2_channel.as_str()]);
+        for kind in ["unsubscribe", "subscribe"] {
+            self.requests.push(subscription(kind, [product_id], &channels));
+        }
+    }
+}
+
+impl Feed for CoinbaseFeed {
+    fn on_frame(&mut self, raw: &[u8], _ts_recv_ns: i64, out: &mut Vec<Event>) {
+        self.stats.frames += 1;
+        self.fixed.rounded = 0;
+        let start = out.len();
+        match self.apply(raw, out) {
+            Ok(()) => {
+                self.stats.rounded += self.fixed.rounded;
+                self.stats.count(&out[start..]);
+            }
+            Err(reason) => {
+                out.truncate(start);
+                self.stats.reject(&reason, raw);
+            }
+        }
+    }
+
+    /// Every book is gone. Trade ids are kept, so the trade a resubscription repeats is not
+    /// published twice.
+    fn on_disconnect(&mut self, _ts_ns: i64, out: &mut Vec<Event>) {
+        self.requests.clear();
+        super::common::disconnect(VENUE, self.products.instruments(), &mut self.stats, out);
+    }
+
+    fn take_requests(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.requests)
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
