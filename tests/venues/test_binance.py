@@ -467,14 +467,17 @@ def test_snapshot_waits_for_the_straddling_diff_and_drops_older_ones() -> None:
 
 def test_bad_snapshot_bodies_raise_venue_message_error() -> None:
     feed = BinanceFeed()
-    for symbol, body in (
-        ("ETHUSDT", b"{}"),
-        ("ETHUSDT", b"<html>"),
-        ("FOO", snapshot(1, [], [])),
-        ("ETHUSDT", snapshot(1, [["x", "1"]], [])),
-    ):
-        with pytest.raises(VenueMessageError):
+    levels = "levels that are not [[price, quantity], ...] amounts"
+    for symbol, body, why in (
+        ("ETHUSDT", b"{}", "not a depth snapshot"),
+        ("ETHUSDT", b"<html>", "not a depth snapshot"),
+        ("FOO", snapshot(1, [], []), "unknown symbol"),
+        ("ETHUSDT", snapshot(1, [["x", "1"]], []), levels),
+        ("ETHUSDT", snapshot(1, [], [["1"]]), levels),
+    ):  # fixed phrases, which the compiled core gives too (not the exception texts)
+        with pytest.raises(VenueMessageError) as raised:
             feed.on_snapshot(symbol, body, 0)
+        assert str(raised.value) == f"binance: depth snapshot for {symbol}: {why}"
 
 
 def test_crossed_book_is_counted_and_invalidated() -> None:

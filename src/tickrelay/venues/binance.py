@@ -186,14 +186,16 @@ class BinanceFeed(BinanceBooks, BinanceNumbers):
         snap = decode(_SNAPSHOT_DECODER, body)
         if snap is None or isinstance(snap, Reject):
             raise VenueMessageError(NAME, body, f"depth snapshot for {symbol}: not a depth snapshot")
-        try:
+        try:  # the reasons are fixed phrases (the compiled core gives the same ones)
+            why = "unknown symbol"
             inst = self._lookup(symbol)
+            why = "levels that are not [[price, quantity], ...] amounts"
             bids = self._levels(snap.bids)
             asks = self._levels(snap.asks)
             first = _LEVELS_DECODER.decode(snap.bids) or _LEVELS_DECODER.decode(snap.asks)
-        except (msgspec.DecodeError, SymbolError, FixedPointError) as exc:
+        except (msgspec.DecodeError, SymbolError, FixedPointError):
             self._rounded = 0
-            raise VenueMessageError(NAME, body, f"depth snapshot for {symbol}: {exc}") from None
+            raise VenueMessageError(NAME, body, f"depth snapshot for {symbol}: {why}") from None
         self.stats.rounded += self._rounded
         self._rounded = 0
         inst = self._keep(inst)

@@ -1,7 +1,7 @@
 //! The Binance books: REST snapshot hand-off, buffered diffs, continuity, resyncs, the bookTicker
 //! cross-check and disconnects, as the second half of `tickrelay/venues/binance.py`. Pure: no I/O.
 
-use super::wire::{self, LevelsError};
+use super::wire;
 use super::{BinanceFeed, Diff, State, Top, BUFFER_LIMIT, DIFF_TOPS_KEPT, MATCHED, MISMATCHED, VENUE};
 use crate::venues::common::{self, reason, split_snapshot};
 use crate::venues::feed::{Event, SPOT};
@@ -13,19 +13,13 @@ impl BinanceFeed {
         let start = out.len();
         let (last, bids_raw, asks_raw) =
             wire::snapshot(body).map_err(|_| format!("depth snapshot for {key}: not a depth snapshot"))?;
-        let found = self
-            .lookup(key.as_bytes())
-            .ok_or_else(|| format!("depth snapshot for {key}: binance: no known quote asset in {key:?}"))?;
+        let found =
+            self.lookup(key.as_bytes()).ok_or_else(|| format!("depth snapshot for {key}: unknown symbol"))?;
         let (mut bids, mut asks, mut rounded, mut lead) = (Vec::new(), Vec::new(), 0u64, None);
         wire::levels(bids_raw, &mut bids, &mut rounded, &mut lead)
             .and_then(|()| wire::levels(asks_raw, &mut asks, &mut rounded, &mut lead))
-            .map_err(|why| match why {
-                LevelsError::Decode => {
-                    format!("depth snapshot for {key}: not [[price, quantity], ...] levels")
-                }
-                LevelsError::Number => {
-                    format!("depth snapshot for {key}: a level that is not a positive amount")
-                }
+            .map_err(|_| {
+                format!("depth snapshot for {key}: levels that are not [[price, quantity], ...] amounts")
             })?;
         self.stats.rounded += rounded;
         let idx = self.keep(found);
