@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from tickrelay.errors import SymbolError
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Event, L2Delta, Level, Reason, StateInvalidation, split_snapshot
 from tickrelay.protocol.symbols import VenueId, normalize_pair
@@ -26,6 +27,7 @@ from tickrelay.venues.numbers import DecimalCache
 NAME = "kraken"
 VENUE = int(VenueId.KRAKEN)
 _CHECKED_LEVELS = 10
+MAX_PAIR = 64  # characters of a pair name: ASCII only, so InstrumentMeta always holds it
 
 
 def _digits(text: str) -> str:
@@ -37,6 +39,8 @@ class Pair(Instrument):
     __slots__ = ("ask_text", "bid_text", "precision", "v2")
 
     def __init__(self, pair: str, depth: int) -> None:
+        if not pair.isascii() or len(pair) > MAX_PAIR:
+            raise SymbolError(f"a pair name is ASCII of at most {MAX_PAIR} characters: {pair[:MAX_PAIR]!r}")
         base, _, quote = pair.partition("/")
         super().__init__(pair, normalize_pair(base, quote), depth)
         # price -> checksum digits of price and size, for exactly the levels in the book
@@ -144,9 +148,10 @@ class KrakenBooks:
         stats = p.book_stats(self.stats)
         if p.live:
             stats.resyncs += 1
-        p.bid_text.clear()
-        p.ask_text.clear()
-        p.book.load(self._texts(p.bid_text, bids), self._texts(p.ask_text, asks))
+        # as the book loads them: a level of size 0 is skipped (it does not remove an earlier one)
+        p.bid_text = {price: text for price, size, text in bids if size}
+        p.ask_text = {price: text for price, size, text in asks if size}
+        p.book.load([(price, size) for price, size, _ in bids], [(price, size) for price, size, _ in asks])
         p.truncate()
         p.live = True
         now_bids, now_asks = p.book.levels()

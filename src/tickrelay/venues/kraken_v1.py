@@ -38,8 +38,8 @@ class _V1Book(msgspec.Struct):
 
 
 class _V1Ticker(msgspec.Struct):
-    a: tuple[str, Any, str]  # ask price, whole lot volume, lot volume
-    b: tuple[str, Any, str]
+    a: tuple[str, msgspec.Raw, str]  # ask price, whole lot volume (not read: validated JSON), lot volume
+    b: tuple[str, msgspec.Raw, str]
 
 
 class Object(msgspec.Struct):
@@ -181,7 +181,8 @@ class KrakenV1(KrakenBooks):
 
     def _v1_book(self, m: V1Data, raw: bytes, out: list[Event]) -> None:
         depth_text = m.name[5:]
-        if not m.name.startswith("book-") or not depth_text.isdigit() or len(depth_text) > 4:
+        digits = depth_text.isdigit() and depth_text.isascii()  # "book-١٠" is no channel
+        if not m.name.startswith("book-") or not digits or len(depth_text) > 4:
             raise ValueError(f"book channel {m.name!r}")
         parts: list[_V1Book] = m.payload
         first = parts[0]
@@ -205,7 +206,7 @@ class KrakenV1(KrakenBooks):
             bids += part.b
             asks += part.a
             checksum = part.c if part.c is not None else checksum
-        if checksum is not None and (not checksum.isdigit() or len(checksum) > 20):
+        if checksum is not None and (not checksum.isdigit() or not checksum.isascii() or len(checksum) > 20):
             raise ValueError(f"checksum {checksum[:20]!r}")
         read = self._read(known, bids), self._read(known, asks)
         known.book.depth = int(depth_text)

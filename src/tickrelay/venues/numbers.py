@@ -146,8 +146,10 @@ def _in_range(ns: int, text: str) -> int:
 
 
 def seconds_text_to_ns(text: str) -> int:
-    """Kraken's ``"1618678142.557535"`` -> integer ns, from the text (no float)."""
+    """Kraken's ``"1618678142.557535"`` -> integer ns, from the text (no float). ASCII digits only, and
+    the result fits int64, as ``native/core/src/venues/kraken_v1.rs`` reads it."""
     whole, _, frac = text.partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()) or len(whole) > 12:
+    digits = whole.isdigit() and (not frac or frac.isdigit())
+    if not digits or not text.isascii() or len(whole) > 12:
         raise ValueError(f"not a Kraken time: {text[:40]!r}")
-    return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+    return _in_range(int(whole) * 1_000_000_000 + int((frac + "000000000")[:9]), text)
