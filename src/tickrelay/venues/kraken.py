@@ -63,7 +63,11 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
         return f"{base.rstrip('/')}/v2" if config.kraken.api == "v2" else base
 
     def native_spec(self) -> NativeSpec | None:
-        return None  # no compiled twin yet: the Python feed runs whatever collector.core says
+        """``native/core/src/venues/kraken.rs`` reads v1 and v2 frames alike, as this feed does; the API
+        names only the subscriptions, which stay here. Precisions as ``"<price> <qty> <symbol>"``."""
+        precisions = [f"{price} {qty} {symbol}" for symbol, (price, qty) in self._precisions.items()]
+        params: dict[str, object] = {"depth": self.depth, "checksum_policy": self.checksum_policy}
+        return f"kraken_v{self.version}", params | {"precisions": precisions}
 
 
     def subscribe_messages(self) -> list[bytes]:

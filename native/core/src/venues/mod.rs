@@ -12,6 +12,10 @@ pub mod common;
 pub mod feed;
 pub mod finish;
 pub mod json;
+pub mod kraken;
+pub mod kraken_book;
+pub mod kraken_v1;
+pub mod kraken_v2;
 pub mod numbers;
 pub mod typed;
 
@@ -94,6 +98,10 @@ pub fn build(api: &str, params: &Params) -> Option<Result<Box<dyn Feed>, String>
                 .map(|channel| Box::new(coinbase::CoinbaseFeed::new(channel)) as Box<dyn Feed>),
         ),
         "coinbase_advanced" => Some(Ok(Box::new(coinbase_advanced::AdvancedTradeFeed::new()))),
+        // one feed reads both Kraken APIs' frames; the API only names the Python side's subscriptions
+        "kraken_v1" | "kraken_v2" => {
+            Some(kraken::Kraken::from_params(params).map(|f| Box::new(f) as Box<dyn Feed>))
+        }
         _ => None,
     }
 }

@@ -123,6 +123,19 @@ pub fn parse_time_ns(text: &str) -> Option<i64> {
     i64::try_from(ns).ok()
 }
 
+/// `seconds_text_to_ns`: Kraken's `"1618678142.557535"` to integer ns, from the text.
+pub fn seconds_text_to_ns(text: &str) -> Option<i64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(frac) || whole.len() > 12 {
+        return None;
+    }
+    let seconds: i64 = whole.bytes().fold(0, |acc, c| acc * 10 + i64::from(c - b'0'));
+    let ns =
+        (0..9).fold(0i64, |acc, j| acc * 10 + frac.as_bytes().get(j).map_or(0, |&c| i64::from(c - b'0')));
+    seconds.checked_mul(1_000_000_000)?.checked_add(ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +179,15 @@ mod tests {
             (places(None), places(Some("")), places(Some("12")), places(Some("1.250"))),
             (255, 255, 0, 3)
         );
+    }
+
+    #[test]
+    fn kraken_times_are_python_s() {
+        assert_eq!(seconds_text_to_ns("1618678142.557535"), Some(1_618_678_142_557_535_000));
+        assert_eq!(seconds_text_to_ns("1618678142"), Some(1_618_678_142_000_000_000));
+        assert_eq!(seconds_text_to_ns("1.1234567899"), Some(1_123_456_789));
+        for bad in ["", ".5", "1.2.3", "+1", " 1", "1_0", "١٢", "9999999999999", "999999999999.5", "1.x"] {
+            assert_eq!(seconds_text_to_ns(bad), None, "{bad}");
+        }
     }
 }
