@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::common::{disconnect, invalidate, reason, split_snapshot, Instrument};
 use super::feed::{Event, Level, Stats, SPOT};
+use super::kraken_text::{Digits, Text};
 use super::numbers::Decimals;
 use crate::protocol::symbols::{normalize_pair, KRAKEN};
 
@@ -20,80 +21,15 @@ const CHECKED_LEVELS: usize = 10;
 /// `kraken_book.MAX_PAIR`: a pair name is ASCII of at most this many characters.
 pub const MAX_PAIR: usize = 64;
 
-/// A price's or size's checksum field: its text without "." and leading zeros.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Digits {
-    /// The decimal digits of the number followed by that many zeros ("" for 0).
-    Num(u64, u8),
-    /// Any other text (more than 19 digits, an exponent, a sign), as its bytes.
-    Text(Box<[u8]>),
-}
-
-impl Digits {
-    /// v1: `text.replace(".", "").lstrip("0")`.
-    pub fn sent(text: &str) -> Self {
-        let mut value = 0u64;
-        let mut n = 0usize;
-        for &c in text.as_bytes() {
-            match c {
-                b'.' => {}
-                b'0'..=b'9' if n < 19 => {
-                    value = value * 10 + u64::from(c - b'0');
-                    if value != 0 {
-                        n += 1;
-                    }
-                }
-                _ => return Self::Text(sent_text(text)),
-            }
-        }
-        Self::Num(value, 0)
-    }
-
-    /// v2: `format_fixed8(value, places)` without "." and leading zeros; `None` where Python's
-    /// `format_fixed8` raises (the value has more decimals than `places`).
-    pub fn at(value: i64, places: u8) -> Option<Self> {
-        let value = u64::try_from(value).ok()?;
-        if places >= 8 {
-            return Some(Self::Num(value, places - 8));
-        }
-        let unit = 10u64.pow(u32::from(8 - places));
-        (value % unit == 0).then(|| Self::Num(value / unit, 0))
-    }
-
-    fn write(&self, buf: &mut Vec<u8>) {
-        match self {
-            Self::Num(0, _) => {}
-            Self::Num(value, zeros) => {
-                let mut digits = [0u8; 20];
-                let (mut v, mut i) = (*value, digits.len());
-                while v > 0 {
-                    i -= 1;
-                    digits[i] = b'0' + (v % 10) as u8;
-                    v /= 10;
-                }
-                buf.extend_from_slice(&digits[i..]);
-                buf.resize(buf.len() + usize::from(*zeros), b'0');
-            }
-            Self::Text(text) => buf.extend_from_slice(text),
-        }
-    }
-}
-
-fn sent_text(text: &str) -> Box<[u8]> {
-    let bytes: Vec<u8> = text.bytes().filter(|&c| c != b'.').collect();
-    let start = bytes.iter().take_while(|&&c| c == b'0').count();
-    bytes[start..].into()
-}
-
 /// A level read from a message: price, size and (for a size) its checksum texts.
 #[derive(Debug, Clone)]
 pub struct Read {
     pub price: i64,
     pub size: i64,
-    pub text: Option<(Digits, Digits)>,
+    pub text: Option<Text>,
 }
 
-type Texts = BTreeMap<i64, (Digits, Digits)>;
+type Texts = BTreeMap<i64, Text>;
 
 /// `kraken_book.Pair`: an instrument, its checksum texts per price, its v2 precisions.
 #[derive(Debug, Clone)]
@@ -136,6 +72,7 @@ pub struct Books {
     requests: Vec<Vec<u8>>,
     pub precisions: HashMap<String, (u8, u8)>,
     pub dec: Decimals,
+    /// The checksum's text of the top levels; a level's text as it is read.
     crc: Vec<u8>,
     levels: (Vec<Level>, Vec<Level>),
 }
@@ -206,8 +143,10 @@ impl Books {
         let (price_v, size_v) = self.dec.level(price, size)?;
         let text = match (size_v, precision) {
             (0, _) => None,
-            (_, None) => Some((Digits::sent(price), Digits::sent(size))),
-            (_, Some((pp, sp))) => Some((Digits::at(price_v, pp)?, Digits::at(size_v, sp)?)),
+            (_, None) => Some(Text::of(&Digits::sent(price), &Digits::sent(size), &mut self.crc)),
+            (_, Some((pp, sp))) => {
+                Some(Text::of(&Digits::at(price_v, pp)?, &Digits::at(size_v, sp)?, &mut self.crc))
+            }
         };
         Some(Read { price: price_v, size: size_v, text })
     }
@@ -280,11 +219,9 @@ impl Books {
         }
         let crc = &mut self.crc;
         crc.clear();
-        for (price, size) in
-            p.ask_text.values().take(CHECKED_LEVELS).chain(p.bid_text.values().rev().take(CHECKED_LEVELS))
-        {
-            price.write(crc);
-            size.write(crc);
+        let (asks, bids) = (p.ask_text.values().take(CHECKED_LEVELS), p.bid_text.values().rev());
+        for text in asks.chain(bids.take(CHECKED_LEVELS)) {
+            crc.extend_from_slice(text.bytes());
         }
         if checksum == Some(crc32fast::hash(crc)) {
             p.inst.book_stats(&mut self.stats, |s| s.checksums_verified += 1);
@@ -369,28 +306,4 @@ fn update_texts(texts: &mut Texts, read: &[Read]) -> Vec<Level> {
         }
     }
     read.iter().map(|r| (r.price, r.size)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digits_are_python_s() {
-        let text = |d: Digits| {
-            let mut b = Vec::new();
-            d.write(&mut b);
-            String::from_utf8(b).unwrap()
-        };
-        for (sent, want) in
-            [("0.05000", "5000"), ("123.45", "12345"), ("0.0", ""), ("1e5", "1e5"), ("00.10", "10")]
-        {
-            assert_eq!(text(Digits::sent(sent)), want);
-        }
-        assert_eq!(text(Digits::sent("12345678901.123456789012")), "12345678901123456789012");
-        assert_eq!(text(Digits::at(2_943_020_000_000, 1).unwrap()), "294302");
-        assert_eq!(text(Digits::at(100_000, 8).unwrap()), "100000");
-        assert_eq!(text(Digits::at(100_000, 10).unwrap()), "10000000");
-        assert_eq!(Digits::at(2_943_020_000_001, 1), None);
-    }
 }

@@ -14,6 +14,7 @@ pub mod finish;
 pub mod json;
 pub mod kraken;
 pub mod kraken_book;
+pub mod kraken_text;
 pub mod kraken_v1;
 pub mod kraken_v2;
 pub mod numbers;
