@@ -3,10 +3,14 @@ refusals. That both cores give the same bytes and stats is tests/native's (every
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tickrelay import native
+from tickrelay.errors import VenueMessageError
 from tickrelay.protocol.codec import Source
+from tickrelay.protocol.messages import PublisherLoss
 from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues import VENUES, native as venues_native
 from tickrelay.venues.coinbase import CoinbaseFeed
@@ -88,3 +92,38 @@ def test_reject_kinds_counts_the_kinds_with_a_sample(core: str) -> None:
         assert feed.on_frame(raw, 1) == b""
     assert feed.reject_kinds() == len(feed.stats.samples) == 2
     assert feed.stats.samples["invalid_json"] == "not json"
+
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared/fixtures/coinbase/exchange-ws-feed"
+CAPTURE = FIXTURES / "cryptofeed_2021-04-17_level2-ticker-matches_10-products.jsonl"
+
+
+@needs_native
+def test_one_counter_numbers_the_output_and_both_cores_and_refusals_are_alike() -> None:
+    """The output's own messages between frames (a PublisherLoss here) take numbers from the same
+    Stamper the native feed stamps with; a snapshot it cannot take raises as the Python feed does."""
+    if not _ported("coinbase"):
+        pytest.skip("this build has no compiled coinbase feed")
+    cores = [
+        make_core(CoinbaseFeed(["BTC-USD"]), Stamper(Source.COINBASE_COLLECTOR, 5, counter=9), core)
+        for core in ("python", "native")
+    ]
+    assert [type(c) for c in cores] == [FeedCore, NativeCore]
+    for n, raw in enumerate(CAPTURE.read_bytes().splitlines()[:300]):
+        out = [core.on_frame(raw, n) for core in cores]
+        assert out[0] == out[1]
+        if n % 7 == 0:  # RelayOutput.send_event between frames
+            assert len({core.stamper.message(n, PublisherLoss(n)) for core in cores}) == 1
+        assert cores[0].stamper.counter == cores[1].stamper.counter
+    assert cores[1].stamper.counter > 300
+    gone = [core.on_disconnect(1) for core in cores]
+    assert gone[0] == gone[1] != b""
+    raised = []
+    for core in cores:
+        with pytest.raises(VenueMessageError) as info:
+            core.on_snapshot("BTC-USD", b"{}", 2)
+        raised.append((info.value.venue, info.value.raw, info.value.reason, str(info.value)))
+    assert raised[0] == raised[1] == ("coinbase", b"{}", "this feed takes no REST snapshots",
+                                      "coinbase: this feed takes no REST snapshots")  # fmt: skip
+    assert cores[0].stats == cores[1].stats
+    assert cores[1].extra == {"trade_id_gaps": cores[0].feed.trade_id_gaps}  # type: ignore[attr-defined]
