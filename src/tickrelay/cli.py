@@ -1,7 +1,8 @@
 """The ``tickrelay`` command: argparse sub-commands wired to ``tickrelay.commands.<name>``.
 
 Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
-Expected failures (TickrelayError, and OSError: a missing file, a refused socket) print one clear
+Every command takes ``--log-level`` (``log.level``; ``tickrelay.log`` sets up the diagnostics).
+Expected failures (TickrelayError, and OSError: a missing file, a refused socket) log one clear error
 line on stderr, never a traceback: exit 2 for configuration errors, 1 for the rest; Ctrl-C exits
 130; a reader that leaves (``| head``) ends the command quietly with 141, as SIGPIPE ends other Unix
 tools.
@@ -16,7 +17,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from tickrelay import __version__, runtime
+from tickrelay import __version__, log, runtime
+from tickrelay.commands.config import read_settings
 from tickrelay.errors import ConfigError, TickrelayError
 
 
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = _load(module_name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.configure(p)
+        p.add_argument("--log-level", choices=tuple(log.LEVELS), help="log.level: the diagnostics shown")
         p.set_defaults(_run=module.run)
     return parser
 
@@ -69,25 +72,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
+    log.setup()  # info, until the configuration is read
+    say = log.logger(args.command)
     try:
+        flags = {"log.level": args.log_level}
+        log.setup(read_settings(getattr(args, "config", None), flags).config.log.level)
         code: int = args._run(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
     except ConfigError as exc:
-        print(f"tickrelay {args.command}: configuration error: {exc}", file=sys.stderr)
+        say.error("configuration error: %s", exc)
         return 2
     except TickrelayError as exc:
-        print(f"tickrelay {args.command}: {exc}", file=sys.stderr)
+        say.error("%s", exc)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         if not runtime.stdout_closed():
-            print(f"tickrelay {args.command}: the other end closed the connection", file=sys.stderr)
+            say.error("the other end closed the connection")
             return 1
         runtime.silence_stdout()
         return 141
     except OSError as exc:  # a file or socket the command could not use: one line, never a traceback
         what = f"{exc.filename}: {exc.strerror}" if exc.filename else (exc.strerror or str(exc))
-        print(f"tickrelay {args.command}: {what}", file=sys.stderr)
+        say.error("%s", what)
         return 1
     return code

@@ -239,7 +239,12 @@ KEYS: tuple[Key, ...] = (
     Key("nats.user", "NATS user name (with nats.password)"),
     Key("nats.password", "NATS password (prefer the environment or a 0600 file to a flag)", secret=True),
     Key("nats.token", "NATS authentication token", secret=True),
-    Key("log.level", "log level", choices=("debug", "info", "warning", "error")),
+    Key(
+        "log.level",
+        "diagnostics on stderr at this level and above: info (banners, progress, summaries), warning "
+        "(rejected frames, alerts), error (bugs, bans, failures); every command takes --log-level",
+        choices=("debug", "info", "warning", "error"),
+    ),
 )
 KEY_BY_NAME = {k.name: k for k in KEYS}
 KEY_BY_ENV = {k.env_name: k for k in KEYS}

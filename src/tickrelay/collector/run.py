@@ -43,6 +43,7 @@ import aiohttp
 import picows
 from aiolimiter import AsyncLimiter
 
+from tickrelay import log
 from tickrelay.config import Config
 from tickrelay.errors import TickrelayError
 from tickrelay.metrics import ALL_TYPES, Latency
@@ -140,6 +141,7 @@ class Collector:
         output: RelayOutput,
     ) -> None:
         self.venue = venue
+        self.log = log.logger(f"collect {venue}")
         self.config = config
         self.output = output
         self.url = VENUES[venue].url(config)
@@ -260,10 +262,7 @@ class Collector:
         self.stats.bugs += 1
         self.stats.last_error = f"bug: {traceback.format_exc(limit=1).splitlines()[-1]}"
         if self.stats.bugs == 1:
-            print(
-                f"tickrelay collect {self.venue}: BUG in the venue core on {what}\n" + traceback.format_exc(),
-                file=sys.stderr,
-            )
+            self.log.error("BUG in the venue core on %s", what, exc_info=True)
         self._publish(partial(self.core.on_disconnect, ts_ns))
         if transport is not None:
             transport.disconnect()
@@ -332,7 +331,7 @@ class Collector:
         for kind, sample in self.core.stats.samples.items():
             if kind not in self._samples_logged:
                 self._samples_logged.add(kind)
-                print(f"tickrelay collect {self.venue}: rejected frame ({kind}): {sample}", file=sys.stderr)
+                self.log.warning("rejected frame (%s): %s", kind, sample)
 
     def _publish(self, call: Callable[[], bytes]) -> None:
         """Queue what a core call returns, as it is (the messages the output's stamper numbered)."""
@@ -422,7 +421,7 @@ class Collector:
                         f"snapshot {symbol}: HTTP 418, this IP is banned for {wait:g} s: no more REST "
                         "snapshots from this process, its books stay dark"
                     )
-                    print(f"tickrelay collect {self.venue}: {stats.last_error}", file=sys.stderr)
+                    self.log.error("%s", stats.last_error)
                     return wait
                 r.raise_for_status()
                 return body

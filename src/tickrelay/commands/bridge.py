@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.bridge.auth import load_access
 from tickrelay.bridge.inbound import BridgeIn, InSettings
 from tickrelay.bridge.outbound import BridgeOut, OutSettings
@@ -84,7 +84,7 @@ def _report(name: str, stats: Any, as_json: bool) -> None:
     nats = data.pop("nats")
     text = ", ".join(f"{k} {v}" for k, v in {**data, **nats}.items() if k != "last_error")
     error = f"; last error: {nats['last_error']}" if nats["last_error"] else ""
-    print(f"tickrelay bridge {name}: {text}{error}", file=sys.stderr)
+    log.logger(f"bridge {name}").info(f"{text}{error}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,13 +15,12 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.stats import scrape_all, venue_summary
@@ -201,9 +200,8 @@ def run(args: argparse.Namespace) -> int:
         await runner.cleanup()
         messages = sum(sub.stats.messages for sub in subs.values())
         skipped = sum(b.skipped for b in dashboard.browsers)
-        print(
-            f"tickrelay dashboard: {messages} messages shown in {dashboard.pushes} pushes; {skipped} skipped",
-            file=sys.stderr,
+        log.logger("dashboard").info(
+            f"{messages} messages shown in {dashboard.pushes} pushes; {skipped} skipped"
         )
         return 0
 

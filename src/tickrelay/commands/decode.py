@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any, BinaryIO
 
+from tickrelay import log
 from tickrelay.errors import MalformedTlv, ProtocolError
 from tickrelay.protocol.codec import Decoder, Message
 from tickrelay.protocol.messages import TYPE_OF, Event, UnknownTlv
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
-        print(f"tickrelay decode: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        log.logger("decode").error(f"cannot read {args.file}: {exc.strerror}")
         return 1
     try:
         with stream:
@@ -73,27 +74,24 @@ def _decode(stream: BinaryIO, resync: bool) -> int:
                 except MalformedTlv as exc:
                     if not resync:
                         raise
-                    print(f"tickrelay decode: skipped message #{count + 1}: {exc}", file=sys.stderr)
+                    log.logger("decode").warning(f"skipped message #{count + 1}: {exc}")
                     skipped_messages += 1
                 offset += len(message.raw)
                 count += 1
         except ProtocolError as exc:
-            print(f"tickrelay decode: bad message #{count + 1} at byte {offset}: {exc}", file=sys.stderr)
+            log.logger("decode").error(f"bad message #{count + 1} at byte {offset}: {exc}")
             return 1
         for error in decoder.errors[reported:]:
-            print(f"tickrelay decode: skipped a bad message: {error}", file=sys.stderr)
+            log.logger("decode").warning(f"skipped a bad message: {error}")
         reported = len(decoder.errors)
     if decoder.buffered:
-        print(
-            f"tickrelay decode: truncated stream: {decoder.buffered} bytes after message #{count} "
-            "do not form a whole message",
-            file=sys.stderr,
+        log.logger("decode").error(
+            f"truncated stream: {decoder.buffered} bytes after message #{count} do not form a whole message"
         )
         return 1
     if decoder.skipped_bytes or skipped_messages:
-        print(
-            f"tickrelay decode: resynced past {decoder.skipped_bytes} bad bytes; {count} messages decoded",
-            file=sys.stderr,
+        log.logger("decode").warning(
+            f"resynced past {decoder.skipped_bytes} bad bytes; {count} messages decoded"
         )
         return 1
     return 0

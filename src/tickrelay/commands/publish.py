@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.errors import RelayError
@@ -61,9 +61,8 @@ def run(args: argparse.Namespace) -> int:
     decoder.feed(data)
     messages = [m.raw for m in decoder]  # raises a clear ProtocolError on a bad file
     if decoder.buffered:
-        print(
-            f"tickrelay publish: {args.file}: {decoder.buffered} trailing bytes are not a whole message",
-            file=sys.stderr,
+        log.logger("publish").warning(
+            f"{args.file}: {decoder.buffered} trailing bytes are not a whole message"
         )
         return 1
 
@@ -87,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0)  # let the loop flush: the batch is one iteration's messages
         taken = await out.sync()
         await out.close()
-        print(f"tickrelay publish: {taken} messages taken by the relay (stream id {out.stream_id})"
-              + _losses(out.stats, taken), file=sys.stderr)  # fmt: skip
+        log.logger("publish").info(
+            f"{taken} messages taken by the relay (stream id {out.stream_id})" + _losses(out.stats, taken)
+        )
         return 0 if taken == len(messages) and not out.stats.dropped else 1
 
     return runtime.run(main)

@@ -6,10 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import os
-import sys
 from pathlib import Path
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.commands import argtypes
 from tickrelay.protocol.codec import Message
 from tickrelay.record import RecordWriter
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         summary = f"{writer.messages} messages in {writer.chunks} chunks, up to segment {writer.segment}"
         if writer.deleted:
             summary += f" ({writer.deleted} old segment(s) deleted, --keep-mb)"
-        print(f"tickrelay record: {summary}; {gaps} messages missing upstream", file=sys.stderr)
+        log.logger("record").info(f"{summary}; {gaps} messages missing upstream")
         return 0
 
     return runtime.run(main)

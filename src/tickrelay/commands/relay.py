@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 
-from tickrelay import metrics, runtime
+from tickrelay import log, metrics, runtime
 from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.link import Overflow
@@ -112,13 +111,11 @@ def run(args: argparse.Namespace) -> int:
                 relay.metrics,
                 runtime_dir(os.environ.get("XDG_RUNTIME_DIR")),
             )
-        print(f"tickrelay relay: {args.domain} relay listening on {path}", file=sys.stderr, flush=True)
+        log.logger("relay").info(f"{args.domain} relay listening on {path}")
         await stop.wait()
         await relay.stop()
         why = "".join(f", {reason} {n}" for reason, n in sorted(relay.rejected.items()))
-        print(
-            f"tickrelay relay: stopped; rejected {relay.rejected.total()} connection(s){why}", file=sys.stderr
-        )
+        log.logger("relay").info(f"stopped; rejected {relay.rejected.total()} connection(s){why}")
         return 0
 
     return runtime.run(main)

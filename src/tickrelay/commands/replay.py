@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
 from pathlib import Path
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.errors import ConfigError, RelayError
 from tickrelay.protocol.codec import Source
 from tickrelay.record import iter_messages
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             out.send(message.raw)  # one stream of its own; payloads and timestamps unchanged
         taken = await out.sync()
         await out.close()
-        print(f"tickrelay replay: {taken} messages republished", file=sys.stderr)
+        log.logger("replay").info(f"{taken} messages republished")
         return 0
 
     return runtime.run(main)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.consumers.pump import consume, serve_metrics
 from tickrelay.consumers.risk import RiskMonitor, RiskSettings
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             for alert in alerts:
                 out.send_event(time.time_ns(), alert)
                 level = Severity(alert.severity).name
-                print(f"tickrelay risk: {level}: {alert.text}", file=sys.stderr, flush=True)
+                log.logger("risk").warning(f"{level}: {alert.text}")
 
         def on_item(item: Message | Gap) -> None:
             now = time.time_ns()
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             md_path, "risk", stop, on_item, tick=lambda now: publish(monitor.tick(now)), end_to_end=e2e
         )
         await out.close()
-        print(f"tickrelay risk: {stats.messages} messages in, {monitor.alerts} alerts", file=sys.stderr)
+        log.logger("risk").info(f"{stats.messages} messages in, {monitor.alerts} alerts")
         return 0
 
     return runtime.run(main)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import urllib.request
 from collections import defaultdict
@@ -15,6 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tickrelay import log
 from tickrelay.commands import argtypes
 from tickrelay.metrics import ALL_TYPES, QUANTILES, SLA_P99_US, endpoints
 from tickrelay.transport.paths import runtime_dir
@@ -129,7 +129,7 @@ def _quantiles_us(metrics: dict[str, Any], name: str) -> Iterator[tuple[dict[str
 
 def _progress(text: str) -> None:
     """What stats is doing, on stderr (stdout keeps the table or the JSON)."""
-    print(f"tickrelay stats: {text}", file=sys.stderr, flush=True)
+    log.logger("stats").info(f"{text}")
 
 
 def run(args: argparse.Namespace) -> int:

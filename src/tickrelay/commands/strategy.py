@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.config import StrategyConfig
 from tickrelay.consumers.market import MarketState, gap_invalidation
@@ -148,11 +147,8 @@ def run(args: argparse.Namespace) -> int:
         await out.close()
         await alerts.close()
         sent = ", ".join(f"{k.lower()} {v}" for k, v in sorted(monitor.sent.items())) or "none"
-        print(
-            f"tickrelay strategy: {stats.messages} messages in, signals {sent}; "
-            f"{len(monitor.open)} open at exit; {stats.missing} messages missing upstream",
-            file=sys.stderr,
-        )
+        log.logger("strategy").info(f"{stats.messages} messages in, signals {sent}; "
+            f"{len(monitor.open)} open at exit; {stats.missing} messages missing upstream")
         return 0
 
     return runtime.run(main)

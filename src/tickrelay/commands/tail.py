@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TextIO
 
-from tickrelay import runtime
+from tickrelay import log, runtime
 from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.commands.decode import message_json
@@ -153,14 +153,12 @@ async def _say_waiting(subscription: Subscription, after_s: float = 1.0) -> None
     try:
         await asyncio.wait_for(subscription.connected.wait(), after_s)
     except TimeoutError:
-        print(
-            f"tickrelay tail: waiting for the relay at {subscription.path} (start one: `tickrelay relay` or "
-            "`tickrelay up`; Ctrl-C stops)",
-            file=sys.stderr,
-            flush=True,
+        log.logger("tail").info(
+            f"waiting for the relay at {subscription.path} (start one: `tickrelay relay` or `tickrelay up`; "
+            "Ctrl-C stops)"
         )
         await subscription.connected.wait()
-        print("tickrelay tail: connected", file=sys.stderr, flush=True)
+        log.logger("tail").info("connected")
 
 
 def run(args: argparse.Namespace) -> int:

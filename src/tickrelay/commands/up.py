@@ -246,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
     dashboard_port, port_note = _dashboard_port(config.dashboard.host, config.dashboard.port)
     me = [sys.executable, "-m", "tickrelay"]
     env = dict(os.environ)
+    if args.log_level:  # the children log at the level up was given
+        env["TICKRELAY_LOG_LEVEL"] = args.log_level
     children = [
         Child(f"relay{suffix}", [*me, "relay", "--domain", domain, "--socket", str(where), "--metrics-port",
                                  str(_free_port())], env)
