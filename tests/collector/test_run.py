@@ -238,7 +238,11 @@ async def test_a_bug_in_the_venue_core_is_counted_logged_once_and_the_books_inva
         return any(isinstance(e, StateInvalidation) and e.reason == Reason.RECOVERED for e in g[-1].events())
 
     got, collector = await pipeline(
-        tmp_path, "kraken", {"KRAKEN_PAIRS": "XBT/USD"}, recovered, prepare=install
+        tmp_path,
+        "kraken",
+        {"KRAKEN_PAIRS": "XBT/USD", "TICKRELAY_COLLECTOR_CORE": "python"},  # the bug is in the Python feed
+        recovered,
+        prepare=install,
     )
     assert collector.stats.bugs == 1
     assert collector.snapshot()["counters"]["errors"][("kraken", "bug")] == 1
