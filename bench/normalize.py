@@ -1,11 +1,15 @@
-"""Venue feed throughput over the recorded captures, optionally against cryptofeed.
+"""Venue core throughput over the recorded captures, both cores, optionally against cryptofeed.
 
-    python3 bench/normalize.py [--vs-cryptofeed] [--runs N] [--json]
+    python3 bench/normalize.py [--vs-cryptofeed] [--runs N] [--venue V] [--json]
 
-What is measured: exchange frames (WebSocket messages) parsed per second by a fresh feed per run,
-book upkeep and checks on (Binance sync + bookTicker cross-check, Kraken CRC32, Coinbase crossed
-check), values built but not encoded. One warm-up run, then ``--runs`` (>= 5) timed runs; the median
-and the spread (min, max) are reported.
+What is measured: exchange frames (WebSocket messages) turned into finished Protocol V2 messages per
+second by a fresh core per run (``venues.native.make_core``: the compiled ``NativeCore`` and the
+Python ``FeedCore``, each over a fresh feed), book upkeep and checks on (Binance sync + bookTicker
+cross-check, Kraken CRC32, Coinbase crossed check), every message stamped and encoded as a collector
+sends it. Both cores do the same work: the warm-up checks that they give the same bytes. One warm-up
+run per core, then ``--runs`` (>= 5) timed runs, the two cores alternating; the median and the spread
+(min, max) are reported. A venue whose feed the compiled core does not build yet gets no native
+figures (``native_core`` says why).
 
 Recordings (../shared/fixtures): Binance the hftbacktest BTCUSDT capture (depth@100ms + bookTicker:
 the ``trade`` frames are left out of both sides, because cryptofeed parses ``aggTrade``, not
@@ -16,7 +20,8 @@ capture (10 pairs, checksums on), Coinbase the Exchange-feed capture (level2 + t
 in its own virtualenv under the cache dir (cryptofeed 2.4.1 for Binance and Kraken, 2.3.2 for Coinbase,
 the last release that parses the Exchange feed): symbols pre-seeded with ``Symbols.set``, the Binance
 REST snapshot served from the recorded body, Kraken ``checksum_validation=True``, no-op callbacks.
-``ratio`` = tickrelay / cryptofeed frames per second.
+``ratio`` = native / cryptofeed frames per second (the issue's goal: >= 10), ``python_ratio`` = Python
+/ cryptofeed, ``native_over_python`` = native / Python.
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tickrelay.protocol.codec import COLLECTOR_SOURCES
+from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues import VENUES
 from tickrelay.venues.core import drive
+from tickrelay.venues.native import core_choice, make_core
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,18 +62,26 @@ def frames_for(venue: str) -> list[bytes]:
     return lines
 
 
-def tickrelay_once(venue: str, frames: list[bytes], snapshots: dict[str, bytes]) -> tuple[float, int]:
-    """Seconds for one fresh feed over ``frames``, and the number of values it produced."""
-    feed = VENUES[venue]()
+def tickrelay_once(
+    venue: str, core: str, frames: list[bytes], snapshots: dict[str, bytes], out: list[bytes] | None = None
+) -> tuple[float, int]:
+    """Seconds for one fresh ``core`` over ``frames``, and the number of messages it made (their bytes
+    appended to ``out`` when given)."""
+    feed = make_core(VENUES[venue](), Stamper(COLLECTOR_SOURCES[venue], 1), core)
     pending = dict(snapshots)
 
     def given(line: int, wanted: list[str]) -> list[tuple[str, bytes]]:  # as soon as the book asks
         return [(s, pending.pop(s)) for s in wanted if s in pending] if pending else []
 
+    calls = drive(feed, zip(frames, range(len(frames)), strict=True), given)
     start = time.perf_counter()
-    values = sum(map(len, drive(feed, zip(frames, range(len(frames)), strict=True), given)))
+    if out is None:
+        for _ in calls:
+            pass
+    else:
+        out.extend(calls)
     elapsed = time.perf_counter() - start
-    return elapsed, values
+    return elapsed, sum(feed.stats.messages.values())
 
 
 def summarize(frames: int, seconds: list[float]) -> dict[str, Any]:
@@ -74,14 +90,25 @@ def summarize(frames: int, seconds: list[float]) -> dict[str, Any]:
 
 
 def bench_tickrelay(venue: str, runs: int) -> dict[str, Any]:
+    """Both cores over the venue's recording (native only where the build has its feed), alternating."""
     frames = frames_for(venue)
     snapshots = {s: (FIXTURES / p).read_bytes() for s, p in SNAPSHOTS.get(venue, {}).items()}
-    tickrelay_once(venue, frames, snapshots)  # warm-up
-    results = [tickrelay_once(venue, frames, snapshots) for _ in range(runs)]
+    choice = core_choice(VENUES[venue](), "native")
+    cores = ["python", "native"] if choice == "native" else ["python"]
+    outputs: dict[str, list[bytes]] = {core: [] for core in cores}
+    values = {  # the warm-up
+        core: tickrelay_once(venue, core, frames, snapshots, outputs[core])[1] for core in cores
+    }
+    if choice == "native":
+        assert b"".join(outputs["native"]) == b"".join(outputs["python"]), f"{venue}: the cores differ"
+    seconds: dict[str, list[float]] = {core: [] for core in cores}
+    for _ in range(runs):
+        for core in cores:
+            seconds[core].append(tickrelay_once(venue, core, frames, snapshots)[0])
     return {
         "frames": len(frames),
-        "values_out": results[0][1],
-        **summarize(len(frames), [s for s, _ in results]),
+        "native_core": choice,
+        **{core: {"values_out": values[core], **summarize(len(frames), seconds[core])} for core in cores},
     }
 
 
@@ -195,14 +222,20 @@ def main() -> int:
             venues[venue] = {"skipped": "no feed for this venue in this build"}
             continue
         ours = bench_tickrelay(venue, args.runs)
+        python, native = ours["python"], ours.get("native")
         row: dict[str, Any] = {
             "recording": RECORDINGS[venue],
             "frames": ours["frames"],
-            "tickrelay_msgs_per_s": round(ours["median"]),
-            "tickrelay_spread": [round(ours["min"]), round(ours["max"])],
-            "tickrelay_values_out": ours["values_out"],
+            "native_core": ours["native_core"],
+            "native_msgs_per_s": round(native["median"]) if native else None,
+            "native_spread": [round(native["min"]), round(native["max"])] if native else None,
+            "python_msgs_per_s": round(python["median"]),
+            "python_spread": [round(python["min"]), round(python["max"])],
+            "values_out": python["values_out"],
+            "native_over_python": round(native["median"] / python["median"], 2) if native else None,
             "cryptofeed_msgs_per_s": None,
             "ratio": None,
+            "python_ratio": None,
         }
         if args.vs_cryptofeed:
             theirs = bench_cryptofeed(venue, args.runs)
@@ -210,10 +243,11 @@ def main() -> int:
             row["cryptofeed_version"] = CRYPTOFEED[venue]
             row["cryptofeed_msgs_per_s"] = round(theirs["median"])
             row["cryptofeed_spread"] = [round(theirs["min"]), round(theirs["max"])]
-            row["ratio"] = round(ours["median"] / theirs["median"], 2)
+            row["ratio"] = round(native["median"] / theirs["median"], 2) if native else None
+            row["python_ratio"] = round(python["median"] / theirs["median"], 2)
         venues[venue] = row
     report = {
-        "unit": "exchange frames parsed per second (median of runs after one warm-up)",
+        "unit": "exchange frames to finished messages per second (median of runs after one warm-up)",
         "runs": args.runs,
         "python": sys.version.split()[0],
         "venues": venues,
