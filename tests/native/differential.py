@@ -182,11 +182,14 @@ def reproducer(api: Api, feed: str, calls: list[Call]) -> str:
     return f"replay({api.name!r}, {feed!r}, [\n{lines}])"
 
 
-def fail(api: Api, feed: str, calls: list[Call]) -> NoReturn:
-    """Shrink ``calls`` to a minimal sequence on which the cores differ and fail with it."""
+def fail(api: Api, feed: str, calls: list[Call], first: str) -> NoReturn:
+    """Shrink ``calls`` to a minimal sequence on which the cores differ and fail with it (``first``:
+    the difference as first seen; None after the shrinking means a fresh pair of cores does not
+    differ on these calls: state outside the two feeds)."""
     least = minimize(api, feed, calls)
     raise AssertionError(
-        f"{api.name} ({feed}): the cores differ {divergence(api, feed, least)}\n"
+        f"{api.name} ({feed}): the cores differ after call {len(calls)}: {first}\n"
+        f"replayed on fresh cores, shrunk: {divergence(api, feed, least)}\n"
         f"minimal reproducer ({len(least)} of the {len(calls)} calls of the failing sequence; "
         f"tests/native/differential.py):\n{reproducer(api, feed, least)}"
     )
@@ -199,8 +202,8 @@ def replay(api: str, feed: str, calls: list[Call]) -> int:
     try:
         for call in calls:
             pair.call(call)
-    except Divergence:
-        fail(pair.api, feed, pair.calls)
+    except Divergence as exc:
+        fail(pair.api, feed, pair.calls, str(exc))
     return pair.frames
 
 
@@ -216,8 +219,8 @@ def run_plan(api: Api, feed: str, rec: Recording, ops: list[Call], auto_snapshot
                 for key in pair.python.wants_snapshot():
                     if pending.get(key):
                         pair.call(("snapshot", key, pending[key].pop(0)))
-    except Divergence:
-        fail(api, feed, pair.calls)
+    except Divergence as exc:
+        fail(api, feed, pair.calls, str(exc))
     return pair.frames
 
 
