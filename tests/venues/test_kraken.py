@@ -393,3 +393,16 @@ def test_v2_instrument_precisions_out_of_range_are_rejected(precision: int) -> N
     assert out[0] == InstrumentMeta(asset_id_for("BTC/USD"), 101, 51, 1, 1, "BTC/USD", "BTC/USD")
     with pytest.raises(VenueMessageError, match="not a v2 instrument message"):
         feed.load_instruments(bad)
+
+
+def test_native_spec_names_the_compiled_twin_its_api_and_precisions() -> None:
+    assert KrakenFeed().native_spec() == (
+        "kraken_v1",
+        {"depth": 10, "checksum_policy": "resync", "precisions": []},
+    )
+    feed = KrakenFeed(version=2)
+    feed.load_instruments(INSTRUMENT)
+    assert feed.native_spec() == (
+        "kraken_v2",
+        {"depth": 10, "checksum_policy": "resync", "precisions": ["1 8 BTC/USD"]},
+    )

@@ -368,5 +368,5 @@ class PyDecoder:
 # against the reference, and the compiled class has the same surface (_native.pyi).
 if TYPE_CHECKING or compiled is None:  # noqa: SIM108  # pragma: no cover
     Decoder = PyDecoder
-else:
+else:  # pragma: no cover
     Decoder = compiled.Decoder
