@@ -25,7 +25,7 @@ from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.record import iter_messages
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("RELAY_SOCKET_PATH", None)
@@ -59,7 +59,8 @@ def test_up_shows_data_serves_tail_and_stops_cleanly(tmp_path: Path) -> None:
         # Kraken's 2023 XBT/USD against Binance's 2024 BTCUSDT is no pair (+127 %): said, not signalled
         verdict = "strategy: no cross-venue pair in the data (1 with an implausible edge)"
         while verdict not in (tmp_path / "up.out").read_text():
-            assert time.monotonic() < deadline + 20, "the summary gave no verdict on the pairs"
+            # the strategy needs both venues' BTC books and then a scrape: slow on a loaded machine
+            assert time.monotonic() < deadline + 50, "the summary gave no verdict on the pairs"
             time.sleep(0.2)
         assert "signals: none (0 open)" in (tmp_path / "up.out").read_text()
         tail = subprocess.run(
