@@ -45,9 +45,11 @@ SNAPSHOT_EDITS = ["snapshot", "snapshot_other", "snapshot_mutated", "snapshot_un
 
 def values(raw: bytes) -> list[tuple[int, int, bytes | None, int]]:
     """(start, end, key or None, key start) of every JSON value after ``:``, ``[`` or ``,`` (as far as
-    a mutated frame still reads as JSON)."""
-    found = []
+    a mutated frame still reads as JSON). Linear in the tokens: a frame nested 100,000 deep by an
+    earlier edit may be edited again."""
     tokens = list(_TOKEN.finditer(raw))
+    closes = container_ends(tokens)
+    found = []
     for i, tok in enumerate(tokens):
         if tok.group() not in (b":", b"[", b","):
             continue
@@ -57,30 +59,35 @@ def values(raw: bytes) -> list[tuple[int, int, bytes | None, int]]:
         if start >= len(raw) or raw[start] in b"]}":
             continue
         key = tokens[i - 1] if tok.group() == b":" and i else None
+        end = value_end(raw, start, closes)
         if key is None:
-            found.append((start, value_end(raw, start), None, start))
+            found.append((start, end, None, start))
         else:
-            found.append((start, value_end(raw, start), key.group()[1:-1], key.start()))
+            found.append((start, end, key.group()[1:-1], key.start()))
     return found
 
 
-def value_end(raw: bytes, i: int) -> int:
+def container_ends(tokens: list[re.Match[bytes]]) -> dict[int, int]:
+    """Where each ``[`` or ``{`` at a position closes (by count, kinds not matched: a mutated frame
+    may close a ``[`` with ``}``); unclosed ones are left out."""
+    ends, stack = {}, []
+    for tok in tokens:
+        t = tok.group()
+        if t in (b"[", b"{"):
+            stack.append(tok.start())
+        elif t in (b"]", b"}") and stack:
+            ends[stack.pop()] = tok.end()
+    return ends
+
+
+def value_end(raw: bytes, i: int, closes: dict[int, int]) -> int:
     """Where the JSON value starting at ``i`` ends (the end of ``raw`` if it never does)."""
     c = raw[i : i + 1]
     if c == b'"':
         m = _TOKEN.match(raw, i)
         return m.end() if m else len(raw)
     if c in (b"[", b"{"):
-        depth = 0
-        for tok in _TOKEN.finditer(raw, i):
-            t = tok.group()
-            if t in (b"[", b"{"):
-                depth += 1
-            elif t in (b"]", b"}"):
-                depth -= 1
-                if depth == 0:
-                    return tok.end()
-        return len(raw)
+        return closes.get(i, len(raw))
     m = _SCALAR.match(raw, i)
     return m.end() if m else i
 
