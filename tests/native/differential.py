@@ -142,7 +142,7 @@ def _outcome(core: Core, call: Call, ts: int) -> object:
         return core.on_snapshot(call[1], call[2], ts)
     except VenueMessageError as exc:  # the one exception the contract allows (on_snapshot)
         return ("VenueMessageError", str(exc))
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, pytest.fail.Exception):  # the last: pytest-timeout's
         raise
     except BaseException as exc:  # a bug in either core; pyo3's PanicException is a BaseException
         return Bug(f"{type(exc).__name__}: {exc}")

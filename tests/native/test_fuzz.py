@@ -20,6 +20,9 @@ from tests.native.differential import needs, run_plan
 from tests.native.mutate import Plan, plans
 
 
+ROUNDS = 8
+
+
 def fuzz(api: Api, examples: int, window: int, at_least: int) -> int:
     """Run ``examples`` plans of up to ``window`` frames; check at least ``at_least`` frames were fed."""
     fed = [0]
@@ -34,21 +37,16 @@ def fuzz(api: Api, examples: int, window: int, at_least: int) -> int:
     def check(plan: Plan) -> None:
         fed[0] += run_plan(api, plan.feed, plan.rec, plan.ops, plan.auto_snapshots)
 
-    check()
-    assert fed[0] >= at_least, f"{api.name}: only {fed[0]} frames fed"
-    return fed[0]
+    # windows are drawn at random lengths, so one batch of examples may fall short of the floor: draw
+    # batches until it is reached (each batch is fresh random plans), a bounded number of times
+    for _ in range(ROUNDS):
+        check()
+        if fed[0] >= at_least:
+            return fed[0]
+    raise AssertionError(f"{api.name}: only {fed[0]} frames fed in {ROUNDS} batches of {examples} plans")
 
 
-# Open at 21:10 UTC, 2026-11-30: right after their ports landed the fuzz found differences in both
-# Coinbase APIs and Kraken v1 that a replay of the same calls on fresh cores does not show. Cause
-# unknown: a stack-dependent nesting limit was the first guess, and a quick check of the Coinbase
-# feed at two stack depths did not confirm it. Not strict: whether an example hits it is chance.
-OPEN = pytest.mark.xfail(reason="divergence not reproduced on fresh cores, cause unknown")
-UNSURE = ("coinbase", "coinbase_advanced", "kraken_v1")
-APIS_PARAMS = [
-    pytest.param(api, id=name, marks=[needs(api), *([OPEN] if name in UNSURE else [])])
-    for name, api in sorted(APIS.items())
-]
+APIS_PARAMS = [pytest.param(api, id=name, marks=needs(api)) for name, api in sorted(APIS.items())]
 
 
 @pytest.mark.parametrize("api", APIS_PARAMS)
@@ -57,6 +55,7 @@ def test_mutated_sessions_give_the_same_bytes_and_stats(api: Api) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 30-50 s each on a quiet 2-core machine
 @pytest.mark.parametrize("api", APIS_PARAMS)
 def test_mutated_sessions_give_the_same_bytes_and_stats_long(api: Api) -> None:
     fuzz(api, examples=450, window=400, at_least=100_000)

@@ -31,6 +31,8 @@ impl Kind {
             return Some(Self::Book);
         }
         match name {
+            // `decode_v1` looks "book" up as the book kind too: a book payload, then `bad_book` (no depth)
+            b"book" => Some(Self::Book),
             b"trade" => Some(Self::Trade),
             b"ticker" => Some(Self::Ticker),
             b"spread" => Some(Self::Spread),
