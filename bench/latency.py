@@ -2,7 +2,7 @@
 all separate processes except the subscriber (this script, on uvloop).
 
     python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--pacing steady|recorded ...]
-                             [--flush frame|loop ...] [--json]
+                             [--flush frame|loop ...] [--core native|python ...] [--json]
 
 Per venue the replay exchange sends its recording at ``--rate`` frames per second: ``steady`` spaces
 the frames evenly (``replay-exchange --rate``: the steady 10k msg/s the goals are set at), ``recorded``
@@ -13,7 +13,10 @@ returned) is read from the collector's metrics endpoint (HDR histograms): all me
 taken at frame arrival, -> decoded at the subscriber) is measured here on every message. Medians over
 runs of each percentile, and their spread (min, max). Every pacing and collector write policy
 (``collector.flush``: after every frame, or once per event-loop turn) is measured in the same
-invocation, the runs interleaved; the top-level keys are steady pacing with the default policy.
+invocation, the runs interleaved, and so is each venue core (``collector.core``: the compiled one and
+the Python reference). The top-level keys are steady pacing with the default policy and the native
+core (the Python core's where no native one is built); ``cores`` gives each core's processing and
+end-to-end P99 under that pacing and policy.
 
 The machine's floor is measured in the same invocation, interleaved too: ``native/floor`` (a std-only
 Rust program, built here with cargo) writes 90-byte messages at ``--rate`` through two blocking
@@ -42,10 +45,12 @@ import numpy as np
 import uvloop
 
 from tickrelay.commands.stats import scrape_all, venue_summary
-from tickrelay.config import KEY_BY_NAME
+from tickrelay.config import KEY_BY_NAME, Config
 from tickrelay.protocol.codec import Message
-from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
+from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
 from tickrelay.transport.subscribe import Subscription
+from tickrelay.venues import VENUES
+from tickrelay.venues.native import core_choice
 
 
 NATIVE = Path(__file__).resolve().parents[1] / "native"
@@ -55,6 +60,9 @@ RECORDED_RATE = {"coinbase": 9946 / 30.8, "binance": 41248 / 346.0, "kraken": (4
 START_TIMEOUT_S = 10.0  # longest wait for the relay's socket, and then for the first message
 WARM_UP_TIMEOUT_S = 60.0
 MIN_SHARE = 0.25  # a run that delivered fewer than this share of rate x seconds messages failed
+CORES = ("native", "python")
+# whether the collectors can run the compiled core: "native", or why not (the same for every venue)
+NATIVE_CORE = core_choice(VENUES["coinbase"].from_settings(Config()), "native")
 
 
 def _free_port() -> int:
@@ -103,12 +111,14 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) -> dict[str, Any]:
+def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str, core: str) -> dict[str, Any]:
     """One measured run; ``{"failed": reason}`` when the pipeline delivered too little to measure."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS, "TICKRELAY_COLLECTOR_FLUSH": flush}
         me = [sys.executable, "-m", "tickrelay"]
         sock, port = Path(tmp) / "md.sock", _free_port()
+        # the replay exchange's URLs and settings (Kraken's v1 API, whose recording holds every pair)
+        env.update(collector_env(port), TICKRELAY_COLLECTOR_CORE=core)
         pace = (
             ["--rate", f"{rate:g}"]
             if pacing == "steady"
@@ -122,10 +132,8 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) ->
         try:
             if not _wait_for_socket(sock, START_TIMEOUT_S):
                 return {"failed": f"the relay made no socket in {START_TIMEOUT_S:g} s"}
-            url = f"ws://127.0.0.1:{port}/{venue}"
-            extra = ["--rest-url", f"http://127.0.0.1:{port}/binance"] if venue == "binance" else []
             metrics = ["--metrics-port", str(_free_port())]
-            collect = [*me, "collect", venue, "--socket", str(sock), "--url", url, *extra, *metrics]
+            collect = [*me, "collect", venue, "--socket", str(sock), *metrics]
 
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 sub_task = runner.get_loop().create_task(_subscribe(str(sock), seconds, START_TIMEOUT_S))
@@ -158,11 +166,11 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str) ->
     }
 
 
-def warm_up(venue: str, rate: float, pacing: str, flush: str) -> None:
+def warm_up(venue: str, rate: float, pacing: str, flush: str, core: str) -> None:
     """Short runs until the pipeline delivers; exits with a one-line error if it never does."""
     deadline = time.monotonic() + WARM_UP_TIMEOUT_S
     while True:
-        result = one_run(venue, rate, 1.0, pacing, flush)
+        result = one_run(venue, rate, 1.0, pacing, flush, core)
         if "failed" not in result:
             return
         if time.monotonic() > deadline:
@@ -170,6 +178,16 @@ def warm_up(venue: str, rate: float, pacing: str, flush: str) -> None:
                 f"latency: {venue}: no delivery in {WARM_UP_TIMEOUT_S:g} s of warm-up: {result['failed']}"
             )
         print(f"latency: warm-up, {venue}: {result['failed']}, again", file=sys.stderr, flush=True)
+
+
+def _headline(venues: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per venue processing P99 and the worst venue's end-to-end P99 (nan when a venue has no run that
+    delivered: its row says why)."""
+    e2e = [r.get("end_to_end_p99_us", float("nan")) for r in venues.values()]
+    return {
+        "processing_p99_us": {v: r.get("processing_p99_us", float("nan")) for v, r in venues.items()},
+        "end_to_end_p99_us": float("nan") if any(x != x for x in e2e) else max(e2e),
+    }
 
 
 def floor_run(rate: float, seconds: float) -> dict[str, float]:
@@ -197,27 +215,36 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pacing", nargs="+", choices=["steady", "recorded"], default=["steady", "recorded"])
     parser.add_argument("--flush", nargs="+", choices=["frame", "loop"], default=["frame", "loop"])
+    parser.add_argument("--core", nargs="+", choices=CORES, default=list(CORES))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    cores = [c for c in args.core if c == "python" or NATIVE_CORE == "native"]
+    if not cores:
+        sys.exit(f"latency: no core to measure: the native one is not available ({NATIVE_CORE})")
     default = KEY_BY_NAME["collector.flush"].default
     report: dict[str, object] = {"rate_target": args.rate, "runs": args.runs, "seconds": args.seconds}
+    report["native_core"] = NATIVE_CORE
     scenarios: dict[str, dict[str, dict[str, Any]]] = {}
-    combos = [(p, f, v) for p in args.pacing for f in args.flush for v in RECORDED_RATE]
+    combos = [(p, f, c, v) for p in args.pacing for f in args.flush for c in cores for v in RECORDED_RATE]
     for venue in RECORDED_RATE:
         print(f"latency: warm-up, {venue}", file=sys.stderr, flush=True)
-        warm_up(venue, args.rate, args.pacing[0], args.flush[0])
-    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {c: [] for c in combos}
+        warm_up(venue, args.rate, args.pacing[0], args.flush[0], cores[0])
+    runs: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {c: [] for c in combos}
     floors: list[dict[str, float]] = []
     has_floor = _build_floor()
     for i in range(args.runs):  # interleaved, so a slow spell of the machine hits every combination
         if has_floor:
             print(f"latency: run {i + 1}/{args.runs}, floor", file=sys.stderr, flush=True)
             floors.append(floor_run(args.rate, args.seconds))
-        for pacing, flush, venue in combos:
-            progress = f"latency: run {i + 1}/{args.runs}, {venue}, {pacing} pacing, flush={flush}"
+        for pacing, flush, core, venue in combos:
+            progress = (
+                f"latency: run {i + 1}/{args.runs}, {venue}, {pacing} pacing, flush={flush}, {core} core"
+            )
             print(progress, file=sys.stderr, flush=True)
-            runs[(pacing, flush, venue)].append(one_run(venue, args.rate, args.seconds, pacing, flush))
-    for (pacing, flush, venue), results in runs.items():
+            runs[(pacing, flush, core, venue)].append(
+                one_run(venue, args.rate, args.seconds, pacing, flush, core)
+            )
+    for (pacing, flush, core, venue), results in runs.items():
         done = [r for r in results if "failed" not in r]
         failed = [r["failed"] for r in results if "failed" in r]
         row: dict[str, Any] = {"runs_ok": len(done)}
@@ -228,19 +255,22 @@ def main() -> None:
             row.update({k: statistics.median(r[k] for r in done) for k in keys})
             row["spread"] = {k: [min(r[k] for r in done), max(r[k] for r in done)] for k in keys}
             row["worst_type"] = statistics.mode(r["worst_type"] for r in done)
-        scenarios.setdefault(f"{pacing}/{flush}", {})[venue] = row
+        scenarios.setdefault(f"{pacing}/{flush}/{core}", {})[venue] = row
     report["scenarios"] = scenarios
-    venues = scenarios.get(f"steady/{default}", next(iter(scenarios.values())))
-    report["venues"] = venues
-    report["processing_p99_us"] = {v: r.get("processing_p99_us", float("nan")) for v, r in venues.items()}
-    # the worst venue; nan when a venue has no run that delivered (its row says why)
-    e2e = [r.get("end_to_end_p99_us", float("nan")) for r in venues.values()]
-    report["end_to_end_p99_us"] = float("nan") if any(x != x for x in e2e) else max(e2e)
+    pacing, flush = (
+        ("steady" if "steady" in args.pacing else args.pacing[0]),
+        (default if default in args.flush else args.flush[0]),
+    )
+    by_core = {c: _headline(scenarios[f"{pacing}/{flush}/{c}"]) for c in cores}
+    report["venues"] = scenarios[f"{pacing}/{flush}/{cores[0]}"]
+    report.update(by_core[cores[0]])
+    report["cores"] = by_core
     if floors:
         for key in ("write_p99_us", "two_hop_p99_us", "two_hop_p50_us"):
             report[f"floor_{key}"] = statistics.median(f[key] for f in floors)
             report[f"floor_{key}_spread"] = [min(f[key] for f in floors), max(f[key] for f in floors)]
-        report["end_to_end_over_floor"] = report["end_to_end_p99_us"] / report["floor_two_hop_p99_us"]
+        for figures in (report, *by_core.values()):
+            figures["end_to_end_over_floor"] = figures["end_to_end_p99_us"] / report["floor_two_hop_p99_us"]
     else:
         report["floor"] = "not measured: native/floor needs cargo to build (README, The compiled core)"
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))
