@@ -1,14 +1,17 @@
 """Where a collector's time goes, frame by frame, at a steady rate: the venue feed, the write into the
-relay, and garbage-collection pauses.
+relay, and garbage-collection pauses, for each venue core.
 
-    python3 bench/breakdown.py [--venue coinbase|binance ...] [--rate 10000] [--seconds 4] [--runs 5] [--json]
+    python3 bench/breakdown.py [--venue coinbase|binance|kraken ...] [--core native|python ...]
+                               [--rate 10000] [--seconds 4] [--runs 5] [--json]
 
 A real replay exchange (``--rate``: frames evenly spaced) and a real relay run as processes; the
-collector runs in this process (uvloop, as ``tickrelay collect``), its feed's ``on_frame``, its
-output's ``flush`` and its frame handler timed with ``perf_counter_ns`` around the real calls, and
+collector runs in this process (uvloop, as ``tickrelay collect``), its venue core's ``on_frame``
+(``collector.core``: the compiled one or the Python reference), its output's ``flush`` and its frame
+handler timed with ``perf_counter_ns`` around the real calls, and
 ``gc.callbacks`` timing every collection. Nothing else subscribes, so this is the collector's own cost
 on a machine with a core to spare, the floor under bench/latency.py's processing figures. The first
-fifth of each run (connection, snapshots) is left out. Medians over runs of each percentile.
+fifth of each run (connection, snapshots) is left out. Medians over runs of each percentile; the
+cores' runs interleaved.
 """
 
 from __future__ import annotations
@@ -48,7 +51,24 @@ def _percentiles(ns: list[int]) -> dict[str, float]:
     return {f"p{q:g}".replace(".", ""): float(np.percentile(a, q)) for q in (50, 90, 99)}
 
 
-def one_run(venue: str, rate: float, seconds: float) -> dict[str, Any]:
+class TimedCore:
+    """The collector's venue core with its ``on_frame`` timed (``last_ns``); all else passes through."""
+
+    def __init__(self, core: Any) -> None:
+        self.core, self.last_ns = core, 0
+        self._on_frame = core.on_frame
+
+    def on_frame(self, raw: bytes, ts: int) -> bytes:
+        t0 = time.perf_counter_ns()
+        out: bytes = self._on_frame(raw, ts)
+        self.last_ns = time.perf_counter_ns() - t0
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.core, name)
+
+
+def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any]:
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS}
     sock, port = str(Path(tmp) / "md.sock"), _free_port()
@@ -68,6 +88,8 @@ def one_run(venue: str, rate: float, seconds: float) -> dict[str, Any]:
         {
             f"{venue}.ws_url": f"ws://127.0.0.1:{port}/{venue}",
             "binance.rest_url": f"http://127.0.0.1:{port}/binance",
+            "kraken.api": "v1",  # the embedded v1 recording holds every pair
+            "collector.core": core,
         },
     )
     frames: list[tuple[int, int, int]] = []  # (feed ns, write ns or -1, whole handler ns)
@@ -85,27 +107,21 @@ def one_run(venue: str, rate: float, seconds: float) -> dict[str, Any]:
         output = RelayOutput(sock, source=COLLECTOR_SOURCES[venue])
         output.start()
         collector = Collector(venue, settings.config, output)
-        feed_on_frame, flush, handle = collector.feed.on_frame, output.flush, collector.on_frame
-        cur = [0, -1]
-
-        def timed_feed(raw: bytes, ts: int) -> Any:
-            t0 = time.perf_counter_ns()
-            values = feed_on_frame(raw, ts)
-            cur[0] = time.perf_counter_ns() - t0
-            return values
+        timed = collector.core = TimedCore(collector.core)
+        flush, handle = output.flush, collector.on_frame
+        cur = [-1]
 
         def timed_flush() -> None:
             t0 = time.perf_counter_ns()
             flush()
-            cur[1] = time.perf_counter_ns() - t0
+            cur[0] = time.perf_counter_ns() - t0
 
         def timed_handle(raw: bytes, ts: int, transport: Any, arrived: int = 0) -> None:
-            cur[1] = -1
+            cur[0] = -1
             t0 = time.perf_counter_ns()
             handle(raw, ts, transport, arrived)
-            frames.append((cur[0], cur[1], time.perf_counter_ns() - t0))
+            frames.append((timed.last_ns, cur[0], time.perf_counter_ns() - t0))
 
-        collector.feed.on_frame = timed_feed  # type: ignore[method-assign]
         output.flush = timed_flush  # type: ignore[method-assign]
         collector.on_frame = timed_handle  # type: ignore[method-assign]
         task = asyncio.create_task(collector.run(stop))
@@ -124,6 +140,8 @@ def one_run(venue: str, rate: float, seconds: float) -> dict[str, Any]:
             p.terminate()
             p.wait(10)
     kept = frames[len(frames) // 5 :]
+    if not kept:
+        raise SystemExit(f"breakdown: {venue} ({core} core): no frame arrived in {seconds:g} s")
     young = [ns for gen, ns in pauses if gen == 0]
     return {
         "frames": len(kept),
@@ -139,25 +157,32 @@ def one_run(venue: str, rate: float, seconds: float) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venue", action="append", choices=["coinbase", "binance"])
+    parser.add_argument("--venue", action="append", choices=["coinbase", "binance", "kraken"])
+    parser.add_argument("--core", action="append", choices=["native", "python"])
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    cores = args.core or ["native", "python"]
     report: dict[str, Any] = {"rate": args.rate, "runs": args.runs, "venues": {}}
-    for venue in args.venue or ["coinbase", "binance"]:
+    for venue in args.venue or ["coinbase", "binance", "kraken"]:
         print(f"breakdown: {venue}", file=sys.stderr, flush=True)
-        one_run(venue, args.rate, 1.0)  # warm-up
-        runs = [one_run(venue, args.rate, args.seconds) for _ in range(args.runs)]
-        row: dict[str, Any] = {}
-        for key, value in runs[0].items():
-            if isinstance(value, dict):
-                row[key] = {q: statistics.median(r[key][q] for r in runs) for q in value}
-            else:
-                row[key] = statistics.median(r[key] for r in runs)
-        row["gc_longest_pause_us_max"] = max(r["gc_longest_pause_us"] for r in runs)
-        report["venues"][venue] = row
+        runs: dict[str, list[dict[str, Any]]] = {core: [] for core in cores}
+        for core in cores:
+            one_run(venue, core, args.rate, args.seconds)  # warm-up
+        for _ in range(args.runs):
+            for core in cores:
+                runs[core].append(one_run(venue, core, args.rate, args.seconds))
+        for core, done in runs.items():
+            row: dict[str, Any] = {}
+            for key, value in done[0].items():
+                if isinstance(value, dict):
+                    row[key] = {q: statistics.median(r[key][q] for r in done) for q in value}
+                else:
+                    row[key] = statistics.median(r[key] for r in done)
+            row["gc_longest_pause_us_max"] = max(r["gc_longest_pause_us"] for r in done)
+            report["venues"].setdefault(venue, {})[core] = row
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))
 
 
