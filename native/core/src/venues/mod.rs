@@ -1,5 +1,5 @@
 //! The venue feeds, as `tickrelay.venues`: the feed contract ([`feed`]), the order book
-//! ([`book`]), the JSON scanner the feeds read frames with ([`json`]) and the finisher that stamps
+//! ([`book`]), the typed JSON reader the feeds read frames with ([`typed`]) and the finisher that stamps
 //! their events into messages ([`finish`]). [`build`] makes the feed of a venue API from the
 //! parameters its Python twin gives (`VenueFeed.native_spec()`).
 
@@ -11,7 +11,7 @@ pub mod coinbase_advanced;
 pub mod common;
 pub mod feed;
 pub mod finish;
-pub mod json;
+mod json;
 pub mod kraken;
 pub mod kraken_book;
 pub mod kraken_text;
