@@ -3,7 +3,7 @@
 //! Laid out like the Python package it mirrors (`src/tickrelay`): [`protocol`] is
 //! `tickrelay.protocol` (framing, checksum, fixed point, the relay link's batch runs),
 //! [`relay`] is `tickrelay.relay` (the data path: which subscriber gets which message) and
-//! [`venues`] holds what the venue feeds are built from (the JSON scanner). The
+//! [`venues`] is `tickrelay.venues` (every venue API's feed: frames to finished messages). The
 //! Python modules stay the readable spec; every function here says which one it matches, and the
 //! tests (Rust and Python, over the same vectors) hold the two to the same bytes and verdicts.
 //!
