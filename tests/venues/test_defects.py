@@ -317,3 +317,26 @@ def test_nesting_deeper_than_max_depth_is_too_deep_whatever_the_python_stack() -
     assert feed_mod.too_deep(b"{" + b"[]" * 300 + b"[" * 256)  # read whatever the validity
     assert not feed_mod.too_deep(b"]" * 300 + b"[" * 256)
     assert not feed_mod.too_deep(b"\\" + b"[]" * 300)  # a backslash outside a string counts for nothing
+
+
+# ---- a rejected frame's rounded values are not counted (issue 13, follow-up) --------------------------
+# A value with more than 8 places is rounded and counted in ``stats.rounded`` once its frame is taken;
+# the count waits in the feed while the frame is read. A reject path that did not drop it moved it
+# into the stats of the next frame taken.
+
+BINANCE_TRADE = b'{"e":"trade","s":"ETHUSDT","p":"1","q":"1","T":1,"m":false}'  # nothing to round
+
+
+def test_binance_invalid_depth_does_not_count_its_rounded_values_later() -> None:
+    """The bids are read (one value rounded), then the asks fail to decode (msgspec.DecodeError: the
+    levels are decoded lazily): ``invalid_depth``, and the bid's rounding counted with the next frame."""
+    feed = BinanceFeed()
+    bad = b'{"e":"depthUpdate","E":1,"s":"ETHUSDT","U":10,"u":12,"b":[["1.000000005","1"]],"a":[["1"]]}'
+    assert feed.on_frame(bad, 1) == []
+    assert feed.on_frame(BINANCE_TRADE, 2)[-1].price == 100_000_000  # type: ignore[union-attr]
+    assert (feed.stats.frames, feed.stats.rounded) == (2, 0)
+    assert dict(feed.stats.rejected) == {"invalid_depth": 1}
+    assert dict(feed.stats.messages) == {"InstrumentMeta": 1, "Trade": 1}
+    rounds = b'{"e":"trade","s":"ETHUSDT","p":"1.000000005","q":"1","T":1,"m":false}'
+    feed.on_frame(rounds, 3)
+    assert feed.stats.rounded == 1  # a taken frame's rounding still counts, once

@@ -159,6 +159,18 @@ fn gap_invalidates_that_symbol_and_the_gap_diff_starts_the_new_buffer() {
 }
 
 #[test]
+fn a_rejected_diff_counts_no_rounding() {
+    // bids read (one value rounded), then asks that are not [[price, quantity], ...]: invalid_depth
+    let mut feed = BinanceFeed::new([]);
+    let mut out = Vec::new();
+    feed.on_frame(&depth("ETHUSDT", 10, 12, r#"[["1.000000005","1"]]"#, r#"[["1"]]"#), 1, &mut out);
+    feed.on_frame(br#"{"e":"trade","s":"ETHUSDT","p":"1","q":"1","T":1,"m":false}"#, 2, &mut out);
+    let s = feed.stats();
+    assert_eq!((s.frames, s.rounded, s.rejected.get("invalid_depth").copied()), (2, 0, Some(1)));
+    assert!(matches!(out.last(), Some(Event::Trade { price: 100_000_000, .. })), "{out:?}");
+}
+
+#[test]
 fn acks_errors_and_garbage_are_classified_never_panic() {
     let mut feed = BinanceFeed::new([]);
     let mut out = Vec::new();

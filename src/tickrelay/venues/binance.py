@@ -278,6 +278,7 @@ class BinanceFeed(BinanceBooks, BinanceNumbers):
             self.stats.reject("bad_number", raw)
             return []
         except msgspec.DecodeError:  # depth levels are decoded lazily, after the envelope
+            self._rounded = 0  # the bids may have been read (and rounded) before the asks failed
             self.stats.reject("invalid_depth", raw)
             return []
         if self._rounded:
