@@ -7,9 +7,14 @@ that was wrong is checked on both cores, so a bug the two share fails here too.
 
 from __future__ import annotations
 
-from tests.native.corpus import APIS
+from tests.native.corpus import APIS, FIXTURES
 from tests.native.differential import Call, Pair, needs, replay
 from tickrelay.venues.feed import FeedStats
+
+
+KRAKEN_V2_SNAPSHOT = (
+    (FIXTURES / "kraken/v2/python-kraken-sdk_2023-07-30_book-10_BTC-USD.jsonl").read_bytes().splitlines()[0]
+)
 
 
 def both_stats(api: str, feed: str, calls: list[Call]) -> list[FeedStats]:
@@ -36,3 +41,18 @@ def test_binance_invalid_depth_after_rounded_bids() -> None:
     for feed in ("normalize", "symbols-pairs"):
         for stats in both_stats("binance", feed, calls):
             assert (stats.rounded, dict(stats.rejected)) == (1, {"invalid_depth": 2})  # the last trade's
+
+
+@needs(APIS["kraken_v2"])
+def test_kraken_v2_update_with_a_book_before_its_snapshot_after_a_rounded_one() -> None:
+    """Both cores counted the first book's rounded value although the frame was rejected."""
+    calls: list[Call] = [
+        ("frame", KRAKEN_V2_SNAPSHOT),
+        ("frame", b'{"channel":"book","type":"update","data":['
+                  b'{"symbol":"BTC/USD","bids":[{"price":29430.2,"qty":0.000000015}],"asks":[],"checksum":1},'
+                  b'{"symbol":"ETH/USD","bids":[],"asks":[],"checksum":1}]}'),
+        ("frame", b'{"channel":"heartbeat"}'),
+    ]  # fmt: skip
+    for feed in ("instruments-loaded", "no-precisions"):
+        for stats in both_stats("kraken_v2", feed, calls):
+            assert (stats.rounded, dict(stats.rejected)) == (0, {"book_update_before_snapshot": 1})

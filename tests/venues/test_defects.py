@@ -6,6 +6,7 @@ shapes (no real capture exists); the Kraken and Binance ones come from the share
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -340,3 +341,27 @@ def test_binance_invalid_depth_does_not_count_its_rounded_values_later() -> None
     rounds = b'{"e":"trade","s":"ETHUSDT","p":"1.000000005","q":"1","T":1,"m":false}'
     feed.on_frame(rounds, 3)
     assert feed.stats.rounded == 1  # a taken frame's rounding still counts, once
+
+
+KRAKEN_V2_BOOK = FIXTURES / "kraken/v2/python-kraken-sdk_2023-07-30_book-10_BTC-USD.jsonl"
+
+
+def test_kraken_v2_update_for_a_book_without_snapshot_does_not_count_the_other_books_rounding() -> None:
+    """A v2 book update carries several books: the first (live) was read, one value rounded, then the
+    second (no snapshot yet) rejected the frame as ``book_update_before_snapshot``, and that path
+    committed the first book's rounding as if the frame had been taken."""
+    feed = KrakenFeed(version=2)
+    snapshot = KRAKEN_V2_BOOK.read_bytes().splitlines()[0]
+    assert feed.on_frame(snapshot, 1)
+    assert feed.stats.rounded == 0
+    bad = b'{"channel":"book","type":"update","data":[' + (
+        b'{"symbol":"BTC/USD","bids":[{"price":29430.2,"qty":0.000000015}],"asks":[],"checksum":1},'
+        b'{"symbol":"ETH/USD","bids":[],"asks":[],"checksum":1}]}'
+    )
+    before = copy.copy(feed.stats.books["BTC/USD"])
+    assert feed.on_frame(bad, 2) == []
+    assert dict(feed.stats.rejected) == {"book_update_before_snapshot": 1}
+    assert feed.stats.rounded == 0
+    assert feed.stats.books["BTC/USD"] == before
+    assert feed.on_frame(b'{"channel":"heartbeat"}', 3) == []
+    assert (feed.stats.frames, feed.stats.rounded) == (3, 0)

@@ -118,6 +118,20 @@ fn trades_tickers_and_disconnects() {
     assert_eq!(out.len(), 1, "no book was ever published: the venue-wide invalidation only");
 }
 
+#[test]
+fn a_v2_update_rejected_for_a_book_before_its_snapshot_counts_no_rounding() {
+    // the first book (live) is read and a value rounded, then the second has no snapshot yet
+    let update = br#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":29430.2,"qty":0.000000015}],"asks":[],"checksum":1},{"symbol":"ETH/USD","bids":[],"asks":[],"checksum":1}]}"#;
+    for precisions in [&["1 8 BTC/USD"][..], &[]] {
+        let mut f = feed("kraken_v2", 10, "resync", precisions);
+        let frames = [fixture(BOOK_V2)[0].clone(), update.to_vec(), br#"{"channel":"heartbeat"}"#.to_vec()];
+        run(f.as_mut(), &frames);
+        let s = f.stats();
+        let rejected: Vec<(&str, u64)> = s.rejected.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!((s.frames, s.rounded, rejected), (3, 0, vec![("book_update_before_snapshot", 1)]));
+    }
+}
+
 fn mutate(frame: &[u8], at: usize, byte: u8, cut: usize) -> Vec<u8> {
     let mut m = frame.to_vec();
     if !m.is_empty() {

@@ -81,8 +81,6 @@ _V2_DATA: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
-
-
 def decode_v2(obj: Object) -> V2Data | Reject:
     """An object frame with a ``channel`` -> its typed v2 message, or why it is rejected. Pure."""
     channel = obj.channel or ""
@@ -122,6 +120,7 @@ class KrakenV2(KrakenBooks):
             for book in m.data:  # every book of the frame read before any changes
                 p = self._lookup(book.symbol) if m.type == "snapshot" else self._pairs.get(book.symbol)
                 if p is None or not (p.live or m.type == "snapshot"):
+                    self._fixed.discard()  # the books read before this one rounded for nothing
                     self.stats.reject("book_update_before_snapshot", raw)
                     return
                 bids = [[_text(lv.price), _text(lv.qty)] for lv in book.bids]

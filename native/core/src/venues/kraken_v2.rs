@@ -213,6 +213,7 @@ impl Kraken {
                 match b.kept(symbol).filter(|&i| b.pairs[i].inst.live) {
                     Some(i) => b.pairs[i].precision,
                     None => {
+                        b.dec.rounded = 0; // the books read before this one rounded for nothing
                         b.stats.reject("book_update_before_snapshot", raw);
                         return Ok(());
                     }
