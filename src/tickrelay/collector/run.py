@@ -14,8 +14,8 @@ against aiohttp's 0.43M on this machine. Around it:
   at the cap); on every disconnect the feed's invalidations are published, so no consumer keeps a
   dead book;
 * the REST snapshots the feed asks for (Binance depth) in a side task within the venue's REST weight
-  budget (never in the frame loop): Retry-After honoured, 429 waited out, 418 stops them; and the
-  frames the feed asks to send (resubscriptions) after each frame.
+  budget (never in the frame loop): ``collector.snapshots``; and the frames the feed asks to send
+  (resubscriptions) after each frame.
 
 The collector knows no venue: it goes through ``venues.VENUES`` and the feed contract only.
 
@@ -41,39 +41,21 @@ from typing import Any, cast
 
 import aiohttp
 import picows
-from aiolimiter import AsyncLimiter
 
 from tickrelay import log
+from tickrelay.collector.snapshots import Snapshots
+from tickrelay.collector.stats import CollectorStats
 from tickrelay.config import Config
-from tickrelay.errors import TickrelayError
 from tickrelay.metrics import ALL_TYPES, Latency
 from tickrelay.protocol.codec import HEADER_SIZE
 from tickrelay.protocol.messages import EXTENDED, TlvType
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
 from tickrelay.venues import VENUES
-from tickrelay.venues.feed import RestBudget
 from tickrelay.venues.native import make_core
 
 
 MAX_FRAME = 1 << 24
-
-
-@dataclasses.dataclass
-class CollectorStats:
-    connects: int = 0
-    reconnects: int = 0
-    reconnect_delay_s: float = 0.0  # the last wait before reconnecting (grows to the cap while failing)
-    stale_events: int = 0
-    bugs: int = 0  # exceptions out of the venue core: counted, logged once, books invalidated
-    snapshots_fetched: int = 0
-    snapshot_errors: int = 0
-    rest_throttled: int = 0  # REST answers 429 (too much weight): waited out their Retry-After
-    rest_banned: bool = False  # a REST answer 418 (IP banned): no more snapshots from this process
-    rest_used_weight: int = 0  # the venue's count of this IP's weight this minute, last seen
-    rest_paused_s: float = 0.0  # the last wait for the next minute's budget (the used weight was near it)
-    requests_sent: int = 0  # frames the feed asked to send (unsubscribe, subscribe)
-    last_error: str = ""
 
 
 class _FeedListener(picows.WSListener):
@@ -123,14 +105,6 @@ def message_kinds(buffer: bytes) -> list[str]:
     return kinds
 
 
-def retry_after_s(value: str | None) -> float:
-    """Seconds to wait from a Retry-After header (delay-seconds); without a usable one, until the
-    next minute starts (where per-minute weight counters start over)."""
-    if value is not None and value.strip().isdigit():
-        return float(value)
-    return 60.0 - time.time() % 60.0
-
-
 class Collector:
     """Collect one venue into one RelayOutput stream until ``stop`` is set."""
 
@@ -167,7 +141,7 @@ class Collector:
     async def run(self, stop: asyncio.Event) -> None:
         delays = self._backoff()
         async with aiohttp.ClientSession() as session:
-            snapshots = asyncio.create_task(self._snapshots(session, stop))  # idle until the feed asks
+            snapshots = asyncio.create_task(self._snapshots().run(session, stop))  # idle until the feed asks
             try:
                 while not stop.is_set():
                     self._connected_at = None
@@ -189,6 +163,20 @@ class Collector:
                 snapshots.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await snapshots
+
+    def _snapshots(self) -> Snapshots:
+        """The REST snapshot task of this run, over the core as it is now."""
+        base = self.config.binance.rest_url if self.venue == "binance" else ""  # the only REST venue
+        return Snapshots(
+            self.core,
+            self.stats,
+            base,
+            self.backoff_cap_s,
+            self._snapshot_wanted,
+            self._publish,
+            self._snapshot_bug,
+            self.log,
+        )
 
     def _backoff(self) -> Iterator[float]:
         """Reconnect delays from 50 ms up to the cap, each at least half its step (equal jitter):
@@ -266,6 +254,10 @@ class Collector:
         self._publish(partial(self.core.on_disconnect, ts_ns))
         if transport is not None:
             transport.disconnect()
+
+    def _snapshot_bug(self, what: str, ts_ns: int) -> None:
+        """``_bug`` for the snapshot task: the connection it ends is the one open when it happens."""
+        self._bug(what, ts_ns, self._transport)
 
     def _gap_passed(self) -> bool:
         """No write yet, or the last one was at least ``flush_gap_ns`` ago (a time since boot: never
@@ -347,91 +339,6 @@ class Collector:
         for request in feed.take_requests():
             self.stats.requests_sent += 1
             transport.send(picows.WSMsgType.TEXT, request)
-
-    async def _snapshots(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        """Fetch the REST snapshots the feed asks for, one at a time, within the venue's weight budget:
-        a leaky bucket of ``per_minute`` weight (aiolimiter), a pause to the next minute when the
-        venue's used-weight header says the next request would pass the budget, Retry-After waited
-        out after a 429, and a stop after a 418 (the IP is banned: asking more lengthens the ban)."""
-        feed, budget = self.core, self.core.REST_BUDGET
-        if budget is None:
-            return
-        limiter = AsyncLimiter(budget.per_minute, 60)
-        fresh = partial(backoff, initial_s=0.2, cap_s=self.backoff_cap_s, floor=0.5)  # failed requests
-        failures = fresh()
-        base = self.config.binance.rest_url if self.venue == "binance" else ""  # the only REST venue
-        while not stop.is_set() and not self.stats.rest_banned:
-            await self._snapshot_wanted.wait()
-            self._snapshot_wanted.clear()
-            for symbol in feed.wants_snapshot():
-                await limiter.acquire(budget.snapshot_weight)
-                pause = await self._snapshot(session, feed.snapshot_url(base, symbol), symbol, budget)
-                if pause is None:  # fetched
-                    failures = fresh()
-                    if self.stats.rest_used_weight + budget.snapshot_weight > budget.per_minute:
-                        self.stats.rest_paused_s = retry_after_s(None)  # others on this IP used it
-                        await asyncio.sleep(self.stats.rest_paused_s)
-                    continue
-                if self.stats.rest_banned:
-                    return
-                self._snapshot_wanted.set()  # ask again, after the pause
-                await asyncio.sleep(pause if pause > 0 else next(failures))
-                break
-
-    async def _snapshot(
-        self, session: aiohttp.ClientSession, url: str, symbol: str, budget: RestBudget
-    ) -> float | None:
-        """One snapshot request; None when it was given to the feed, else the seconds to wait before
-        the next one (0: the failures' backoff decides)."""
-        body = await self._fetch(session, url, symbol, budget)
-        if not isinstance(body, bytes):
-            return body
-        try:
-            self._publish(partial(self.core.on_snapshot, symbol, body, time.time_ns()))
-        except TickrelayError as exc:  # not a usable snapshot: the feed keeps asking
-            self._snapshot_failed(symbol, exc)
-            return 0.0
-        except Exception:  # the last-resort guard, as for frames: anything else out of the core is a bug
-            self._bug(f"snapshot {symbol} {body[:200]!r}", time.time_ns(), self._transport)
-            return 0.0
-        self.stats.snapshots_fetched += 1
-        return None
-
-    async def _fetch(
-        self, session: aiohttp.ClientSession, url: str, symbol: str, budget: RestBudget
-    ) -> bytes | float:
-        """One REST request: its body, or the seconds to wait before the next (0: the failures'
-        backoff decides)."""
-        stats = self.stats
-        try:
-            async with session.get(url) as r:
-                body = await r.read()
-                used = r.headers.get(budget.used_header, "")
-                if used.isdigit():
-                    stats.rest_used_weight = int(used)
-                if r.status in (418, 429):
-                    stats.snapshot_errors += 1
-                    wait = retry_after_s(r.headers.get("Retry-After"))
-                    if r.status == 429:
-                        stats.rest_throttled += 1
-                        stats.last_error = f"snapshot {symbol}: HTTP 429, waiting {wait:g} s (Retry-After)"
-                        return wait
-                    stats.rest_banned = True
-                    stats.last_error = (
-                        f"snapshot {symbol}: HTTP 418, this IP is banned for {wait:g} s: no more REST "
-                        "snapshots from this process, its books stay dark"
-                    )
-                    self.log.error("%s", stats.last_error)
-                    return wait
-                r.raise_for_status()
-                return body
-        except (aiohttp.ClientError, OSError) as exc:
-            self._snapshot_failed(symbol, exc)
-            return 0.0
-
-    def _snapshot_failed(self, symbol: str, exc: Exception) -> None:
-        self.stats.snapshot_errors += 1
-        self.stats.last_error = f"snapshot {symbol}: {exc}"
 
     def report(self) -> dict[str, Any]:
         fs = self.core.stats
