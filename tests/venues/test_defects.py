@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
 from tickrelay.errors import FixedPointError, VenueMessageError
 from tickrelay.protocol.messages import L2Reset, Reason, StateInvalidation
@@ -318,6 +319,60 @@ def test_nesting_deeper_than_max_depth_is_too_deep_whatever_the_python_stack() -
     assert feed_mod.too_deep(b"{" + b"[]" * 300 + b"[" * 256)  # read whatever the validity
     assert not feed_mod.too_deep(b"]" * 300 + b"[" * 256)
     assert not feed_mod.too_deep(b"\\" + b"[]" * 300)  # a backslash outside a string counts for nothing
+
+
+def too_deep_bytewise(raw: bytes) -> bool:
+    """``too_deep`` as first written, byte by byte: the rule's reference."""
+    depth, in_string, escaped = 0, False, False
+    for char in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == 0x5C:  # backslash
+                escaped = True
+            elif char == 0x22:
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in b"[{":
+            depth += 1
+            if depth > feed_mod.MAX_DEPTH:
+                return True
+        elif char in b"]}":
+            depth -= 1
+    return False
+
+
+TOKENS = [b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b"\n", b"(", b")", b'""', b")(", b"][", b'["1","2"]']
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(st.integers(245, 262), st.integers(0, 300)),  # mostly near MAX_DEPTH, where it matters
+    st.lists(st.sampled_from(TOKENS), max_size=400),
+    st.booleans(),
+)
+@example(256, [b'"', b"[", b'"'], False)  # an opener in a string: not counted
+@example(250, [b'"', *[b"]"] * 9, b'"', *[b"["] * 7], False)  # closers in a string: not counted
+@example(256, [b'"', b"\\", b'"', b"[", b'"', b"["], True)  # an escaped quote: the string goes on
+def test_too_deep_reads_as_the_bytewise_rule(lead: int, tokens: list[bytes], escapes: bool) -> None:
+    """The fast reading (strings cut out in C, ``)(`` dropped, a short sum) answers as the byte-by-byte
+    reading does, with and without escapes."""
+    raw = b"[" * lead + b"".join(tokens)
+    if not escapes:
+        raw = raw.replace(b"\\", b"")
+    assert feed_mod.too_deep(raw) == too_deep_bytewise(raw)
+
+
+def test_too_deep_stays_linear_in_an_unterminated_string_of_escaped_quotes() -> None:
+    """Every quote in it could start a string that never ends: a pattern that searched from each one
+    again would take quadratic time."""
+    raw = b'"' + b'\\"' * 200_000 + b"[" * 300
+    assert not too_deep_bytewise(raw)
+    assert not feed_mod.too_deep(raw)
+    escaped_then_deep = b'"\\""' + b"[" * 257
+    assert too_deep_bytewise(escaped_then_deep)
+    assert feed_mod.too_deep(escaped_then_deep)
 
 
 # ---- a rejected frame's rounded values are not counted (issue 13, follow-up) --------------------------

@@ -28,6 +28,7 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import ClassVar, NamedTuple, Protocol, TypeVar
 
 import msgspec
@@ -93,36 +94,39 @@ class Reject(NamedTuple):
 
 TOO_DEEP = Reject("too_deep")  # JSON nested deeper than MAX_DEPTH
 MAX_DEPTH = 256  # brackets a frame may nest; exchanges nest 5 at most
-_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
+# a string, from its quote to the quote that ends it (a backslash escapes the byte after it), or to the
+# end of the text when none does: every start matches, so the scan is linear whatever the text
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_SPECIAL = bytes(sorted(set(range(256)) - set(b'[]{}"')))
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_PARENS = bytes.maketrans(b"[]{}", b"()()")
+_STEP = [0] * 256  # what a bracket does to the depth
+_STEP[ord("(")], _STEP[ord(")")] = 1, -1
 
 
 def too_deep(raw: bytes) -> bool:
     """Whether ``raw`` nests brackets deeper than MAX_DEPTH outside its strings (where a backslash
     escapes the next byte), read from the start whatever its validity. msgspec's own limit depends
     on how deep the caller's Python stack already is; this rule does not, so both cores (and every
-    caller) answer the same. Only a text with more than MAX_DEPTH opening brackets is read."""
+    caller) answer the same. Only a text with more than MAX_DEPTH opening brackets is read.
+
+    Read in C, not byte by byte (a Kraken book snapshot has thousands of brackets, two deep: a Python
+    loop over them cost 15 % of the Kraken feed's time): the strings cut out, openers and closers made
+    ``(`` and ``)``, then every ``)(`` dropped (a close and the next open: never the deepest point, and
+    the depth after them is the depth before), so only a short text is summed up."""
     if len(raw) <= MAX_DEPTH or raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
         return False
-    depth, in_string, escaped = 0, False, -1
-    for match in _JSON_SPECIAL.finditer(raw):
-        at = match.start()
-        char = raw[at]
-        if in_string:
-            if at == escaped:
-                continue
-            if char == 0x5C:  # backslash
-                escaped = at + 1
-            elif char == 0x22:
-                in_string = False
-        elif char == 0x22:
-            in_string = True
-        elif char in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif char in (0x5D, 0x7D):
-            depth -= 1
-    return False
+    if b"\\" in raw:
+        outside = _STRING.sub(b"", raw)
+    else:  # no escapes (the usual frame): keep quotes and brackets; a "" ends a string where the
+        # next starts, or is an empty one: dropped, the same brackets stay out of strings
+        outside = raw.translate(None, _NOT_SPECIAL).replace(b'""', b"")
+        if b'"' in outside:  # brackets in a string
+            outside = b"".join(outside.split(b'"')[::2])
+    parens = outside.translate(_PARENS, _NOT_BRACKET).replace(b")(", b"")
+    if parens.count(b"(") <= MAX_DEPTH:
+        return False
+    return max(accumulate(map(_STEP.__getitem__, parens))) > MAX_DEPTH
 
 
 def decode(decoder: msgspec.json.Decoder[T], raw: bytes | msgspec.Raw) -> T | Reject | None:
