@@ -56,3 +56,13 @@ def test_kraken_v2_update_with_a_book_before_its_snapshot_after_a_rounded_one() 
     for feed in ("instruments-loaded", "no-precisions"):
         for stats in both_stats("kraken_v2", feed, calls):
             assert (stats.rounded, dict(stats.rejected)) == (0, {"book_update_before_snapshot": 1})
+
+
+@needs(APIS["kraken_v1"])
+def test_kraken_v1_a_channel_named_book_without_depth_is_a_bad_book() -> None:
+    """Found by the slow fuzz: the Python feed looks "book" up as the book kind (then rejects it: no
+    depth); the native core called it an unknown channel."""
+    frame = b'[992,{"a":[["356.70000000","0.14260046","1618678157.155314"]],"c":"3891792110"},'
+    frame += b'"book","XMR/USD"]'
+    for stats in both_stats("kraken_v1", "normalize", [("frame", frame)]):
+        assert dict(stats.rejected) == {"bad_book": 1}
