@@ -103,11 +103,13 @@ def test_the_registry_builds_each_feed_and_its_url_from_the_settings(
 ) -> None:
     """The collector knows no venue class: VENUES[venue].from_settings / .url are all it uses."""
     urls = {"COINBASE_WS_URL": "ws://x", "KRAKEN_WS_URL": "ws://x", "BINANCE_WS_URL": "ws://x/"}
+    urls["TICKRELAY_BINANCE_REST_URL"] = "http://rest"
     config = load_settings(None, "-", {**urls, "BINANCE_SYMBOLS": "BTCUSDT", **env}, {}).config
     feed = VENUES[venue].from_settings(config)
     assert type(feed).__name__ == kind
     assert VENUES[venue].url(config) == type(feed).url(config) == url
     assert feed.subscribe_messages() or venue == "binance"  # Binance: the URL is the subscription
+    assert VENUES[venue].rest_url(config) == ("http://rest" if feed.SNAPSHOTS else "")
     if feed.SNAPSHOTS:
         assert (
             feed.snapshot_url("https://rest/", "BTCUSDT")

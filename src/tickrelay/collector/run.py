@@ -166,11 +166,10 @@ class Collector:
 
     def _snapshots(self) -> Snapshots:
         """The REST snapshot task of this run, over the core as it is now."""
-        base = self.config.binance.rest_url if self.venue == "binance" else ""  # the only REST venue
         return Snapshots(
             self.core,
             self.stats,
-            base,
+            VENUES[self.venue].rest_url(self.config),
             self.backoff_cap_s,
             self._snapshot_wanted,
             self._publish,

@@ -145,6 +145,10 @@ class BinanceFeed(BinanceBooks, BinanceNumbers):
         streams = "/".join(f"{s.lower()}@{k}" for s in config.binance.symbols for k in kinds)
         return f"{config.binance.ws_url.rstrip('/')}/stream?streams={streams}"
 
+    @staticmethod
+    def rest_url(config: Config) -> str:
+        return config.binance.rest_url
+
     def take_requests(self) -> list[bytes]:
         return []  # a book that fails its checks asks for a REST snapshot instead
 

@@ -247,6 +247,10 @@ class NoSnapshots:
     def wants_snapshot(self) -> list[str]:
         return []
 
+    @staticmethod
+    def rest_url(config: Config) -> str:
+        return ""
+
     def snapshot_url(self, base: str, key: str) -> str:
         raise VenueMessageError(self.NAME, key.encode(), "this feed takes no REST snapshots")
 
@@ -271,6 +275,11 @@ class VenueFeed(Protocol):
     @staticmethod
     def url(config: Config) -> str:
         """The WebSocket URL to connect to for this configuration."""
+        ...
+
+    @staticmethod
+    def rest_url(config: Config) -> str:
+        """The REST base URL the snapshots are fetched below (``snapshot_url``); "" for none."""
         ...
 
     def subscribe_messages(self) -> list[bytes]:
