@@ -2,6 +2,9 @@
 
 Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
 Every command takes ``--log-level`` (``log.level``; ``tickrelay.log`` sets up the diagnostics).
+The configuration is read here once (``--config`` where the command has it, else ./tickrelay.toml, and
+the environment): its log level and ``relay.allowed_users`` (``transport.paths.trust_users``) hold
+for the whole process, whichever relay clients the command makes.
 Expected failures (TickrelayError, and OSError: a missing file, a refused socket) log one clear error
 line on stderr, never a traceback: exit 2 for configuration errors, 1 for the rest; Ctrl-C exits
 130; a reader that leaves (``| head``) ends the command quietly with 141, as SIGPIPE ends other Unix
@@ -20,6 +23,7 @@ from types import ModuleType
 from tickrelay import __version__, log, runtime
 from tickrelay.commands.config import read_settings
 from tickrelay.errors import ConfigError, TickrelayError
+from tickrelay.transport import paths
 
 
 # (sub-command, module under tickrelay.commands). Keep in the order `--help` should list them.
@@ -75,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setup()  # info, until the configuration is read
     say = log.logger(args.command)
     try:
-        flags = {"log.level": args.log_level}
-        log.setup(read_settings(getattr(args, "config", None), flags).config.log.level)
+        # the relay's --allowed-user is a flag for relay.allowed_users; no other command has it
+        flags = {"log.level": args.log_level, "relay.allowed_users": getattr(args, "allowed_user", None)}
+        config = read_settings(getattr(args, "config", None), flags).config
+        log.setup(config.log.level)
+        paths.trust_users(config.relay.allowed_users)  # for every socket check of this process
         code: int = args._run(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
     except ConfigError as exc:

@@ -107,6 +107,21 @@ def test_a_client_refuses_a_listener_of_another_user(fake_relay: Path, tmp_path:
         refused("publish", "--socket", str(fake_relay), str(stream))[len("tickrelay publish: ") :]
     )
     assert why.search(refused("relay-status", "--socket", str(fake_relay)))
+    # long-running clients end too, rather than publish into nothing or wait for ever
+    collect = ["collect", "binance", "--socket", str(fake_relay), "--url", "ws://127.0.0.1:9/binance"]
+    assert why.fullmatch(refused(*collect)[len("tickrelay collect: ") :])
+    record = ["record", "--socket", str(fake_relay), "--out", str(tmp_path / "rec")]
+    assert why.fullmatch(refused(*record)[len("tickrelay record: ") :])
+    sockets = [arg for s in ("", "signal-", "system-") for arg in (f"--{s}socket", str(fake_relay))]
+    for consumer in (
+        ["dashboard", *sockets, "--port", "0"],
+        ["strategy", *sockets],
+        ["risk", *sockets[:2], *sockets[4:]],
+    ):
+        done = subprocess.run([*ME, *consumer], capture_output=True, text=True, timeout=30, env=env())
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+        assert why.fullmatch(done.stderr[len(f"tickrelay {consumer[0]}: ") :])
 
 
 @pytest.mark.parametrize("fake_relay", ["nobody"], indirect=True)

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         output = RelayOutput(path, source=COLLECTOR_SOURCES[args.venue], name=f"collect-{args.venue}")
-        output.start()
+        output.start(stop)  # an untrusted relay ends the collector: close() says why
         collector = Collector(args.venue, settings.config, output)
         if settings.config.metrics.port:
             metrics.serve(

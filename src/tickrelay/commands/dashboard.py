@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.interval)
+            if any(task.done() for task in tasks):
+                break  # a subscription ends only by raising (an untrusted relay): raised below
             if time.monotonic() >= next_latency:
                 next_latency = time.monotonic() + 2.0
                 scraped = await asyncio.to_thread(scrape_all, run_dir)
@@ -195,9 +197,11 @@ def run(args: argparse.Namespace) -> int:
             await dashboard.push()
         for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        ended = await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
+        for result in ended:
+            if isinstance(result, Exception):  # not the CancelledError of a task stopped here
+                raise result
         messages = sum(sub.stats.messages for sub in subs.values())
         skipped = sum(b.skipped for b in dashboard.browsers)
         log.logger("dashboard").info(

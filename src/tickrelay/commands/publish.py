@@ -11,11 +11,10 @@ from pathlib import Path
 
 from tickrelay import log, runtime
 from tickrelay.commands import argtypes
-from tickrelay.commands.config import read_settings
 from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Decoder, Source
 from tickrelay.transport.output import OutputStats, RelayOutput
-from tickrelay.transport.paths import DOMAIN_NAMES, allowed_uids, socket_path
+from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
 
 
 HELP = "publish a Protocol V2 stream file as one publisher stream; exit once the relay has it all"
@@ -30,6 +29,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="which relay to publish into (default market-data)",
     )
     parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML file (default: ./tickrelay.toml if present; relay.allowed_users)",
+    )
     parser.add_argument(
         "--rate",
         type=argtypes.at_least(0.0),
@@ -55,7 +59,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
-    allowed = allowed_uids(read_settings(None, {}).config.relay.allowed_users)
     data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()  # OSError: cli
     decoder = Decoder()
     decoder.feed(data)
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     async def main(stop: asyncio.Event) -> int:
-        out = RelayOutput(path, source=args.source, domain=domain, name="publish", allowed_uids=allowed)
+        out = RelayOutput(path, source=args.source, domain=domain, name="publish")
         out.start()
         try:
             await out.wait_connected(args.connect_timeout)

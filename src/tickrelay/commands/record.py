@@ -31,6 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
     parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML file (default: ./tickrelay.toml if present; relay.allowed_users)",
+    )
+    parser.add_argument(
         "--rotate-mb", type=argtypes.positive, default=256.0, help="start a new segment after N MB"
     )
     parser.add_argument(
@@ -75,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), args.flush_s)
             except TimeoutError:
                 writer.flush()
+            if task.done():  # it only ends by raising (an untrusted socket): keep what came, then say why
+                writer.close()
+                await task
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -11,7 +11,7 @@ from tickrelay.commands import argtypes
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.link import Overflow
 from tickrelay.relay.server import DEFAULT_SUBSCRIBER_BUFFER, Relay, RelaySettings
-from tickrelay.transport.paths import DOMAIN_NAMES, allowed_uids, runtime_dir, socket_path
+from tickrelay.transport.paths import DOMAIN_NAMES, runtime_dir, socket_path
 
 
 HELP = "run the relay of one domain: publishers in, filtered fan-out to subscribers"
@@ -87,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
             "relay.max_connections": args.max_connections,
             "relay.hello_timeout_s": args.hello_timeout,
             "relay.message_timeout_s": args.message_timeout,
-            "relay.allowed_users": args.allowed_user,
         },
     ).config
     settings = RelaySettings(
@@ -98,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         max_connections=config.relay.max_connections,
         hello_timeout_s=config.relay.hello_timeout_s,
         message_timeout_s=config.relay.message_timeout_s,
-        allowed_uids=allowed_uids(config.relay.allowed_users),
     )
 
     async def main(stop: asyncio.Event) -> int:

@@ -9,11 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tickrelay.commands.config import read_settings
 from tickrelay.errors import RelayError
 from tickrelay.protocol.codec import Decoder
 from tickrelay.protocol.link import Hello, RelayStatus, Role, decode_control, encode_control
-from tickrelay.transport.paths import DOMAIN_NAMES, allowed_uids, check_peer, check_socket_dir, socket_path
+from tickrelay.transport.paths import DOMAIN_NAMES, check_peer, check_socket_dir, socket_path
 
 
 HELP = "print a running relay's per-publisher and per-subscriber statistics"
@@ -27,18 +26,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="which relay to ask (default market-data)",
     )
     parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML file (default: ./tickrelay.toml if present; relay.allowed_users)",
+    )
     parser.add_argument("--json", action="store_true", help="print the raw status object")
 
 
-async def fetch_status(path: str, domain: int, allowed: frozenset[int] = frozenset()) -> dict[str, Any]:
+async def fetch_status(path: str, domain: int) -> dict[str, Any]:
     """Ask the relay on ``path`` for its status (checking the socket as every client does)."""
-    check_socket_dir(Path(path), allowed)
+    check_socket_dir(Path(path))
     try:
         reader, writer = await asyncio.open_unix_connection(path)
     except OSError as exc:
         raise RelayError(f"no relay on {path}: {exc.strerror}") from None
     try:
-        check_peer(writer.get_extra_info("socket"), path, allowed)
+        check_peer(writer.get_extra_info("socket"), path)
         writer.write(encode_control(Hello(Role.STATUS, domain)))
         data = await asyncio.wait_for(reader.read(), 5.0)
     except (OSError, TimeoutError) as exc:
@@ -58,8 +62,7 @@ async def fetch_status(path: str, domain: int, allowed: frozenset[int] = frozens
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = str(socket_path(domain, args.socket, os.environ))
-    allowed = allowed_uids(read_settings(None, {}).config.relay.allowed_users)
-    status = asyncio.run(fetch_status(path, domain, allowed))
+    status = asyncio.run(fetch_status(path, domain))
     if args.json:
         print(json.dumps(status, indent=1))
         return 0

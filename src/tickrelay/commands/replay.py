@@ -28,6 +28,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="which relay to publish into (default market-data)",
     )
     parser.add_argument("--socket", help="relay socket (default: as for `tickrelay relay`)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML file (default: ./tickrelay.toml if present; relay.allowed_users)",
+    )
     parser.add_argument("--speed", default="1", help="recorded pace x SPEED, or 'max' (default 1)")
 
 

@@ -13,7 +13,7 @@ from tickrelay.consumers.pump import consume, serve_metrics
 from tickrelay.consumers.risk import RiskMonitor, RiskSettings
 from tickrelay.protocol.codec import Domain, Message, Source
 from tickrelay.protocol.messages import Alert, Severity
-from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.output import RelayOutput, close_all
 from tickrelay.transport.paths import socket_path
 from tickrelay.transport.subscribe import Gap
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(system_path, source=Source.RISK_MONITOR, domain=Domain.SYSTEM, name="risk")
-        out.start()
+        out.start(stop)  # an untrusted relay ends the monitor: close() says why
         e2e = serve_metrics("risk", settings, lambda: {"alerts": {"_labels": (), (): monitor.alerts}})
 
         def publish(alerts: list[Alert]) -> None:
@@ -65,10 +65,12 @@ def run(args: argparse.Namespace) -> int:
             else:
                 publish(monitor.on_message(item.header.timestamp_ns, item.events(), now))
 
-        stats = await consume(
-            md_path, "risk", stop, on_item, tick=lambda now: publish(monitor.tick(now)), end_to_end=e2e
-        )
-        await out.close()
+        try:
+            stats = await consume(
+                md_path, "risk", stop, on_item, tick=lambda now: publish(monitor.tick(now)), end_to_end=e2e
+            )
+        finally:  # however it ended: an output that met an untrusted relay raises why here
+            await close_all(out)
         log.logger("risk").info(f"{stats.messages} messages in, {monitor.alerts} alerts")
         return 0
 

@@ -22,7 +22,7 @@ from tickrelay.protocol.codec import Domain, Message, Source
 from tickrelay.protocol.fixed import format_fixed8
 from tickrelay.protocol.messages import Alert, SignalState, SpreadSignal
 from tickrelay.protocol.symbols import VenueId
-from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.output import RelayOutput, close_all
 from tickrelay.transport.paths import socket_path
 from tickrelay.transport.subscribe import Gap
 
@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
         out = RelayOutput(signal_path, source=Source.STRATEGY, domain=Domain.SIGNAL, name="strategy")
         alerts = RelayOutput(system_path, source=Source.STRATEGY, domain=Domain.SYSTEM, name="strategy")
-        out.start()
-        alerts.start()
+        out.start(stop)  # an untrusted relay ends the strategy: close() says why
+        alerts.start(stop)
 
         def counters() -> dict[str, Any]:
             return {"signals": {"_labels": ("state",), **{(k.lower(),): n for k, n in monitor.sent.items()}}}
@@ -143,12 +143,15 @@ def run(args: argparse.Namespace) -> int:
                 if not args.quiet:
                     print(describe(found, monitor.market), flush=True)
 
-        stats = await consume(md_path, "strategy", stop, on_item, end_to_end=e2e)
-        await out.close()
-        await alerts.close()
+        try:
+            stats = await consume(md_path, "strategy", stop, on_item, end_to_end=e2e)
+        finally:  # however it ended: an output that met an untrusted relay raises why here
+            await close_all(out, alerts)
         sent = ", ".join(f"{k.lower()} {v}" for k, v in sorted(monitor.sent.items())) or "none"
-        log.logger("strategy").info(f"{stats.messages} messages in, signals {sent}; "
-            f"{len(monitor.open)} open at exit; {stats.missing} messages missing upstream")
+        log.logger("strategy").info(
+            f"{stats.messages} messages in, signals {sent}; "
+            f"{len(monitor.open)} open at exit; {stats.missing} messages missing upstream"
+        )
         return 0
 
     return runtime.run(main)

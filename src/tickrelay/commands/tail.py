@@ -12,7 +12,6 @@ from typing import TextIO
 
 from tickrelay import log, runtime
 from tickrelay.commands import argtypes
-from tickrelay.commands.config import read_settings
 from tickrelay.commands.decode import message_json
 from tickrelay.protocol.codec import Message, split_sequence
 from tickrelay.protocol.fixed import format_fixed8
@@ -27,7 +26,7 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import VenueId, symbol_for, venue_name
 from tickrelay.relay.fanout import Filter
-from tickrelay.transport.paths import DOMAIN_NAMES, allowed_uids, socket_path
+from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
@@ -52,6 +51,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="which relay to read (default market-data)",
     )
     parser.add_argument("--socket", help="socket path (default: as for `tickrelay relay`)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML file (default: ./tickrelay.toml if present; relay.allowed_users)",
+    )
     parser.add_argument(
         "--time",
         choices=("iso", "local", "ns"),
@@ -164,14 +168,13 @@ async def _say_waiting(subscription: Subscription, after_s: float = 1.0) -> None
 def run(args: argparse.Namespace) -> int:
     domain = DOMAIN_NAMES[args.domain]
     path = socket_path(domain, args.socket, os.environ)
-    allowed = allowed_uids(read_settings(None, {}).config.relay.allowed_users)
     flt = Filter(
         frozenset(_TYPE_NAMES[t] for t in args.type), frozenset(VenueId[v.upper()] for v in args.venue)
     )
 
     async def main(stop: asyncio.Event) -> int:
         names, seen = Names(), 0
-        subscription = Subscription(path, domain=domain, filter=flt, name="tail", allowed_uids=allowed)
+        subscription = Subscription(path, domain=domain, filter=flt, name="tail")
         items = aiter(subscription)
         waiting = asyncio.ensure_future(_say_waiting(subscription))
         header = not (args.raw or args.json)  # above the first line printed

@@ -248,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.log_level:  # the children log at the level up was given
         env["TICKRELAY_LOG_LEVEL"] = args.log_level
+    # the users up trusts, whatever file or variable named them, for the children without --config too
+    env["TICKRELAY_RELAY_ALLOWED_USERS"] = ",".join(config.relay.allowed_users)
     children = [
         Child(f"relay{suffix}", [*me, "relay", "--domain", domain, "--socket", str(where), "--metrics-port",
                                  str(_free_port())], env)

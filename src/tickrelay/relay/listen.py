@@ -17,14 +17,14 @@ from tickrelay.errors import RelayError, UnsafeSocket
 from tickrelay.transport.paths import check_socket_dir
 
 
-def bind_socket(path: Path, allowed: frozenset[int]) -> socket.socket:
+def bind_socket(path: Path) -> socket.socket:
     """A Unix stream socket bound at ``path`` (mode 0660), ready to listen.
 
     Raises:
         UnsafeSocket: the directory is not safe, or something other than our own socket is in the way.
         RelayError: a relay is listening there, or the bind failed.
     """
-    _claim(path, allowed)
+    _claim(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     umask = os.umask(0o117)
     try:
@@ -37,7 +37,7 @@ def bind_socket(path: Path, allowed: frozenset[int]) -> socket.socket:
     return sock
 
 
-def _claim(path: Path, allowed: frozenset[int]) -> None:
+def _claim(path: Path) -> None:
     """Make ``path`` free for a new relay: its directory must be safe (made 0700 if missing); a socket
     of ours that nobody answers on is a dead relay's and is removed; anything else there is an error.
 
@@ -49,7 +49,7 @@ def _claim(path: Path, allowed: frozenset[int]) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise UnsafeSocket(f"cannot make the socket directory {path.parent}: {exc.strerror}") from None
-    check_socket_dir(path, allowed)
+    check_socket_dir(path)
     try:
         st = path.lstat()
     except FileNotFoundError:

@@ -86,7 +86,6 @@ class RelaySettings:
     max_connections: int = 1000
     hello_timeout_s: float = 5.0
     message_timeout_s: float = 10.0  # a message begun must be complete within this
-    allowed_uids: frozenset[int] = frozenset()  # besides our own: who may own the socket directory
 
 
 @dataclasses.dataclass(eq=False)
@@ -151,7 +150,7 @@ class Relay:
     async def start(self) -> None:
         """Bind the socket (removing a stale one of ours; refusing if a relay is live there, or the
         directory or the path is not safe: see transport/paths.py) and serve."""
-        sock = bind_socket(self.path, self.settings.allowed_uids)
+        sock = bind_socket(self.path)
         loop = asyncio.get_running_loop()
         backlog = max(100, min(self.settings.max_connections, 4096))  # a burst of connects waits, not fails
         self._server = await loop.create_unix_server(lambda: _Connection(self), sock=sock, backlog=backlog)

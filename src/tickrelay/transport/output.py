@@ -16,7 +16,8 @@ counters belong to its origin, so losses here are counted (``stats.dropped``) bu
 with a PublisherLoss message: they show as a gap in the counters.
 
 Before each connect the socket's directory is checked, and after it who listens (transport/paths.py);
-an unsafe socket ends the background task with UnsafeSocket, which ``wait_connected`` raises.
+an unsafe socket ends the background task with UnsafeSocket, which ``wait_connected`` and ``close``
+raise (and ``start(stop)`` sets the owner's ``stop``).
 """
 
 from __future__ import annotations
@@ -100,10 +101,8 @@ class RelayOutput:
         handshake_timeout_s: float = 5.0,
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
-        allowed_uids: frozenset[int] = frozenset(),
     ) -> None:
         self.path = Path(path)
-        self.allowed_uids = allowed_uids
         self.source = source
         self.domain = domain
         self._rng = rng or random.Random()
@@ -250,16 +249,21 @@ class RelayOutput:
 
     # ---- connection management ---------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, stop: asyncio.Event | None = None) -> None:
         """Begin connecting in the background (call from a running event loop).
+
+        ``stop``, when given, is set if the output gives up (an untrusted socket met on a connect), so
+        a long-running owner ends instead of publishing into nothing; its ``close()`` then raises why.
 
         Raises:
             UnsafeSocket: the socket's directory is not safe (transport/paths.py).
         """
-        check_socket_dir(self.path, self.allowed_uids)
+        check_socket_dir(self.path)
         self._loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = self._loop.create_task(self._run(), name=f"relay-output:{self.path}")
+            if stop is not None:
+                self._task.add_done_callback(lambda task: None if task.cancelled() else stop.set())
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         """Wait for the handshake with the relay.
@@ -284,14 +288,14 @@ class RelayOutput:
         delays = backoff(cap_s=self.backoff_cap_s, rng=self._rng)
         first = True
         while not self._closing:
-            check_socket_dir(self.path, self.allowed_uids)
+            check_socket_dir(self.path)
             transport: asyncio.Transport | None = None
             try:
                 transport, proto = await loop.create_unix_connection(
                     lambda: _OutputProtocol(self), str(self.path)
                 )
                 try:
-                    check_peer(transport.get_extra_info("socket"), self.path, self.allowed_uids)
+                    check_peer(transport.get_extra_info("socket"), self.path)
                 except UnsafeSocket as exc:
                     self.stats.last_error = str(exc)
                     raise
@@ -363,6 +367,15 @@ class RelayOutput:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def close_all(*outputs: RelayOutput) -> None:
+    """Close every output (each flushing what its relay takes in time), then raise the first error one
+    of them ended with (an untrusted socket), so that none is left unread."""
+    ends = await asyncio.gather(*(output.close() for output in outputs), return_exceptions=True)
+    for end in ends:
+        if isinstance(end, Exception):
+            raise end
 
 
 class _OutputProtocol(asyncio.Protocol):

@@ -7,6 +7,11 @@ by a client) only when its directory belongs to the current user (or a user name
 can put their own socket at the path. A client also checks who listens (``SO_PEERCRED``): the current
 user, or an allowed one. Root is no exception: its relay and clients apply the same rules (root's
 file access bypasses modes, so the checks look at owner and mode bits, never at ``access()``).
+
+Which users are trusted is one setting of the process, not an argument of each client: ``cli.main``
+calls ``trust_users`` once with ``relay.allowed_users`` (file, environment, or the relay's
+``--allowed-user``), and every check here reads it, so no relay, subscriber or publisher can be made
+without it. ``up`` hands its value to its children in the environment.
 """
 
 from __future__ import annotations
@@ -76,6 +81,25 @@ def state_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
     return Path(base) / "tickrelay"
 
 
+_trusted: frozenset[int] = frozenset()  # uids of relay.allowed_users, set by trust_users
+
+
+def trust_users(users: Iterable[str]) -> None:
+    """Trust ``users`` (``relay.allowed_users``: names or uids) besides the current user, for every
+    check this process makes from now on; replaces what an earlier call trusted.
+
+    Raises:
+        ConfigError: a name that is no user here.
+    """
+    global _trusted
+    _trusted = allowed_uids(users)
+
+
+def trusted_uids() -> frozenset[int]:
+    """The uids trusted besides the current user (``trust_users``); empty until it is called."""
+    return _trusted
+
+
 def allowed_uids(users: Iterable[str]) -> frozenset[int]:
     """The uids of ``relay.allowed_users`` (user names or numeric uids).
 
@@ -94,9 +118,9 @@ def allowed_uids(users: Iterable[str]) -> frozenset[int]:
     return frozenset(uids)
 
 
-def check_socket_dir(path: Path, allowed: frozenset[int] = frozenset()) -> None:
-    """Refuse ``path`` when its directory belongs to neither the current user nor an ``allowed`` one,
-    or group or others may write it.
+def check_socket_dir(path: Path) -> None:
+    """Refuse ``path`` when its directory belongs to neither the current user nor a trusted one
+    (``trust_users``), or group or others may write it.
 
     A missing directory passes (nothing can listen there; the connect fails on its own).
 
@@ -110,7 +134,7 @@ def check_socket_dir(path: Path, allowed: frozenset[int] = frozenset()) -> None:
         return
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeSocket(f"refusing {path}: {directory} is not a directory")
-    if st.st_uid != os.geteuid() and st.st_uid not in allowed:
+    if st.st_uid != os.geteuid() and st.st_uid not in _trusted:
         raise UnsafeSocket(
             f"refusing {path}: its directory {directory} belongs to {_user(st.st_uid)}, not to you "
             f"({_user(os.geteuid())}); use a directory of your own (or name that user in relay.allowed_users)"
@@ -126,15 +150,15 @@ def check_socket_dir(path: Path, allowed: frozenset[int] = frozenset()) -> None:
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 
 
-def check_peer(sock: socket.socket, path: Path | str, allowed: frozenset[int] = frozenset()) -> None:
-    """Refuse a connection whose listening process runs as neither the current user nor an ``allowed``
-    one (SO_PEERCRED).
+def check_peer(sock: socket.socket, path: Path | str) -> None:
+    """Refuse a connection whose listening process runs as neither the current user nor a trusted one
+    (``trust_users``; SO_PEERCRED).
 
     Raises:
         UnsafeSocket: the message names the peer's pid and user.
     """
     pid, uid, _ = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-    if uid != os.geteuid() and uid not in allowed:
+    if uid != os.geteuid() and uid not in _trusted:
         raise UnsafeSocket(
             f"refusing {path}: the process listening there (pid {pid}) runs as {_user(uid)}, not as you "
             f"({_user(os.geteuid())}); stop it (or name that user in relay.allowed_users)"

@@ -86,10 +86,8 @@ class Subscription:
         raw: bool = False,
         reconnect: bool = True,
         backoff_cap_s: float = 1.0,
-        allowed_uids: frozenset[int] = frozenset(),
     ) -> None:
         self.path = Path(path)
-        self.allowed_uids = allowed_uids
         self.domain = domain
         self.filter = filter or Filter()
         self.hello = Hello(
@@ -111,7 +109,7 @@ class Subscription:
         delays = backoff(cap_s=self.backoff_cap_s)
         first = True
         while True:
-            check_socket_dir(self.path, self.allowed_uids)
+            check_socket_dir(self.path)
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self.path), limit=READ_SIZE)
             except OSError as exc:
@@ -121,7 +119,7 @@ class Subscription:
                 await asyncio.sleep(next(delays))
                 continue
             try:
-                check_peer(writer.get_extra_info("socket"), self.path, self.allowed_uids)
+                check_peer(writer.get_extra_info("socket"), self.path)
                 decoder = await self._handshake(reader, writer)
                 resumed, first = not first, False
                 self.stats.reconnects += resumed
