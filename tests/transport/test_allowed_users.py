@@ -86,13 +86,16 @@ def nobody_relay() -> Iterator[Path]:
 
 def refused(args: list[str], cwd: Path) -> str:
     """Run a client that must refuse at once; its one line on stderr."""
-    proc = subprocess.run(
-        [*ME, *args], cwd=cwd, env=env(PYTHONPATH=_pythonpath()), capture_output=True, text=True, timeout=30
-    )
+    proc = tickrelay(args, cwd, env(PYTHONPATH=_pythonpath()))
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no traceback
     return proc.stderr
+
+
+def tickrelay(args: list[str], cwd: Path, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A command run to its end in ``cwd`` (whose ./tickrelay.toml it reads, if any)."""
+    return subprocess.run([*ME, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=30)
 
 
 def _pythonpath() -> str:
@@ -124,7 +127,7 @@ def test_a_relay_of_an_allowed_user_serves_tail_publish_and_a_collector(
     nobody_relay: Path, tmp_path: Path
 ) -> None:
     """nobody is trusted by ./tickrelay.toml (tail, publish), --config (collect) or the environment
-    (the second tail); the tails receive exactly what was published, and the collector's book."""
+    (the second tail); the tails receive exactly what was published, and what the collector sent."""
     trusting = tmp_path / "trusting"
     trusting.mkdir()
     (trusting / "tickrelay.toml").write_text('[relay]\nallowed_users = ["nobody"]\n')
@@ -154,14 +157,7 @@ def test_a_relay_of_an_allowed_user_serves_tail_publish_and_a_collector(
     stream.write_bytes(
         b"".join(encode_trade_message(Source.PUBLISH_TOOL, 0, 1_700_000_000_000_000_000, t) for t in TRADES)
     )
-    publish = subprocess.run(
-        [*ME, "publish", *socket, str(stream)],
-        cwd=trusting,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    publish = tickrelay(["publish", *socket, str(stream)], trusting, base)
     assert publish.returncode == 0, publish.stderr
     assert "3 messages taken by the relay" in publish.stderr
     out, err = coinbase.communicate(timeout=30)
@@ -211,14 +207,7 @@ def _subscribed(path: Path, count: int, cwd: Path, environ: dict[str, str]) -> N
     """Wait until the relay has ``count`` subscribers (asked with relay-status, itself a trusting client)."""
     deadline = time.monotonic() + 20
     while True:
-        status = subprocess.run(
-            [*ME, "relay-status", "--socket", str(path), "--json"],
-            cwd=cwd,
-            env=environ,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        status = tickrelay(["relay-status", "--socket", str(path), "--json"], cwd, environ)
         assert status.returncode == 0, status.stderr
         if len(json.loads(status.stdout)["subscribers"]) >= count:
             return
