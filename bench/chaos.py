@@ -25,7 +25,8 @@ Scenarios and their pass lines:
   the first market data after it at a subscriber. Pass: each fault marked to the subscriber by exactly
   one invalidation of its reason, one L2Reset and one RECOVERED, as many as the collector counted
   (reconnects, stale events, rejected frames) and the exchange caused (its connections); no gap;
-  median recovery under 500 ms (stall: the 0.5 s watchdog + 500 ms).
+  median recovery under 500 ms (stall: the 0.5 s watchdog + 500 ms). Kraken on the Python core unless
+  ``--venues kraken,coinbase,binance`` and ``--cores python,native`` say more (Binance: close and stall).
 - soak (only with ``--only soak`` or ``--soak-minutes M``; bench/chaos_soak.py): `tickrelay up` on the
   embedded replay for M minutes (default 10), the RSS of every process at 1 minute and at the end,
   then Ctrl-C. Pass: per process, growth after the first minute under 5 MB; no child restarted; every
@@ -46,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from chaos_exchange import exchange_faults
@@ -354,7 +356,8 @@ async def churn(tmp: Path, messages: list[bytes], runs: int) -> dict[str, object
 SHORT = ("relay_kill", "stuck", "hostile", "churn", "exchange_faults")  # a plain run: all of these
 
 
-async def main(runs: int, only: str | None, soak_minutes: float | None) -> dict[str, object]:
+async def main(runs: int, only: str | None, soak_minutes: float | None, venues: Sequence[str] = ("kraken",),
+               cores: Sequence[str] = ("python",)) -> dict[str, object]:  # fmt: skip
     scenarios: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -369,7 +372,7 @@ async def main(runs: int, only: str | None, soak_minutes: float | None) -> dict[
             if only in (None, "churn"):
                 scenarios["churn"] = await churn(tmp, messages, runs)
             if only in (None, "exchange_faults"):
-                scenarios |= await exchange_faults(tmp, runs)
+                scenarios |= await exchange_faults(tmp, runs, venues, cores)
             if only == "soak" or (only is None and soak_minutes is not None):
                 scenarios["soak"] = await soak(tmp, 10.0 if soak_minutes is None else soak_minutes)
         finally:
@@ -393,13 +396,29 @@ if __name__ == "__main__":
         help="runs of relay_kill and of each stuck figure; faults of each kind (default 5)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.add_argument("--only", choices=(*SHORT, "soak"), help="one scenario (exchange_faults: its three)")
+    parser.add_argument(
+        "--only", choices=(*SHORT, "soak"), help="one scenario (exchange_faults: three per venue and core)"
+    )
     parser.add_argument("--soak-minutes", type=float, metavar="M",
                         help="also run the `up` soak, M minutes (default 10 with --only soak); without this "
                         "flag or --only soak the soak does not run, so a plain run stays short")  # fmt: skip
+    parser.add_argument(
+        "--venues",
+        default="kraken",
+        metavar="V,..",
+        help="exchange faults on these venues (default kraken; kraken,coinbase,binance)",
+    )
+    parser.add_argument(
+        "--cores",
+        default="python",
+        metavar="C,..",
+        help="exchange faults with these collector cores (default python; python,native)",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a foreground shell (the soak's
     # Ctrl-C to up must not find SIGINT ignored, as a background job of a shell would pass it on)
-    report = asyncio.run(main(args.runs, args.only, args.soak_minutes))
+    report = asyncio.run(
+        main(args.runs, args.only, args.soak_minutes, args.venues.split(","), args.cores.split(","))
+    )
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))
     sys.exit(0 if report["passed"] else 1)

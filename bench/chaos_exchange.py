@@ -1,6 +1,8 @@
-"""Chaos, exchange faults (bench/chaos.py runs it): a real `tickrelay collect kraken` process against a
+"""Chaos, exchange faults (bench/chaos.py runs it): a real `tickrelay collect VENUE` process against a
 real `tickrelay replay-exchange` process with one fault, into a real relay process, and a subscriber in
-this process that times what reaches it.
+this process that times what reaches it. By default the venue is Kraken and the core Python;
+``exchange_faults(venues=..., cores=...)`` (chaos.py ``--venues``, ``--cores``) runs others too: their
+scenarios are named ``exchange_<fault>_<venue>_<core>`` (Kraken on Python keeps the short names).
 
 The exchange streams the Kraken v2 BTC/USD book (depth 10, a CRC32 checksum on every update; v2 is
 the collector's default API) at a steady RATE frames a second, and each fault repeats on its own:
@@ -12,6 +14,14 @@ again; frame 100's is (the same price, a new size), so its loss leaves the book 
 next checksum and is rightly not marked: a corrupt frame is always counted, marked only if it mattered.
 The collector's backoff starts over after a connection stayed up RESET_AFTER_S, so each fault is met
 as a first one (an exchange failing every second would otherwise be retried at the cap, by design).
+
+Coinbase runs its Advanced Trade API on DASH-BTC (its longest book recording, 1,926 level2 frames; the
+trade and ticker streams have 16 frames each, so only the book stream reaches frame 101 or 200): frame
+101 of every level2 subscription is corrupt, which the next frame's connection-wide ``sequence_num``
+shows (SEQUENCE_GAP: the collector resubscribes level2). The Exchange API's level2 has no sequence, so a
+lost update there cannot be detected at all. Binance runs BTCUSDT, close and stall only: a lost
+depth update is a gap that needs a new REST snapshot, and the replay's REST snapshot is the recording's
+first one, older than any mid-stream update, so no resync could complete against it.
 
 Per fault, at the subscriber: the fault time is the arrival of the last market-data message before
 it (a stall or close comes right after that frame; a corrupt frame comes one frame gap, 5 ms, later),
@@ -29,8 +39,11 @@ import signal
 import statistics
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import aiohttp
 
 from relayproc import RelayProc
 from tickrelay.protocol.messages import Event, L2Delta, L2Reset, L2Snapshot, Reason, StateInvalidation
@@ -40,11 +53,39 @@ from tickrelay.transport.subscribe import Gap, Subscription
 RATE = 200  # frames a second from the exchange
 STALE_S = 0.5  # the collector's stale_after_s
 RESET_AFTER_S = 0.5  # the collector's reset_after_s
-FAULTS = {  # scenario: (the exchange's --fault, the reason that must mark it, median recovery bound ms)
-    "exchange_close": ("close-after=200", Reason.DISCONNECT, 500),
-    "exchange_stall": ("stall=200:5", Reason.DISCONNECT, STALE_S * 1000 + 500),
-    "exchange_corrupt": ("corrupt=101", Reason.CHECKSUM_MISMATCH, 500),
+FAULTS = {  # fault: (the exchange's --fault, the reason that must mark it, median recovery bound ms)
+    "close": ("close-after=200", Reason.DISCONNECT, 500),
+    "stall": ("stall=200:5", Reason.DISCONNECT, STALE_S * 1000 + 500),
+    "corrupt": ("corrupt=101", Reason.CHECKSUM_MISMATCH, 500),
 }
+
+
+class Venue(NamedTuple):
+    path: str  # the replay exchange's WebSocket path
+    env: dict[str, str]  # one instrument, on an API whose faults can be detected
+    corrupt: Reason | None  # what must mark a corrupt frame (None: not run, see above)
+    # a subscription that makes the replay build what it builds at the first one (Coinbase Advanced's
+    # frames, 0.3 s or more): sent once before the collector starts, whose stale watchdog (STALE_S)
+    # would otherwise count that wait as a fault of its own
+    warm_up: str = ""
+
+
+VENUES = {
+    "kraken": Venue("kraken", {"TICKRELAY_KRAKEN_API": "v2", "KRAKEN_PAIRS": "BTC/USD"},
+                    Reason.CHECKSUM_MISMATCH),
+    "coinbase": Venue("coinbase/advanced", {"TICKRELAY_COINBASE_API": "advanced",
+                                            "COINBASE_PRODUCTS": "DASH-BTC"}, Reason.SEQUENCE_GAP,
+                      '{"type":"subscribe","product_ids":["DASH-BTC"],"channel":"level2"}'),
+    "binance": Venue("binance", {"BINANCE_SYMBOLS": "BTCUSDT"}, None),
+}  # fmt: skip
+
+
+def scenario(fault: str, venue: str = "kraken", core: str = "python") -> str:
+    """``exchange_close`` for Kraken on the Python core (the benchmark's default), else
+    ``exchange_close_coinbase_native`` and so on."""
+    return (
+        f"exchange_{fault}" if (venue, core) == ("kraken", "python") else f"exchange_{fault}_{venue}_{core}"
+    )
 
 
 class Episode(NamedTuple):
@@ -93,14 +134,32 @@ def recovered(found: list[Episode]) -> int:
     return sum(1 for e in found if e.recovered)
 
 
-async def fault_run(tmp: Path, name: str, faults: int) -> dict[str, Any]:
+async def fault_run(
+    tmp: Path, fault: str, faults: int, venue: str = "kraken", core: str = "python"
+) -> dict[str, Any]:
     """Run one fault kind until the subscriber has seen ``faults`` of them recovered; its figures."""
-    spec, reason, bound_ms = FAULTS[name]
+    spec, reason, bound_ms = FAULTS[fault]
+    v = VENUES[venue]
+    if fault == "corrupt":
+        assert v.corrupt is not None, venue
+        reason = v.corrupt
+    name = scenario(fault, venue, core)
     relay = RelayProc(tmp / f"{name}.sock")
     relay.start()
-    exchange = RelayProc.spawn("replay-exchange", "--port", "0", "--rate", str(RATE), "--fault", spec)
+    # --no-loop: a connection never ends at the end of a recording, which an unsubscribe can look like
+    # to the replay (Coinbase Advanced resubscribes level2 as an unsubscribe, then a subscribe)
+    exchange = RelayProc.spawn(
+        "replay-exchange", "--port", "0", "--rate", str(RATE), "--fault", spec, "--no-loop"
+    )
     assert exchange.stderr is not None
     port = int(exchange.stderr.readline().split("ws://127.0.0.1:")[1].split("/")[0])
+    if v.warm_up:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{port}/{v.path}") as ws,
+        ):
+            await ws.send_str(v.warm_up)
+            await asyncio.wait_for(ws.receive(), 30)  # the answer comes once the frames are built
     sub = Subscription(relay.path, buffer_bytes=64 << 20)
     seen: list[tuple[float, int, list[Event]]] = []
     gaps = 0
@@ -118,11 +177,10 @@ async def fault_run(tmp: Path, name: str, faults: int) -> dict[str, Any]:
 
     task = asyncio.create_task(consume())
     await asyncio.wait_for(sub.connected.wait(), 10)
-    env = {"TICKRELAY_KRAKEN_API": "v2", "KRAKEN_PAIRS": "BTC/USD",
-           "TICKRELAY_COLLECTOR_RESET_AFTER_S": str(RESET_AFTER_S)}  # fmt: skip
-    collector = RelayProc.spawn("collect", "kraken", "--socket", str(relay.path), "--url",
-                                f"ws://127.0.0.1:{port}/kraken", "--stale-after", str(STALE_S),
-                                env=env)  # fmt: skip
+    env = {**v.env, "TICKRELAY_COLLECTOR_RESET_AFTER_S": str(RESET_AFTER_S)}
+    collector = RelayProc.spawn("collect", venue, "--socket", str(relay.path), "--url",
+                                f"ws://127.0.0.1:{port}/{v.path}", "--rest-url", f"http://127.0.0.1:{port}/binance",
+                                "--stale-after", str(STALE_S), "--core", core, env=env)  # fmt: skip
     timed_out = False
     try:
         await asyncio.wait_for(enough.wait(), 30 + 5 * faults)
@@ -136,21 +194,23 @@ async def fault_run(tmp: Path, name: str, faults: int) -> dict[str, Any]:
     exchange.send_signal(signal.SIGTERM)
     said = exchange.communicate(timeout=10)[1]
     relay.stop()
-    connections = int(said.split("stopped after ")[1].split()[0])
-    return figures(name, episodes(seen), report, connections, gaps, timed_out, reason, bound_ms)
+    connections = int(said.split("stopped after ")[1].split()[0]) - bool(v.warm_up)
+    got = figures(fault, spec, episodes(seen), report, connections, gaps, timed_out, reason, bound_ms)
+    got["pass"] = got["pass"] and report["core"] == core  # and the core asked for is the one that ran
+    return {"venue": venue, "core": report["core"], **got}
 
 
-def figures(name: str, found: list[Episode], report: dict[str, Any], connections: int, gaps: int,
+def figures(fault: str, spec: str, found: list[Episode], report: dict[str, Any], connections: int, gaps: int,
             timed_out: bool, reason: Reason, bound_ms: float) -> dict[str, Any]:  # fmt: skip
     """The scenario's figures and pass line from what the subscriber, the collector and the exchange saw."""
     done, last = [e for e in found if e.recovered], found[-1] if found else None
     stop_marked = last is not None and not last.recovered and last.invalidations["DISCONNECT"] >= 1
     collector = report["collector"]
     counted = {  # the collector's own count of this fault
-        "exchange_close": collector["reconnects"],
-        "exchange_stall": collector["stale_events"],
-        "exchange_corrupt": report["rejected"].get("invalid_json", 0),
-    }[name]
+        "close": collector["reconnects"],
+        "stall": collector["stale_events"],
+        "corrupt": report["rejected"].get("invalid_json", 0),
+    }[fault]
     recovery = [(e.recovered - e.fault) * 1000 for e in done]
     detect = [(e.detected - e.fault) * 1000 for e in done]
     marked = [e.invalidations[reason.name] for e in done]
@@ -159,12 +219,12 @@ def figures(name: str, found: list[Episode], report: dict[str, Any], connections
     other = sum(sum(e.invalidations.values()) for e in done) - sum(marked)
     # the exchange's truth: close and stall end every connection (the last one by the collector's stop)
     exchange_ok = connections == collector["connects"] and (
-        collector["reconnects"] == 0 if name == "exchange_corrupt" else connections == counted + 1
+        collector["reconnects"] == 0 if fault == "corrupt" else connections == counted + 1
     )
     every_marked = bool(done) and len(done) == counted and set(marked) == set(resets) == set(back) == {1}
     ok = (not timed_out and every_marked and not other and exchange_ok and stop_marked and not gaps
           and statistics.median(recovery) < bound_ms)  # fmt: skip
-    return {"fault": FAULTS[name][0], "rate_fps": RATE, "faults": len(done),
+    return {"fault": spec, "rate_fps": RATE, "faults": len(done),
             "recovery_ms": round(statistics.median(recovery)) if done else None,
             "recovery_ms_min_max": [round(min(recovery)), round(max(recovery))] if done else None,
             "detect_ms": round(statistics.median(detect)) if done else None,
@@ -177,5 +237,13 @@ def figures(name: str, found: list[Episode], report: dict[str, Any], connections
             "timed_out": timed_out, "recovery_bound_ms": bound_ms, "pass": ok}  # fmt: skip
 
 
-async def exchange_faults(tmp: Path, runs: int) -> dict[str, dict[str, Any]]:
-    return {name: await fault_run(tmp, name, runs) for name in FAULTS}
+async def exchange_faults(tmp: Path, runs: int, venues: Sequence[str] = ("kraken",),
+                          cores: Sequence[str] = ("python",)) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Each fault on each venue (those it can be detected on) with each core, one after the other."""
+    out = {}
+    for core in cores:
+        for venue in venues:
+            for fault in FAULTS:
+                if fault != "corrupt" or VENUES[venue].corrupt is not None:
+                    out[scenario(fault, venue, core)] = await fault_run(tmp, fault, runs, venue, core)
+    return out
