@@ -199,7 +199,7 @@ pub fn combined<'a>(raw: &'a [u8], kind: Kind, scratch: &mut Scratch) -> Res<Pay
         let (mut stream, mut data) = (false, None);
         r.object(|r, key| {
             match key {
-                b"stream" => stream = r.str().map(|_| true)?,
+                b"stream" => stream = r.text().map(|_| true)?, // a str: checked, not kept
                 b"data" => data = Some(payload(r, kind, scratch)?),
                 _ => r.skip()?,
             }

@@ -63,17 +63,39 @@ pub fn too_deep(raw: &[u8]) -> bool {
     false
 }
 
+/// Whether the whole text is UTF-8, checked once, when the first `str` is read.
+#[derive(Debug, Clone, Copy)]
+enum Whole<'a> {
+    Unchecked,
+    Utf8(&'a str),
+    NotUtf8,
+}
+
 /// A position in one JSON text.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    whole: Whole<'a>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(b: &'a [u8]) -> Self {
-        Self { b, i: 0, depth: 0 }
+        Self { b, i: 0, depth: 0, whole: Whole::Unchecked }
+    }
+
+    /// The whole text as `str`, when it is UTF-8. A string without escapes is then sliced from it
+    /// (the quotes around it are char boundaries) instead of being checked on its own: one check
+    /// per frame instead of one per string.
+    fn whole_str(&mut self) -> Option<&'a str> {
+        if let Whole::Unchecked = self.whole {
+            self.whole = std::str::from_utf8(self.b).map_or(Whole::NotUtf8, Whole::Utf8);
+        }
+        match self.whole {
+            Whole::Utf8(text) => Some(text),
+            _ => None,
+        }
     }
 
     /// Decodes the whole text as one value read by `value` (whitespace around it allowed).
@@ -195,7 +217,8 @@ impl<'a> Reader<'a> {
 
     /// Past the closing quote of a string whose opening quote was read; (end of its content,
     /// whether it holds an escape, whether it holds a byte past ASCII). Escapes are checked;
-    /// UTF-8 is not.
+    /// UTF-8 is not. Inlined: it runs for every key and string of every frame.
+    #[inline(always)]
     fn string_end(&mut self) -> Res<(usize, bool, bool)> {
         let (mut escaped, mut high) = (false, false);
         loop {
@@ -217,9 +240,17 @@ impl<'a> Reader<'a> {
 
     /// A `str` field: the decoded text (borrowed when it has no escape); must be UTF-8.
     pub fn str(&mut self) -> Res<Cow<'a, str>> {
-        match self.text()? {
-            Cow::Borrowed(raw) => std::str::from_utf8(raw).map(Cow::Borrowed).map_err(|_| Bad::Invalid),
-            Cow::Owned(buf) => String::from_utf8(buf).map(Cow::Owned).map_err(|_| Bad::Invalid),
+        self.eat(b'"')?;
+        let start = self.i;
+        let (end, escaped, _) = self.string_end()?;
+        if escaped {
+            let mut buf = Vec::with_capacity(end - start);
+            unescape(&self.b[start..end], &mut buf)?;
+            return String::from_utf8(buf).map(Cow::Owned).map_err(|_| Bad::Invalid);
+        }
+        match self.whole_str() {
+            Some(text) => text.get(start..end).map(Cow::Borrowed).ok_or(Bad::Invalid),
+            None => std::str::from_utf8(&self.b[start..end]).map(Cow::Borrowed).map_err(|_| Bad::Invalid),
         }
     }
 
@@ -237,7 +268,8 @@ impl<'a> Reader<'a> {
         let (end, escaped, high) = self.string_end()?;
         let raw = &self.b[start..end];
         if !escaped {
-            return Ok((!high || std::str::from_utf8(raw).is_ok()).then_some(Cow::Borrowed(raw)));
+            let utf8 = !high || self.whole_str().is_some() || std::str::from_utf8(raw).is_ok();
+            return Ok(utf8.then_some(Cow::Borrowed(raw)));
         }
         let mut buf = Vec::with_capacity(raw.len());
         unescape(raw, &mut buf)?;
@@ -463,6 +495,7 @@ pub fn unknown(raw: &[u8], keys: &[&str], default: &str) -> String {
 /// From `i`, the offset of the first byte that ends a plain run of string content (a quote, a
 /// backslash, a control character, or the end), and whether the run holds a byte past ASCII.
 /// Eight bytes at a time (SWAR: a byte equal to `c` is a zero byte of `w ^ c..c`).
+#[inline(always)]
 fn plain_run(b: &[u8], mut i: usize) -> (usize, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
