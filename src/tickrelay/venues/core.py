@@ -131,8 +131,12 @@ def drive(
 ) -> Iterator[R]:
     """Run recorded frames (raw, ts_recv_ns) through ``feed`` as a collector would: after each frame,
     the REST snapshots ``snapshots`` has for it, at that frame's time. Yields what each call returns."""
+    on_frame = feed.on_frame  # the per-frame path: no lookups a collector does not make
+    if snapshots is None or not feed.SNAPSHOTS:  # a class constant: such a feed never asks
+        for raw, ts in frames:
+            yield on_frame(raw, ts)
+        return
     for line, (raw, ts) in enumerate(frames, 1):
-        yield feed.on_frame(raw, ts)
-        if snapshots is not None and feed.SNAPSHOTS:
-            for key, body in snapshots(line, feed.wants_snapshot()):
-                yield feed.on_snapshot(key, body, ts)
+        yield on_frame(raw, ts)
+        for key, body in snapshots(line, feed.wants_snapshot()):
+            yield feed.on_snapshot(key, body, ts)
