@@ -12,6 +12,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 use tickrelay_core::protocol::events::EncodeError;
+use tickrelay_core::protocol::fixed::format_fixed8;
 use tickrelay_core::venues::feed::{Event, Feed, Stats};
 use tickrelay_core::venues::finish::Finisher;
 use tickrelay_core::venues::{build, Param, Params};
@@ -201,8 +202,8 @@ impl NativeFeed {
             book.set_item("gaps", b.gaps)?;
             book.set_item("resyncs", b.resyncs)?;
             book.set_item("crossed", b.crossed)?;
-            book.set_item("best_bid", &b.best_bid)?;
-            book.set_item("best_ask", &b.best_ask)?;
+            book.set_item("best_bid", b.best_bid.map(format_fixed8))?;
+            book.set_item("best_ask", b.best_ask.map(format_fixed8))?;
             books.set_item(symbol, book)?;
         }
         d.set_item("books", books)?;

@@ -9,11 +9,10 @@
 //! but the level vectors an L2Delta owns: symbols are looked up by the frame's text, texts go
 //! straight to fixed point.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use super::binance_wire::{self as wire, fixed, Kind, LevelsError, Payload};
-use super::common::Instrument;
+use super::common::{FxMap, Instrument};
 use super::feed::{Event, Feed, Level, Stats, SPOT};
 use super::typed::{too_deep, Bad};
 
@@ -30,28 +29,6 @@ const SELL: u8 = 1;
 const MATCHED: &str = "bookticker_matched";
 const MISMATCHED: &str = "bookticker_mismatched";
 
-/// FxHash (rustc's): the maps on the hot path are keyed by short symbols and update ids.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 /// (best bid, its size, best ask, its size): a book's top or a bookTicker's.
 type Top = [i64; 4];
 

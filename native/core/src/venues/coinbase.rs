@@ -8,10 +8,10 @@
 //! the frame is applied, changing state only when every value was good.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use super::common::{
-    encode_str, encode_strs, invalidate, reason, split_snapshot, Instrument, BUY, MAX_SNAPSHOT_LEVELS, SELL,
+    encode_str, encode_strs, invalidate, reason, split_snapshot, FxMap, Instrument, BUY, MAX_SNAPSHOT_LEVELS,
+    SELL,
 };
 use super::feed::{Event, Feed, Level, Stats, SPOT};
 use super::numbers::{parse_time_ns, Decimals};
@@ -176,7 +176,7 @@ impl Product {
 #[derive(Default)]
 pub(crate) struct Products {
     pub(crate) list: Vec<Product>,
-    index: HashMap<String, usize>,
+    index: FxMap<String, usize>,
 }
 
 impl Products {

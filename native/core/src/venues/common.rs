@@ -5,11 +5,13 @@
 //! its book is live, and renders its best prices into its `BookStats` (kept in the feed's
 //! [`Stats`] by venue symbol, created with its first book message, as Python's `book_stats`).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use super::book::OrderBook;
 use super::feed::{BookStats, Event, Level, Stats, SPOT};
 use super::finish::SNAPSHOT_END;
 use super::numbers::places;
-use crate::protocol::fixed::format_fixed8;
 
 /// `protocol.messages.Reason`.
 pub mod reason {
@@ -24,6 +26,31 @@ pub mod reason {
 pub const BEGIN: u8 = 1;
 /// `MAX_SNAPSHOT_LEVELS`: levels one L2Snapshot TLV holds.
 pub const MAX_SNAPSHOT_LEVELS: usize = 4093;
+
+/// FxHash (rustc's): the maps on the hot path are keyed by short symbols and update ids (std's
+/// SipHash costs ~200 instructions for a product id; a feed's maps hold only the instruments it
+/// kept, so a key an exchange could craft to collide buys it nothing).
+#[derive(Default)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+}
+
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// `venues.feed.Instrument`.
 #[derive(Debug, Clone)]
@@ -67,14 +94,13 @@ impl Instrument {
         }
     }
 
-    /// `render`: show the book's best prices in its stats (formatted only when the top moves).
+    /// `render`: show the book's best prices in its stats.
     pub fn render(&mut self, stats: &mut Stats) {
         let top = self.book.top_prices();
         if top != self.top && self.has_stats {
             self.top = top;
             if let Some(s) = stats.books.get_mut(&self.venue_symbol) {
-                s.best_bid = top.0.map(format_fixed8);
-                s.best_ask = top.1.map(format_fixed8);
+                (s.best_bid, s.best_ask) = top;
             }
         }
     }
@@ -261,7 +287,7 @@ mod tests {
         a.live = true;
         a.book_stats(&mut stats, |_| ());
         a.render(&mut stats);
-        assert_eq!(stats.books["A-B"].best_ask.as_deref(), Some("0.00000002"));
+        assert_eq!(stats.books["A-B"].best_ask, Some(2));
         let mut out = Vec::new();
         disconnect(102, [&mut a, &mut b], &mut stats, &mut out);
         assert_eq!(out.len(), 2);

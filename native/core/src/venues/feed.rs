@@ -111,8 +111,10 @@ pub struct BookStats {
     pub gaps: u64,
     pub resyncs: u64,
     pub crossed: u64,
-    pub best_bid: Option<String>,
-    pub best_ask: Option<String>,
+    /// The best prices in fixed point; Python's text (`format_fixed8`) is made when the stats are
+    /// read, not each time the top moves.
+    pub best_bid: Option<i64>,
+    pub best_ask: Option<i64>,
 }
 
 /// `feed.FeedStats`. Maps are ordered by key; Python's Counters compare by content, so order is

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::common::{disconnect, invalidate, reason, split_snapshot, Instrument};
+use super::common::{disconnect, invalidate, reason, split_snapshot, FxMap, Instrument};
 use super::feed::{Event, Level, Stats, SPOT};
 use super::kraken_text::{Digits, Text};
 use super::numbers::Decimals;
@@ -68,7 +68,7 @@ pub struct Books {
     pub resync: bool,
     pub stats: Stats,
     pub pairs: Vec<Pair>,
-    index: HashMap<String, usize>,
+    index: FxMap<String, usize>,
     requests: Vec<Vec<u8>>,
     pub precisions: HashMap<String, (u8, u8)>,
     pub dec: Decimals,
@@ -86,7 +86,7 @@ impl Books {
             resync,
             stats,
             pairs: Vec::new(),
-            index: HashMap::new(),
+            index: FxMap::default(),
             requests: Vec::new(),
             precisions: HashMap::new(),
             dec: Decimals::default(),
