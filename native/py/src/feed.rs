@@ -180,11 +180,11 @@ impl NativeFeed {
         let d = PyDict::new(py);
         d.set_item("frames", s.frames)?;
         let messages = PyDict::new(py);
-        for (name, n) in &s.messages {
+        for (name, n) in s.messages.iter() {
             messages.set_item(name, n)?;
         }
         if self.finisher.recovered() > 0 {
-            let own = s.messages.get("StateInvalidation").copied().unwrap_or(0);
+            let own = s.messages.get("StateInvalidation").unwrap_or(0);
             messages.set_item("StateInvalidation", own + self.finisher.recovered())?;
         }
         d.set_item("messages", messages)?;

@@ -87,18 +87,53 @@ pub enum Event {
     },
 }
 
+/// The TLV names, as `type(value).__name__` counts them in `stats.messages`, in name order.
+pub const NAMES: [&str; 7] =
+    ["InstrumentMeta", "L2Delta", "L2Reset", "L2Snapshot", "Quote", "StateInvalidation", "Trade"];
+
 impl Event {
+    /// Its TLV's place in [`NAMES`].
+    fn slot(&self) -> usize {
+        match self {
+            Self::InstrumentMeta { .. } => 0,
+            Self::L2Delta { .. } => 1,
+            Self::L2Reset { .. } => 2,
+            Self::L2Snapshot { .. } => 3,
+            Self::Quote { .. } => 4,
+            Self::StateInvalidation { .. } => 5,
+            Self::Trade { .. } => 6,
+        }
+    }
+
     /// The TLV's name, as `type(value).__name__` counts it in `stats.messages`.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::Trade { .. } => "Trade",
-            Self::Quote { .. } => "Quote",
-            Self::InstrumentMeta { .. } => "InstrumentMeta",
-            Self::L2Snapshot { .. } => "L2Snapshot",
-            Self::L2Delta { .. } => "L2Delta",
-            Self::L2Reset { .. } => "L2Reset",
-            Self::StateInvalidation { .. } => "StateInvalidation",
-        }
+        NAMES[self.slot()]
+    }
+}
+
+/// `FeedStats.messages`: how many values of each TLV a feed published. One counter per name, not
+/// a map: counting is on the per-frame path. Names never counted are absent, as in a Counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts([u64; NAMES.len()]);
+
+impl Counts {
+    /// (name, count) of the names counted, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&&'static str, &u64)> {
+        NAMES.iter().zip(&self.0).filter(|(_, &n)| n > 0)
+    }
+
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.iter().find(|(k, _)| **k == name).map(|(_, &n)| n)
+    }
+}
+
+impl std::ops::Index<&str> for Counts {
+    type Output = u64;
+
+    /// Panics for a name never counted, as a map's index does.
+    fn index(&self, name: &str) -> &u64 {
+        let k = NAMES.iter().position(|&n| n == name).filter(|&k| self.0[k] > 0);
+        &self.0[k.unwrap_or_else(|| panic!("no {name} counted"))]
     }
 }
 
@@ -122,7 +157,7 @@ pub struct BookStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub frames: u64,
-    pub messages: BTreeMap<&'static str, u64>,
+    pub messages: Counts,
     pub ignored: BTreeMap<String, u64>,
     pub rejected: BTreeMap<String, u64>,
     pub samples: BTreeMap<String, String>,
@@ -152,7 +187,7 @@ impl Stats {
     /// `FeedStats.count`: the values a call produced, by TLV name.
     pub fn count(&mut self, out: &[Event]) {
         for value in out {
-            *self.messages.entry(value.name()).or_default() += 1;
+            self.messages.0[value.slot()] += 1;
         }
     }
 }
