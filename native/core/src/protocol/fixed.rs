@@ -51,32 +51,25 @@ pub fn parse_fixed8(text: &[u8]) -> Result<i64, FixedError> {
     parse_fixed8_rounded(text).map(|(value, _)| value)
 }
 
-/// The common unsigned `123.4500` shape (up to 19 integer digits, up to 8 decimals) in one
-/// loop; `None` for anything else, which the general path answers.
+/// The common unsigned `123.4500` shape (1 to 19 integer digits, up to 8 decimals; a point
+/// without decimals too) in one tight pass per part; `None` for anything else, which the general
+/// path answers.
 fn plain(text: &[u8]) -> Option<i64> {
-    let (mut whole, mut i) = (0u64, 0usize);
-    while let Some(d) = text.get(i).filter(|c| c.is_ascii_digit() && i < 19) {
-        whole = whole * 10 + u64::from(d - b'0');
-        i += 1;
-    }
-    if i == 0 {
+    let (ip, fp) = match text.iter().position(|&c| c == b'.') {
+        Some(k) => (&text[..k], &text[k + 1..]),
+        None => (text, &text[text.len()..]),
+    };
+    if ip.is_empty() || ip.len() > 19 || fp.len() > 8 {
         return None;
     }
-    let (mut fraction, mut places) = (0u64, 0u32);
-    if i < text.len() {
-        if text[i] != b'.' {
-            return None;
-        }
-        i += 1;
-        while let Some(d) = text.get(i).filter(|c| c.is_ascii_digit() && places < 8) {
-            fraction = fraction * 10 + u64::from(d - b'0');
-            places += 1;
-            i += 1;
-        }
-    }
-    if i != text.len() {
-        return None;
-    }
+    let digits = |part: &[u8]| {
+        part.iter().try_fold(0u64, |acc, &c| {
+            let d = c.wrapping_sub(b'0');
+            (d < 10).then(|| acc * 10 + u64::from(d))
+        })
+    };
+    let (whole, fraction) = (digits(ip)?, digits(fp)?);
+    let places = u32::try_from(fp.len()).ok()?;
     let scaled = whole.checked_mul(100_000_000)?.checked_add(fraction * 10u64.pow(8 - places))?;
     i64::try_from(scaled).ok()
 }

@@ -14,7 +14,7 @@ use super::common::{
     SELL,
 };
 use super::feed::{Event, Feed, Level, Stats, SPOT};
-use super::numbers::{parse_time_ns, Decimals};
+use super::numbers::{Decimals, Times};
 use super::typed::{self, Bad, Reader, Res};
 use crate::protocol::symbols::{normalize_pair, COINBASE};
 
@@ -226,6 +226,7 @@ pub struct CoinbaseFeed {
     products: Products,
     requests: Vec<Vec<u8>>,
     fixed: Decimals,
+    times: Times,
     bids: Vec<Level>,
     asks: Vec<Level>,
 }
@@ -242,6 +243,7 @@ impl CoinbaseFeed {
             products: Products::default(),
             requests: Vec::new(),
             fixed: Decimals::default(),
+            times: Times::default(),
             bids: Vec::new(),
             asks: Vec::new(),
         }
@@ -390,7 +392,7 @@ impl CoinbaseFeed {
             }
         }
         let (price_v, volume) = (self.fixed.positive(price)?, self.fixed.positive(size)?);
-        let when = parse_time_ns(time)?;
+        let when = self.times.ns(time)?;
         // the maker's side: the aggressor is the other
         let aggressor = match &**side {
             "buy" => SELL,
@@ -434,7 +436,7 @@ impl CoinbaseFeed {
         let ask_size = self.fixed.amount(or_zero(&w.best_ask_size))?;
         let quote_ts_ns = match w.time.as_deref() {
             None | Some("") => 0,
-            Some(t) => parse_time_ns(t)?,
+            Some(t) => self.times.ns(t)?,
         };
         let i = self.products.keep(w.product_id.as_deref()?)?;
         let inst = &mut self.products.list[i].inst;
@@ -478,7 +480,7 @@ impl CoinbaseFeed {
         };
         let ts = match w.time.as_deref() {
             None | Some("") => Some(0),
-            Some(t) => parse_time_ns(t),
+            Some(t) => self.times.ns(t),
         };
         let too_many = self.bids.len() + self.asks.len() > MAX_SNAPSHOT_LEVELS; // one L2Delta holds them
         let (false, false, Some(ts)) = (w.bad_bids, too_many, ts) else {

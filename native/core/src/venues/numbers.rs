@@ -96,11 +96,37 @@ fn fraction_ns(frac: &[u8]) -> i64 {
 
 /// `parse_time_ns`: `2021-04-17T16:43:30.244075Z` (or a `+HH:MM` offset) to ns since the epoch.
 pub fn parse_time_ns(text: &str) -> Option<i64> {
+    time_ns(text, epoch_seconds)
+}
+
+/// [`parse_time_ns`] that remembers the last `YYYY-MM-DDTHH:MM:SS` it read: a feed's consecutive
+/// times mostly share that head, the costly part (the answer is the same: it is a function of the
+/// head alone).
+#[derive(Debug, Default)]
+pub struct Times {
+    head: [u8; 19],
+    seconds: Option<i64>,
+}
+
+impl Times {
+    pub fn ns(&mut self, text: &str) -> Option<i64> {
+        time_ns(text, |head| {
+            if self.seconds.is_none() || head != self.head {
+                self.seconds = Some(epoch_seconds(head)?);
+                self.head.copy_from_slice(head);
+            }
+            self.seconds
+        })
+    }
+}
+
+/// `parse_time_ns`, the first 19 characters read by `seconds`.
+fn time_ns(text: &str, seconds: impl FnOnce(&[u8]) -> Option<i64>) -> Option<i64> {
     let b = text.as_bytes();
     if !text.is_ascii() || b.len() < 20 || b.len() > 40 || b[4] != b'-' || b[10] != b'T' {
         return None;
     }
-    let seconds = epoch_seconds(&b[..19])?;
+    let seconds = seconds(&b[..19])?;
     let mut rest = &b[19..];
     let mut frac: &[u8] = &[];
     if rest.first() == Some(&b'.') {
@@ -161,8 +187,11 @@ mod tests {
             ("2021-04-17T16:43:3٠.5Z", None),
             ("2021-04-17 16:43:30.5Z", None),
         ];
+        let mut times = Times::default();
         for (text, ns) in cases {
             assert_eq!(parse_time_ns(text), *ns, "{text}");
+            assert_eq!(times.ns(text), *ns, "{text} (remembered)");
+            assert_eq!(times.ns(text), *ns, "{text} (again)");
         }
     }
 
