@@ -169,6 +169,33 @@ async def test_flush_writes_now_not_at_the_end_of_the_loop_turn(relay: Relay) ->
     await out.close()
 
 
+async def test_append_with_write_writes_now_and_schedules_no_flush(relay: Relay) -> None:
+    out = RelayOutput(relay.path, source=3, stream_id=5)
+    got: list[bytes] = []
+
+    async def consume() -> None:
+        async for item in Subscription(relay.path, reconnect=False):
+            assert isinstance(item, Message)
+            got.append(item.raw)
+            if len(got) == 3:
+                return
+
+    task = asyncio.create_task(consume())
+    await until(lambda: relay.subscribers, 5)
+    out.start()
+    await out.wait_connected(5)
+    stamped = [out.stamper.message(10 + i, Heartbeat(i, i)) for i in range(3)]
+    out.append(stamped[0] + stamped[1], 2, write=True)  # the collector's per-frame path
+    assert (out.stats.batches, out.stats.sent, out.stats.buffered_bytes) == (1, 2, 0)
+    assert not out._scheduled  # no second, empty flush at the end of the loop turn
+    out.append(stamped[2], 1)  # without write: written at the end of the turn
+    assert (out.stats.batches, out._scheduled) == (1, True)
+    await asyncio.wait_for(task, 5)
+    assert out.stats.batches == 2
+    assert got == stamped
+    await out.close()
+
+
 async def test_close_counts_what_no_relay_took_and_a_relay_that_comes_in_time_gets_it(
     tmp_path: Path,
 ) -> None:

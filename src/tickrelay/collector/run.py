@@ -230,14 +230,17 @@ class Collector:
         except Exception:  # the one last-resort guard: anything raised here is a bug, never a bad frame
             self._bug(f"frame {raw[:200]!r}", ts_recv_ns, transport)
             return
+        # written before the next frame is read (unless we wrote a moment ago), without also scheduling
+        # a flush for the end of the loop turn
+        write_now = self.flush_each_frame and self._gap_passed()
         if out:
-            self.output.append(out, stamper.counter - first)
             if arrived_ns:
                 self._frames_measured += 1
                 if self._frames_measured % self.sample == 0:  # recorded when the write returns
                     self._pending.extend((arrived_ns, kind) for kind in message_kinds(out))
-        if self.flush_each_frame and self._gap_passed():
-            self.output.flush()  # out before the next frame is read, unless we wrote a moment ago
+            self.output.append(out, stamper.counter - first, write=write_now)
+        elif write_now:
+            self.output.flush()  # what earlier frames left buffered
         if self.core.reject_kinds() != len(self._samples_logged):  # a new kind of rejected frame
             self._log_samples()
         self._after_frame(transport)

@@ -164,13 +164,16 @@ class RelayOutput:
         """Encode ``event`` as one message of this stream and queue it."""
         self._append(self.stamper.message(timestamp_ns, event))
 
-    def append(self, buffer: bytes, count: int) -> None:
+    def append(self, buffer: bytes, count: int, *, write: bool = False) -> None:
         """Queue ``count`` whole messages that ``self.stamper`` stamped (a venue core's output), as they
-        are: the collectors' hot path, one append per frame."""
+        are: the collectors' hot path, one append per frame. ``write``: write what is buffered now
+        (as :meth:`flush`), with no flush scheduled for the end of this event-loop turn."""
         if count:
-            self._append(buffer, count)
+            self._append(buffer, count, schedule=not write)
+            if write:
+                self._flush()
 
-    def _append(self, message: bytes, count: int = 1) -> None:
+    def _append(self, message: bytes, count: int = 1, *, schedule: bool = True) -> None:
         n = len(message)
         if len(self._buf) + n > self.buffer_bytes:
             self._make_room(n)
@@ -178,7 +181,7 @@ class RelayOutput:
         self._count += count
         self.stats.sent += count
         self.stats.bytes += n
-        if not self._scheduled:
+        if schedule and not self._scheduled:
             self._scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
 
