@@ -326,6 +326,12 @@ impl Feed for BinanceFeed {
                 None => &raw[11..(raw.len() - 1).max(11)], // raw[11:-1], as Python slices
             };
             if let Some(kind) = Kind::of(wire::stream_kind(name)) {
+                if kind == Kind::BookTicker {
+                    if let Some(payload) = wire::plain_book_ticker(raw) {
+                        self.dispatch(payload, &wire::Scratch::default(), raw, out); // no levels
+                        return self.stats.count(&out[start..]);
+                    }
+                }
                 let mut scratch = std::mem::take(&mut self.scratch);
                 let taken = match wire::combined(raw, kind, &mut scratch) {
                     Ok(payload) => {

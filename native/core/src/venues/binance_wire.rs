@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::feed::Level;
 use super::numbers::{places, MAX_TEXT};
-use super::typed::{Bad, Reader, Res};
+use super::typed::{plain_run, Bad, Reader, Res};
 use crate::protocol::fixed::parse_fixed8_rounded;
 
 /// `QUOTE_ASSETS`, longest first (the longest matching suffix wins).
@@ -218,6 +218,50 @@ pub fn data<'a>(body: &'a [u8], kind: Kind, scratch: &mut Scratch) -> Res<Payloa
     Reader::whole(body, |r| payload(r, kind, scratch))
 }
 
+/// Past `word` at `i`, if it is there.
+fn after(raw: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    (raw.get(i..i + word.len())? == word).then_some(i + word.len())
+}
+
+/// A plain string's content from `i` (past its opening quote): no escape, no control character,
+/// no byte past ASCII; (its content, past its closing quote).
+fn plain_text(raw: &[u8], i: usize) -> Option<(&[u8], usize)> {
+    let (end, high) = plain_run(raw, i);
+    (raw.get(end) == Some(&b'"') && !high).then(|| (&raw[i..end], end + 1))
+}
+
+/// An update id from `i`: `0` or digits without a leading zero, at most `i64::MAX`; (it, its end).
+fn plain_id(raw: &[u8], i: usize) -> Option<(i64, usize)> {
+    let digits = raw.get(i..)?.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 || (digits > 1 && raw[i] == b'0') {
+        return None;
+    }
+    let mut value = 0i64;
+    for &c in &raw[i..i + digits] {
+        value = value.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+    }
+    Some((value, i + digits))
+}
+
+/// The usual combined bookTicker frame read in one pass, without the general reader:
+/// `{"stream":"…","data":{"u":<id>,"s":"…","b":"…","B":"…","a":"…","A":"…"}}`, no whitespace,
+/// every string plain (see [`plain_text`]). A frame it takes, [`combined`] reads to the same
+/// payload; any other (None) takes the general path, which decides what it is.
+pub fn plain_book_ticker(raw: &[u8]) -> Option<Payload<'_>> {
+    let (_, i) = plain_text(raw, after(raw, 0, b"{\"stream\":\"")?)?;
+    let (u, i) = plain_id(raw, after(raw, i, b",\"data\":{\"u\":")?)?;
+    let (s, i) = plain_text(raw, after(raw, i, b",\"s\":\"")?)?;
+    let (b, i) = plain_text(raw, after(raw, i, b",\"b\":\"")?)?;
+    let (bq, i) = plain_text(raw, after(raw, i, b",\"B\":\"")?)?;
+    let (a, i) = plain_text(raw, after(raw, i, b",\"a\":\"")?)?;
+    let (aq, i) = plain_text(raw, after(raw, i, b",\"A\":\"")?)?;
+    (after(raw, i, b"}}")? == raw.len()).then_some(Payload::BookTicker {
+        u,
+        s: Cow::Borrowed(s),
+        quote: [Cow::Borrowed(b), Cow::Borrowed(bq), Cow::Borrowed(a), Cow::Borrowed(aq)],
+    })
+}
+
 /// `_Envelope`: what a frame the fast path did not take says about itself.
 #[derive(Debug, Default)]
 pub struct Envelope<'a> {
@@ -409,6 +453,60 @@ mod tests {
             .map(|s| stream_kind(s.as_bytes()))
             .collect();
         assert_eq!(kinds, [&b"depth"[..], b"kline", b"bookTicker", b"trade", b"", b""]);
+    }
+
+    /// A bookTicker payload as plain values.
+    fn ticker(p: Option<Payload<'_>>) -> Option<(i64, Vec<u8>, Vec<Vec<u8>>)> {
+        match p? {
+            Payload::BookTicker { u, s, quote } => {
+                Some((u, s.to_vec(), quote.iter().map(|q| q.to_vec()).collect()))
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_plain_book_ticker_is_what_the_general_reader_reads() {
+        let usual = r#"{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}"#;
+        let read = |raw: &str| {
+            let general = combined(raw.as_bytes(), Kind::BookTicker, &mut Scratch::default());
+            (ticker(plain_book_ticker(raw.as_bytes())), ticker(general.ok()))
+        };
+        let (plain, general) = read(usual);
+        assert_eq!(plain.as_ref().map(|t| t.0), Some(50_093_239_212));
+        assert_eq!(plain, general);
+        let id = |text: &str| usual.replace("50093239212", text);
+        assert_eq!(read(&id("0")).0.map(|t| t.0), Some(0));
+        assert_eq!(read(&id("9223372036854775807")).0.map(|t| t.0), Some(i64::MAX));
+        // the shapes it does not take go the general way
+        let refused = [
+            id("9223372036854775808"),
+            id("05"),
+            id("-0"),
+            id("5.0"),
+            id("5e3"),
+            id(""),
+            usual.replace("BTCUSDT\"", "BTC\\u0055SDT\""),
+            usual.replace("BTCUSDT\"", "BTCUSDT\u{e9}\""),
+            usual.replace("BTCUSDT\"", "BTC\tUSDT\""),
+            usual.replace("}}", "} }"),
+            usual.replace("}}", "}}x"),
+            usual.replace("}}", "}"),
+            usual.replace("\"B\"", "\"b\""),
+            usual.replace(",\"A\":\"1.54698000\"", ""),
+            usual.replace("\"u\":50093239212,", ""),
+        ];
+        for text in &refused {
+            assert_eq!(read(text).0, None, "{text}");
+        }
+        // what it takes of any text one byte short, the general reader reads the same
+        for k in 0..usual.len() {
+            let short = format!("{}{}", &usual[..k], &usual[k + 1..]);
+            let (plain, general) = read(&short);
+            if plain.is_some() {
+                assert_eq!(plain, general, "{short}");
+            }
+        }
     }
 
     #[test]

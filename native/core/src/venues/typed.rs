@@ -496,7 +496,7 @@ pub fn unknown(raw: &[u8], keys: &[&str], default: &str) -> String {
 /// backslash, a control character, or the end), and whether the run holds a byte past ASCII.
 /// Eight bytes at a time (SWAR: a byte equal to `c` is a zero byte of `w ^ c..c`).
 #[inline(always)]
-fn plain_run(b: &[u8], mut i: usize) -> (usize, bool) {
+pub(crate) fn plain_run(b: &[u8], mut i: usize) -> (usize, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
