@@ -365,6 +365,24 @@ fn side(
 ) -> Res<Result<(), LevelsError>> {
     out.clear();
     *rounded = 0;
+    let was = *lead;
+    if let Some((len, verdict)) = plain_side(r.rest(), out, rounded, lead) {
+        r.take(len);
+        return Ok(verdict);
+    }
+    *lead = was;
+    general_side(r, out, rounded, lead)
+}
+
+/// [`side`] of any text, the general way.
+fn general_side(
+    r: &mut Reader<'_>,
+    out: &mut Vec<Level>,
+    rounded: &mut u64,
+    lead: &mut Option<(u8, u8)>,
+) -> Res<Result<(), LevelsError>> {
+    out.clear();
+    *rounded = 0;
     if !r.at_array() {
         return r.skip().map(|()| Err(LevelsError::Decode));
     }
@@ -415,6 +433,47 @@ fn side(
     } else {
         Ok(())
     })
+}
+
+/// [`side`] of the usual shape, `[["<price>","<size>"],...]` without whitespace and every text
+/// plain (see [`plain_text`]), in one tight pass with the same verdict and values: (its length,
+/// the verdict); None for any other text, which [`side`] then reads the general way (what this
+/// filled is then undone there).
+fn plain_side(
+    raw: &[u8],
+    out: &mut Vec<Level>,
+    rounded: &mut u64,
+    lead: &mut Option<(u8, u8)>,
+) -> Option<(usize, Result<(), LevelsError>)> {
+    let mut i = after(raw, 0, b"[")?;
+    let (mut numbers, mut zero) = (true, false);
+    if raw.get(i) == Some(&b']') {
+        return Some((i + 1, Ok(())));
+    }
+    loop {
+        let (price, j) = plain_text(raw, after(raw, i, b"[\"")?)?;
+        let (size, j) = plain_text(raw, after(raw, j, b",\"")?)?;
+        i = after(raw, j, b"]")?;
+        if lead.is_none() {
+            *lead = Some((places(std::str::from_utf8(price).ok()), places(std::str::from_utf8(size).ok())));
+        }
+        if numbers {
+            match fixed(price, rounded).and_then(|p| Some((p, fixed(size, rounded)?))) {
+                Some(level) => {
+                    zero |= level.0 == 0;
+                    out.push(level);
+                }
+                None => numbers = false,
+            }
+        }
+        match raw.get(i) {
+            Some(b',') => i += 1,
+            Some(b']') => {
+                return Some((i + 1, if numbers && !zero { Ok(()) } else { Err(LevelsError::Number) }));
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// [`side`] of a snapshot's raw `bids` / `asks` (a `msgspec.Raw` already validated).
@@ -521,6 +580,46 @@ mod tests {
             assert_eq!(fixed(bad.as_bytes(), &mut rounded), None, "{bad}");
         }
         assert_eq!(fixed(b"92233720368.54775807", &mut rounded), Some(i64::MAX));
+    }
+
+    #[test]
+    fn the_plain_side_is_the_general_side() {
+        let usual = r#"[["61737.63000000","0.00000000"],["1.5","2"],["61730.17000000","1.00000001"]]"#;
+        let mut texts = vec![usual.to_owned(), "[]".to_owned(), r#"[["0","1"]]"#.to_owned()];
+        for k in 0..usual.len() {
+            texts.push(format!("{}{}", &usual[..k], &usual[k + 1..]));
+            texts.push(format!("{}x{}", &usual[..k], &usual[k..]));
+        }
+        let mut plain_taken = 0;
+        for text in &texts {
+            for lead in [None, Some((9, 9))] {
+                let run = |plain: bool| {
+                    let (mut out, mut rounded, mut first) = (Vec::new(), 0, lead);
+                    let read = Reader::whole(text.as_bytes(), |r| {
+                        if plain {
+                            let (len, verdict) = plain_side(r.rest(), &mut out, &mut rounded, &mut first)
+                                .ok_or(Bad::TooDeep)?; // not taken: told apart below
+                            r.take(len);
+                            Ok(verdict)
+                        } else {
+                            general_side(r, &mut out, &mut rounded, &mut first)
+                        }
+                    });
+                    (read, out, rounded, first)
+                };
+                let (plain, general) = (run(true), run(false));
+                if plain.0 == Err(Bad::TooDeep) {
+                    continue;
+                }
+                plain_taken += 1;
+                if general.0 == Ok(Ok(())) {
+                    assert_eq!(plain, general, "{text}");
+                } else {
+                    assert_eq!(plain.0, general.0, "{text}"); // what a refused side leaves is not used
+                }
+            }
+        }
+        assert!(plain_taken > 100, "{plain_taken}");
     }
 
     #[test]

@@ -286,6 +286,17 @@ impl<'a> Reader<'a> {
         self.peek() == Some(b'[')
     }
 
+    /// The text from here on: for a venue's reader of its usual shape, which then moves past
+    /// what it took with [`Reader::take`] (values nested at most a few deep: no depth to count).
+    pub fn rest(&self) -> &'a [u8] {
+        &self.b[self.i..]
+    }
+
+    /// Moves past `n` bytes of [`Reader::rest`].
+    pub fn take(&mut self, n: usize) {
+        self.i += n;
+    }
+
     /// `str | None`.
     pub fn opt_str(&mut self) -> Res<Option<Cow<'a, str>>> {
         if self.null()? {
