@@ -136,7 +136,8 @@ def drive(
         for raw, ts in frames:
             yield on_frame(raw, ts)
         return
+    wants_snapshot = feed.wants_snapshot
     for line, (raw, ts) in enumerate(frames, 1):
         yield on_frame(raw, ts)
-        for key, body in snapshots(line, feed.wants_snapshot()):
+        for key, body in snapshots(line, wants_snapshot()):
             yield feed.on_snapshot(key, body, ts)
