@@ -321,17 +321,25 @@ pub fn snapshot(body: &[u8]) -> Res<(i64, &[u8], &[u8])> {
 pub fn fixed(text: &[u8], rounded: &mut u64) -> Option<i64> {
     let n = text.len();
     if (9..20).contains(&n) && text[n - 9] == b'.' {
-        // the fast path: at most 10 integer digits and exactly 8 places, so always in range
-        let (mut value, mut digits) = (0i64, true);
-        for (k, &c) in text.iter().enumerate() {
+        // the fast path: at most 10 integer digits and exactly 8 places, so always in range; the
+        // places as one word (simdjson's eight digits at once)
+        let mut places = [0u8; 8];
+        places.copy_from_slice(&text[n - 8..]);
+        let w = u64::from_le_bytes(places);
+        const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+        const ZEROS: u64 = 0x3030_3030_3030_3030;
+        let (mut value, mut digits) =
+            (0i64, w & HIGH == ZEROS && w.wrapping_add(0x0606_0606_0606_0606) & HIGH == ZEROS);
+        for &c in &text[..n - 9] {
             let d = c.wrapping_sub(b'0');
-            if k != n - 9 {
-                digits &= d < 10;
-                value = value.wrapping_mul(10).wrapping_add(i64::from(d));
-            }
+            digits &= d < 10;
+            value = value.wrapping_mul(10).wrapping_add(i64::from(d));
         }
         if digits {
-            return Some(value);
+            let w = (w & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+            let w = (w & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+            let fraction = (w & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32;
+            return Some(value * 100_000_000 + fraction as i64); // < 10^18
         }
     }
     if n > MAX_TEXT {
@@ -580,6 +588,17 @@ mod tests {
             assert_eq!(fixed(bad.as_bytes(), &mut rounded), None, "{bad}");
         }
         assert_eq!(fixed(b"92233720368.54775807", &mut rounded), Some(i64::MAX));
+        for (text, value) in [
+            ("0.00000000", 0),
+            ("9999999999.99999999", 999_999_999_999_999_999),
+            ("0.12345678", 12_345_678),
+            ("87654321.90000009", 8_765_432_190_000_009),
+        ] {
+            assert_eq!(fixed(text.as_bytes(), &mut rounded), Some(value), "{text}");
+        }
+        for bad in ["1.0000000:", "1.0000000/", "1.000 0000", "1:.00000000", "1.00000\u{7f}00"] {
+            assert_eq!(fixed(bad.as_bytes(), &mut rounded), None, "{bad}");
+        }
     }
 
     #[test]
