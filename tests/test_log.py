@@ -84,6 +84,6 @@ async def test_a_rejected_frame_sample_is_a_warning(
         log.setup()
         await output.close()
     err = capsys.readouterr().err
-    line = "tickrelay collect binance: rejected frame (invalid_json): {\"oops\":\n"
+    line = 'tickrelay collect binance: rejected frame (invalid_json): {"oops":\n'
     assert err == (line if shown else "")
     assert collector.core.stats.rejected == {"invalid_json": 3}

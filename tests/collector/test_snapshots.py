@@ -66,7 +66,7 @@ async def test_a_bug_in_a_snapshot_is_counted_logged_once_and_the_books_invalida
     assert collector.snapshot()["counters"]["errors"][("binance", "bug")] == 1
     err = capsys.readouterr().err
     assert err.count("tickrelay collect binance: BUG in the venue core") == 1
-    assert "BUG in the venue core on snapshot BTCUSDT b'{\"lastUpdateId\":" in err
+    assert 'BUG in the venue core on snapshot BTCUSDT b\'{"lastUpdateId":' in err
     assert "Traceback (most recent call last)" in err
     assert "KeyError: 'a bug'" in err
     events = [e for m in got for e in m.events()]

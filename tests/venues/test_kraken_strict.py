@@ -49,9 +49,7 @@ def book(name: str, payload: dict[str, object], pair: str = "XBT/USD") -> bytes:
 SNAPSHOT = {"as": [["5.1", "1.0", "1.0"]], "bs": [["5.0", "2.0", "1.0"], ["4.9", "3.0", "1.0"]]}
 
 
-@pytest.mark.parametrize(
-    ("name", "checksum"), [("book-١٠", None), ("book-10", "١٢٣"), ("book-10", "12x")]
-)
+@pytest.mark.parametrize(("name", "checksum"), [("book-١٠", None), ("book-10", "١٢٣"), ("book-10", "12x")])
 def test_book_depth_and_checksum_are_ascii_digits(name: str, checksum: str | None) -> None:
     feed = KrakenFeed()
     feed.on_frame(book("book-10", SNAPSHOT), 0)

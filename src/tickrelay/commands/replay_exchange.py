@@ -80,21 +80,27 @@ def run(args: argparse.Namespace) -> int:
         await exchange.start(args.host, args.port)
         ws, http = ("wss", "https") if args.tls else ("ws", "http")
         base, rest = f"{ws}://{args.host}:{exchange.port}", f"{http}://{args.host}:{exchange.port}"
-        log.logger("replay-exchange").info(f"{base}/coinbase {base}/binance/stream?streams=... {base}/kraken "
+        log.logger("replay-exchange").info(
+            f"{base}/coinbase {base}/binance/stream?streams=... {base}/kraken "
             f"{base}/kraken/v2 (REST {rest}/binance/api/v3/..., {rest}/kraken/0/public/AssetPairs, "
-            f"{rest}/coinbase/products; docs/replay-exchange.md)")
+            f"{rest}/coinbase/products; docs/replay-exchange.md)"
+        )
         if ca_file is not None:
-            log.logger("replay-exchange").info(f"TLS certificate made for this run; clients trust it with "
-                f"SSL_CERT_FILE={ca_file} (clients of python's requests: REQUESTS_CA_BUNDLE={ca_file})")
+            log.logger("replay-exchange").info(
+                f"TLS certificate made for this run; clients trust it with "
+                f"SSL_CERT_FILE={ca_file} (clients of python's requests: REQUESTS_CA_BUNDLE={ca_file})"
+            )
         await stop.wait()
         await exchange.stop()
         if ca_file is not None:
             shutil.rmtree(ca_file.parent, ignore_errors=True)
         st = exchange.stats
-        log.logger("replay-exchange").info(f"stopped after {st.connections} connections, {st.frames_sent} "
+        log.logger("replay-exchange").info(
+            f"stopped after {st.connections} connections, {st.frames_sent} "
             f"frames, {st.requests} requests ({st.errors_sent} answered with an error), "
             f"{st.clients_left} client{'' if st.clients_left == 1 else 's'} left mid-stream, "
-            f"{st.pong_timeouts} dropped for no pong")
+            f"{st.pong_timeouts} dropped for no pong"
+        )
         return 0
 
     return runtime.run(main)

@@ -55,7 +55,6 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
             checksum_policy=kraken.checksum_policy,
         )
 
-
     @staticmethod
     def url(config: Config) -> str:
         """v1 is served at the base URL, v2 below it (https://docs.kraken.com/api/docs/websocket-v2/)."""
@@ -69,7 +68,6 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
         params: dict[str, object] = {"depth": self.depth, "checksum_policy": self.checksum_policy}
         return f"kraken_v{self.version}", params | {"precisions": precisions}
 
-
     def subscribe_messages(self) -> list[bytes]:
         if not self.pairs:
             return []
@@ -80,7 +78,6 @@ class KrakenFeed(KrakenV1, KrakenV2, NoSnapshots):
                 *(self._v2_request("subscribe", ch, pairs) for ch in ("trade", "ticker", "book")),
             ]
         return [self._v1_request("subscribe", name, pairs) for name in ("trade", "ticker", "book")]
-
 
     def on_frame(self, raw: bytes, ts_recv_ns: int) -> list[Event]:
         self.stats.frames += 1

@@ -158,9 +158,7 @@ class KrakenV1(KrakenBooks):
             for (price_v, volume_v, when_ns, side), entry in zip(trades, m.payload, strict=True):
                 p.announce(VENUE, entry[0], entry[1], out)
                 out.append(
-                    Trade(
-                        p.asset_id, price_v, volume_v, when_ns, VENUE, SPOT, _BUY if side == "b" else _SELL
-                    )
+                    Trade(p.asset_id, price_v, volume_v, when_ns, VENUE, SPOT, _BUY if side == "b" else _SELL)
                 )
         elif kind == "ticker":
             a, b = m.payload.a, m.payload.b
