@@ -13,6 +13,7 @@ to the collector's last-resort guard.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -37,40 +38,19 @@ def retry_after_s(value: str | None) -> float:
     return 60.0 - time.time() % 60.0
 
 
+@dataclasses.dataclass
 class Snapshots:
     """The REST snapshots of one collector's venue core; :meth:`run` is the side task, idle until
-    ``wanted`` is set.
+    ``wanted`` is set."""
 
-    Args:
-        core: the venue core: asked what it wants, given the bodies.
-        stats: the collector's counters (snapshots fetched, errors, REST throttling).
-        base_url: the venue's REST base URL (the core makes each snapshot's URL from it).
-        backoff_cap_s: the longest wait after failed requests.
-        wanted: set by the collector after a frame when the core wants a snapshot.
-        publish: the collector's way to queue what a core call returns.
-        bug: the collector's last-resort guard, given what failed and a time in ns.
-        log: the collector's logger.
-    """
-
-    def __init__(
-        self,
-        core: FeedCore | NativeCore,
-        stats: CollectorStats,
-        base_url: str,
-        backoff_cap_s: float,
-        wanted: asyncio.Event,
-        publish: Callable[[Callable[[], bytes]], None],
-        bug: Callable[[str, int], None],
-        log: logging.Logger,
-    ) -> None:
-        self.core = core
-        self.stats = stats
-        self.base_url = base_url
-        self.backoff_cap_s = backoff_cap_s
-        self.wanted = wanted
-        self.publish = publish
-        self.bug = bug
-        self.log = log
+    core: FeedCore | NativeCore  # the venue core: asked what it wants, given the bodies
+    stats: CollectorStats  # the collector's counters (snapshots fetched, errors, REST throttling)
+    base_url: str  # the venue's REST base URL (the core makes each snapshot's URL from it)
+    backoff_cap_s: float  # the longest wait after failed requests
+    wanted: asyncio.Event  # set by the collector after a frame when the core wants a snapshot
+    publish: Callable[[Callable[[], bytes]], None]  # the collector's way to queue what a core call returns
+    bug: Callable[[str, int], None]  # the collector's last-resort guard, given what failed and a time in ns
+    log: logging.Logger  # the collector's logger
 
     async def run(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         """Fetch the REST snapshots the feed asks for, one at a time, within the venue's weight budget

@@ -95,11 +95,6 @@ def trust_users(users: Iterable[str]) -> None:
     _trusted = allowed_uids(users)
 
 
-def trusted_uids() -> frozenset[int]:
-    """The uids trusted besides the current user (``trust_users``); empty until it is called."""
-    return _trusted
-
-
 def allowed_uids(users: Iterable[str]) -> frozenset[int]:
     """The uids of ``relay.allowed_users`` (user names or numeric uids).
 
