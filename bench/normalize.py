@@ -7,9 +7,12 @@ second by a fresh core per run (``venues.native.make_core``: the compiled ``Nati
 Python ``FeedCore``, each over a fresh feed), book upkeep and checks on (Binance sync + bookTicker
 cross-check, Kraken CRC32, Coinbase crossed check), every message stamped and encoded as a collector
 sends it. Both cores do the same work: the warm-up checks that they give the same bytes. One warm-up
-run per core, then ``--runs`` (>= 5) timed runs, the two cores alternating; the median and the spread
-(min, max) are reported. A venue whose feed the compiled core does not build yet gets no native
-figures (``native_core`` says why).
+pass per side, then ``--runs`` (>= 5) timed runs, every side in turn within each run (cryptofeed, the
+Python core, the compiled core), so a slow spell of the machine hits every side alike; the median and
+the spread (min, max) are reported. A run of a side is as many whole passes over the recording as
+fill ``--min-run-s`` (0.25 s) by its warm-up pass (``passes``), each pass on a fresh core: a single pass
+of the compiled core over a recording lasts only 8-80 ms, too short to time steadily. A venue whose
+feed the compiled core does not build yet gets no native figures (``native_core`` says why).
 
 Recordings (../shared/fixtures): Binance the hftbacktest BTCUSDT capture (depth@100ms + bookTicker:
 the ``trade`` frames are left out of both sides, because cryptofeed parses ``aggTrade``, not
@@ -28,11 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,29 +93,6 @@ def tickrelay_once(
 def summarize(frames: int, seconds: list[float]) -> dict[str, Any]:
     rates = sorted(frames / s for s in seconds)
     return {"median": statistics.median(rates), "min": rates[0], "max": rates[-1], "runs": len(rates)}
-
-
-def bench_tickrelay(venue: str, runs: int) -> dict[str, Any]:
-    """Both cores over the venue's recording (native only where the build has its feed), alternating."""
-    frames = frames_for(venue)
-    snapshots = {s: (FIXTURES / p).read_bytes() for s, p in SNAPSHOTS.get(venue, {}).items()}
-    choice = core_choice(VENUES[venue](), "native")
-    cores = ["python", "native"] if choice == "native" else ["python"]
-    outputs: dict[str, list[bytes]] = {core: [] for core in cores}
-    values = {  # the warm-up
-        core: tickrelay_once(venue, core, frames, snapshots, outputs[core])[1] for core in cores
-    }
-    if choice == "native":
-        assert b"".join(outputs["native"]) == b"".join(outputs["python"]), f"{venue}: the cores differ"
-    seconds: dict[str, list[float]] = {core: [] for core in cores}
-    for _ in range(runs):
-        for core in cores:
-            seconds[core].append(tickrelay_once(venue, core, frames, snapshots)[0])
-    return {
-        "frames": len(frames),
-        "native_core": choice,
-        **{core: {"values_out": values[core], **summarize(len(frames), seconds[core])} for core in cores},
-    }
 
 
 # ---- cryptofeed, in its own virtualenv ------------------------------------------------------------
@@ -168,9 +151,13 @@ async def once():
     return time.perf_counter() - start
 
 async def main():
-    await once()  # warm-up
-    seconds = [await once() for _ in range(spec["runs"])]
-    print(json.dumps({"frames": len(frames), "seconds": seconds}))
+    warm = await once()
+    print(json.dumps({"frames": len(frames), "warm_up_s": warm}), flush=True)
+    for line in sys.stdin:  # one timed run per line: its number of passes
+        seconds = 0.0
+        for _ in range(int(line)):
+            seconds += await once()
+        print(json.dumps({"seconds": seconds}), flush=True)
 
 asyncio.run(main())
 """
@@ -191,26 +178,95 @@ def cryptofeed_python(version: str) -> Path:
     return python
 
 
-def bench_cryptofeed(venue: str, runs: int) -> dict[str, Any]:
-    python = cryptofeed_python(CRYPTOFEED[venue])
-    spec = {"venue": venue, "frames": str(FIXTURES / RECORDINGS[venue]), "runs": runs}
-    if venue == "binance":
-        spec["snapshot"] = str(FIXTURES / SNAPSHOTS["binance"]["BTCUSDT"])
-    proc = subprocess.run(
-        [str(python), "-c", DRIVER, json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=3600,
-    )
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"frames": result["frames"], **summarize(result["frames"], result["seconds"])}
+class Cryptofeed:
+    """cryptofeed over a venue's recording in its own virtualenv and process (one warm-up pass at start),
+    one timed run per :meth:`run`, so that its runs can take turns with ours."""
+
+    def __init__(self, venue: str) -> None:
+        spec = {"venue": venue, "frames": str(FIXTURES / RECORDINGS[venue])}
+        if venue == "binance":
+            spec["snapshot"] = str(FIXTURES / SNAPSHOTS["binance"]["BTCUSDT"])
+        python = cryptofeed_python(CRYPTOFEED[venue])
+        self.proc = subprocess.Popen(
+            [str(python), "-c", DRIVER, json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        first = self._answer()
+        self.frames: int = first["frames"]
+        self.warm_up_s: float = first["warm_up_s"]
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the cryptofeed driver exited ({self.proc.wait()}): its error is above")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def run(self, passes: int) -> float:
+        """Seconds for ``passes`` passes, each on a fresh feed."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{passes}\n")
+        self.proc.stdin.flush()
+        seconds: float = self._answer()["seconds"]
+        return seconds
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def bench_venue(venue: str, runs: int, min_run_s: float, vs_cryptofeed: bool) -> dict[str, Any]:
+    """Both cores over the venue's recording (native only where the build has its feed), and cryptofeed
+    if asked: one warm-up pass each, then ``runs`` runs in which every side takes its turn."""
+    frames = frames_for(venue)
+    snapshots = {s: (FIXTURES / p).read_bytes() for s, p in SNAPSHOTS.get(venue, {}).items()}
+    choice = core_choice(VENUES[venue](), "native")
+    cores = ["python", "native"] if choice == "native" else ["python"]
+    outputs: dict[str, list[bytes]] = {core: [] for core in cores}
+    warm, values = {}, {}
+    for core in cores:  # the warm-up
+        warm[core], values[core] = tickrelay_once(venue, core, frames, snapshots, outputs[core])
+    if choice == "native":
+        assert b"".join(outputs["native"]) == b"".join(outputs["python"]), f"{venue}: the cores differ"
+
+    def ours(core: str, passes: int) -> float:
+        return sum(tickrelay_once(venue, core, frames, snapshots)[0] for _ in range(passes))
+
+    sides: dict[str, Callable[[int], float]] = {core: partial(ours, core) for core in cores}
+    theirs = Cryptofeed(venue) if vs_cryptofeed else None
+    try:
+        if theirs is not None:
+            assert theirs.frames == len(frames), (theirs.frames, len(frames))
+            sides = {"cryptofeed": theirs.run, **sides}
+            warm["cryptofeed"] = theirs.warm_up_s
+        passes = {side: max(1, math.ceil(min_run_s / warm[side])) for side in sides}
+        seconds: dict[str, list[float]] = {side: [] for side in sides}
+        for _ in range(runs):
+            for side, run in sides.items():
+                seconds[side].append(run(passes[side]) / passes[side])
+    finally:
+        if theirs is not None:
+            theirs.close()
+    return {
+        "frames": len(frames),
+        "native_core": choice,
+        "values_out": values["python"],
+        "passes": passes,
+        **{side: summarize(len(frames), seconds[side]) for side in sides},
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vs-cryptofeed", action="store_true", help="also run cryptofeed (own venvs)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per side (>= 5)")
+    parser.add_argument(
+        "--min-run-s", type=float, default=0.25, help="each run: whole passes filling this (by the warm-up)"
+    )
     parser.add_argument("--venue", action="append", choices=sorted(RECORDINGS), help="only these venues")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -221,25 +277,25 @@ def main() -> int:
         if venue not in VENUES:
             venues[venue] = {"skipped": "no feed for this venue in this build"}
             continue
-        ours = bench_tickrelay(venue, args.runs)
-        python, native = ours["python"], ours.get("native")
+        result = bench_venue(venue, args.runs, args.min_run_s, args.vs_cryptofeed)
+        python, native = result["python"], result.get("native")
         row: dict[str, Any] = {
             "recording": RECORDINGS[venue],
-            "frames": ours["frames"],
-            "native_core": ours["native_core"],
+            "frames": result["frames"],
+            "native_core": result["native_core"],
             "native_msgs_per_s": round(native["median"]) if native else None,
             "native_spread": [round(native["min"]), round(native["max"])] if native else None,
             "python_msgs_per_s": round(python["median"]),
             "python_spread": [round(python["min"]), round(python["max"])],
-            "values_out": python["values_out"],
+            "values_out": result["values_out"],
             "native_over_python": round(native["median"] / python["median"], 2) if native else None,
+            "passes_per_run": result["passes"],
             "cryptofeed_msgs_per_s": None,
             "ratio": None,
             "python_ratio": None,
         }
-        if args.vs_cryptofeed:
-            theirs = bench_cryptofeed(venue, args.runs)
-            assert theirs["frames"] == ours["frames"], (theirs["frames"], ours["frames"])
+        theirs = result.get("cryptofeed")
+        if theirs:
             row["cryptofeed_version"] = CRYPTOFEED[venue]
             row["cryptofeed_msgs_per_s"] = round(theirs["median"])
             row["cryptofeed_spread"] = [round(theirs["min"]), round(theirs["max"])]
@@ -247,7 +303,8 @@ def main() -> int:
             row["python_ratio"] = round(python["median"] / theirs["median"], 2)
         venues[venue] = row
     report = {
-        "unit": "exchange frames to finished messages per second (median of runs after one warm-up)",
+        "unit": "exchange frames to finished messages per second (median of runs after one warm-up pass)",
+        "min_run_s": args.min_run_s,
         "runs": args.runs,
         "python": sys.version.split()[0],
         "venues": venues,
