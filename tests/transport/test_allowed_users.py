@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bridge.conftest import NatsServer, nats_server  # noqa: F401 - the real nats-server fixture
 from tests.collector.test_etiquette import replay_exchange
 from tests.relay.conftest import ME
 from tests.transport.conftest import NOBODY, ROOT
@@ -93,6 +94,14 @@ def refused(args: list[str], cwd: Path) -> str:
     return proc.stderr
 
 
+def refusal(relay: Path) -> str:
+    """The one line (after the command's name) that refuses ``relay``, nobody's."""
+    return (
+        f"refusing {relay}: its directory {relay.parent} belongs to uid {NOBODY} (nobody), "
+        "not to you (uid 0 (root)); use a directory of your own (or name that user in relay.allowed_users)\n"
+    )
+
+
 def tickrelay(args: list[str], cwd: Path, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """A command run to its end in ``cwd`` (whose ./tickrelay.toml it reads, if any)."""
     return subprocess.run([*ME, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=30)
@@ -107,10 +116,7 @@ def test_every_client_refuses_a_relay_of_another_user_in_one_line(nobody_relay: 
     stream.write_bytes(
         b"".join(encode_trade_message(Source.PUBLISH_TOOL, 0, 1_700_000_000_000_000_000, t) for t in TRADES)
     )
-    why = (
-        f"refusing {nobody_relay}: its directory {nobody_relay.parent} belongs to uid {NOBODY} (nobody), "
-        "not to you (uid 0 (root)); use a directory of your own (or name that user in relay.allowed_users)\n"
-    )
+    why = refusal(nobody_relay)
     socket = ["--socket", str(nobody_relay)]
     assert refused(["tail", *socket, "--count", "1"], tmp_path) == f"tickrelay tail: {why}"
     assert refused(["publish", *socket, str(stream)], tmp_path) == f"tickrelay publish: {why}"
@@ -121,6 +127,18 @@ def test_every_client_refuses_a_relay_of_another_user_in_one_line(nobody_relay: 
     assert (
         refused(["record", *socket, "--out", str(tmp_path / "rec")], tmp_path) == f"tickrelay record: {why}"
     )
+
+
+def test_bridge_in_refuses_a_relay_of_another_user_in_one_line(
+    nobody_relay: Path,
+    nats_server: NatsServer,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """Connected to a real nats-server, ``bridge in`` meets the untrusted relay and exits 1 with the
+    one line (it used to retry the relay for ever)."""
+    why = refusal(nobody_relay)
+    args = ["bridge", "in", "--socket", str(nobody_relay), "--nats", nats_server.url]
+    assert refused(args, tmp_path) == f"tickrelay bridge: {why}"
 
 
 def test_a_relay_of_an_allowed_user_serves_tail_publish_and_a_collector(

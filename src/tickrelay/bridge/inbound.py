@@ -41,7 +41,7 @@ from tickrelay.bridge.connection import FLUSH_HEADER, LAST_STREAM, STREAM, UPTO_
 from tickrelay.bridge.subjects import LAST_PREFIX, PREFIX, domain_token
 from tickrelay.errors import NatsRefused, ProtocolError
 from tickrelay.protocol.codec import COUNTER_BITS, COUNTER_MASK, Domain, Message, Source
-from tickrelay.transport.output import RelayOutput
+from tickrelay.transport.output import RelayOutput, close_all
 
 
 @dataclasses.dataclass
@@ -98,6 +98,7 @@ class BridgeIn:
         self._jetstream = False  # consuming the replay stream (not a core subscription)
         self._behind = 0  # JetStream: messages of the stream not delivered yet, as of the last one
         self.ready = asyncio.Event()  # subscribed
+        self._stop: asyncio.Event | None = None  # run()'s: set by an output that meets an untrusted relay
 
     # ---- forwarding --------------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ class BridgeIn:
             out = self.outputs[key] = RelayOutput(
                 self.relay_path, source=key[0], stream_id=key[1], domain=s.domain, name="bridge-in"
             )
-            out.start()
+            out.start(self._stop)
             self.stats.streams += 1
         return out
 
@@ -298,7 +299,9 @@ class BridgeIn:
 
         Raises:
             NatsRefused: the server refused the credentials, a permission or the TLS setup.
+            UnsafeSocket: the relay's socket, or the process listening there, is not trusted.
         """
+        self._stop = stop
         await self._run(stop)
         if self.stats.nats.refused:
             raise NatsRefused(self.stats.nats.refused)
@@ -307,8 +310,8 @@ class BridgeIn:
         nc = await connect(self.servers, "tickrelay-bridge-in", self.stats.nats, stop, self.settings.access)
         if nc is None:
             return
-        self.own.start()
         try:
+            self.own.start(stop)  # an untrusted relay: raises, or sets stop when met on a connect
             try:
                 sub = await self._subscribe(nc)
             except (NatsError, TimeoutError):
@@ -327,6 +330,8 @@ class BridgeIn:
             with contextlib.suppress(Exception):
                 await nc.close()
             self.stats.flushes, self.stats.incomplete_flushes = self.merger.flushes, self.merger.incomplete
-            for out in [*self.outputs.values(), self.own]:
-                self.stats.relay_dropped += out.stats.dropped
-                await out.close()
+            outputs = [*self.outputs.values(), self.own]
+            try:
+                await close_all(*outputs)  # raises why an output gave up (an untrusted relay), if one did
+            finally:
+                self.stats.relay_dropped += sum(out.stats.dropped for out in outputs)

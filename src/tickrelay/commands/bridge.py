@@ -16,6 +16,7 @@ from tickrelay.bridge.auth import load_access
 from tickrelay.bridge.inbound import BridgeIn, InSettings
 from tickrelay.bridge.outbound import BridgeOut, OutSettings
 from tickrelay.commands.config import read_settings
+from tickrelay.errors import UnsafeSocket
 from tickrelay.transport.paths import DOMAIN_NAMES, socket_path
 
 
@@ -108,10 +109,14 @@ def run(args: argparse.Namespace) -> int:
             idle_close_s=args.idle_close_s, access=access))  # fmt: skip
 
     async def main(stop: asyncio.Event) -> int:
+        untrusted = False
         try:
             await bridge.run(stop)
-        finally:  # a refusal at the start is its one-line error alone
-            if bridge.ready.is_set() or not bridge.stats.nats.refused:
+        except UnsafeSocket:
+            untrusted = True
+            raise
+        finally:  # a refusal at the start (the server's, or an untrusted relay) is its one-line error alone
+            if not untrusted and (bridge.ready.is_set() or not bridge.stats.nats.refused):
                 _report(args.direction, bridge.stats, args.json)
         return 0
 
