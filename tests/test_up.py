@@ -225,11 +225,17 @@ def test_up_stops_its_children_when_its_reader_goes(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(90)
 def test_kill_9_of_up_leaves_no_child(tmp_path: Path) -> None:
+    """Also: the users ./tickrelay.toml trusts reach every child (most run without --config), through
+    TICKRELAY_RELAY_ALLOWED_USERS."""
+    (tmp_path / "tickrelay.toml").write_text('[relay]\nallowed_users = ["nobody", "daemon"]\n')
     up = _start_up(tmp_path, "--no-record")
     try:
         _first_summary(up, tmp_path)
         children = _children(up.pid)
         assert len(children) == 10
+        for pid in children:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"TICKRELAY_RELAY_ALLOWED_USERS=nobody,daemon" in environ, pid
     finally:
         up.kill()  # SIGKILL: up can do nothing; the kernel tells the children (PR_SET_DEATHSIG)
         up.wait()
