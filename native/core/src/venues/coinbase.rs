@@ -15,7 +15,7 @@ use super::common::{
 };
 use super::feed::{Event, Feed, Level, Stats, SPOT};
 use super::numbers::{Decimals, Times};
-use super::typed::{self, Bad, Reader, Res};
+use super::typed::{self, plain_run, Bad, Reader, Res};
 use crate::protocol::symbols::{normalize_pair, COINBASE};
 
 const VENUE: u16 = COINBASE;
@@ -150,6 +150,101 @@ fn tuples<'a>(
         }
         item(texts)
     })
+}
+
+/// Past `word` at `i`, if it is there.
+fn after(raw: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    (raw.get(i..i + word.len())? == word).then_some(i + word.len())
+}
+
+/// A plain string's content from `i` (past its opening quote): no escape, no control character,
+/// no byte past ASCII; (its content, past its closing quote).
+fn plain_text(raw: &[u8], i: usize) -> Option<(&str, usize)> {
+    let (end, high) = plain_run(raw, i);
+    if raw.get(end) != Some(&b'"') || high {
+        return None;
+    }
+    Some((std::str::from_utf8(&raw[i..end]).ok()?, end + 1))
+}
+
+/// 10^(8 - places): what a fraction of `places` digits is scaled by.
+const PLACES_SCALE: [u64; 9] = [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+
+/// An amount's text from `i` (past its opening quote) in its usual shape, read as it is scanned:
+/// 1 to 11 integer digits, then maybe a point and at most 8 places (never rounded), then the
+/// closing quote; (its value x 10^8, past the quote). Such a text is what
+/// `parse_fixed8_rounded` reads to the same value; any other is None.
+fn plain_amount(raw: &[u8], mut i: usize) -> Option<(i64, usize)> {
+    let start = i;
+    let mut whole = 0u64;
+    while let Some(d) = raw.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10) {
+        whole = whole.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    if i == start || i - start > 11 {
+        return None;
+    }
+    let mut fraction = 0u64;
+    let mut scale = PLACES_SCALE[0];
+    if raw.get(i) == Some(&b'.') {
+        i += 1;
+        let point = i;
+        while let Some(d) = raw.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10) {
+            fraction = fraction.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+        }
+        scale = *PLACES_SCALE.get(i - point)?;
+    }
+    if raw.get(i) != Some(&b'"') {
+        return None;
+    }
+    // < 10^11 x 10^8 + 10^8 < 2^64; past i64::MAX is the general path's OutOfRange
+    let value = i64::try_from(whole * 100_000_000 + fraction * scale).ok()?;
+    Some((value, i + 1))
+}
+
+/// The usual l2update frame read in one pass, without the general reader:
+/// `{"type":"l2update","product_id":"…","changes":[["buy"|"sell","<price>","<size>"],…],"time":"…"}`,
+/// no whitespace, every string plain (see [`plain_text`]), every amount plain (see
+/// [`plain_amount`]), every price above 0. It pushes the levels into `bids` / `asks` and gives the
+/// product id and time; [`CoinbaseFeed::decode`] reads such a frame to the same values with
+/// nothing bad or rounded. Any other frame (None, the levels pushed so far to be cleared) takes
+/// the general path, which decides what it is.
+fn plain_l2update<'a>(
+    raw: &'a [u8],
+    bids: &mut Vec<Level>,
+    asks: &mut Vec<Level>,
+) -> Option<(&'a str, &'a str)> {
+    let (product_id, i) = plain_text(raw, after(raw, 0, br#"{"type":"l2update","product_id":""#)?)?;
+    let mut i = after(raw, i, br#","changes":["#)?;
+    if raw.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            i = after(raw, i, br#"[""#)?;
+            let (side, j) = match raw.get(i) {
+                Some(b'b') => (&mut *bids, after(raw, i, br#"buy",""#)?),
+                _ => (&mut *asks, after(raw, i, br#"sell",""#)?),
+            };
+            let (price, j) = plain_amount(raw, j)?;
+            let (size, j) = plain_amount(raw, after(raw, j, br#",""#)?)?;
+            if price == 0 {
+                return None;
+            }
+            side.push((price, size));
+            i = after(raw, j, b"]")?;
+            match raw.get(i) {
+                Some(b',') => i += 1,
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    let (time, i) = plain_text(raw, after(raw, i, br#","time":""#)?)?;
+    (after(raw, i, b"}")? == raw.len()).then_some((product_id, time))
 }
 
 /// `coinbase.Product`, which Advanced Trade shares.
@@ -342,6 +437,17 @@ impl CoinbaseFeed {
     /// The frame, decoded: its values (or `Err(reason)` to reject it). Changes state only when
     /// every value was good.
     fn apply(&mut self, raw: &[u8], out: &mut Vec<Event>) -> Result<(), Cow<'static, str>> {
+        self.bids.clear();
+        self.asks.clear();
+        if let Some((product_id, time)) = plain_l2update(raw, &mut self.bids, &mut self.asks) {
+            let w = Wire {
+                product_id: Some(Cow::Borrowed(product_id)),
+                time: Some(Cow::Borrowed(time)),
+                has_bids: true,
+                ..Wire::default()
+            };
+            return self.l2update(&w, out);
+        }
         let tag = tag(raw).map_err(|_| typed::unknown(raw, &["type"], "no_type"))?;
         let kind = Kind::of(&tag).ok_or_else(|| typed::unknown(raw, &["type"], "no_type"))?;
         let w = self.decode(raw, &tag, kind).map_err(|_| typed::unknown(raw, &["type"], "no_type"))?;
@@ -550,5 +656,117 @@ impl Feed for CoinbaseFeed {
 
     fn stats(&self) -> &Stats {
         &self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::fixed::parse_fixed8_rounded;
+
+    /// What an l2update frame reads to: (product id, time, bids, asks), by the fast path or by the
+    /// general reader (None when it is not a good l2update with nothing rounded).
+    type Read = Option<(String, String, Vec<Level>, Vec<Level>)>;
+
+    fn read(raw: &str) -> (Read, Read) {
+        let mut feed = CoinbaseFeed::new("level2");
+        let (mut bids, mut asks) = (Vec::new(), Vec::new());
+        let plain = plain_l2update(raw.as_bytes(), &mut bids, &mut asks)
+            .map(|(p, t)| (p.to_owned(), t.to_owned(), bids, asks));
+        let general = feed.decode(raw.as_bytes(), "l2update", Kind::L2Update).ok().and_then(|w| {
+            if !w.has_bids || w.bad_bids || feed.fixed.rounded != 0 {
+                return None;
+            }
+            let text = |t: &Option<Cow<'_, str>>| t.as_deref().map(str::to_owned);
+            Some((text(&w.product_id)?, text(&w.time)?, feed.bids.clone(), feed.asks.clone()))
+        });
+        (plain, general)
+    }
+
+    #[test]
+    fn the_plain_l2update_is_what_the_general_reader_reads() {
+        let usual = r#"{"type":"l2update","product_id":"SKL-BTC","changes":[["sell","0.00001306","660.5"],["buy","12345678901.12345678","0"]],"time":"2021-04-17T16:43:37.075687Z"}"#;
+        let (plain, general) = read(usual);
+        let (bids, asks) = (vec![(1_234_567_890_112_345_678, 0)], vec![(1306, 66_050_000_000)]);
+        let time = "2021-04-17T16:43:37.075687Z".to_owned();
+        assert_eq!(plain, Some(("SKL-BTC".to_owned(), time, bids, asks)));
+        assert_eq!(plain, general);
+        let taken = [
+            usual.replace(r#"["sell","0.00001306","660.5"],"#, ""),
+            usual.replace(r#"[["sell","0.00001306","660.5"],["buy","12345678901.12345678","0"]]"#, "[]"),
+            usual.replace("660.5", "660."),
+            usual.replace("660.5", "0660"),
+            usual.replace("2021-04-17T16:43:37.075687Z", ""),
+        ];
+        for text in &taken {
+            let (plain, general) = read(text);
+            assert!(plain.is_some(), "{text}");
+            assert_eq!(plain, general, "{text}");
+        }
+        // the shapes it does not take go the general way
+        let refused = [
+            usual.replace("0.00001306", "0.000013061"),
+            usual.replace("0.00001306", "0"),
+            usual.replace("0.00001306", ".5"),
+            usual.replace("0.00001306", "1e3"),
+            usual.replace("0.00001306", "-1"),
+            usual.replace("0.00001306", "+1"),
+            usual.replace("12345678901.", "123456789012."),
+            usual.replace("12345678901.", "99999999999."),
+            usual.replace("\"sell\"", "\"Sell\""),
+            usual.replace("\"buy\"", "\"bu\""),
+            usual.replace("SKL-BTC", "SKL\\u002dBTC"),
+            usual.replace("SKL-BTC", "SKL-\u{e9}"),
+            usual.replace("SKL-BTC", "SKL\tBTC"),
+            usual.replace("\"time\":\"2021-04-17T16:43:37.075687Z\"", "\"time\":null"),
+            usual.replace("}", " }"),
+            usual.replace("}", "}x"),
+            usual.replace(",\"time\"", ", \"time\""),
+            usual.replace("\"660.5\"]", "\"660.5\",\"x\"]"),
+            usual.replace("\"type\":\"l2update\",", ""),
+        ];
+        for text in &refused {
+            assert_eq!(read(text).0, None, "{text}");
+        }
+        // what it takes of any text cut short, one byte short, or with one byte changed, the
+        // general reader reads the same
+        for k in 0..usual.len() {
+            let (head, tail) = (&usual[..k], &usual[k + 1..]);
+            let changed =
+                ["", "\"", "0", "9", ".", ",", "[", "]", "}", " "].map(|c| format!("{head}{c}{tail}"));
+            for text in changed.iter().chain([&head.to_owned()]) {
+                let (plain, general) = read(text);
+                if plain.is_some() {
+                    assert_eq!(plain, general, "{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_amount_is_what_parse_fixed8_reads() {
+        let taken = ["0", "1", "1.", "1.5", "0.00000001", "00000000001.1", "92233720368.54775807"];
+        for text in taken {
+            let quoted = format!("{text}\"");
+            let (value, end) = plain_amount(quoted.as_bytes(), 0).expect(text);
+            assert_eq!((parse_fixed8_rounded(text.as_bytes()), end), (Ok((value, false)), quoted.len()));
+        }
+        // what it leaves to parse_fixed8_rounded: rounded, out of range, too long or not a number
+        let refused = [
+            "1.000000000",
+            "92233720368.54775808",
+            "000000000001",
+            "",
+            ".",
+            ".5",
+            "1..5",
+            "1.5.",
+            "1a",
+            "+1",
+            "1e3",
+        ];
+        for text in refused {
+            assert_eq!(plain_amount(format!("{text}\"").as_bytes(), 0), None, "{text}");
+        }
     }
 }
