@@ -247,6 +247,82 @@ fn plain_l2update<'a>(
     (after(raw, i, b"}")? == raw.len()).then_some((product_id, time))
 }
 
+/// A snapshot side's usual text, `[["<price>","<size>"],…]` with no whitespace and every amount
+/// plain (see [`plain_amount`]), every price above 0, read in one pass: its levels pushed into
+/// `levels`; (its length, the texts of its first level). Any other text is None (the levels
+/// pushed so far to be cleared).
+fn plain_levels<'a>(raw: &'a [u8], levels: &mut Vec<Level>) -> Option<(usize, Option<(&'a str, &'a str)>)> {
+    let mut i = after(raw, 0, b"[")?;
+    if raw.get(i) == Some(&b']') {
+        return Some((i + 1, None));
+    }
+    let mut first = None;
+    loop {
+        let at = after(raw, i, br#"[""#)?;
+        let (price, price_end) = plain_amount(raw, at)?;
+        let size_at = after(raw, price_end, br#",""#)?;
+        let (size, end) = plain_amount(raw, size_at)?;
+        if price == 0 {
+            return None;
+        }
+        if first.is_none() {
+            let text = |from: usize, to: usize| std::str::from_utf8(&raw[from..to - 1]).ok();
+            first = Some((text(at, price_end)?, text(size_at, end)?));
+        }
+        levels.push((price, size));
+        i = after(raw, end, b"]")?;
+        match raw.get(i) {
+            Some(b',') => i += 1,
+            Some(b']') => return Some((i + 1, first)),
+            _ => return None,
+        }
+    }
+}
+
+/// A snapshot's `bids` or `asks` (`list[tuple[str, str]]`) read into `levels`, with the texts of
+/// its first level in `first` and whether a value failed in `bad`; the values rounded in it. The
+/// usual text is read in one pass ([`plain_levels`]), any other by the general reader.
+fn snapshot_side<'a>(
+    r: &mut Reader<'a>,
+    fixed: &mut Decimals,
+    levels: &mut Vec<Level>,
+    first: &mut Option<(Cow<'a, str>, Cow<'a, str>)>,
+    bad: &mut bool,
+) -> Res<u64> {
+    levels.clear();
+    *bad = false;
+    if let Some((len, head)) = plain_levels(r.rest(), levels) {
+        r.take(len);
+        *first = head.map(|(price, size)| (Cow::Borrowed(price), Cow::Borrowed(size)));
+        return Ok(0);
+    }
+    levels.clear();
+    general_side(r, fixed, levels, first, bad)
+}
+
+/// [`snapshot_side`] by the general reader.
+fn general_side<'a>(
+    r: &mut Reader<'a>,
+    fixed: &mut Decimals,
+    levels: &mut Vec<Level>,
+    first: &mut Option<(Cow<'a, str>, Cow<'a, str>)>,
+    bad: &mut bool,
+) -> Res<u64> {
+    *first = None;
+    let before = fixed.rounded;
+    tuples(r, 2, |[price, size, _]| {
+        if !*bad {
+            match fixed.level(&price, &size) {
+                Some(level) => levels.push(level),
+                None => *bad = true,
+            }
+        }
+        first.get_or_insert((price, size));
+        Ok(())
+    })?;
+    Ok(fixed.rounded - before)
+}
+
 /// `coinbase.Product`, which Advanced Trade shares.
 pub(crate) struct Product {
     pub(crate) inst: Instrument,
@@ -376,36 +452,12 @@ impl CoinbaseFeed {
                         r.str()?;
                     }
                     (b"bids", Snapshot) => {
-                        bids.clear();
-                        (w.has_bids, w.bad_bids, w.first_bid) = (true, false, None);
-                        let before = fixed.rounded;
-                        tuples(r, 2, |[price, size, _]| {
-                            if !w.bad_bids {
-                                match fixed.level(&price, &size) {
-                                    Some(level) => bids.push(level),
-                                    None => w.bad_bids = true,
-                                }
-                            }
-                            w.first_bid.get_or_insert((price, size));
-                            Ok(())
-                        })?;
-                        w.rounded_bids = fixed.rounded - before;
+                        w.has_bids = true;
+                        w.rounded_bids = snapshot_side(r, fixed, bids, &mut w.first_bid, &mut w.bad_bids)?;
                     }
                     (b"asks", Snapshot) => {
-                        asks.clear();
-                        (w.has_asks, w.bad_asks, w.first_ask) = (true, false, None);
-                        let before = fixed.rounded;
-                        tuples(r, 2, |[price, size, _]| {
-                            if !w.bad_asks {
-                                match fixed.level(&price, &size) {
-                                    Some(level) => asks.push(level),
-                                    None => w.bad_asks = true,
-                                }
-                            }
-                            w.first_ask.get_or_insert((price, size));
-                            Ok(())
-                        })?;
-                        w.rounded_asks = fixed.rounded - before;
+                        w.has_asks = true;
+                        w.rounded_asks = snapshot_side(r, fixed, asks, &mut w.first_ask, &mut w.bad_asks)?;
                     }
                     (b"changes", L2Update) => {
                         bids.clear();
@@ -739,6 +791,55 @@ mod tests {
                 if plain.is_some() {
                     assert_eq!(plain, general, "{text}");
                 }
+            }
+        }
+    }
+
+    /// What a snapshot side reads to: (levels, texts of the first, a value failed, values rounded).
+    type Side = Option<(Vec<Level>, Option<(String, String)>, bool, u64)>;
+
+    /// A snapshot side's text read by [`snapshot_side`] (fast path first) and by [`general_side`].
+    fn sides(text: &str) -> (Side, Side) {
+        let read = |general: bool| {
+            let (mut fixed, mut levels, mut first, mut bad) = (Decimals::default(), Vec::new(), None, false);
+            let rounded = Reader::whole(text.as_bytes(), |r| match general {
+                true => general_side(r, &mut fixed, &mut levels, &mut first, &mut bad),
+                false => snapshot_side(r, &mut fixed, &mut levels, &mut first, &mut bad),
+            })
+            .ok()?;
+            let first = first.map(|(p, s)| (p.into_owned(), s.into_owned()));
+            Some((levels, first, bad, rounded))
+        };
+        (read(false), read(true))
+    }
+
+    #[test]
+    fn plain_snapshot_levels_are_what_the_general_reader_reads() {
+        let usual = r#"[["14.8024","12.77"],["14.8069","0"],["0.00000001","123.10"]]"#;
+        let mut levels = Vec::new();
+        let (len, first) = plain_levels(usual.as_bytes(), &mut levels).expect("the usual shape");
+        assert_eq!((len, first), (usual.len(), Some(("14.8024", "12.77"))));
+        assert_eq!(levels, [(1_480_240_000, 1_277_000_000), (1_480_690_000, 0), (1, 12_310_000_000)]);
+        let (plain, general) = sides(usual);
+        assert_eq!(plain, general);
+        assert_eq!(plain.map(|s| (s.2, s.3)), Some((false, 0)));
+        assert_eq!(plain_levels(b"[]x", &mut levels), Some((2, None)));
+        // values the general reader refuses or rounds: not taken here, and read the general way
+        for text in [r#"[["0","1"]]"#, r#"[["1","1.000000001"]]"#, r#"[["1","-1"]]"#, r#"[["1","1"] ]"#] {
+            assert_eq!(plain_levels(text.as_bytes(), &mut levels), None, "{text}");
+        }
+        assert_eq!(sides(r#"[["0","1"],["2","1"]]"#).0.map(|s| (s.2, s.3)), Some((true, 0)));
+        assert_eq!(
+            sides(r#"[["1","1.000000001"]]"#).0.map(|s| (s.0, s.2, s.3)),
+            Some((vec![(100_000_000, 100_000_000)], false, 1))
+        );
+        // any text cut short, one byte short or with one byte changed reads the same both ways
+        for k in 0..usual.len() {
+            let (head, tail) = (&usual[..k], &usual[k + 1..]);
+            let changed = ["", "\"", "0", "9", ".", ",", "[", "]", " "].map(|c| format!("{head}{c}{tail}"));
+            for text in changed.iter().chain([&head.to_owned()]) {
+                let (plain, general) = sides(text);
+                assert_eq!(plain, general, "{text}");
             }
         }
     }
