@@ -158,13 +158,10 @@ fn after(raw: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 }
 
 /// A plain string's content from `i` (past its opening quote): no escape, no control character,
-/// no byte past ASCII; (its content, past its closing quote).
-fn plain_text(raw: &[u8], i: usize) -> Option<(&str, usize)> {
+/// no byte past ASCII (so it is the text's UTF-8); (its content, past its closing quote).
+fn plain_text(raw: &[u8], i: usize) -> Option<(&[u8], usize)> {
     let (end, high) = plain_run(raw, i);
-    if raw.get(end) != Some(&b'"') || high {
-        return None;
-    }
-    Some((std::str::from_utf8(&raw[i..end]).ok()?, end + 1))
+    (raw.get(end) == Some(&b'"') && !high).then(|| (&raw[i..end], end + 1))
 }
 
 /// 10^(8 - places): what a fraction of `places` digits is scaled by.
@@ -214,7 +211,7 @@ fn plain_l2update<'a>(
     raw: &'a [u8],
     bids: &mut Vec<Level>,
     asks: &mut Vec<Level>,
-) -> Option<(&'a str, &'a str)> {
+) -> Option<(&'a [u8], &'a [u8])> {
     let (product_id, i) = plain_text(raw, after(raw, 0, br#"{"type":"l2update","product_id":""#)?)?;
     let mut i = after(raw, i, br#","changes":["#)?;
     if raw.get(i) == Some(&b']') {
@@ -347,11 +344,17 @@ impl Product {
 #[derive(Default)]
 pub(crate) struct Products {
     pub(crate) list: Vec<Product>,
-    index: FxMap<String, usize>,
+    /// By the product id's UTF-8, which the fast path reads without making a `str` of it.
+    index: FxMap<Box<[u8]>, usize>,
 }
 
 impl Products {
     pub(crate) fn find(&self, product_id: &str) -> Option<usize> {
+        self.find_utf8(product_id.as_bytes())
+    }
+
+    /// [`Products::find`] by the product id's UTF-8.
+    fn find_utf8(&self, product_id: &[u8]) -> Option<usize> {
         self.index.get(product_id).copied()
     }
 
@@ -362,7 +365,7 @@ impl Products {
             return Some(i);
         }
         self.list.push(Product::new(product_id)?);
-        self.index.insert(product_id.to_owned(), self.list.len() - 1);
+        self.index.insert(product_id.as_bytes().into(), self.list.len() - 1);
         Some(self.list.len() - 1)
     }
 
@@ -492,13 +495,7 @@ impl CoinbaseFeed {
         self.bids.clear();
         self.asks.clear();
         if let Some((product_id, time)) = plain_l2update(raw, &mut self.bids, &mut self.asks) {
-            let w = Wire {
-                product_id: Some(Cow::Borrowed(product_id)),
-                time: Some(Cow::Borrowed(time)),
-                has_bids: true,
-                ..Wire::default()
-            };
-            return self.l2update(&w, out);
+            return self.l2update(product_id, Some(time), false, out);
         }
         let tag = tag(raw).map_err(|_| typed::unknown(raw, &["type"], "no_type"))?;
         let kind = Kind::of(&tag).ok_or_else(|| typed::unknown(raw, &["type"], "no_type"))?;
@@ -522,7 +519,10 @@ impl CoinbaseFeed {
         }
         let bad = Cow::Borrowed(kind.bad());
         match kind {
-            Kind::L2Update => self.l2update(&w, out),
+            Kind::L2Update => {
+                let product_id = w.product_id.as_deref().unwrap_or_default().as_bytes();
+                self.l2update(product_id, w.time.as_deref().map(str::as_bytes), w.bad_bids, out)
+            }
             Kind::Match | Kind::LastMatch => self.trade(&w, out).ok_or(bad),
             Kind::Ticker => self.ticker(&w, out).ok_or(bad),
             Kind::Snapshot => self.snapshot(&w, out).ok_or(bad),
@@ -630,18 +630,25 @@ impl CoinbaseFeed {
         Some(())
     }
 
-    fn l2update(&mut self, w: &Wire<'_>, out: &mut Vec<Event>) -> Result<(), Cow<'static, str>> {
-        let product_id = w.product_id.as_deref().unwrap_or_default();
-        let i = match self.products.find(product_id) {
+    /// The l2update of `product_id` at `time` (UTF-8 texts; None: null), its levels in `self.bids`
+    /// and `self.asks`; `bad`: a level's value failed.
+    fn l2update(
+        &mut self,
+        product_id: &[u8],
+        time: Option<&[u8]>,
+        bad: bool,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Cow<'static, str>> {
+        let i = match self.products.find_utf8(product_id) {
             Some(i) if self.products.list[i].inst.live => i,
             _ => return Err("l2update_before_snapshot".into()),
         };
-        let ts = match w.time.as_deref() {
-            None | Some("") => Some(0),
-            Some(t) => self.times.ns(t),
+        let ts = match time {
+            None | Some(b"") => Some(0),
+            Some(t) => self.times.ns_of_bytes(t),
         };
         let too_many = self.bids.len() + self.asks.len() > MAX_SNAPSHOT_LEVELS; // one L2Delta holds them
-        let (false, false, Some(ts)) = (w.bad_bids, too_many, ts) else {
+        let (false, false, Some(ts)) = (bad, too_many, ts) else {
             return Err(Kind::L2Update.bad().into());
         };
         let inst = &mut self.products.list[i].inst;
@@ -723,8 +730,9 @@ mod tests {
     fn read(raw: &str) -> (Read, Read) {
         let mut feed = CoinbaseFeed::new("level2");
         let (mut bids, mut asks) = (Vec::new(), Vec::new());
-        let plain = plain_l2update(raw.as_bytes(), &mut bids, &mut asks)
-            .map(|(p, t)| (p.to_owned(), t.to_owned(), bids, asks));
+        let plain = plain_l2update(raw.as_bytes(), &mut bids, &mut asks).map(|(p, t)| {
+            (String::from_utf8_lossy(p).into_owned(), String::from_utf8_lossy(t).into_owned(), bids, asks)
+        });
         let general = feed.decode(raw.as_bytes(), "l2update", Kind::L2Update).ok().and_then(|w| {
             if !w.has_bids || w.bad_bids || feed.fixed.rounded != 0 {
                 return None;

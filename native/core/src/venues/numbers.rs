@@ -96,7 +96,7 @@ fn fraction_ns(frac: &[u8]) -> i64 {
 
 /// `parse_time_ns`: `2021-04-17T16:43:30.244075Z` (or a `+HH:MM` offset) to ns since the epoch.
 pub fn parse_time_ns(text: &str) -> Option<i64> {
-    time_ns(text, epoch_seconds)
+    time_ns(text.as_bytes(), epoch_seconds)
 }
 
 /// [`parse_time_ns`] that remembers the last `YYYY-MM-DDTHH:MM:SS` it read: a feed's consecutive
@@ -110,6 +110,11 @@ pub struct Times {
 
 impl Times {
     pub fn ns(&mut self, text: &str) -> Option<i64> {
+        self.ns_of_bytes(text.as_bytes())
+    }
+
+    /// [`Times::ns`] of a text's bytes (a text not ASCII is None, as for a `str`).
+    pub fn ns_of_bytes(&mut self, text: &[u8]) -> Option<i64> {
         time_ns(text, |head| {
             if self.seconds.is_none() || head != self.head {
                 self.seconds = Some(epoch_seconds(head)?);
@@ -121,9 +126,8 @@ impl Times {
 }
 
 /// `parse_time_ns`, the first 19 characters read by `seconds`.
-fn time_ns(text: &str, seconds: impl FnOnce(&[u8]) -> Option<i64>) -> Option<i64> {
-    let b = text.as_bytes();
-    if !text.is_ascii() || b.len() < 20 || b.len() > 40 || b[4] != b'-' || b[10] != b'T' {
+fn time_ns(b: &[u8], seconds: impl FnOnce(&[u8]) -> Option<i64>) -> Option<i64> {
+    if !b.is_ascii() || b.len() < 20 || b.len() > 40 || b[4] != b'-' || b[10] != b'T' {
         return None;
     }
     let seconds = seconds(&b[..19])?;
