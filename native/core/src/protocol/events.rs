@@ -114,10 +114,14 @@ fn finish_header(
     Ok(())
 }
 
+/// A side's levels, 16 bytes each (price then size): one copy a level, the room made first.
 fn levels(out: &mut Vec<u8>, side: &[Level]) {
+    out.reserve(16 * side.len());
     for &(price, size) in side {
-        out.extend_from_slice(&price.to_le_bytes());
-        out.extend_from_slice(&size.to_le_bytes());
+        let mut level = [0u8; 16];
+        level[..8].copy_from_slice(&price.to_le_bytes());
+        level[8..].copy_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&level);
     }
 }
 
@@ -221,14 +225,17 @@ fn write_tlv(out: &mut Vec<u8>, event: &Event) -> Result<(), EncodeError> {
             let ts = unsigned(exchange_ts_ns)?;
             let (nb, na) = (count(bids.len())?, count(asks.len())?);
             framed(out, L2_DELTA, |out| {
-                out.extend_from_slice(&asset_id.to_le_bytes());
-                out.extend_from_slice(&venue_id.to_le_bytes());
-                out.extend_from_slice(&[asset_type, flags]);
-                for v in [first_seq, last_seq, ts] {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-                out.extend_from_slice(&nb.to_le_bytes());
-                out.extend_from_slice(&na.to_le_bytes());
+                // the fixed part in one copy (the hot message of every venue's books)
+                let mut head = [0u8; 40];
+                head[..8].copy_from_slice(&asset_id.to_le_bytes());
+                head[8..10].copy_from_slice(&venue_id.to_le_bytes());
+                head[10..12].copy_from_slice(&[asset_type, flags]);
+                head[12..20].copy_from_slice(&first_seq.to_le_bytes());
+                head[20..28].copy_from_slice(&last_seq.to_le_bytes());
+                head[28..36].copy_from_slice(&ts.to_le_bytes());
+                head[36..38].copy_from_slice(&nb.to_le_bytes());
+                head[38..40].copy_from_slice(&na.to_le_bytes());
+                out.extend_from_slice(&head);
                 levels(out, bids);
                 levels(out, asks);
                 Ok(())
