@@ -99,6 +99,10 @@ pub fn parse_time_ns(text: &str) -> Option<i64> {
     time_ns(text.as_bytes(), epoch_seconds)
 }
 
+/// 10^(9 - digits): what a fraction of `digits` digits is scaled by to ns.
+const FRACTION_SCALE: [i64; 10] =
+    [1_000_000_000, 100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+
 /// [`parse_time_ns`] that remembers the last `YYYY-MM-DDTHH:MM:SS` it read: a feed's consecutive
 /// times mostly share that head, the costly part (the answer is the same: it is a function of the
 /// head alone).
@@ -115,6 +119,29 @@ impl Times {
 
     /// [`Times::ns`] of a text's bytes (a text not ASCII is None, as for a `str`).
     pub fn ns_of_bytes(&mut self, text: &[u8]) -> Option<i64> {
+        // the usual shape, the remembered head then `.<1 to 9 digits>Z`: only the fraction to read
+        // (the head passed time_ns' checks when it was remembered)
+        if let (Some(seconds), Some((head, [b'.', fraction @ .., b'Z']))) =
+            (self.seconds, text.split_first_chunk::<19>())
+        {
+            if *head == self.head && (1..=9).contains(&fraction.len()) {
+                let mut ns = 0i64;
+                for &c in fraction {
+                    let d = c.wrapping_sub(b'0');
+                    if d >= 10 {
+                        return self.ns_in_general(text);
+                    }
+                    ns = ns * 10 + i64::from(d);
+                }
+                let ns =
+                    i128::from(seconds) * 1_000_000_000 + i128::from(ns * FRACTION_SCALE[fraction.len()]);
+                return i64::try_from(ns).ok();
+            }
+        }
+        self.ns_in_general(text)
+    }
+
+    fn ns_in_general(&mut self, text: &[u8]) -> Option<i64> {
         time_ns(text, |head| {
             if self.seconds.is_none() || head != self.head {
                 self.seconds = Some(epoch_seconds(head)?);
@@ -192,6 +219,24 @@ mod tests {
             ("2021-04-17 16:43:30.5Z", None),
         ];
         let mut times = Times::default();
+        // the usual shape after its head was remembered, and its neighbours
+        let usual: &[(&str, Option<i64>)] = &[
+            ("2021-04-17T16:43:30.244075Z", Some(1_618_677_810_244_075_000)),
+            ("2021-04-17T16:43:30.2Z", Some(1_618_677_810_200_000_000)),
+            ("2021-04-17T16:43:30.123456789Z", Some(1_618_677_810_123_456_789)),
+            ("2021-04-17T16:43:30.1234567891Z", Some(1_618_677_810_123_456_789)),
+            ("2021-04-17T16:43:30.Z", Some(1_618_677_810_000_000_000)),
+            ("2021-04-17T16:43:30.24407Z ", None),
+            ("2021-04-17T16:43:30.24407 Z", None),
+            ("2021-04-17T16:43:30.2440a5Z", None),
+            ("2021-04-17T16:43:30.244075z", Some(1_618_677_810_244_075_000)),
+            ("2021-04-17T16:43:31.5Z", Some(1_618_677_811_500_000_000)),
+            ("2021-04-17T16:43:30.5Z", Some(1_618_677_810_500_000_000)),
+        ];
+        for (text, ns) in usual {
+            assert_eq!(parse_time_ns(text), *ns, "{text}");
+            assert_eq!(times.ns(text), *ns, "{text} (remembered)");
+        }
         for (text, ns) in cases {
             assert_eq!(parse_time_ns(text), *ns, "{text}");
             assert_eq!(times.ns(text), *ns, "{text} (remembered)");
