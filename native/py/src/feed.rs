@@ -4,13 +4,17 @@
 //!
 //! The per-call path reuses one event vector and one output buffer: a call allocates nothing but
 //! the `bytes` it returns (the empty one is CPython's shared singleton).
+//!
+//! `snapshot_wanted` is pushed, not asked for: the core that owns this feed hands itself to
+//! `keep_wanted_on`, and a call that turns `wants_snapshot()` empty or not empty sets the holder's
+//! `snapshot_wanted` attribute. Reading it after every frame is then a plain slot read in Python.
 
 use std::collections::BTreeMap;
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple, PyWeakrefMethods, PyWeakrefReference};
 use tickrelay_core::protocol::events::EncodeError;
 use tickrelay_core::protocol::fixed::format_fixed8;
 use tickrelay_core::venues::feed::{Event, Feed, Stats};
@@ -69,11 +73,20 @@ pub struct NativeFeed {
     venue: String,
     events: Vec<Event>,
     buf: Vec<u8>,
+    /// The object whose `snapshot_wanted` this feed keeps (`keep_wanted_on`), held weakly: it is
+    /// the core that owns this feed.
+    holder: Option<Py<PyWeakrefReference>>,
+    /// What the holder's `snapshot_wanted` was last set to.
+    wanted: bool,
 }
 
 impl NativeFeed {
     /// Stamps what the last feed call pushed into `self.events` and returns it as one `bytes`.
     fn finish<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
+        if let Err(e) = self.sync_wanted(py) {
+            self.events.clear();
+            return Err(e);
+        }
         if self.events.is_empty() {
             return Ok(PyBytes::new(py, b""));
         }
@@ -85,6 +98,19 @@ impl NativeFeed {
         stamper.setattr(intern!(py, "counter"), self.finisher.counter)?;
         result.map_err(|e| encode_error(py, e))?;
         Ok(PyBytes::new(py, &self.buf))
+    }
+
+    /// The holder's `snapshot_wanted` set again if the last call changed it (see the module docs).
+    fn sync_wanted(&mut self, py: Python<'_>) -> PyResult<()> {
+        let now = self.feed.snapshot_wanted();
+        if now == self.wanted {
+            return Ok(());
+        }
+        self.wanted = now;
+        match self.holder.as_ref().and_then(|h| h.bind(py).upgrade()) {
+            Some(holder) => holder.setattr(intern!(py, "snapshot_wanted"), now),
+            None => Ok(()),
+        }
     }
 }
 
@@ -124,7 +150,18 @@ impl NativeFeed {
             venue: api.split('_').next().unwrap_or(api).to_owned(),
             events: Vec::new(),
             buf: Vec::new(),
+            holder: None,
+            wanted: false,
         })
+    }
+
+    /// Keep `holder.snapshot_wanted` equal to `bool(wants_snapshot())`: set now, and again by
+    /// every call that changes it (`holder` is held weakly: it is the core that owns this feed).
+    fn keep_wanted_on(&mut self, holder: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.wanted = self.feed.snapshot_wanted();
+        holder.setattr(intern!(holder.py(), "snapshot_wanted"), self.wanted)?;
+        self.holder = Some(PyWeakrefReference::new(holder)?.unbind());
+        Ok(())
     }
 
     /// How many kinds of rejected frame the feed has seen (each has its sample): cheap to read
@@ -153,6 +190,7 @@ impl NativeFeed {
     ) -> PyResult<Bound<'py, PyBytes>> {
         if let Err(reason) = self.feed.on_snapshot(key, body.as_bytes(), ts_recv_ns, &mut self.events) {
             self.events.clear();
+            self.sync_wanted(py)?; // the key stays wanted: nothing changes, but say so if it did
             let cls = py.import("tickrelay.errors")?.getattr("VenueMessageError")?;
             return Err(PyErr::from_value(cls.call1((self.venue.as_str(), body, reason))?));
         }

@@ -336,7 +336,7 @@ class Collector:
     def _after_frame(self, transport: picows.WSTransport) -> None:
         """What the feed needs now: REST snapshots (fetched by the side task), frames to send."""
         feed = self.core
-        if self._rest_snapshots and feed.wants_snapshot():
+        if self._rest_snapshots and feed.snapshot_wanted:  # an attribute: no call, no list
             self._snapshot_wanted.set()
         for request in feed.take_requests():
             self.stats.requests_sent += 1

@@ -200,7 +200,7 @@ def normalize(
         given = at_line.pop(line, []) + [on_ask[s].pop(0) for s in wanted if on_ask.get(s)]
         return [(snap.symbol, snap.body) for snap in given]
 
-    for messages in drive(core, zip(frames, times, strict=True), due):
+    for messages in drive(core, zip(frames, times, strict=True), due, at_line):
         if out is not None:
             out.write(messages)
     stats = core.stats

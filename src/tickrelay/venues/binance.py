@@ -175,6 +175,10 @@ class BinanceFeed(BinanceBooks, BinanceNumbers):
         """Venue symbols whose book needs a REST ``/api/v3/depth`` snapshot now, in order of asking."""
         return list(self._wanted)
 
+    @property
+    def snapshot_wanted(self) -> bool:
+        return bool(self._wanted)
+
     def snapshot_url(self, base: str, key: str) -> str:
         return f"{base.rstrip('/')}/api/v3/depth?" + urlencode({"symbol": key, "limit": "1000"})
 

@@ -7,8 +7,9 @@ This is the byte-level form of the feed contract (``venues.feed``), the one the 
   ``on_disconnect(ts_ns) -> bytes``: zero or more whole messages, back to back, each one TLV, stamped
   with the stream's source and the next sequence (stream id << 48 | counter, counter from 1, +1 per
   message), header timestamp_ns = the ts passed in, CRC32 on;
-* ``subscribe_messages()``, ``wants_snapshot()``, ``snapshot_url(base, key)``, ``take_requests()`` and
-  ``stats``: as the venue feed's;
+* ``subscribe_messages()``, ``snapshot_wanted``, ``wants_snapshot()``, ``snapshot_url(base, key)``,
+  ``take_requests()`` and ``stats``: as the venue feed's (``snapshot_wanted`` is the per-frame check:
+  a compiled core keeps it as a plain attribute it sets when it changes, so reading it costs no call);
 * after the complete snapshot (the L2Snapshot flagged END) of an instrument whose book was invalidated
   since its previous snapshot (or by a venue-wide invalidation), a StateInvalidation(RECOVERED) naming
   it follows at once: consumers may trust that book again.
@@ -20,7 +21,7 @@ go out as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import ClassVar, Literal, Protocol, TypeVar
 
 from tickrelay.protocol.messages import Event, L2Snapshot, Reason, SnapshotFlags, StateInvalidation
@@ -74,6 +75,10 @@ class FeedCore(FeedFront):
     def wants_snapshot(self) -> list[str]:
         return self.feed.wants_snapshot()
 
+    @property
+    def snapshot_wanted(self) -> bool:
+        return self.feed.snapshot_wanted
+
     def take_requests(self) -> list[bytes]:
         return self.feed.take_requests()
 
@@ -117,6 +122,9 @@ class Driven(Protocol[R]):
 
     def on_frame(self, raw: bytes, ts_recv_ns: int) -> R: ...
 
+    @property
+    def snapshot_wanted(self) -> bool: ...
+
     def wants_snapshot(self) -> list[str]: ...
 
     def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> R: ...
@@ -127,17 +135,22 @@ Snapshots = Callable[[int, list[str]], list[tuple[str, bytes]]]
 
 
 def drive(
-    feed: Driven[R], frames: Iterable[tuple[bytes, int]], snapshots: Snapshots | None = None
+    feed: Driven[R],
+    frames: Iterable[tuple[bytes, int]],
+    snapshots: Snapshots | None = None,
+    lines: Container[int] = (),
 ) -> Iterator[R]:
-    """Run recorded frames (raw, ts_recv_ns) through ``feed`` as a collector would: after each frame,
-    the REST snapshots ``snapshots`` has for it, at that frame's time. Yields what each call returns."""
+    """Run recorded frames (raw, ts_recv_ns) through ``feed`` as a collector would: after each frame
+    that leaves the feed wanting a snapshot (``snapshot_wanted``), and after each of ``lines`` (for
+    snapshots given at a fixed line), the REST snapshots ``snapshots`` has for it, at that frame's time.
+    Yields what each call returns."""
     on_frame = feed.on_frame  # the per-frame path: no lookups a collector does not make
     if snapshots is None or not feed.SNAPSHOTS:  # a class constant: such a feed never asks
         for raw, ts in frames:
             yield on_frame(raw, ts)
         return
-    wants_snapshot = feed.wants_snapshot
     for line, (raw, ts) in enumerate(frames, 1):
         yield on_frame(raw, ts)
-        for key, body in snapshots(line, wants_snapshot()):
-            yield feed.on_snapshot(key, body, ts)
+        if feed.snapshot_wanted or line in lines:  # an attribute: no call, no list per frame
+            for key, body in snapshots(line, feed.wants_snapshot()):
+                yield feed.on_snapshot(key, body, ts)

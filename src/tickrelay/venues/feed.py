@@ -7,9 +7,11 @@ it into finished bytes, and a compiled core implements that byte-level form dire
   ts_recv_ns)`` for each REST snapshot the feed asked for, ``on_disconnect(ts_ns)`` when the connection
   ends;
 * out: the protocol values to publish, in order (header.timestamp_ns = the ts passed in);
-* what the feed needs, read after each call: ``wants_snapshot()`` (keys whose REST snapshot to fetch,
-  at ``snapshot_url(base, key)``, within ``REST_BUDGET``; asked again until given) and
-  ``take_requests()`` (frames to send now: resubscribe / unsubscribe; each handed out once).
+* what the feed needs, read after each call: ``snapshot_wanted`` (a bool attribute, true while
+  ``wants_snapshot()`` is not empty: the cheap per-frame check), ``wants_snapshot()`` (keys whose REST
+  snapshot to fetch, at ``snapshot_url(base, key)``, within ``REST_BUDGET``; asked again until given;
+  read it when ``snapshot_wanted`` is true) and ``take_requests()`` (frames to send now: resubscribe /
+  unsubscribe; each handed out once).
   ``subscribe_messages()`` are the frames to send after every connect;
 * ``native_spec()``: the venue API and parameters of the feed's compiled twin (None: it has none);
 * ``stats``: frames, messages by type, ignored by kind, rejected by reason with the first sample of
@@ -243,6 +245,7 @@ class NoSnapshots:
     NAME: ClassVar[str]
     SNAPSHOTS: ClassVar[bool] = False
     REST_BUDGET: ClassVar[RestBudget | None] = None
+    snapshot_wanted = False  # never
 
     def wants_snapshot(self) -> list[str]:
         return []
@@ -292,6 +295,12 @@ class VenueFeed(Protocol):
 
     def wants_snapshot(self) -> list[str]:
         """Keys whose REST snapshot the feed needs now (empty for venues without REST snapshots)."""
+        ...
+
+    @property
+    def snapshot_wanted(self) -> bool:
+        """Whether :meth:`wants_snapshot` is not empty: what to check after every call (cheap, no list
+        is built); the keys are read only when it is true."""
         ...
 
     def snapshot_url(self, base: str, key: str) -> str:

@@ -36,11 +36,13 @@ class NativeCore(FeedFront):
     collector and the compiled code."""
 
     __slots__ = (
+        "__weakref__",  # the native feed keeps ``snapshot_wanted`` through a weak reference
         "_native",
         "on_disconnect",
         "on_frame",
         "on_snapshot",
         "reject_kinds",
+        "snapshot_wanted",
         "take_requests",
         "wants_snapshot",
     )
@@ -56,6 +58,8 @@ class NativeCore(FeedFront):
         self.wants_snapshot: Callable[[], list[str]] = native.wants_snapshot
         self.take_requests: Callable[[], list[bytes]] = native.take_requests
         self.reject_kinds: Callable[[], int] = native.reject_kinds
+        self.snapshot_wanted: bool  # a plain attribute the native feed sets when it changes
+        native.keep_wanted_on(self)
 
     @property
     def stats(self) -> FeedStats:

@@ -368,6 +368,10 @@ impl Feed for BinanceFeed {
         self.wanted.iter().map(|&idx| self.insts[idx].base.venue_symbol.clone()).collect()
     }
 
+    fn snapshot_wanted(&self) -> bool {
+        !self.wanted.is_empty()
+    }
+
     fn take_requests(&mut self) -> Vec<Vec<u8>> {
         Vec::new() // a book that fails its checks asks for a REST snapshot instead
     }

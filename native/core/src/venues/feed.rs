@@ -220,6 +220,12 @@ pub trait Feed: Send + Sync {
         Vec::new()
     }
 
+    /// Whether [`Feed::wants_snapshot`] is not empty: the check made after every call, so a feed
+    /// that asks for snapshots answers it without building the list.
+    fn snapshot_wanted(&self) -> bool {
+        !self.wants_snapshot().is_empty()
+    }
+
     /// Frames to send now (resubscribe / unsubscribe), each handed out once, byte for byte as the
     /// Python feed writes them.
     fn take_requests(&mut self) -> Vec<Vec<u8>>;
