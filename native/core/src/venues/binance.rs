@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use super::binance_wire::{self as wire, fixed, Kind, LevelsError, Payload};
 use super::common::{FxMap, Instrument};
 use super::feed::{Event, Feed, Level, Stats, SPOT};
-use super::typed::{too_deep, Bad};
+use super::typed::{plain_run, too_deep, Bad};
 
 pub const BUFFER_LIMIT: usize = 10_000;
 pub const TICKER_LIMIT: usize = 10_000;
@@ -120,6 +120,9 @@ pub struct BinanceFeed {
     index: FxMap<Vec<u8>, usize>, // by venue symbol
     wanted: Vec<usize>,
     scratch: wire::Scratch,
+    /// The instrument `lookup` found last: a connection's frames mostly name the same symbol
+    /// again, and comparing its text is cheaper than hashing it.
+    last: usize,
 }
 
 impl BinanceFeed {
@@ -152,8 +155,12 @@ impl BinanceFeed {
 
     /// `_lookup`: the index of the symbol's instrument, or a new one not yet kept (SymbolError:
     /// None).
-    fn lookup(&self, venue_symbol: &[u8]) -> Option<Result<usize, Instrument>> {
+    fn lookup(&mut self, venue_symbol: &[u8]) -> Option<Result<usize, Instrument>> {
+        if self.insts.get(self.last).is_some_and(|i| i.base.venue_symbol.as_bytes() == venue_symbol) {
+            return Some(Ok(self.last));
+        }
         if let Some(&idx) = self.index.get(venue_symbol) {
+            self.last = idx;
             return Some(Ok(idx));
         }
         let venue_symbol = std::str::from_utf8(venue_symbol).ok()?; // read as a str: UTF-8
@@ -321,13 +328,20 @@ impl Feed for BinanceFeed {
         self.stats.frames += 1;
         let start = out.len();
         if raw.starts_with(COMBINED_PREFIX) {
-            let name = match raw[11..].iter().position(|&c| c == b'"') {
-                Some(k) => &raw[11..11 + k],
-                None => &raw[11..(raw.len() - 1).max(11)], // raw[11:-1], as Python slices
+            // a plain name (no escape, control or byte past ASCII) ends at the first quote, as below
+            let (end, high) = plain_run(raw, 11);
+            let plain = !high && raw.get(end) == Some(&b'"');
+            let name = if plain {
+                &raw[11..end]
+            } else {
+                match raw[11..].iter().position(|&c| c == b'"') {
+                    Some(k) => &raw[11..11 + k],
+                    None => &raw[11..(raw.len() - 1).max(11)], // raw[11:-1], as Python slices
+                }
             };
             if let Some(kind) = Kind::of(wire::stream_kind(name)) {
-                if kind == Kind::BookTicker {
-                    if let Some(payload) = wire::plain_book_ticker(raw) {
+                if kind == Kind::BookTicker && plain {
+                    if let Some(payload) = wire::plain_book_ticker_data(raw, end + 1) {
                         self.dispatch(payload, &wire::Scratch::default(), raw, out); // no levels
                         return self.stats.count(&out[start..]);
                     }
