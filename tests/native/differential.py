@@ -47,6 +47,9 @@ class Core(Protocol):
 
     def wants_snapshot(self) -> list[str]: ...
 
+    @property
+    def snapshot_wanted(self) -> bool: ...
+
     def take_requests(self) -> list[bytes]: ...
 
 
@@ -118,7 +121,10 @@ class Pair:
         self._same("output", python, native)
         self._same("stats", self.python.stats, self.native.stats)
         self._same("venue counters", extras(self.python), extras(self.native))
-        self._same("wants_snapshot()", self.python.wants_snapshot(), self.native.wants_snapshot())
+        wanted = self.python.wants_snapshot()
+        self._same("wants_snapshot()", wanted, self.native.wants_snapshot())
+        self._same("snapshot_wanted", self.python.snapshot_wanted, self.native.snapshot_wanted)
+        self._same("snapshot_wanted against wants_snapshot()", bool(wanted), self.python.snapshot_wanted)
         self._same("take_requests()", self.python.take_requests(), self.native.take_requests())
         self._same("stream counter", self.python_stamper.counter, self.native_stamper.counter)
 

@@ -7,6 +7,7 @@ wanted snapshots are compared after every call. The recordings and fuzzed frames
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -109,7 +110,7 @@ def pair() -> tuple[FeedCore, NativeCore]:
 
 def state(core: FeedCore | NativeCore) -> tuple[object, ...]:
     extra = core.extra if isinstance(core, NativeCore) else core.feed.cross_checks  # type: ignore[attr-defined]
-    return dataclasses.astuple(core.stats), dict(extra), core.wants_snapshot()
+    return dataclasses.astuple(core.stats), dict(extra), core.wants_snapshot(), core.snapshot_wanted
 
 
 def call(core: FeedCore | NativeCore, step: bytes | tuple[str, ...], n: int) -> object:
@@ -131,3 +132,25 @@ def test_both_cores_give_the_same_bytes_and_stats_after_every_call(
     for n, step in enumerate(steps, 1):
         assert call(py, step, n) == call(nat, step, n), (n, step[:120])
         assert state(py) == state(nat), (n, step[:120])
+
+
+@pytest.mark.parametrize("core", [0, 1], ids=["python", "native"])
+def test_snapshot_wanted_says_whether_wants_snapshot_is_empty_after_every_call(core: int) -> None:
+    feed = pair()[core]
+    seen = [feed.snapshot_wanted]
+    for n, step in enumerate(BOOK, 1):
+        call(feed, step, n)
+        assert feed.snapshot_wanted is bool(feed.wants_snapshot()), (n, step[:120])
+        seen.append(feed.snapshot_wanted)
+    changes = [b for a, b in itertools.pairwise(seen) if a != b]
+    assert seen[0] is False
+    assert changes.count(True) >= 3  # asked, given, asked again ...
+    assert changes.count(False) >= 3
+
+
+def test_the_native_feed_holds_its_core_weakly() -> None:
+    core = pair()[1]
+    native_feed = core._native
+    del core  # the core goes (no cycle keeps it); its feed runs on and sets nothing
+    assert native_feed.on_frame(BOOK[0], 1) == b""  # a diff to buffer: now it wants a snapshot
+    assert native_feed.wants_snapshot() == ["ETHUSDT"]

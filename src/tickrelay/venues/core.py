@@ -149,9 +149,9 @@ def drive(
         for raw, ts in frames:
             yield on_frame(raw, ts)
         return
-    line = 0  # counted, not enumerate()d: the frames' own tuples are then reused, not a pair per frame
+    line = 0
     for raw, ts in frames:
-        line += 1
+        line += 1  # noqa: SIM113 - enumerate() would build a (line, frame) pair per frame
         yield on_frame(raw, ts)
         if feed.snapshot_wanted or line in lines:  # an attribute: no call, no list per frame
             for key, body in snapshots(line, feed.wants_snapshot()):
