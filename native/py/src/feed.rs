@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple, PyWeakrefMethods, PyWeakrefReference};
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple, PyWeakrefMethods, PyWeakrefReference,
+};
 use tickrelay_core::protocol::events::EncodeError;
 use tickrelay_core::protocol::fixed::format_fixed8;
 use tickrelay_core::venues::feed::{Event, Feed, Stats};
