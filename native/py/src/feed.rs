@@ -76,7 +76,7 @@ pub struct NativeFeed {
     events: Vec<Event>,
     buf: Vec<u8>,
     /// The object whose `snapshot_wanted` this feed keeps (`keep_wanted_on`), held weakly: it is
-    /// the core that owns this feed.
+    /// the core that owns this feed. None for a feed that never asks (nothing to check per call).
     holder: Option<Py<PyWeakrefReference>>,
     /// What the holder's `snapshot_wanted` was last set to.
     wanted: bool,
@@ -85,9 +85,11 @@ pub struct NativeFeed {
 impl NativeFeed {
     /// Stamps what the last feed call pushed into `self.events` and returns it as one `bytes`.
     fn finish<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
-        if let Err(e) = self.sync_wanted(py) {
-            self.events.clear();
-            return Err(e);
+        if self.holder.is_some() {
+            if let Err(e) = self.sync_wanted(py) {
+                self.events.clear();
+                return Err(e);
+            }
         }
         if self.events.is_empty() {
             return Ok(PyBytes::new(py, b""));

@@ -58,8 +58,9 @@ class NativeCore(FeedFront):
         self.wants_snapshot: Callable[[], list[str]] = native.wants_snapshot
         self.take_requests: Callable[[], list[bytes]] = native.take_requests
         self.reject_kinds: Callable[[], int] = native.reject_kinds
-        self.snapshot_wanted: bool  # a plain attribute the native feed sets when it changes
-        native.keep_wanted_on(self)
+        self.snapshot_wanted = False  # a plain attribute the native feed sets when it changes
+        if feed.SNAPSHOTS:  # the others never ask: their native feed checks nothing per call
+            native.keep_wanted_on(self)
 
     @property
     def stats(self) -> FeedStats:
