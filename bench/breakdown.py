@@ -8,7 +8,10 @@ A real replay exchange (``--rate``: frames evenly spaced) and a real relay run a
 collector runs in this process (uvloop, as ``tickrelay collect``), its venue core's ``on_frame``
 (``collector.core``: the compiled one or the Python reference), its output's ``flush`` and its frame
 handler timed with ``perf_counter_ns`` around the real calls, and
-``gc.callbacks`` timing every collection. Nothing else subscribes, so this is the collector's own cost
+``gc.callbacks`` timing every collection. ``frames_preempted`` is the share of frames during whose
+handler the thread was preempted (``getrusage(RUSAGE_THREAD)`` involuntary context switches, read
+around the timed handler), ``tail_preempted`` the same share among the frames at or above the whole
+frame's P99. Nothing else subscribes, so this is the collector's own cost
 on a machine with a core to spare, the floor under bench/latency.py's processing figures. The first
 fifth of each run (connection, snapshots) is left out. Medians over runs of each percentile; the
 cores' runs interleaved.
@@ -21,6 +24,7 @@ import asyncio
 import gc
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -40,6 +44,9 @@ from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
 from tickrelay.transport.output import RelayOutput
 
 
+RUSAGE_THREAD = 1  # Linux: getrusage of the calling thread (its involuntary context switches)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,15 +59,16 @@ def _percentiles(ns: list[int]) -> dict[str, float]:
 
 
 class TimedCore:
-    """The collector's venue core with its ``on_frame`` timed (``last_ns``); all else passes through."""
+    """The collector's venue core with its ``on_frame_batch`` timed (``last_ns``); all else passes
+    through."""
 
     def __init__(self, core: Any) -> None:
         self.core, self.last_ns = core, 0
-        self._on_frame = core.on_frame
+        self._on_frame_batch = core.on_frame_batch
 
-    def on_frame(self, raw: bytes, ts: int) -> bytes:
+    def on_frame_batch(self, raw: bytes, ts: int) -> tuple[bytes, int]:
         t0 = time.perf_counter_ns()
-        out: bytes = self._on_frame(raw, ts)
+        out: tuple[bytes, int] = self._on_frame_batch(raw, ts)
         self.last_ns = time.perf_counter_ns() - t0
         return out
 
@@ -92,7 +100,8 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
             "collector.core": core,
         },
     )
-    frames: list[tuple[int, int, int]] = []  # (feed ns, write ns or -1, whole handler ns)
+    # (feed ns, write ns or -1, whole handler ns, involuntary context switches during the handler)
+    frames: list[tuple[int, int, int, int]] = []
     pauses: list[tuple[int, int]] = []  # (generation, ns)
     started: list[int] = []
 
@@ -108,7 +117,8 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
         output.start()
         collector = Collector(venue, settings.config, output)
         timed = collector.core = TimedCore(collector.core)
-        flush, handle = output._flush, collector.on_frame  # every write of the output goes through _flush
+        # every write of the output goes through append_batch (a frame's) or _flush (what is buffered)
+        flush, append_batch, handle = output._flush, output.append_batch, collector.on_frame
         cur = [-1]
 
         def timed_flush() -> None:
@@ -116,13 +126,23 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
             flush()
             cur[0] = time.perf_counter_ns() - t0  # kept by the frame being handled, if any
 
+        def timed_append_batch(batch: bytes, *, write: bool = False) -> None:
+            t0 = time.perf_counter_ns()
+            append_batch(batch, write=write)
+            if write:
+                cur[0] = time.perf_counter_ns() - t0
+
         def timed_handle(raw: bytes, ts: int, transport: Any, arrived: int = 0) -> None:
             cur[0] = -1
+            switches = resource.getrusage(RUSAGE_THREAD).ru_nivcsw
             t0 = time.perf_counter_ns()
             handle(raw, ts, transport, arrived)
-            frames.append((timed.last_ns, cur[0], time.perf_counter_ns() - t0))
+            took = time.perf_counter_ns() - t0
+            switches = resource.getrusage(RUSAGE_THREAD).ru_nivcsw - switches
+            frames.append((timed.last_ns, cur[0], took, switches))
 
         output._flush = timed_flush  # type: ignore[method-assign]
+        output.append_batch = timed_append_batch  # type: ignore[method-assign]
         collector.on_frame = timed_handle  # type: ignore[method-assign]
         task = asyncio.create_task(collector.run(stop))
         await asyncio.sleep(seconds)
@@ -143,12 +163,16 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
     if not kept:
         raise SystemExit(f"breakdown: {venue} ({core} core): no frame arrived in {seconds:g} s")
     young = [ns for gen, ns in pauses if gen == 0]
+    slow = np.percentile([t for _, _, t, _ in kept], 99)
+    tail = [n for _, _, t, n in kept if t >= slow]
     return {
         "frames": len(kept),
-        "feed_us": _percentiles([f for f, _, _ in kept]),
-        "write_us": _percentiles([w for _, w, _ in kept if w >= 0]),
-        "frame_us": _percentiles([t for _, _, t in kept]),
-        "frames_written_at_once": sum(1 for _, w, _ in kept if w >= 0) / max(1, len(kept)),
+        "feed_us": _percentiles([f for f, _, _, _ in kept]),
+        "write_us": _percentiles([w for _, w, _, _ in kept if w >= 0]),
+        "frame_us": _percentiles([t for _, _, t, _ in kept]),
+        "frames_written_at_once": sum(1 for _, w, _, _ in kept if w >= 0) / max(1, len(kept)),
+        "frames_preempted": sum(1 for *_, n in kept if n) / len(kept),
+        "tail_preempted": sum(1 for n in tail if n) / len(tail),
         "gc_young_pause_us": float(np.median(young)) / 1000 if young else 0.0,
         "gc_collections_per_s": len(pauses) / seconds,
         "gc_longest_pause_us": max((ns for _, ns in pauses), default=0) / 1000,

@@ -81,6 +81,8 @@ class NativeFeed:
     def reject_kinds(self) -> int:
         """len(stats()["samples"]), without building the stats."""
     def on_frame(self, raw: bytes, ts_recv_ns: int, /) -> bytes: ...
+    def on_frame_batch(self, raw: bytes, ts_recv_ns: int, /) -> tuple[bytes, int]:
+        """FeedCore.on_frame_batch: (the messages as one batch envelope or b"", the TODO_* bits)."""
     def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int, /) -> bytes:
         """Raises tickrelay.errors.VenueMessageError as the Python feed does."""
     def on_disconnect(self, ts_ns: int, /) -> bytes: ...

@@ -41,9 +41,9 @@ class Tap:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.feed, name)
 
-    def on_frame(self, raw: bytes, ts_recv_ns: int) -> bytes:
+    def on_frame_batch(self, raw: bytes, ts_recv_ns: int) -> tuple[bytes, int]:
         self.frames.append((raw, ts_recv_ns))
-        return self.feed.on_frame(raw, ts_recv_ns)
+        return self.feed.on_frame_batch(raw, ts_recv_ns)
 
     def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> bytes:
         self.snapshots.append((key, body, ts_recv_ns, len(self.frames)))

@@ -19,6 +19,7 @@ use pyo3::types::{
 };
 use tickrelay_core::protocol::events::EncodeError;
 use tickrelay_core::protocol::fixed::format_fixed8;
+use tickrelay_core::protocol::link::{seal_batch, BATCH_START};
 use tickrelay_core::venues::feed::{Event, Feed, Stats};
 use tickrelay_core::venues::finish::Finisher;
 use tickrelay_core::venues::{build, Param, Params};
@@ -80,17 +81,22 @@ pub struct NativeFeed {
     holder: Option<Py<PyWeakrefReference>>,
     /// What the holder's `snapshot_wanted` was last set to.
     wanted: bool,
+    /// Requests taken from the feed by `on_frame_batch`, handed out by the next `take_requests`.
+    requests: Vec<Vec<u8>>,
+    /// `reject_kinds()` when `on_frame_batch` last said there was a new one.
+    rejects_told: usize,
 }
+
+/// `on_frame_batch`'s second value, bits as `tickrelay.venues.core.TODO_*`: a kind of rejected
+/// frame not told before (log its sample), a REST snapshot wanted, requests to send.
+const TODO_NEW_REJECT: u32 = 1;
+const TODO_SNAPSHOT: u32 = 2;
+const TODO_REQUESTS: u32 = 4;
 
 impl NativeFeed {
     /// Stamps what the last feed call pushed into `self.events` and returns it as one `bytes`.
     fn finish<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
-        if self.holder.is_some() {
-            if let Err(e) = self.sync_wanted(py) {
-                self.events.clear();
-                return Err(e);
-            }
-        }
+        self.after_call(py)?;
         if self.events.is_empty() {
             return Ok(PyBytes::new(py, b""));
         }
@@ -104,6 +110,18 @@ impl NativeFeed {
         Ok(PyBytes::new(py, &self.buf))
     }
 
+    /// What every feed call does first when it returns: the holder's `snapshot_wanted` kept (the
+    /// call's events dropped if that fails).
+    fn after_call(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.holder.is_some() {
+            if let Err(e) = self.sync_wanted(py) {
+                self.events.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// The holder's `snapshot_wanted` set again if the last call changed it (see the module docs).
     fn sync_wanted(&mut self, py: Python<'_>) -> PyResult<()> {
         let now = self.feed.snapshot_wanted();
@@ -115,6 +133,51 @@ impl NativeFeed {
             Some(holder) => holder.setattr(intern!(py, "snapshot_wanted"), now),
             None => Ok(()),
         }
+    }
+
+    /// `finish`, but the messages as one batch envelope (`link.encode_batch`, its timestamp `ts`)
+    /// built in place around them; `b""` when there are none.
+    fn finish_batch<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
+        self.after_call(py)?;
+        if self.events.is_empty() {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let stamper = self.stamper.bind(py);
+        let first: u64 = stamper.getattr(intern!(py, "counter"))?.extract()?;
+        self.finisher.counter = first;
+        self.buf.clear();
+        self.buf.resize(BATCH_START, 0);
+        let result = self.finisher.finish(&self.events, ts, &mut self.buf);
+        self.events.clear();
+        stamper.setattr(intern!(py, "counter"), self.finisher.counter)?;
+        result.map_err(|e| encode_error(py, e))?;
+        // the count fits: each message is at least a header, and the buffer's length is a usize
+        let count = u32::try_from(self.finisher.counter.wrapping_sub(first)).unwrap_or(u32::MAX);
+        if seal_batch(&mut self.buf, self.finisher.domain, self.finisher.source, count, ts).is_none() {
+            return Err(PyValueError::new_err("a frame's messages do not fit one batch envelope"));
+        }
+        Ok(PyBytes::new(py, &self.buf))
+    }
+
+    /// What the collector must do after this frame (`TODO_*` bits); takes the feed's requests.
+    fn todo(&mut self) -> u32 {
+        let mut todo = 0;
+        let kinds = self.feed.stats().samples.len();
+        if kinds != self.rejects_told {
+            self.rejects_told = kinds;
+            todo |= TODO_NEW_REJECT;
+        }
+        if self.feed.snapshot_wanted() {
+            todo |= TODO_SNAPSHOT;
+        }
+        let requests = self.feed.take_requests();
+        if !requests.is_empty() {
+            self.requests.extend(requests);
+        }
+        if !self.requests.is_empty() {
+            todo |= TODO_REQUESTS;
+        }
+        todo
     }
 }
 
@@ -156,6 +219,8 @@ impl NativeFeed {
             buf: Vec::new(),
             holder: None,
             wanted: false,
+            requests: Vec::new(),
+            rejects_told: 0,
         })
     }
 
@@ -181,6 +246,19 @@ impl NativeFeed {
     ) -> PyResult<Bound<'py, PyBytes>> {
         self.feed.on_frame(raw, ts_recv_ns, &mut self.events);
         self.finish(py, ts_recv_ns)
+    }
+
+    /// `on_frame` with the collector's per-frame checks folded in: (the frame's messages as one
+    /// batch envelope stamped `ts_recv_ns`, or `b""`; the `TODO_*` bits).
+    fn on_frame_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        raw: &[u8],
+        ts_recv_ns: i64,
+    ) -> PyResult<(Bound<'py, PyBytes>, u32)> {
+        self.feed.on_frame(raw, ts_recv_ns, &mut self.events);
+        let batch = self.finish_batch(py, ts_recv_ns)?;
+        Ok((batch, self.todo()))
     }
 
     /// Raises `tickrelay.errors.VenueMessageError(venue, body, reason)` for a body that is not a
@@ -211,7 +289,9 @@ impl NativeFeed {
     }
 
     fn take_requests<'py>(&mut self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
-        self.feed.take_requests().iter().map(|r| PyBytes::new(py, r)).collect()
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.extend(self.feed.take_requests());
+        requests.iter().map(|r| PyBytes::new(py, r)).collect()
     }
 
     /// Everything `FeedStats` holds, as plain dicts (books as dicts of `BookStats` fields), the

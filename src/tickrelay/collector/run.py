@@ -1,11 +1,13 @@
 """One venue's collector: WebSocket in, venue feed, RelayOutput out. The thin I/O around venues/.
 
 Hot path per frame, all inside picows's frame callback: receipt time (``time.time_ns()`` as the frame
-arrives) -> ``core.on_frame`` (the venue's core: the frame's finished, stamped messages, with the
-output's own Stamper; ``venues.native.make_core`` picks the compiled one or the Python ``FeedCore`` by
-``collector.core``) -> ``RelayOutput.append`` of those bytes as they are. No queue, no task hop,
-and nothing waits for the relay. picows was chosen by bench/wsclient.py: 1.23M frames/s received
-against aiohttp's 0.43M on this machine. Around it:
+arrives) -> ``core.on_frame_batch`` (the venue's core: the frame's finished messages, stamped with the
+output's own Stamper, as the one batch envelope to write, and bits for what else the frame asks for;
+``venues.native.make_core`` picks the compiled one or the Python ``FeedCore`` by ``collector.core``)
+-> ``RelayOutput.append_batch``: with nothing else waiting, one non-blocking ``send`` of those bytes as
+they are; else into the output's buffer. No queue, no task hop, and nothing waits for the relay.
+picows was chosen by bench/wsclient.py: 1.23M frames/s received against aiohttp's 0.43M on this
+machine. Around it:
 
 * subscribe per config, and again after every reconnect;
 * a stale-feed watchdog: no frame for ``stale_after_s`` -> count it, reconnect;
@@ -37,6 +39,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from functools import partial
+from time import perf_counter_ns, time_ns
 from typing import Any, cast
 
 import aiohttp
@@ -48,14 +51,19 @@ from tickrelay.collector.stats import CollectorStats
 from tickrelay.config import Config
 from tickrelay.metrics import ALL_TYPES, Latency
 from tickrelay.protocol.codec import HEADER_SIZE
+from tickrelay.protocol.link import BATCH_START
 from tickrelay.protocol.messages import EXTENDED, TlvType
 from tickrelay.transport.backoff import backoff
 from tickrelay.transport.output import RelayOutput
 from tickrelay.venues import VENUES
+from tickrelay.venues.core import TODO_NEW_REJECT, TODO_REQUESTS, TODO_SNAPSHOT
 from tickrelay.venues.native import make_core
 
 
 MAX_FRAME = 1 << 24
+
+
+_DATA = frozenset({picows.WSMsgType.TEXT, picows.WSMsgType.BINARY, picows.WSMsgType.CONTINUATION})
 
 
 class _FeedListener(picows.WSListener):
@@ -63,24 +71,22 @@ class _FeedListener(picows.WSListener):
     collector's hot path (fragments are joined first)."""
 
     def __init__(self, collector: Collector) -> None:
-        self.collector = collector
-        self.last_frame = time.monotonic()
+        self.on_frame = collector.on_frame
+        # perf_counter_ns of the last frame, for the stale-feed watchdog (the clock of time.monotonic)
+        self.last_frame_ns = time.perf_counter_ns()
         self._fragments: list[bytes] = []
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        arrived = time.perf_counter_ns()
-        ts_recv_ns = time.time_ns()
-        self.last_frame = time.monotonic()
-        kind = frame.msg_type
-        if kind in (picows.WSMsgType.TEXT, picows.WSMsgType.BINARY, picows.WSMsgType.CONTINUATION):
+        self.last_frame_ns = arrived = perf_counter_ns()
+        if frame.msg_type in _DATA:
             if frame.fin and not self._fragments:
-                self.collector.on_frame(frame.get_payload_as_bytes(), ts_recv_ns, transport, arrived)
+                self.on_frame(frame.get_payload_as_bytes(), time_ns(), transport, arrived)
                 return
             self._fragments.append(frame.get_payload_as_bytes())
             if frame.fin:
                 raw, self._fragments = b"".join(self._fragments), []
-                self.collector.on_frame(raw, ts_recv_ns, transport, arrived)
-        elif kind == picows.WSMsgType.CLOSE:
+                self.on_frame(raw, time_ns(), transport, arrived)
+        elif frame.msg_type == picows.WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
 
@@ -93,9 +99,10 @@ _U32 = struct.Struct("<I")
 _KIND_NAMES = {int(t): "".join(w.capitalize() for w in t.name.split("_")) for t in TlvType}  # L2Snapshot
 
 
-def message_kinds(buffer: bytes) -> list[str]:
-    """The kind (TLV name: Trade, L2Snapshot, ...) of each message of a buffer of whole messages."""
-    kinds, at = [], 0
+def message_kinds(buffer: bytes, at: int = 0) -> list[str]:
+    """The kind (TLV name: Trade, L2Snapshot, ...) of each message of a buffer of whole messages from
+    ``at`` on (``BATCH_START`` for a batch envelope's)."""
+    kinds: list[str] = []
     while at < len(buffer):
         tlv = buffer[at + HEADER_SIZE]
         if tlv == EXTENDED:
@@ -206,7 +213,7 @@ class Collector:
                     return
                 if stopping in done:
                     return
-                if time.monotonic() - listener.last_frame > self.stale_after_s:
+                if perf_counter_ns() - listener.last_frame_ns > self.stale_after_s * 1e9:
                     self.stats.stale_events += 1
                     self.stats.last_error = f"no frame for {self.stale_after_s:g} s: reconnecting"
                     return
@@ -220,30 +227,30 @@ class Collector:
     def on_frame(
         self, raw: bytes, ts_recv_ns: int, transport: picows.WSTransport, arrived_ns: int = 0
     ) -> None:
-        """The hot path, called by the WebSocket listener for every complete frame."""
+        """The hot path, called by the WebSocket listener for every complete frame: one core call gives
+        the frame's messages as the batch envelope to write and what else the frame asks for."""
+        output = self.output
         if self.flush_each_frame and len(raw) >= BIG_FRAME:
-            self.output.flush()  # what earlier frames left buffered must not wait out this one's parse
-        stamper = self.output.stamper
-        first = stamper.counter
+            output.flush()  # what earlier frames left buffered must not wait out this one's parse
         try:
-            out = self.core.on_frame(raw, ts_recv_ns)
+            batch, todo = self.core.on_frame_batch(raw, ts_recv_ns)
         except Exception:  # the one last-resort guard: anything raised here is a bug, never a bad frame
             self._bug(f"frame {raw[:200]!r}", ts_recv_ns, transport)
             return
         # written before the next frame is read (unless we wrote a moment ago), without also scheduling
         # a flush for the end of the loop turn
-        write_now = self.flush_each_frame and self._gap_passed()
-        if out:
+        last = output.last_write_ns
+        write = self.flush_each_frame and (last is None or perf_counter_ns() - last >= self.flush_gap_ns)
+        if batch:
             if arrived_ns:
                 self._frames_measured += 1
                 if self._frames_measured % self.sample == 0:  # recorded when the write returns
-                    self._pending.extend((arrived_ns, kind) for kind in message_kinds(out))
-            self.output.append(out, stamper.counter - first, write=write_now)
-        elif write_now:
-            self.output.flush()  # what earlier frames left buffered
-        if self.core.reject_kinds() != len(self._samples_logged):  # a new kind of rejected frame
-            self._log_samples()
-        self._after_frame(transport)
+                    self._pending.extend((arrived_ns, kind) for kind in message_kinds(batch, BATCH_START))
+            output.append_batch(batch, write=write)
+        elif write:
+            output.flush()  # what earlier frames left buffered
+        if todo:
+            self._todo(todo, transport)
 
     def _bug(self, what: str, ts_ns: int, transport: picows.WSTransport | None) -> None:
         """A bug in the venue core on ``what`` (a frame, a snapshot): count it, log the first
@@ -260,12 +267,6 @@ class Collector:
     def _snapshot_bug(self, what: str, ts_ns: int) -> None:
         """``_bug`` for the snapshot task: the connection it ends is the one open when it happens."""
         self._bug(what, ts_ns, self._transport)
-
-    def _gap_passed(self) -> bool:
-        """No write yet, or the last one was at least ``flush_gap_ns`` ago (a time since boot: never
-        compare it with 0, a machine up for less than the gap would hold the first frame back)."""
-        last = self.output.last_write_ns
-        return last is None or time.perf_counter_ns() - last >= self.flush_gap_ns
 
     def _written(self, now_ns: int) -> None:
         latency = self.latency
@@ -333,14 +334,17 @@ class Collector:
         out = call()
         self.output.append(out, self.output.stamper.counter - first)
 
-    def _after_frame(self, transport: picows.WSTransport) -> None:
-        """What the feed needs now: REST snapshots (fetched by the side task), frames to send."""
-        feed = self.core
-        if self._rest_snapshots and feed.snapshot_wanted:  # an attribute: no call, no list
+    def _todo(self, todo: int, transport: picows.WSTransport) -> None:
+        """What a frame asked for (``TODO_*`` bits of ``on_frame_batch``): log a new kind of rejected
+        frame's sample; REST snapshots (fetched by the side task); frames to send."""
+        if todo & TODO_NEW_REJECT:
+            self._log_samples()
+        if todo & TODO_SNAPSHOT and self._rest_snapshots:
             self._snapshot_wanted.set()
-        for request in feed.take_requests():
-            self.stats.requests_sent += 1
-            transport.send(picows.WSMsgType.TEXT, request)
+        if todo & TODO_REQUESTS:
+            for request in self.core.take_requests():
+                self.stats.requests_sent += 1
+                transport.send(picows.WSMsgType.TEXT, request)
 
     def report(self) -> dict[str, Any]:
         fs = self.core.stats

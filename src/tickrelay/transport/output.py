@@ -1,13 +1,15 @@
 """RelayOutput: a publisher's direct path into the relay. No queue and no task between caller and socket.
 
 ``send(message)`` stamps the message's sequence (stream id << 48 | counter, from the output's
-:class:`~tickrelay.protocol.stamper.Stamper`, the one counter of the stream) and appends its bytes to
-one output buffer; ``append(buffer, count)`` takes messages a venue core already stamped with that
-stamper, as they are. Once per event-loop iteration everything buffered goes to the socket as one
-batch envelope (docs/protocol.md). ``send`` never blocks and never waits for the relay: while the relay is
-down or slow the buffer grows up to ``buffer_bytes``; beyond that the oldest messages are dropped and
-counted, and after the next connect a PublisherLoss message in the stream says how many. Reconnects
-run in the background with capped exponential backoff and jitter, for ever.
+:class:`~tickrelay.protocol.stamper.Stamper`, the one counter of the stream) and appends its bytes to one
+output buffer; ``append(buffer, count)`` takes messages a venue core already stamped with that stamper,
+as they are, and ``append_batch(batch, write=True)`` a batch envelope of such messages that the core made
+(the collectors' per-frame path: with nothing else waiting it goes straight to the socket, one ``send``,
+no copy into the buffer). Once per event-loop iteration everything buffered goes to the socket as one
+batch envelope (docs/protocol.md). ``send`` never blocks and never waits for the relay: while the relay
+is down or slow the buffer grows up to ``buffer_bytes``; beyond that the oldest messages are dropped and
+counted, and after the next connect a PublisherLoss message in the stream says how many. Reconnects run
+in the background with capped exponential backoff and jitter, for ever.
 
 ``forward(message)`` is the other way in, for bridges that relay another machine's stream: the message
 must already be one of this output's stream (source, stream id) and goes out byte for byte, original
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import os
 import random
 import struct
 import time
@@ -42,6 +45,7 @@ from tickrelay.protocol.codec import (
     restamp,
 )
 from tickrelay.protocol.link import (
+    BATCH_START,
     FLAG_CONTROL,
     Hello,
     HelloAck,
@@ -122,6 +126,7 @@ class RelayOutput:
         self._forwarding = False  # forward() was used: the counters are the origin's, never ours
         self._scheduled = False
         self._transport: asyncio.Transport | None = None
+        self._fd = -1  # the connected socket's descriptor (append_batch writes to it directly), or -1
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -173,7 +178,52 @@ class RelayOutput:
             if write:
                 self._flush()
 
-    def _append(self, message: bytes, count: int = 1, *, schedule: bool = True) -> None:
+    def append_batch(self, batch: bytes, *, write: bool = False) -> None:
+        """Queue one batch envelope of messages that ``self.stamper`` stamped (``on_frame_batch`` of a
+        venue core: the bytes :meth:`_write_batch` would make of them alone), ``b""`` for none.
+
+        With ``write``, nothing else buffered and the connection idle, the envelope goes to the socket
+        as it is, by one non-blocking ``send``; what the kernel does not take (a full socket buffer)
+        goes to the transport, which writes it when it can, as :meth:`_write_batch` does. Otherwise
+        its messages join the buffer as :meth:`append` (then written now if ``write``): nothing is
+        lost, and the buffer's bound and drop counting hold as for every other message."""
+        if not batch:
+            if write:
+                self.flush()
+            return
+        count = _U32.unpack_from(batch, HEADER_SIZE + 8)[0]
+        t = self._transport
+        if (
+            write
+            and not self._buf
+            and t is not None
+            and len(batch) - BATCH_START <= self.max_batch_bytes
+            and not t.is_closing()
+            and not t.get_write_buffer_size()
+        ):
+            try:
+                sent = os.write(self._fd, batch)
+            except OSError:  # full (EAGAIN), or the connection is going (the transport sees that): buffer
+                sent = 0
+            if sent:
+                stats = self.stats
+                stats.sent += count
+                stats.bytes += len(batch) - BATCH_START
+                stats.batches += 1
+                if sent < len(batch):
+                    t.write(batch[sent:])  # the transport's now, written as the socket drains
+                    self._note_depth()
+                else:
+                    stats.buffered_bytes = 0
+                self.last_write_ns = now = time.perf_counter_ns()
+                if self.on_write is not None:  # the bytes are the kernel's (or the transport's)
+                    self.on_write(now)
+                return
+        self._append(memoryview(batch)[BATCH_START:], count, schedule=not write)
+        if write:
+            self._flush()
+
+    def _append(self, message: bytes | memoryview, count: int = 1, *, schedule: bool = True) -> None:
         n = len(message)
         if len(self._buf) + n > self.buffer_bytes:
             self._make_room(n)
@@ -311,6 +361,7 @@ class RelayOutput:
                 first = False
                 delays = backoff(cap_s=self.backoff_cap_s, rng=self._rng)
                 self._transport = transport
+                self._fd = transport.get_extra_info("socket").fileno()
                 self.stats.connected = True
                 self._connected.set()
                 if self._lost and not self._forwarding:
@@ -327,6 +378,7 @@ class RelayOutput:
                     # as duplicate_stream
                     transport.abort()
                 self._transport = None
+                self._fd = -1
                 self.stats.connected = False
                 self._connected.clear()
                 for fut in self._syncs.values():

@@ -10,6 +10,12 @@ This is the byte-level form of the feed contract (``venues.feed``), the one the 
 * ``subscribe_messages()``, ``snapshot_wanted``, ``wants_snapshot()``, ``snapshot_url(base, key)``,
   ``take_requests()`` and ``stats``: as the venue feed's (``snapshot_wanted`` is the per-frame check:
   a compiled core keeps it as a plain attribute it sets when it changes, so reading it costs no call);
+* ``on_frame_batch(raw, ts_recv_ns) -> (batch, todo)``: the collector's per-frame call. ``batch`` is
+  what ``on_frame`` returns wrapped in one relay-link batch envelope (``link.encode_batch``, envelope
+  timestamp ``ts_recv_ns``: the bytes ``RelayOutput`` would write for this frame alone), ``b""`` when
+  the frame made no message; ``todo`` folds in the per-frame checks, ``TODO_*`` bits: a kind of
+  rejected frame not told before, ``snapshot_wanted``, requests to send (taken from the feed here,
+  handed out by the next ``take_requests()``);
 * after the complete snapshot (the L2Snapshot flagged END) of an instrument whose book was invalidated
   since its previous snapshot (or by a venue-wide invalidation), a StateInvalidation(RECOVERED) naming
   it follows at once: consumers may trust that book again.
@@ -22,11 +28,17 @@ go out as they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from typing import ClassVar, Literal, Protocol, TypeVar
+from typing import ClassVar, Final, Literal, Protocol, TypeVar
 
+from tickrelay.protocol.link import encode_batch
 from tickrelay.protocol.messages import Event, L2Snapshot, Reason, SnapshotFlags, StateInvalidation
 from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues.feed import SPOT, FeedStats, RestBudget, VenueFeed
+
+
+TODO_NEW_REJECT: Final = 1  # on_frame_batch: a kind of rejected frame not told before (log its sample)
+TODO_SNAPSHOT: Final = 2  # a REST snapshot is wanted (snapshot_wanted)
+TODO_REQUESTS: Final = 4  # frames to send (take_requests())
 
 
 class FeedFront:
@@ -54,7 +66,7 @@ class FeedFront:
 class FeedCore(FeedFront):
     """A venue feed behind the byte-level contract (see the module docstring)."""
 
-    __slots__ = ("_books", "_dark")
+    __slots__ = ("_books", "_dark", "_rejects_told", "_requests")
     CORE: ClassVar[Literal["native", "python"]] = "python"  # which core runs (venues.native.make_core)
 
     def __init__(self, feed: VenueFeed, stamper: Stamper) -> None:
@@ -62,6 +74,8 @@ class FeedCore(FeedFront):
         self.stamper = stamper
         self._books: set[int] = set()  # instruments that had a complete snapshot
         self._dark: set[int] = set()  # invalidated since, waiting for a fresh snapshot
+        self._rejects_told = 0  # reject_kinds() when on_frame_batch last said TODO_NEW_REJECT
+        self._requests: list[bytes] = []  # taken from the feed by on_frame_batch, not yet handed out
 
     @property
     def stats(self) -> FeedStats:
@@ -80,11 +94,34 @@ class FeedCore(FeedFront):
         return self.feed.snapshot_wanted
 
     def take_requests(self) -> list[bytes]:
-        return self.feed.take_requests()
+        requests, self._requests = self._requests, []
+        requests += self.feed.take_requests()
+        return requests
 
     def on_frame(self, raw: bytes, ts_recv_ns: int) -> bytes:
         values = self.feed.on_frame(raw, ts_recv_ns)
         return self._finish(values, ts_recv_ns) if values else b""
+
+    def on_frame_batch(self, raw: bytes, ts_recv_ns: int) -> tuple[bytes, int]:
+        """``on_frame`` as one batch envelope, and the ``TODO_*`` bits (see the module docstring)."""
+        stamper = self.stamper
+        first = stamper.counter
+        out = self.on_frame(raw, ts_recv_ns)
+        if out:
+            sequence = int.from_bytes(out[8:16], "little")
+            count = stamper.counter - first
+            out = encode_batch(stamper.domain, stamper.source, sequence, count, ts_recv_ns, out)
+        feed, todo = self.feed, 0
+        kinds = len(feed.stats.samples)
+        if kinds != self._rejects_told:
+            self._rejects_told = kinds
+            todo |= TODO_NEW_REJECT
+        if feed.snapshot_wanted:
+            todo |= TODO_SNAPSHOT
+        self._requests += feed.take_requests()
+        if self._requests:
+            todo |= TODO_REQUESTS
+        return out, todo
 
     def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> bytes:
         return self._finish(self.feed.on_snapshot(key, body, ts_recv_ns), ts_recv_ns)

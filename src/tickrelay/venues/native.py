@@ -40,6 +40,7 @@ class NativeCore(FeedFront):
         "_native",
         "on_disconnect",
         "on_frame",
+        "on_frame_batch",
         "on_snapshot",
         "reject_kinds",
         "snapshot_wanted",
@@ -53,6 +54,7 @@ class NativeCore(FeedFront):
         self.stamper = stamper
         self._native = native
         self.on_frame: Callable[[bytes, int], bytes] = native.on_frame
+        self.on_frame_batch: Callable[[bytes, int], tuple[bytes, int]] = native.on_frame_batch
         self.on_snapshot: Callable[[str, bytes, int], bytes] = native.on_snapshot
         self.on_disconnect: Callable[[int], bytes] = native.on_disconnect
         self.wants_snapshot: Callable[[], list[str]] = native.wants_snapshot

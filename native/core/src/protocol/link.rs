@@ -1,6 +1,40 @@
-//! The relay link's batch envelope, as `tickrelay/protocol/link.py` (`check_run`). Pure: no I/O.
+//! The relay link's batch envelope, as `tickrelay/protocol/link.py` (`encode_batch`, `check_run`).
+//! Pure: no I/O.
 
-use super::codec::{u32_at, Header, ProtocolError, FLAG_CHECKSUM, HEADER_SIZE, MAGIC, VERSION};
+use super::codec::{
+    u32_at, Header, ProtocolError, CHECKSUM_OFFSET, FLAG_CHECKSUM, HEADER_SIZE, MAGIC, VERSION,
+};
+
+/// `link.FLAG_BATCH`: the payload is a batch envelope (docs/protocol.md 5.3).
+pub const FLAG_BATCH: u8 = 0x02;
+/// `link.BATCH_START`: where an envelope's run of messages starts (header, then `<QI>` first, count).
+pub const BATCH_START: usize = HEADER_SIZE + 12;
+
+/// `encode_batch` in place: `buf[BATCH_START..]` holds `count` whole messages back to back (at
+/// least one); this writes the envelope's header and batch head into `buf[..BATCH_START]`, the
+/// first sequence read from the first inner message, and its CRC over the whole run. The bytes are
+/// those of `encode_batch(domain, source, first, count, timestamp_ns, buf[BATCH_START..])`. `None`
+/// (and `buf` unchanged) when the run is too short to hold a header or too long for the u32 size.
+pub fn seal_batch(buf: &mut [u8], domain: u8, source: u8, count: u32, timestamp_ns: i64) -> Option<()> {
+    let first = buf.get(BATCH_START + 8..BATCH_START + 16)?;
+    let first = u64::from_le_bytes(first.try_into().ok()?);
+    let size = u32::try_from(buf.len() - HEADER_SIZE).ok()?;
+    buf[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    buf[4] = domain;
+    buf[5] = VERSION;
+    buf[6] = source;
+    buf[7] = FLAG_CHECKSUM | FLAG_BATCH;
+    buf[8..16].copy_from_slice(&first.to_le_bytes());
+    buf[16..24].copy_from_slice(&timestamp_ns.to_le_bytes());
+    buf[24..28].copy_from_slice(&size.to_le_bytes());
+    buf[HEADER_SIZE..HEADER_SIZE + 8].copy_from_slice(&first.to_le_bytes());
+    buf[HEADER_SIZE + 8..BATCH_START].copy_from_slice(&count.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&buf[..CHECKSUM_OFFSET]);
+    crc.update(&buf[HEADER_SIZE..]);
+    buf[CHECKSUM_OFFSET..HEADER_SIZE].copy_from_slice(&crc.finalize().to_le_bytes());
+    Some(())
+}
 
 /// `check_run`: `data[start..]` is exactly `count` well-framed messages of `domain` (magic,
 /// version, domain, flags, sizes). Inner CRCs are not checked: the envelope's covers them.
