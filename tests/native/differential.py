@@ -1,7 +1,10 @@
 """Run one sequence of calls through both cores and compare them after every call.
 
 The reference is ``venues.core.FeedCore`` over the Python feed; the other is the compiled one
-(``venues.native.NativeCore``, as ``make_core(feed, stamper, "native")`` builds it). After each call
+(``venues.native.NativeCore``, as ``make_core(feed, stamper, "native")`` builds it). Every other frame
+goes in by the collector's call, ``on_frame_batch``: its envelope must be exactly what
+``link.encode_batch`` makes of the messages it holds (the bytes ``RelayOutput`` would write; checked
+on each core, decoded with the Python decoder), and the TODO bits are compared too. After each call
 the two must agree on the output bytes (or raise the same ``VenueMessageError``, message included),
 the whole ``FeedStats``, the venue's own counters, ``wants_snapshot()``, ``take_requests()`` and the
 stream's counter; any other exception from either core is a bug. The first difference fails with a
@@ -18,6 +21,8 @@ import pytest
 
 from tests.native.corpus import APIS, Api, Recording
 from tickrelay.errors import VenueMessageError
+from tickrelay.protocol.codec import HEADER_SIZE, Decoder, Domain
+from tickrelay.protocol.link import BATCH_START, FLAG_BATCH, batch_head, encode_batch
 from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues.core import FeedCore
 from tickrelay.venues.feed import FeedStats, VenueFeed
@@ -40,6 +45,8 @@ class Core(Protocol):
     def stats(self) -> FeedStats: ...
 
     def on_frame(self, raw: bytes, ts_recv_ns: int) -> bytes: ...
+
+    def on_frame_batch(self, raw: bytes, ts_recv_ns: int) -> tuple[bytes, int]: ...
 
     def on_snapshot(self, key: str, body: bytes, ts_recv_ns: int) -> bytes: ...
 
@@ -114,7 +121,9 @@ class Pair:
         self.calls.append(call)
         ts = T0 + len(self.calls) * 1_000_000
         self.frames += call[0] == "frame"
-        python, native = _outcome(self.python, call, ts), _outcome(self.native, call, ts)
+        batch = self.frames % 2 == 0  # every other frame by the collector's call
+        python = _outcome(self.python, call, ts, batch, self.python_stamper.source)
+        native = _outcome(self.native, call, ts, batch, self.native_stamper.source)
         for core, outcome in (("python", python), ("native", native)):
             if isinstance(outcome, Bug):
                 raise Divergence(f"the {core} core raised {outcome.text}")
@@ -138,9 +147,37 @@ class Bug:
     text: str
 
 
-def _outcome(core: Core, call: Call, ts: int) -> object:
+def unwrap(batch: bytes, ts: int, source: int) -> bytes:
+    """The messages of ``batch``, checked: one whole message of the market-data domain with flags
+    CHECKSUM | BATCH (its CRC verified by the decoder), timestamp ``ts``, its sequence and head's first
+    sequence the first inner message's, its count the inner messages', and its bytes exactly
+    ``encode_batch`` of them. Raises AssertionError when not."""
+    decoder = Decoder()
+    decoder.feed(batch)
+    envelope = next(decoder)
+    assert decoder.buffered == 0, "bytes after the envelope"
+    h = envelope.header
+    assert (h.relay_domain, h.source, h.flags & FLAG_BATCH, h.timestamp_ns) == (
+        Domain.MARKET_DATA, source, FLAG_BATCH, ts
+    ), h  # fmt: skip
+    first, count = batch_head(envelope)
+    run, at, seen = batch[BATCH_START:], 0, 0
+    while at < len(run):
+        at += HEADER_SIZE + int.from_bytes(run[at + 24 : at + 28], "little")
+        seen += 1
+    assert at == len(run), (at, len(run))
+    assert seen == count >= 1, (seen, count)
+    assert first == h.sequence == int.from_bytes(run[8:16], "little")
+    assert encode_batch(h.relay_domain, source, first, count, ts, run) == batch
+    return run
+
+
+def _outcome(core: Core, call: Call, ts: int, batch: bool = False, source: int = 0) -> object:
     try:
         kind = call[0]
+        if kind == "frame" and batch:
+            envelope, todo = core.on_frame_batch(call[1], ts)
+            return ("batch", unwrap(envelope, ts, source) if envelope else b"", envelope, todo)
         if kind == "frame":
             return core.on_frame(call[1], ts)
         if kind == "disconnect":

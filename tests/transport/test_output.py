@@ -1,4 +1,5 @@
-"""RelayOutput on its own: overflow while the relay is down, the loss report, bad input, send_event."""
+"""RelayOutput on its own: overflow while the relay is down, the loss report, bad input, send_event,
+and the collectors' per-frame path (append_batch: the core's envelope as the write)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import pytest
 
 from tests.relay.conftest import message, until
 from tickrelay.errors import ProtocolError
-from tickrelay.protocol.codec import Message, make_sequence, restamp
+from tickrelay.protocol.codec import HEADER_SIZE, Decoder, Message, make_sequence, restamp
+from tickrelay.protocol.link import (
+    BATCH_START,
+    Hello,
+    HelloAck,
+    batch_head,
+    decode_control,
+    encode_batch,
+    encode_control,
+)
 from tickrelay.protocol.messages import Heartbeat, PublisherLoss, Trade
 from tickrelay.relay.server import Relay
 from tickrelay.transport.output import RelayOutput
@@ -218,3 +228,196 @@ async def test_close_counts_what_no_relay_took_and_a_relay_that_comes_in_time_ge
     assert late.stats.dropped == 0
     await until(lambda: relay.departed["in"] == 1)  # the relay routed it, then saw the close
     await relay.stop(drain_s=0.1)
+
+
+def _batch(out: RelayOutput, numbers: range, ts: int = 77) -> tuple[bytes, list[bytes]]:
+    """Messages ``numbers`` stamped as ``out``'s next ones, and their batch envelope as a venue core's
+    ``on_frame_batch`` makes it."""
+    stamped = [restamp(message(i), out.source, out.stamper.next_sequence()) for i in numbers]
+    first = int.from_bytes(stamped[0][8:16], "little")
+    return encode_batch(out.domain, out.source, first, len(stamped), ts, b"".join(stamped)), stamped
+
+
+class _QuietRelay:
+    """A real socket that acks a publisher's Hello as the relay does, then reads nothing until
+    ``take`` is called: the test sees the exact bytes a publisher wrote, and can fill its socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.decoder = Decoder()
+
+    async def start(self) -> asyncio.Server:
+        async def publisher(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:  # up to the Hello
+                self.decoder.feed(await reader.read(1 << 16))
+                if (hello := next(self.decoder, None)) is not None:
+                    break
+            assert isinstance(decode_control(hello), Hello)
+            writer.write(encode_control(HelloAck(1, 0, 1 << 20)))
+            self.reader, self.writer = reader, writer
+
+        return await asyncio.start_unix_server(publisher, self.path)
+
+    async def stop(self, server: asyncio.Server) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    async def take(self, count: int) -> tuple[list[bytes], list[bytes]]:
+        """Read until ``count`` messages came in envelopes: (the envelopes, their messages)."""
+        assert self.reader is not None
+        envelopes: list[bytes] = []
+        inner: list[bytes] = []
+        async with asyncio.timeout(10):
+            while len(inner) < count:
+                self.decoder.feed(await self.reader.read(1 << 16))
+                for envelope in self.decoder:
+                    first, n = batch_head(envelope)
+                    envelopes.append(envelope.raw)
+                    run = envelope.raw[BATCH_START:]
+                    at = 0
+                    for _ in range(n):
+                        end = at + HEADER_SIZE + int.from_bytes(run[at + 24 : at + 28], "little")
+                        inner.append(run[at:end])
+                        at = end
+                    assert at == len(run)
+                    assert int.from_bytes(inner[-n][8:16], "little") == first
+        return envelopes, inner
+
+
+async def test_append_batch_writes_the_envelope_as_it_is(tmp_path: Path) -> None:
+    """The collectors' per-frame path: with nothing buffered, the core's envelope is the write."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    relay = _QuietRelay(run / "md.sock")
+    server = await relay.start()
+    out = RelayOutput(relay.path, source=3, stream_id=5)
+    written: list[int] = []
+    out.on_write = written.append
+    out.start()
+    try:
+        await out.wait_connected(5)
+        envelope, stamped = _batch(out, range(3))
+        out.append_batch(envelope, write=True)
+        assert (out.stats.batches, out.stats.sent, out.stats.bytes) == (1, 3, len(envelope) - BATCH_START)
+        assert (out._buf, out._scheduled, out.stats.buffered_bytes) == (bytearray(), False, 0)
+        assert written == [out.last_write_ns]  # the latency histograms' write time
+        assert await relay.take(3) == ([envelope], stamped)  # byte for byte, in one write
+        second, more = _batch(out, range(3, 5))
+        out.append_batch(second)  # without write: its messages wait in the buffer for the loop turn
+        assert (out._buf, out._scheduled, out.stats.batches) == (bytearray(second[BATCH_START:]), True, 1)
+        out.append_batch(b"", write=True)  # a frame with no message: what is buffered goes now
+        assert (out._buf, out.stats.batches, out.stats.sent) == (bytearray(), 2, 5)
+        envelopes, got = await relay.take(2)
+        assert got == more
+        assert len(envelopes) == 1
+    finally:
+        await out.close()
+        await relay.stop(server)
+
+
+async def test_append_batch_joins_what_is_buffered_in_order(relay: Relay) -> None:
+    out = RelayOutput(relay.path, source=3, stream_id=6)
+    got: list[bytes] = []
+
+    async def consume() -> None:
+        async for item in Subscription(relay.path, reconnect=False):
+            assert isinstance(item, Message)
+            got.append(item.raw)
+            if len(got) == 4:
+                return
+
+    task = asyncio.create_task(consume())
+    await until(lambda: relay.subscribers, 5)
+    out.start()
+    await out.wait_connected(5)
+    first, one = _batch(out, range(1))
+    out.append_batch(first)  # waits for the end of the loop turn
+    second, three = _batch(out, range(1, 4))
+    out.append_batch(second, write=True)  # so this one cannot go first: both in one write, in order
+    assert (out.stats.batches, out.stats.sent, out._buf) == (1, 4, bytearray())
+    await asyncio.wait_for(task, 5)
+    assert got == one + three
+    await out.close()
+
+
+async def test_append_batch_while_the_relay_is_down_keeps_the_bound_and_counts_the_drops(
+    tmp_path: Path,
+) -> None:
+    out = RelayOutput(tmp_path / "none.sock", source=3, stream_id=7, buffer_bytes=1000)
+    batches = [_batch(out, range(k * 4, k * 4 + 4)) for k in range(6)]
+    for envelope, _ in batches:
+        out.append_batch(envelope, write=True)  # not connected: into the buffer, never past its bound
+        assert len(out._buf) <= 1000
+    kept = b"".join(b"".join(stamped) for _, stamped in batches)[-len(out._buf) :]
+    assert bytes(out._buf) == kept  # the newest messages, whole
+    total = sum(len(stamped) for _, stamped in batches)
+    assert out.stats.sent == total
+    assert out.stats.dropped == total - out._count > 0  # the oldest, counted for the PublisherLoss
+    assert out._lost == out.stats.dropped
+    await out.close()
+
+
+async def test_append_batch_on_a_full_socket_loses_nothing(tmp_path: Path) -> None:
+    """The relay reads nothing: the socket fills, a send takes part of an envelope or none, the rest
+    goes through the transport and the buffer; when the relay reads, every message is there, once, in
+    order."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    relay = _QuietRelay(run / "md.sock")
+    server = await relay.start()
+    out = RelayOutput(relay.path, source=3, stream_id=5)
+    out.start()
+    try:
+        await out.wait_connected(5)
+        assert out._transport is not None
+        envelope, sent = _batch(out, range(8000))  # about 640 kB: more than the socket takes at once
+        assert len(envelope) - BATCH_START < out.max_batch_bytes
+        out.append_batch(envelope, write=True)
+        assert (out.stats.batches, out.stats.sent, out._buf) == (1, 8000, bytearray())
+        assert 0 < out._transport.get_write_buffer_size() < len(envelope)  # the rest is the transport's
+        for k in range(1, 4):  # the connection is busy: these go through the buffer, in order
+            envelope, stamped = _batch(out, range(k * 64, k * 64 + 64))
+            out.append_batch(envelope, write=True)
+            sent += stamped
+        assert out.stats.buffered_bytes > 0
+        _, got = await relay.take(len(sent))
+        assert got == sent
+        assert (out.stats.sent, out.stats.dropped) == (len(sent), 0)
+    finally:
+        await out.close()
+        await relay.stop(server)
+
+
+async def test_append_batch_the_kernel_refuses_goes_through_the_buffer(tmp_path: Path) -> None:
+    """Small envelopes until the socket is full: the one the kernel refuses (EAGAIN) joins the buffer
+    and goes out after the others; nothing is lost, nothing is sent twice."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    relay = _QuietRelay(run / "md.sock")
+    server = await relay.start()
+    out = RelayOutput(relay.path, source=3, stream_id=5)
+    out.start()
+    try:
+        await out.wait_connected(5)
+        assert out._transport is not None
+        sent: list[bytes] = []
+        k = 0
+        while not out._transport.get_write_buffer_size():  # each envelope one write, until one is refused
+            envelope, stamped = _batch(out, range(k * 16, k * 16 + 16))
+            out.append_batch(envelope, write=True)
+            sent += stamped
+            k += 1
+            assert k < 100_000, "the socket never filled"
+        # the refused one waits in the transport, re-enveloped
+        assert (out.stats.batches, out._buf) == (k, bytearray())
+        _, got = await relay.take(len(sent))
+        assert got == sent
+        assert (out.stats.sent, out.stats.dropped) == (len(sent), 0)
+    finally:
+        await out.close()
+        await relay.stop(server)

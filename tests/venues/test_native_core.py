@@ -10,12 +10,13 @@ import pytest
 from tickrelay import native
 from tickrelay.errors import VenueMessageError
 from tickrelay.protocol.codec import Source
+from tickrelay.protocol.link import BATCH_START, encode_batch
 from tickrelay.protocol.messages import PublisherLoss
 from tickrelay.protocol.stamper import Stamper
 from tickrelay.venues import VENUES, native as venues_native
 from tickrelay.venues.coinbase import CoinbaseFeed
 from tickrelay.venues.coinbase_advanced import AdvancedTradeFeed
-from tickrelay.venues.core import FeedCore
+from tickrelay.venues.core import TODO_NEW_REJECT, TODO_SNAPSHOT, FeedCore
 from tickrelay.venues.feed import VenueFeed
 from tickrelay.venues.native import NativeCore, make_core
 
@@ -127,3 +128,31 @@ def test_one_counter_numbers_the_output_and_both_cores_and_refusals_are_alike() 
                                       "coinbase: this feed takes no REST snapshots")  # fmt: skip
     assert cores[0].stats == cores[1].stats
     assert cores[1].extra == {"trade_id_gaps": cores[0].feed.trade_id_gaps}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("core", ["python", "native"])
+def test_on_frame_batch_is_on_frame_in_an_envelope_with_the_per_frame_checks(core: str) -> None:
+    """The collector's call: the same messages as ``on_frame`` would give, in the envelope
+    ``RelayOutput`` would write for them alone (``encode_batch``, the receipt time), and the bits that
+    say what else to do, each bit when it is due."""
+    stamper, twin = Stamper(Source.BINANCE_COLLECTOR, 3), Stamper(Source.BINANCE_COLLECTOR, 3)
+    batched = make_core(VENUES["binance"](["BTCUSDT"]), stamper, core)
+    plain = make_core(VENUES["binance"](["BTCUSDT"]), twin, core)
+    trade = b'{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"64000.10","q":"0.5","T":2,"m":true}'
+    depth = b'{"e":"depthUpdate","E":3,"s":"BTCUSDT","U":10,"u":12,"b":[["64000.00","1"]],"a":[]}'
+    ts = 1_700_000_000_000_000_123
+    for raw, todo in [(trade, 0), (b"not json", TODO_NEW_REJECT), (b"nor this", 0), (depth, TODO_SNAPSHOT)]:
+        first = stamper.counter
+        messages = plain.on_frame(raw, ts)
+        batch = batched.on_frame_batch(raw, ts)
+        assert stamper.counter == twin.counter
+        if messages:
+            sequence = int.from_bytes(messages[8:16], "little")
+            count = stamper.counter - first
+            envelope = encode_batch(1, Source.BINANCE_COLLECTOR, sequence, count, ts, messages)
+            assert batch == (envelope, todo)
+            assert envelope[BATCH_START:] == messages
+        else:
+            assert batch == (b"", todo)
+    assert batched.wants_snapshot() == ["BTCUSDT"]
+    assert batched.take_requests() == []

@@ -118,3 +118,38 @@ fn walk(run: &[u8], count: u64, domain: u8, max_payload: u64) -> Result<(), Prot
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    /// Two trades of stream 9 (counters 1, 2); the envelope as Python's `encode_batch(1, 3,
+    /// make_sequence(9, 1), 2, 1_700_000_000_000_000_123, run)` writes it.
+    const RUN: &str = "efbeadde01010301010000000000090000002a36fe9c97172a000000d369f77c0128070000000000000064000000\
+                       00000000050000000000000001000000000000000100330000000000efbeadde0101030102000000000009000000\
+                       2a36fe9c97172a00000017301a45012807000000000000006500000000000000060000000000000002000000000000\
+                       000100330001000000";
+    const HEAD: &str =
+        "efbeadde0101030301000000000009007b002a36fe9c9717a0000000c030f15e010000000000090002000000";
+
+    #[test]
+    fn seal_batch_writes_what_encode_batch_writes() {
+        let mut buf = vec![0xAA; BATCH_START];
+        buf.extend(unhex(RUN));
+        assert_eq!(seal_batch(&mut buf, 1, 3, 2, 1_700_000_000_000_000_123), Some(()));
+        assert_eq!(buf[..BATCH_START], unhex(HEAD)[..]);
+        assert_eq!(buf[BATCH_START..], unhex(RUN)[..]);
+        assert_eq!(check_run(&buf, BATCH_START, 2, 1, 1 << 20), Ok(()));
+    }
+
+    #[test]
+    fn seal_batch_refuses_a_run_too_short_for_a_header() {
+        let mut buf = vec![0; BATCH_START + 8];
+        assert_eq!(seal_batch(&mut buf, 1, 3, 1, 0), None);
+        assert_eq!(buf, vec![0; BATCH_START + 8]);
+    }
+}
