@@ -4,6 +4,7 @@ with what the same venue feed makes of the same recording."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -283,3 +284,35 @@ async def test_kraken_v2_collector_subscribes_and_publishes_the_v2_book(tmp_path
     assert stats.checksums_verified > 0
     assert stats.checksum_failures == 0
     assert collector.core.stats.rejected == {}
+
+
+@pytest.mark.parametrize("core", ["python", "native"])
+async def test_each_message_of_a_measured_frame_is_recorded_by_its_kind_when_the_write_returns(
+    tmp_path: Path, core: str
+) -> None:
+    """The processing histograms: with ``metrics.latency_sample = 1`` every frame is measured, each of
+    its messages in its kind's histogram, from the frame's arrival to the write that held it."""
+    relay = Relay(tmp_path / "md.sock", RelaySettings())
+    await relay.start()
+    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES["binance"], name="binance")
+    output.start()
+    try:
+        await output.wait_connected(5)
+        settings = load_settings(None, "-", {}, {"metrics.latency_sample": 1, "collector.core": core})
+        collector = Collector("binance", settings.config, output)
+        frames = recordings.load(*recordings.BINANCE).frames
+        quote = next(f for f in frames if b"@bookTicker" in f and len(f) < BIG_FRAME)
+        transport: Any = None  # Binance frames never answer the exchange
+        arrived = time.perf_counter_ns()
+        collector.on_frame(quote, 1, transport, arrived)  # its InstrumentMeta and Quote, written at once
+        written = output.last_write_ns
+        assert output.stats.batches == 1
+        assert written is not None
+        got = {kind: (h.count, h.percentiles_us()["p50"]) for kind, h in collector.latency.items()}
+        assert set(got) == {"InstrumentMeta", "Quote"}
+        for count, p50_us in got.values():
+            assert count == 1
+            assert abs(p50_us * 1000 - (written - arrived)) <= (written - arrived) / 100 + 1000  # HDR precision
+    finally:
+        await output.close()
+        await relay.stop(drain_s=0)
