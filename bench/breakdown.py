@@ -20,6 +20,7 @@ cores' runs interleaved.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import gc
 import json
@@ -100,8 +101,10 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
             "collector.core": core,
         },
     )
-    # (feed ns, write ns or -1, whole handler ns, involuntary context switches during the handler)
-    frames: list[tuple[int, int, int, int]] = []
+    # per frame: feed ns, write ns or -1, whole handler ns, involuntary context switches during the
+    # handler; kept in flat arrays, not a tuple per frame: those tuples would be what sets off the
+    # young collections this measures
+    record = array.array("q")
     pauses: list[tuple[int, int]] = []  # (generation, ns)
     started: list[int] = []
 
@@ -139,7 +142,7 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
             handle(raw, ts, transport, arrived)
             took = time.perf_counter_ns() - t0
             switches = resource.getrusage(RUSAGE_THREAD).ru_nivcsw - switches
-            frames.append((timed.last_ns, cur[0], took, switches))
+            record.extend((timed.last_ns, cur[0], took, switches))
 
         output._flush = timed_flush  # type: ignore[method-assign]
         output.append_batch = timed_append_batch  # type: ignore[method-assign]
@@ -159,6 +162,7 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
         for p in procs:
             p.terminate()
             p.wait(10)
+    frames = [tuple(record[i : i + 4]) for i in range(0, len(record), 4)]
     kept = frames[len(frames) // 5 :]
     if not kept:
         raise SystemExit(f"breakdown: {venue} ({core} core): no frame arrived in {seconds:g} s")
