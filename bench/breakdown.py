@@ -2,7 +2,8 @@
 relay, and garbage-collection pauses, for each venue core.
 
     python3 bench/breakdown.py [--venue coinbase|binance|kraken ...] [--core native|python ...]
-                               [--rate 10000] [--seconds 4] [--runs 5] [--json]
+                               [--rate 10000] [--seconds 4] [--runs 5] [--relay-sched normal|batch]
+                               [--json]
 
 A real replay exchange (``--rate``: frames evenly spaced) and a real relay run as processes; the
 collector runs in this process (uvloop, as ``tickrelay collect``), its venue core's ``on_frame``
@@ -48,6 +49,18 @@ from tickrelay.transport.output import RelayOutput
 RUSAGE_THREAD = 1  # Linux: getrusage of the calling thread (its involuntary context switches)
 
 
+RELAY_SCHED = ["normal"]  # --relay-sched
+
+
+def _set_relay_sched(pid: int) -> None:
+    """``--relay-sched batch``: the relay process runs SCHED_BATCH. Linux then never lets the relay,
+    woken by a publisher's write to its socket, preempt that publisher (a batch task waits for the
+    waker to sleep or for the tick); with the normal policy it often does, and the write returns only
+    after the relay has handled it (README, Latency: where the P99 goes)."""
+    if RELAY_SCHED[0] == "batch":
+        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,6 +103,7 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
             stderr=subprocess.DEVNULL,
         ),
     ]
+    _set_relay_sched(procs[0].pid)
     time.sleep(1.0)
     os.environ.update(REPLAY_INSTRUMENTS)
     settings = read_settings(
@@ -190,10 +204,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--relay-sched", choices=["normal", "batch"], default="normal",
+        help="the relay's scheduling policy (batch: a write that wakes it does not preempt the writer)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cores = args.core or ["native", "python"]
-    report: dict[str, Any] = {"rate": args.rate, "runs": args.runs, "venues": {}}
+    RELAY_SCHED[0] = args.relay_sched
+    report: dict[str, Any] = {"rate": args.rate, "runs": args.runs, "relay_sched": args.relay_sched}
+    report["venues"] = {}
     for venue in args.venue or ["coinbase", "binance", "kraken"]:
         print(f"breakdown: {venue}", file=sys.stderr, flush=True)
         runs: dict[str, list[dict[str, Any]]] = {core: [] for core in cores}

@@ -2,7 +2,8 @@
 all separate processes except the subscriber (this script, on uvloop).
 
     python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--pacing steady|recorded ...]
-                             [--flush frame|loop ...] [--core native|python ...] [--json]
+                             [--flush frame|loop ...] [--core native|python ...]
+                             [--relay-sched normal|batch] [--json]
 
 Per venue the replay exchange sends its recording at ``--rate`` frames per second: ``steady`` spaces
 the frames evenly (``replay-exchange --rate``: the steady 10k msg/s the goals are set at), ``recorded``
@@ -63,6 +64,18 @@ MIN_SHARE = 0.25  # a run that delivered fewer than this share of rate x seconds
 CORES = ("native", "python")
 # whether the collectors can run the compiled core: "native", or why not (the same for every venue)
 NATIVE_CORE = core_choice(VENUES["coinbase"].from_settings(Config()), "native")
+
+
+RELAY_SCHED = ["normal"]  # --relay-sched
+
+
+def _set_relay_sched(pid: int) -> None:
+    """``--relay-sched batch``: the relay process runs SCHED_BATCH. Linux then never lets the relay,
+    woken by a publisher's write to its socket, preempt that publisher (a batch task waits for the
+    waker to sleep or for the tick); with the normal policy it often does, and the write returns only
+    after the relay has handled it (README, Latency: where the P99 goes)."""
+    if RELAY_SCHED[0] == "batch":
+        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
 
 
 def _free_port() -> int:
@@ -129,6 +142,7 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str, co
             subprocess.Popen([*me, "relay", "--socket", str(sock)], env=env, stderr=quiet),
             subprocess.Popen([*me, "replay-exchange", "--port", str(port), *pace], env=env, stderr=quiet),
         ]
+        _set_relay_sched(procs[0].pid)
         try:
             if not _wait_for_socket(sock, START_TIMEOUT_S):
                 return {"failed": f"the relay made no socket in {START_TIMEOUT_S:g} s"}
@@ -216,13 +230,19 @@ def main() -> None:
     parser.add_argument("--pacing", nargs="+", choices=["steady", "recorded"], default=["steady", "recorded"])
     parser.add_argument("--flush", nargs="+", choices=["frame", "loop"], default=["frame", "loop"])
     parser.add_argument("--core", nargs="+", choices=CORES, default=list(CORES))
+    parser.add_argument(
+        "--relay-sched", choices=["normal", "batch"], default="normal",
+        help="the relay's scheduling policy (batch: a write that wakes it does not preempt the writer)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cores = [c for c in args.core if c == "python" or NATIVE_CORE == "native"]
     if not cores:
         sys.exit(f"latency: no core to measure: the native one is not available ({NATIVE_CORE})")
     default = KEY_BY_NAME["collector.flush"].default
+    RELAY_SCHED[0] = args.relay_sched
     report: dict[str, object] = {"rate_target": args.rate, "runs": args.runs, "seconds": args.seconds}
+    report["relay_sched"] = args.relay_sched
     report["native_core"] = NATIVE_CORE
     scenarios: dict[str, dict[str, dict[str, Any]]] = {}
     combos = [(p, f, c, v) for p in args.pacing for f in args.flush for c in cores for v in RECORDED_RATE]
