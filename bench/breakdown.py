@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import uvloop
 
+from relayproc import set_relay_sched
 from tickrelay.collector.run import Collector
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
@@ -50,15 +51,6 @@ RUSAGE_THREAD = 1  # Linux: getrusage of the calling thread (its involuntary con
 
 
 RELAY_SCHED = ["normal"]  # --relay-sched
-
-
-def _set_relay_sched(pid: int) -> None:
-    """``--relay-sched batch``: the relay process runs SCHED_BATCH. Linux then never lets the relay,
-    woken by a publisher's write to its socket, preempt that publisher (a batch task waits for the
-    waker to sleep or for the tick); with the normal policy it often does, and the write returns only
-    after the relay has handled it (README, Latency: where the P99 goes)."""
-    if RELAY_SCHED[0] == "batch":
-        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
 
 
 def _free_port() -> int:
@@ -103,7 +95,7 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
             stderr=subprocess.DEVNULL,
         ),
     ]
-    _set_relay_sched(procs[0].pid)
+    set_relay_sched(procs[0].pid, RELAY_SCHED[0])
     time.sleep(1.0)
     os.environ.update(REPLAY_INSTRUMENTS)
     settings = read_settings(

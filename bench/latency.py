@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import uvloop
 
+from relayproc import set_relay_sched
 from tickrelay.commands.stats import scrape_all, venue_summary
 from tickrelay.config import KEY_BY_NAME, Config
 from tickrelay.protocol.codec import Message
@@ -67,15 +68,6 @@ NATIVE_CORE = core_choice(VENUES["coinbase"].from_settings(Config()), "native")
 
 
 RELAY_SCHED = ["normal"]  # --relay-sched
-
-
-def _set_relay_sched(pid: int) -> None:
-    """``--relay-sched batch``: the relay process runs SCHED_BATCH. Linux then never lets the relay,
-    woken by a publisher's write to its socket, preempt that publisher (a batch task waits for the
-    waker to sleep or for the tick); with the normal policy it often does, and the write returns only
-    after the relay has handled it (README, Latency: where the P99 goes)."""
-    if RELAY_SCHED[0] == "batch":
-        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
 
 
 def _free_port() -> int:
@@ -142,7 +134,7 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str, co
             subprocess.Popen([*me, "relay", "--socket", str(sock)], env=env, stderr=quiet),
             subprocess.Popen([*me, "replay-exchange", "--port", str(port), *pace], env=env, stderr=quiet),
         ]
-        _set_relay_sched(procs[0].pid)
+        set_relay_sched(procs[0].pid, RELAY_SCHED[0])
         try:
             if not _wait_for_socket(sock, START_TIMEOUT_S):
                 return {"failed": f"the relay made no socket in {START_TIMEOUT_S:g} s"}

@@ -19,6 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 ME = [sys.executable, "-m", "tickrelay"]
 
 
+def set_relay_sched(pid: int, policy: str) -> None:
+    """``--relay-sched batch`` (bench/latency.py, bench/breakdown.py): the relay process ``pid`` runs
+    SCHED_BATCH. Linux then never lets the relay, woken by a publisher's write to its socket, preempt
+    that publisher (a batch task waits for the waker to sleep, another CPU or the tick); with the
+    normal policy it often does, and the write returns only after the relay has handled it (README,
+    Latency: where the P99 goes)."""
+    if policy == "batch":
+        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+
+
 @contextmanager
 def relay_process(*extra: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Start `tickrelay relay` on a socket in a temporary directory, with ``env`` added to the

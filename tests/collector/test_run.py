@@ -4,9 +4,10 @@ with what the same venue feed makes of the same recording."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,13 +190,7 @@ async def test_frame_policy_writes_what_is_buffered_before_parsing_a_big_frame(t
     """``collector.flush = frame``: after a write, the next frames wait out the gap in the buffer, but
     never behind a frame long enough to take that long to parse. The gap is longer than any uptime, so
     the first write cannot depend on how long the machine has been up ("never written" is no time)."""
-    relay = Relay(tmp_path / "md.sock", RelaySettings())
-    await relay.start()
-    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES["binance"], name="binance")
-    output.start()
-    try:
-        await output.wait_connected(5)
-        collector = Collector("binance", load_settings(None, "-", {}, {}).config, output)
+    async with binance_collector(tmp_path, {}) as (collector, output):
         collector.flush_gap_ns = 10**18  # 31 years: after the first write, no frame is written at its end
         frames = recordings.load(*recordings.BINANCE).frames
         quotes = [f for f in frames if b"@bookTicker" in f and len(f) < BIG_FRAME][:3]
@@ -209,6 +204,21 @@ async def test_frame_policy_writes_what_is_buffered_before_parsing_a_big_frame(t
         assert (output.stats.batches, output.stats.sent) == (1, first + 2)  # small frames wait in the buffer
         collector.on_frame(big, 4, transport)
         assert output.stats.batches == 2  # the two waiting quotes went out before the big frame was parsed
+
+
+@contextlib.asynccontextmanager
+async def binance_collector(
+    tmp_path: Path, flags: dict[str, Any]
+) -> AsyncIterator[tuple[Collector, RelayOutput]]:
+    """A Binance collector (configuration ``flags``) whose output is connected to a real relay; the
+    frames are the test's to hand it."""
+    relay = Relay(tmp_path / "md.sock", RelaySettings())
+    await relay.start()
+    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES["binance"], name="binance")
+    output.start()
+    try:
+        await output.wait_connected(5)
+        yield Collector("binance", load_settings(None, "-", {}, flags).config, output), output
     finally:  # a failure here must not leak sockets into later tests (warnings are errors)
         await output.close()
         await relay.stop(drain_s=0)
@@ -292,14 +302,8 @@ async def test_each_message_of_a_measured_frame_is_recorded_by_its_kind_when_the
 ) -> None:
     """The processing histograms: with ``metrics.latency_sample = 1`` every frame is measured, each of
     its messages in its kind's histogram, from the frame's arrival to the write that held it."""
-    relay = Relay(tmp_path / "md.sock", RelaySettings())
-    await relay.start()
-    output = RelayOutput(relay.path, source=COLLECTOR_SOURCES["binance"], name="binance")
-    output.start()
-    try:
-        await output.wait_connected(5)
-        settings = load_settings(None, "-", {}, {"metrics.latency_sample": 1, "collector.core": core})
-        collector = Collector("binance", settings.config, output)
+    flags = {"metrics.latency_sample": 1, "collector.core": core}
+    async with binance_collector(tmp_path, flags) as (collector, output):
         frames = recordings.load(*recordings.BINANCE).frames
         quote = next(f for f in frames if b"@bookTicker" in f and len(f) < BIG_FRAME)
         transport: Any = None  # Binance frames never answer the exchange
@@ -312,7 +316,6 @@ async def test_each_message_of_a_measured_frame_is_recorded_by_its_kind_when_the
         assert set(got) == {"InstrumentMeta", "Quote"}
         for count, p50_us in got.values():
             assert count == 1
-            assert abs(p50_us * 1000 - (written - arrived)) <= (written - arrived) / 100 + 1000  # HDR precision
-    finally:
-        await output.close()
-        await relay.stop(drain_s=0)
+            assert (
+                abs(p50_us * 1000 - (written - arrived)) <= (written - arrived) / 100 + 1000
+            )  # HDR precision

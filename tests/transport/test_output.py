@@ -4,6 +4,7 @@ and the collectors' per-frame path (append_batch: the core's envelope as the wri
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -179,19 +180,26 @@ async def test_flush_writes_now_not_at_the_end_of_the_loop_turn(relay: Relay) ->
     await out.close()
 
 
-async def test_append_with_write_writes_now_and_schedules_no_flush(relay: Relay) -> None:
-    out = RelayOutput(relay.path, source=3, stream_id=5)
+async def _subscriber(relay: Relay, count: int) -> tuple[asyncio.Task[None], list[bytes]]:
+    """A subscriber of ``relay``, subscribed: its task ends with the first ``count`` messages, in
+    the list."""
     got: list[bytes] = []
 
     async def consume() -> None:
         async for item in Subscription(relay.path, reconnect=False):
             assert isinstance(item, Message)
             got.append(item.raw)
-            if len(got) == 3:
+            if len(got) == count:
                 return
 
     task = asyncio.create_task(consume())
     await until(lambda: relay.subscribers, 5)
+    return task, got
+
+
+async def test_append_with_write_writes_now_and_schedules_no_flush(relay: Relay) -> None:
+    out = RelayOutput(relay.path, source=3, stream_id=5)
+    task, got = await _subscriber(relay, 3)
     out.start()
     await out.wait_connected(5)
     stamped = [out.stamper.message(10 + i, Heartbeat(i, i)) for i in range(3)]
@@ -289,50 +297,47 @@ class _QuietRelay:
         return envelopes, inner
 
 
-async def test_append_batch_writes_the_envelope_as_it_is(tmp_path: Path) -> None:
-    """The collectors' per-frame path: with nothing buffered, the core's envelope is the write."""
+@pytest.fixture
+async def quiet(tmp_path: Path) -> AsyncIterator[tuple[_QuietRelay, RelayOutput]]:
+    """A _QuietRelay and an output connected to it (stream 5), closed after the test."""
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
     relay = _QuietRelay(run / "md.sock")
     server = await relay.start()
     out = RelayOutput(relay.path, source=3, stream_id=5)
-    written: list[int] = []
-    out.on_write = written.append
     out.start()
     try:
         await out.wait_connected(5)
-        envelope, stamped = _batch(out, range(3))
-        out.append_batch(envelope, write=True)
-        assert (out.stats.batches, out.stats.sent, out.stats.bytes) == (1, 3, len(envelope) - BATCH_START)
-        assert (out._buf, out._scheduled, out.stats.buffered_bytes) == (bytearray(), False, 0)
-        assert written == [out.last_write_ns]  # the latency histograms' write time
-        assert await relay.take(3) == ([envelope], stamped)  # byte for byte, in one write
-        second, more = _batch(out, range(3, 5))
-        out.append_batch(second)  # without write: its messages wait in the buffer for the loop turn
-        assert (out._buf, out._scheduled, out.stats.batches) == (bytearray(second[BATCH_START:]), True, 1)
-        out.append_batch(b"", write=True)  # a frame with no message: what is buffered goes now
-        assert (out._buf, out.stats.batches, out.stats.sent) == (bytearray(), 2, 5)
-        envelopes, got = await relay.take(2)
-        assert got == more
-        assert len(envelopes) == 1
+        yield relay, out
     finally:
         await out.close()
         await relay.stop(server)
 
 
+async def test_append_batch_writes_the_envelope_as_it_is(quiet: tuple[_QuietRelay, RelayOutput]) -> None:
+    """The collectors' per-frame path: with nothing buffered, the core's envelope is the write."""
+    relay, out = quiet
+    written: list[int] = []
+    out.on_write = written.append
+    envelope, stamped = _batch(out, range(3))
+    out.append_batch(envelope, write=True)
+    assert (out.stats.batches, out.stats.sent, out.stats.bytes) == (1, 3, len(envelope) - BATCH_START)
+    assert (out._buf, out._scheduled, out.stats.buffered_bytes) == (bytearray(), False, 0)
+    assert written == [out.last_write_ns]  # the latency histograms' write time
+    assert await relay.take(3) == ([envelope], stamped)  # byte for byte, in one write
+    second, more = _batch(out, range(3, 5))
+    out.append_batch(second)  # without write: its messages wait in the buffer for the loop turn
+    assert (out._buf, out._scheduled, out.stats.batches) == (bytearray(second[BATCH_START:]), True, 1)
+    out.append_batch(b"", write=True)  # a frame with no message: what is buffered goes now
+    assert (out._buf, out.stats.batches, out.stats.sent) == (bytearray(), 2, 5)
+    envelopes, got = await relay.take(2)
+    assert got == more
+    assert len(envelopes) == 1
+
+
 async def test_append_batch_joins_what_is_buffered_in_order(relay: Relay) -> None:
     out = RelayOutput(relay.path, source=3, stream_id=6)
-    got: list[bytes] = []
-
-    async def consume() -> None:
-        async for item in Subscription(relay.path, reconnect=False):
-            assert isinstance(item, Message)
-            got.append(item.raw)
-            if len(got) == 4:
-                return
-
-    task = asyncio.create_task(consume())
-    await until(lambda: relay.subscribers, 5)
+    task, got = await _subscriber(relay, 4)
     out.start()
     await out.wait_connected(5)
     first, one = _batch(out, range(1))
@@ -362,62 +367,44 @@ async def test_append_batch_while_the_relay_is_down_keeps_the_bound_and_counts_t
     await out.close()
 
 
-async def test_append_batch_on_a_full_socket_loses_nothing(tmp_path: Path) -> None:
+async def test_append_batch_on_a_full_socket_loses_nothing(quiet: tuple[_QuietRelay, RelayOutput]) -> None:
     """The relay reads nothing: the socket fills, a send takes part of an envelope or none, the rest
     goes through the transport and the buffer; when the relay reads, every message is there, once, in
     order."""
-    run = tmp_path / "run"
-    run.mkdir(mode=0o700)
-    relay = _QuietRelay(run / "md.sock")
-    server = await relay.start()
-    out = RelayOutput(relay.path, source=3, stream_id=5)
-    out.start()
-    try:
-        await out.wait_connected(5)
-        assert out._transport is not None
-        envelope, sent = _batch(out, range(8000))  # about 640 kB: more than the socket takes at once
-        assert len(envelope) - BATCH_START < out.max_batch_bytes
+    relay, out = quiet
+    assert out._transport is not None
+    envelope, sent = _batch(out, range(8000))  # about 640 kB: more than the socket takes at once
+    assert len(envelope) - BATCH_START < out.max_batch_bytes
+    out.append_batch(envelope, write=True)
+    assert (out.stats.batches, out.stats.sent, out._buf) == (1, 8000, bytearray())
+    assert 0 < out._transport.get_write_buffer_size() < len(envelope)  # the rest is the transport's
+    for k in range(1, 4):  # the connection is busy: these go through the buffer, in order
+        envelope, stamped = _batch(out, range(k * 64, k * 64 + 64))
         out.append_batch(envelope, write=True)
-        assert (out.stats.batches, out.stats.sent, out._buf) == (1, 8000, bytearray())
-        assert 0 < out._transport.get_write_buffer_size() < len(envelope)  # the rest is the transport's
-        for k in range(1, 4):  # the connection is busy: these go through the buffer, in order
-            envelope, stamped = _batch(out, range(k * 64, k * 64 + 64))
-            out.append_batch(envelope, write=True)
-            sent += stamped
-        assert out.stats.buffered_bytes > 0
-        _, got = await relay.take(len(sent))
-        assert got == sent
-        assert (out.stats.sent, out.stats.dropped) == (len(sent), 0)
-    finally:
-        await out.close()
-        await relay.stop(server)
+        sent += stamped
+    assert out.stats.buffered_bytes > 0
+    _, got = await relay.take(len(sent))
+    assert got == sent
+    assert (out.stats.sent, out.stats.dropped) == (len(sent), 0)
 
 
-async def test_append_batch_the_kernel_refuses_goes_through_the_buffer(tmp_path: Path) -> None:
+async def test_append_batch_the_kernel_refuses_goes_through_the_buffer(
+    quiet: tuple[_QuietRelay, RelayOutput],
+) -> None:
     """Small envelopes until the socket is full: the one the kernel refuses (EAGAIN) joins the buffer
     and goes out after the others; nothing is lost, nothing is sent twice."""
-    run = tmp_path / "run"
-    run.mkdir(mode=0o700)
-    relay = _QuietRelay(run / "md.sock")
-    server = await relay.start()
-    out = RelayOutput(relay.path, source=3, stream_id=5)
-    out.start()
-    try:
-        await out.wait_connected(5)
-        assert out._transport is not None
-        sent: list[bytes] = []
-        k = 0
-        while not out._transport.get_write_buffer_size():  # each envelope one write, until one is refused
-            envelope, stamped = _batch(out, range(k * 16, k * 16 + 16))
-            out.append_batch(envelope, write=True)
-            sent += stamped
-            k += 1
-            assert k < 100_000, "the socket never filled"
-        # the refused one waits in the transport, re-enveloped
-        assert (out.stats.batches, out._buf) == (k, bytearray())
-        _, got = await relay.take(len(sent))
-        assert got == sent
-        assert (out.stats.sent, out.stats.dropped) == (len(sent), 0)
-    finally:
-        await out.close()
-        await relay.stop(server)
+    relay, out = quiet
+    assert out._transport is not None
+    sent: list[bytes] = []
+    k = 0
+    while not out._transport.get_write_buffer_size():  # each envelope one write, until one is refused
+        envelope, stamped = _batch(out, range(k * 16, k * 16 + 16))
+        out.append_batch(envelope, write=True)
+        sent += stamped
+        k += 1
+        assert k < 100_000, "the socket never filled"
+    # the refused one waits in the transport, re-enveloped
+    assert (out.stats.batches, out._buf) == (k, bytearray())
+    _, got = await relay.take(len(sent))
+    assert got == sent
+    assert (out.stats.sent, out.stats.dropped) == (len(sent), 0)
