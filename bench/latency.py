@@ -3,7 +3,7 @@ all separate processes except the subscriber (this script, on uvloop).
 
     python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--pacing steady|recorded ...]
                              [--flush frame|loop ...] [--core native|python ...]
-                             [--relay-sched normal|batch] [--json]
+                             [--relay-sched normal|batch] [--cpus any|apart ...] [--json]
 
 Per venue the replay exchange sends its recording at ``--rate`` frames per second: ``steady`` spaces
 the frames evenly (``replay-exchange --rate``: the steady 10k msg/s the goals are set at), ``recorded``
@@ -24,6 +24,11 @@ Rust program, built here with cargo) writes 90-byte messages at ``--rate`` throu
 Unix-socket hops, writer -> forwarder -> reader, three processes. ``floor_write_p99_us`` is its
 ``write()`` P99, ``floor_two_hop_p99_us`` its writer-to-reader P99 (medians over runs, spread beside),
 and ``end_to_end_over_floor`` the pipeline's end-to-end P99 over that floor.
+
+``--cpus apart`` also measures each combination with the collector kept on a CPU of its own
+(``collector.cpus``) and everything else on another: the relay (``relay.cpus``), the replay exchange
+and this script's subscriber (scenario keys end in ``/cpus-apart``). ``any`` (the default) leaves
+placement to the kernel, which wakes the relay onto the CPU of the collector that wrote to it.
 """
 
 from __future__ import annotations
@@ -116,10 +121,22 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str, core: str) -> dict[str, Any]:
+def _apart() -> tuple[int, int]:
+    """``--cpus apart``: (the CPU of everything else, the collector's)."""
+    others, collector = sorted(os.sched_getaffinity(0))[:2]
+    return others, collector
+
+
+def one_run(
+    venue: str, rate: float, seconds: float, pacing: str, flush: str, core: str, cpus: str = "any"
+) -> dict[str, Any]:
     """One measured run; ``{"failed": reason}`` when the pipeline delivered too little to measure."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS, "TICKRELAY_COLLECTOR_FLUSH": flush}
+        everything = os.sched_getaffinity(0)
+        if cpus == "apart":
+            others, collector = _apart()
+            env.update(TICKRELAY_RELAY_CPUS=str(others), TICKRELAY_COLLECTOR_CPUS=str(collector))
         me = [sys.executable, "-m", "tickrelay"]
         sock, port = Path(tmp) / "md.sock", _free_port()
         # the replay exchange's URLs and settings (Kraken's v1 API, whose recording holds every pair)
@@ -135,6 +152,9 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str, co
             subprocess.Popen([*me, "replay-exchange", "--port", str(port), *pace], env=env, stderr=quiet),
         ]
         set_relay_sched(procs[0].pid, RELAY_SCHED[0])
+        if cpus == "apart":  # the exchange (remote in production) and the subscriber beside the relay
+            os.sched_setaffinity(procs[1].pid, {others})
+            os.sched_setaffinity(0, {others})
         try:
             if not _wait_for_socket(sock, START_TIMEOUT_S):
                 return {"failed": f"the relay made no socket in {START_TIMEOUT_S:g} s"}
@@ -148,6 +168,7 @@ def one_run(venue: str, rate: float, seconds: float, pacing: str, flush: str, co
                 e2e = runner.run(_wait(sub_task))
             processing = venue_summary(scrape_all(Path(tmp) / "tickrelay"))
         finally:
+            os.sched_setaffinity(0, everything)
             _stop(procs)
     expected = rate * seconds * MIN_SHARE
     if len(e2e) < expected:
@@ -226,8 +247,14 @@ def main() -> None:
         "--relay-sched", choices=["normal", "batch"], default="normal",
         help="the relay's scheduling policy (batch: a write that wakes it does not preempt the writer)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cpus", nargs="+", choices=["any", "apart"], default=["any"],
+        help="apart: also with the collector on a CPU of its own (collector.cpus, relay.cpus)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if "apart" in args.cpus and len(os.sched_getaffinity(0)) < 2:
+        sys.exit("latency: --cpus apart needs two CPUs this process may run on")
     cores = [c for c in args.core if c == "python" or NATIVE_CORE == "native"]
     if not cores:
         sys.exit(f"latency: no core to measure: the native one is not available ({NATIVE_CORE})")
@@ -235,28 +262,37 @@ def main() -> None:
     RELAY_SCHED[0] = args.relay_sched
     report: dict[str, object] = {"rate_target": args.rate, "runs": args.runs, "seconds": args.seconds}
     report["relay_sched"] = args.relay_sched
+    report["cpus"] = args.cpus
     report["native_core"] = NATIVE_CORE
     scenarios: dict[str, dict[str, dict[str, Any]]] = {}
-    combos = [(p, f, c, v) for p in args.pacing for f in args.flush for c in cores for v in RECORDED_RATE]
+    combos = [
+        (p, f, c, v, u)
+        for p in args.pacing
+        for f in args.flush
+        for c in cores
+        for v in RECORDED_RATE
+        for u in args.cpus
+    ]
     for venue in RECORDED_RATE:
         print(f"latency: warm-up, {venue}", file=sys.stderr, flush=True)
         warm_up(venue, args.rate, args.pacing[0], args.flush[0], cores[0])
-    runs: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {c: [] for c in combos}
+    runs: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = {c: [] for c in combos}
     floors: list[dict[str, float]] = []
     has_floor = _build_floor()
     for i in range(args.runs):  # interleaved, so a slow spell of the machine hits every combination
         if has_floor:
             print(f"latency: run {i + 1}/{args.runs}, floor", file=sys.stderr, flush=True)
             floors.append(floor_run(args.rate, args.seconds))
-        for pacing, flush, core, venue in combos:
+        for pacing, flush, core, venue, cpus in combos:
             progress = (
                 f"latency: run {i + 1}/{args.runs}, {venue}, {pacing} pacing, flush={flush}, {core} core"
+                f", cpus {cpus}"
             )
             print(progress, file=sys.stderr, flush=True)
-            runs[(pacing, flush, core, venue)].append(
-                one_run(venue, args.rate, args.seconds, pacing, flush, core)
+            runs[(pacing, flush, core, venue, cpus)].append(
+                one_run(venue, args.rate, args.seconds, pacing, flush, core, cpus)
             )
-    for (pacing, flush, core, venue), results in runs.items():
+    for (pacing, flush, core, venue, cpus), results in runs.items():
         done = [r for r in results if "failed" not in r]
         failed = [r["failed"] for r in results if "failed" in r]
         row: dict[str, Any] = {"runs_ok": len(done)}
@@ -267,21 +303,28 @@ def main() -> None:
             row.update({k: statistics.median(r[k] for r in done) for k in keys})
             row["spread"] = {k: [min(r[k] for r in done), max(r[k] for r in done)] for k in keys}
             row["worst_type"] = statistics.mode(r["worst_type"] for r in done)
-        scenarios.setdefault(f"{pacing}/{flush}/{core}", {})[venue] = row
+        scenarios.setdefault(f"{pacing}/{flush}/{core}{'' if cpus == 'any' else '/cpus-apart'}", {})[
+            venue
+        ] = row
     report["scenarios"] = scenarios
     pacing, flush = (
         ("steady" if "steady" in args.pacing else args.pacing[0]),
         (default if default in args.flush else args.flush[0]),
     )
-    by_core = {c: _headline(scenarios[f"{pacing}/{flush}/{c}"]) for c in cores}
-    report["venues"] = scenarios[f"{pacing}/{flush}/{cores[0]}"]
+    apart = "any" not in args.cpus  # the headline is the kernel's placement where it was measured
+    by_core = {c: _headline(scenarios[f"{pacing}/{flush}/{c}{'/cpus-apart' * apart}"]) for c in cores}
+    report["venues"] = scenarios[f"{pacing}/{flush}/{cores[0]}{'/cpus-apart' * apart}"]
     report.update(by_core[cores[0]])
     report["cores"] = by_core
+    by_core_apart: dict[str, dict[str, Any]] = {}  # --cpus any apart: with the collector on its own CPU
+    if "apart" in args.cpus and not apart:
+        by_core_apart = {c: _headline(scenarios[f"{pacing}/{flush}/{c}/cpus-apart"]) for c in cores}
+        report["cores_cpus_apart"] = by_core_apart
     if floors:
         for key in ("write_p99_us", "two_hop_p99_us", "two_hop_p50_us"):
             report[f"floor_{key}"] = statistics.median(f[key] for f in floors)
             report[f"floor_{key}_spread"] = [min(f[key] for f in floors), max(f[key] for f in floors)]
-        for figures in (report, *by_core.values()):
+        for figures in (report, *by_core.values(), *by_core_apart.values()):
             figures["end_to_end_over_floor"] = figures["end_to_end_p99_us"] / report["floor_two_hop_p99_us"]
     else:
         report["floor"] = "not measured: native/floor needs cargo to build (README, The compiled core)"

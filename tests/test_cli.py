@@ -6,6 +6,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,62 @@ def test_config_show_help_is_its_own(tmp_path: Path) -> None:
         "",
         "print every key's effective value and where it came from, one per line",
     ]
+
+
+def _cpus_allowed(pid: int, want: str, timeout_s: float = 20.0) -> str:
+    """Process ``pid``'s Cpus_allowed_list once it is ``want`` (or at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        now = next(
+            line.split(":")[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list")
+        )
+        if now == want or time.monotonic() > deadline:
+            return now
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to keep apart")
+def test_the_relay_and_a_collector_run_on_the_cpus_configured(tmp_path: Path) -> None:
+    relay_cpu, collector_cpu = sorted(os.sched_getaffinity(0))[:2]
+    (tmp_path / "tickrelay.toml").write_text(
+        f'[relay]\ncpus = ["{relay_cpu}"]\n[collector]\ncpus = ["{collector_cpu}"]\n'
+    )
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("RELAY_SOCKET_PATH", None)
+    sock = str(tmp_path / "md.sock")
+    procs = [
+        subprocess.Popen([*ME, "relay", "--socket", sock], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL),
+        # a WebSocket URL nothing answers: the collector retries, pinned, until stopped
+        subprocess.Popen([*ME, "collect", "coinbase", "--socket", sock, "--url", "ws://127.0.0.1:9"],
+                         cwd=tmp_path, env=env, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    try:
+        assert _cpus_allowed(procs[0].pid, str(relay_cpu)) == str(relay_cpu)
+        assert _cpus_allowed(procs[1].pid, str(collector_cpu)) == str(collector_cpu)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "error"),
+    [
+        ('["1-0"]', "`relay.cpus`: the range 1-0 runs backwards"),
+        ('["0-999999999"]', "`relay.cpus`: 0-999999999 names a CPU this process may not run on ("),
+        # started on the machine's last CPU only (as under taskset): a lower one is not allowed either
+        ('["0"]', "`relay.cpus`: CPU 0 is not one this process may run on ({last})"),
+    ],
+)
+def test_cpus_a_process_cannot_run_on_are_one_line(tmp_path: Path, cpus: str, error: str) -> None:
+    last = max(os.sched_getaffinity(0))
+    if last == 0:
+        pytest.skip("needs a CPU besides CPU 0")
+    (tmp_path / "tickrelay.toml").write_text(f"[relay]\ncpus = {cpus}\n")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    done = subprocess.run([*ME, "relay"], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env,
+                          preexec_fn=lambda: os.sched_setaffinity(0, {last}))  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"tickrelay relay: configuration error: {error.format(last=last)}")
+    assert done.stderr.count("\n") == 1

@@ -100,6 +100,13 @@ def test_the_designs_variables_are_read() -> None:
         ("[coinbase]\nproducts = [1]\n", {}, {}, "must be a list of strings"),
         ("[metrics]\nport = -1\n", {}, {}, "`metrics.port` must be at least 0, not -1"),
         (
+            "[collector]\ncpus = ['1', 'two']\n",
+            {},
+            {},
+            "t.toml:2: `collector.cpus` items must be CPU ids or ranges such as 1 or 2-3, not 'two'",
+        ),
+        (None, {"TICKRELAY_RELAY_CPUS": "0,1-"}, {}, "`relay.cpus` items must be CPU ids or ranges"),
+        (
             None,
             {"TICKRELAY_KRAKEN_DEPHT": "1"},
             {},

@@ -35,6 +35,7 @@ class RelayConfig(_Section, frozen=True):
     max_connections: int = 1000
     hello_timeout_s: float = 5.0
     message_timeout_s: float = 10.0
+    cpus: tuple[str, ...] = ()
 
 
 class CoinbaseConfig(_Section, frozen=True):
@@ -66,6 +67,7 @@ class CollectorConfig(_Section, frozen=True):
     reset_after_s: float = 30.0
     flush: str = "frame"
     core: str = "native"
+    cpus: tuple[str, ...] = ()
 
 
 class StrategyConfig(_Section, frozen=True):
@@ -134,6 +136,7 @@ class Key:
     minimum: float | None = None
     maximum: float | None = None
     secret: bool = False  # `config show` prints *** for it
+    items: str = ""  # a list's items must match this (``ITEMS``)
 
     @property
     def env_name(self) -> str:
@@ -173,6 +176,11 @@ KEYS: tuple[Key, ...] = (
         "relay.message_timeout_s",
         "a message a publisher has begun must be complete within this",
         minimum=0.01,
+    ),
+    Key(
+        "relay.cpus",
+        "CPUs the relays run on, as taskset -c: ids and ranges, 0,2-3 (empty: any)",
+        items="cpus",
     ),
     Key("coinbase.enabled", "run the Coinbase collector"),
     Key("coinbase.products", "Coinbase product ids", env="COINBASE_PRODUCTS"),
@@ -215,6 +223,12 @@ KEYS: tuple[Key, ...] = (
         "(TICKRELAY_NO_EXTENSIONS=1 also forces Python)",
         choices=("native", "python"),
     ),
+    Key(
+        "collector.cpus",
+        "CPUs the collectors run on, as taskset -c (empty: any); kept apart from relay.cpus, the relay a "
+        "collector's write wakes does not preempt it (README, Latency)",
+        items="cpus",
+    ),
     Key("strategy.fees_bps", "taker fee per venue, VENUE=BPS"),
     Key("strategy.min_edge_bps", "open a spread signal above this net edge", minimum=0),
     Key("strategy.stale_s", "never act on a side silent this long (message time)", minimum=0.001),
@@ -246,6 +260,8 @@ KEYS: tuple[Key, ...] = (
         choices=("debug", "info", "warning", "error"),
     ),
 )
+# what a list key's items look like (``Key.items``): the pattern, and its words for an error
+ITEMS = {"cpus": (re.compile(r"[0-9]+(-[0-9]+)?"), "CPU ids or ranges such as 1 or 2-3")}
 KEY_BY_NAME = {k.name: k for k in KEYS}
 KEY_BY_ENV = {k.env_name: k for k in KEYS}
 # TICKRELAY_* variables that are not settings: read before any configuration is (tickrelay.native)
@@ -382,6 +398,10 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
         value = [i.strip() for i in items if i.strip()]
         if not value and key.default:  # a list that may be empty has the empty default
             raise ConfigError(f"{where}: `{key.name}` must name at least one")
+        pattern, shape = ITEMS.get(key.items, (None, ""))
+        for item in value:
+            if pattern is not None and not pattern.fullmatch(item):
+                raise ConfigError(f"{where}: `{key.name}` items must be {shape}, not {item!r}")
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

@@ -10,8 +10,10 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Callable, Coroutine, MutableMapping
+from collections.abc import Callable, Coroutine, MutableMapping, Sequence
 from typing import Any, TypeVar
+
+from tickrelay.errors import ConfigError
 
 
 T = TypeVar("T")
@@ -76,3 +78,26 @@ def silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def pin(cpus: Sequence[str], key: str) -> None:
+    """Run this process only on ``cpus`` (the items of the setting ``key``: CPU ids and ranges, as
+    ``taskset -c``); nothing when it is empty. Raises ConfigError naming the key for a range that runs
+    backwards or CPUs this process may not use."""
+    if not cpus:
+        return
+    allowed = os.sched_getaffinity(0)
+    may = ",".join(str(c) for c in sorted(allowed))
+    chosen: set[int] = set()
+    for item in cpus:
+        low, _, high = item.partition("-")
+        first, last = int(low), int(high or low)
+        if first > last:
+            raise ConfigError(f"`{key}`: the range {item} runs backwards")
+        if last > max(allowed):  # before the range is built: 0-99999999 is a typo, not a set to make
+            raise ConfigError(f"`{key}`: {item} names a CPU this process may not run on ({may})")
+        chosen.update(range(first, last + 1))
+    if not chosen <= allowed:
+        outside = ",".join(str(c) for c in sorted(chosen - allowed))
+        raise ConfigError(f"`{key}`: CPU {outside} is not one this process may run on ({may})")
+    os.sched_setaffinity(0, chosen)

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     path = socket_path(Domain.MARKET_DATA, settings.config.relay.socket or None, os.environ)
+    runtime.pin(settings.config.collector.cpus, "collector.cpus")
 
     async def main(stop: asyncio.Event) -> int:
         output = RelayOutput(path, source=COLLECTOR_SOURCES[args.venue], name=f"collect-{args.venue}")

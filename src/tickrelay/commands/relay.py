@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             "relay.message_timeout_s": args.message_timeout,
         },
     ).config
+    runtime.pin(config.relay.cpus, "relay.cpus")
     settings = RelaySettings(
         domain=domain,
         verify_checksums=not args.no_checksum,
