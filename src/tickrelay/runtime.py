@@ -83,21 +83,23 @@ def silence_stdout() -> None:
 def pin(cpus: Sequence[str], key: str) -> None:
     """Run this process only on ``cpus`` (the items of the setting ``key``: CPU ids and ranges, as
     ``taskset -c``); nothing when it is empty. Raises ConfigError naming the key for a range that runs
-    backwards or CPUs this process may not use."""
+    backwards, a CPU the machine does not have, or CPUs this process may not use (a cpuset)."""
     if not cpus:
         return
-    allowed = os.sched_getaffinity(0)
-    may = ",".join(str(c) for c in sorted(allowed))
+    count = os.cpu_count() or 1
     chosen: set[int] = set()
     for item in cpus:
         low, _, high = item.partition("-")
         first, last = int(low), int(high or low)
         if first > last:
             raise ConfigError(f"`{key}`: the range {item} runs backwards")
-        if last > max(allowed):  # before the range is built: 0-99999999 is a typo, not a set to make
-            raise ConfigError(f"`{key}`: {item} names a CPU this process may not run on ({may})")
+        if last >= count:  # before the range is built: 0-99999999 is a typo, not a set to make
+            raise ConfigError(f"`{key}`: {item} names a CPU this machine does not have (0-{count - 1})")
         chosen.update(range(first, last + 1))
-    if not chosen <= allowed:
-        outside = ",".join(str(c) for c in sorted(chosen - allowed))
-        raise ConfigError(f"`{key}`: CPU {outside} is not one this process may run on ({may})")
-    os.sched_setaffinity(0, chosen)
+    try:
+        os.sched_setaffinity(0, chosen)
+    except OSError as exc:
+        raise ConfigError(f"`{key}`: cannot run on CPU {','.join(cpus)}: {exc.strerror}") from None
+    if (got := os.sched_getaffinity(0)) != chosen:  # Linux keeps only the CPUs a cpuset allows
+        left = ",".join(str(c) for c in sorted(chosen - got))
+        raise ConfigError(f"`{key}`: CPU {left} is not one this process may run on")
