@@ -28,6 +28,7 @@ go out as they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from itertools import starmap
 from typing import ClassVar, Final, Literal, Protocol, TypeVar
 
 from tickrelay.protocol.link import encode_batch
@@ -183,8 +184,7 @@ def drive(
     Yields what each call returns."""
     on_frame = feed.on_frame  # the per-frame path: no lookups a collector does not make
     if snapshots is None or not feed.SNAPSHOTS:  # a class constant: such a feed never asks
-        for raw, ts in frames:
-            yield on_frame(raw, ts)
+        yield from starmap(on_frame, frames)  # the call made in C: no Python loop body per frame
         return
     line = 0
     for raw, ts in frames:
