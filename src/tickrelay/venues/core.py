@@ -181,11 +181,17 @@ def drive(
     """Run recorded frames (raw, ts_recv_ns) through ``feed`` as a collector would: after each frame
     that leaves the feed wanting a snapshot (``snapshot_wanted``), and after each of ``lines`` (for
     snapshots given at a fixed line), the REST snapshots ``snapshots`` has for it, at that frame's time.
-    Yields what each call returns."""
-    on_frame = feed.on_frame  # the per-frame path: no lookups a collector does not make
+    Returns an iterator of what each call returns, made as it is read."""
     if snapshots is None or not feed.SNAPSHOTS:  # a class constant: such a feed never asks
-        yield from starmap(on_frame, frames)  # the call made in C: no Python loop body per frame
-        return
+        return starmap(feed.on_frame, frames)  # each call made in C: no Python code per frame
+    return _with_snapshots(feed, frames, snapshots, lines)
+
+
+def _with_snapshots(
+    feed: Driven[R], frames: Iterable[tuple[bytes, int]], snapshots: Snapshots, lines: Container[int]
+) -> Iterator[R]:
+    """``drive`` for a feed that may ask for snapshots."""
+    on_frame = feed.on_frame  # the per-frame path: no lookups a collector does not make
     line = 0
     for raw, ts in frames:
         line += 1  # noqa: SIM113 - enumerate() would build a (line, frame) pair per frame
