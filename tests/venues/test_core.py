@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 from tickrelay.protocol.codec import Decoder, Source
+from tickrelay.protocol.link import BATCH_START
 from tickrelay.protocol.messages import Event, L2Snapshot, Reason, StateInvalidation
 from tickrelay.protocol.stamper import Stamper
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.venues.binance import BinanceFeed
-from tickrelay.venues.core import FeedCore, drive
+from tickrelay.venues.core import TODO_NEW_REJECT, TODO_REQUESTS, FeedCore, drive
 from tickrelay.venues.kraken import KrakenFeed
 
 
@@ -72,3 +73,24 @@ def test_drive_gives_the_snapshots_a_collector_would_fetch() -> None:
     calls = len(asked)
     assert list(drive(KrakenFeed(), [(b"{}", 1)], snapshots)) == [[]]  # values out; no REST: never asked
     assert len(asked) == calls
+
+
+def test_on_frame_batch_takes_the_requests_a_frame_made_and_hands_them_out_once() -> None:
+    """A Kraken checksum failure resubscribes: ``on_frame_batch`` says so (TODO_REQUESTS; and the new
+    kind of rejected frame, whose sample to log) and takes the two frames from the feed;
+    ``take_requests()`` hands them out, once."""
+    lines = BOOK_10.read_bytes().splitlines()
+    core = FeedCore(KrakenFeed(["XBT/USD"]), Stamper(Source.KRAKEN_COLLECTOR, 9))
+    for n, raw in enumerate(lines[:60]):
+        assert core.on_frame_batch(raw, n)[1] == 0
+    bad = json.loads(lines[60])
+    bad[1]["c"] = "1"  # this update's checksum fails: the book is dropped and resubscribed
+    batch, todo = core.on_frame_batch(json.dumps(bad).encode(), 60)
+    assert todo == TODO_NEW_REJECT | TODO_REQUESTS
+    assert list(core.stats.samples) == ["checksum_mismatch"]
+    assert core.feed.take_requests() == []  # taken from the feed by the call ...
+    requests = [json.loads(r) for r in core.take_requests()]  # ... and handed out here
+    assert [r["event"] for r in requests] == ["unsubscribe", "subscribe"]
+    assert all(r["pair"] == ["XBT/USD"] for r in requests)
+    assert core.take_requests() == []
+    assert events(batch[BATCH_START:])[-2] == StateInvalidation(101, 51, Reason.CHECKSUM_MISMATCH, (BTC,))
