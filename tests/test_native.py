@@ -18,13 +18,15 @@ from tickrelay.protocol.codec import encode_trade_message
 from tickrelay.protocol.fixed import parse_fixed8_rounded
 from tickrelay.protocol.link import check_run_py
 from tickrelay.protocol.messages import Trade
+from tickrelay.protocol.stamper import StamperFields
 from tickrelay.relay.fanout import Filter, select_py
 
 
 needs_native = pytest.mark.skipif(compiled is None, reason="the compiled core is not built")
 _PROBE = (
-    "import tickrelay.native as n, tickrelay.relay.fanout as f, tickrelay.protocol.codec as c; "
-    "print(n.CORE, type(f.selector(f.Filter())).__name__, c.Decoder.__module__)"
+    "import tickrelay.native as n, tickrelay.relay.fanout as f, tickrelay.protocol.codec as c, "
+    "tickrelay.protocol.stamper as s; "
+    "print(n.CORE, type(f.selector(f.Filter())).__name__, c.Decoder.__module__, s.Stamper.__base__.__name__)"
 )
 
 
@@ -35,7 +37,10 @@ def _core_in_a_new_process(**env: str) -> str:
 
 
 def test_no_extensions_forces_pure_python() -> None:
-    assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="1") == "python partial tickrelay.protocol.codec"
+    assert (
+        _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="1")
+        == "python partial tickrelay.protocol.codec StamperFields"
+    )
 
 
 def test_commands_run_with_no_extensions_set() -> None:
@@ -48,8 +53,9 @@ def test_commands_run_with_no_extensions_set() -> None:
 
 @needs_native
 def test_the_compiled_core_runs_when_built() -> None:
-    assert _core_in_a_new_process() == "native Selector tickrelay._native"
-    assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="0") == "native Selector tickrelay._native"
+    built = "native Selector tickrelay._native StamperBase"
+    assert _core_in_a_new_process() == built
+    assert _core_in_a_new_process(TICKRELAY_NO_EXTENSIONS="0") == built
     forced_off = os.environ.get("TICKRELAY_NO_EXTENSIONS", "0") != "0"
     assert CORE == ("python" if forced_off else "native")  # noqa: SIM300 - CORE is what is checked
 
@@ -109,3 +115,25 @@ def test_wrong_argument_types_are_type_errors() -> None:
         compiled.Selector(Filter())("text")  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
         compiled.check_run(_RUN, -1, 4, 1, 64)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [StamperFields] + ([compiled.StamperBase] if compiled is not None else []),
+    ids=lambda c: c.__name__,
+)
+def test_both_stamper_bases_hold_the_same_fields(fields: type[StamperFields]) -> None:
+    """The compiled StamperBase and StamperFields: the same constructor, defaults and settable fields,
+    and a Stamper on either numbers its messages alike."""
+
+    class Stamper(fields):  # as protocol.stamper.Stamper, on this base
+        __slots__ = ()
+
+    s = Stamper(3, 7)
+    assert (s.source, s.stream_id, s.domain, s.counter) == (3, 7, 1, 0)
+    s = Stamper(source=101, stream_id=65535, domain=2, counter=41)
+    assert (s.source, s.stream_id, s.domain, s.counter) == (101, 65535, 2, 41)
+    s.counter += 1
+    assert s.counter == 42
+    with pytest.raises(AttributeError):
+        s.other = 1  # type: ignore[attr-defined]

@@ -68,6 +68,17 @@ class NativeStats(TypedDict):
     books: dict[str, NativeBookStats]
     extra: dict[str, int]
 
+class StamperBase:
+    """tickrelay.protocol.stamper.StamperFields, compiled: a NativeFeed reads and writes ``counter``
+    as a Rust field. Values out of the ranges raise OverflowError (source and domain 0-255, stream_id
+    0-65535, counter 0-2**64-1)."""
+
+    source: int
+    stream_id: int
+    domain: int
+    counter: int
+    def __init__(self, source: int, stream_id: int, domain: int = 1, counter: int = 0) -> None: ...
+
 @final
 class NativeFeed:
     """A native venue feed stamping as ``stamper``: tickrelay.venues.core.FeedCore's calls.

@@ -25,6 +25,7 @@ use tickrelay_core::venues::finish::Finisher;
 use tickrelay_core::venues::{build, Param, Params};
 
 use crate::raise;
+use crate::stamper::StamperBase;
 
 /// One `native_spec()` value: None, bool, int, str, or a list / tuple of str.
 fn param(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Param> {
@@ -66,12 +67,13 @@ fn encode_error(py: Python<'_>, e: EncodeError) -> PyErr {
 /// One counter: the stream's `Stamper` (which `RelayOutput` owns and stamps its own messages with)
 /// is the only one. A call that has events to stamp reads `stamper.counter` first and writes the
 /// last counter it assigned back (also when an event is refused, as the Python stamper moves
-/// before it encodes); a call with nothing to stamp touches neither.
+/// before it encodes); a call with nothing to stamp touches neither. The stamper's fields are a
+/// `StamperBase`, read and written here as Rust fields.
 #[pyclass(module = "tickrelay._native")]
 pub struct NativeFeed {
     feed: Box<dyn Feed>,
     finisher: Finisher,
-    stamper: Py<PyAny>,
+    stamper: Py<StamperBase>,
     /// `VenueMessageError.venue`: the API's venue, the text before any `_` ("coinbase_advanced").
     venue: String,
     events: Vec<Event>,
@@ -100,12 +102,12 @@ impl NativeFeed {
         if self.events.is_empty() {
             return Ok(PyBytes::new(py, b""));
         }
-        let stamper = self.stamper.bind(py);
-        self.finisher.counter = stamper.getattr(intern!(py, "counter"))?.extract()?;
+        let mut stamper = self.stamper.bind(py).try_borrow_mut()?;
+        self.finisher.counter = stamper.counter;
         self.buf.clear();
         let result = self.finisher.finish(&self.events, ts, &mut self.buf);
         self.events.clear();
-        stamper.setattr(intern!(py, "counter"), self.finisher.counter)?;
+        stamper.counter = self.finisher.counter;
         result.map_err(|e| encode_error(py, e))?;
         Ok(PyBytes::new(py, &self.buf))
     }
@@ -142,14 +144,15 @@ impl NativeFeed {
         if self.events.is_empty() {
             return Ok(PyBytes::new(py, b""));
         }
-        let stamper = self.stamper.bind(py);
-        let first: u64 = stamper.getattr(intern!(py, "counter"))?.extract()?;
+        let mut stamper = self.stamper.bind(py).try_borrow_mut()?;
+        let first = stamper.counter;
         self.finisher.counter = first;
         self.buf.clear();
         self.buf.resize(BATCH_START, 0);
         let result = self.finisher.finish(&self.events, ts, &mut self.buf);
         self.events.clear();
-        stamper.setattr(intern!(py, "counter"), self.finisher.counter)?;
+        stamper.counter = self.finisher.counter;
+        drop(stamper);
         result.map_err(|e| encode_error(py, e))?;
         // the count fits: each message is at least a header, and the buffer's length is a usize
         let count = u32::try_from(self.finisher.counter.wrapping_sub(first)).unwrap_or(u32::MAX);
@@ -187,14 +190,11 @@ impl NativeFeed {
     /// `stamper` (a `tickrelay.protocol.stamper.Stamper`: source, stream_id, domain, counter).
     /// Raises NotImplementedError when `api` has no native feed (the caller runs the Python one).
     #[new]
-    fn new(api: &str, params: &Bound<'_, PyDict>, stamper: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let field = |name: &str| stamper.getattr(name);
-        let finisher = Finisher::new(
-            field("source")?.extract()?,
-            field("stream_id")?.extract()?,
-            field("domain")?.extract()?,
-            field("counter")?.extract()?,
-        );
+    fn new(api: &str, params: &Bound<'_, PyDict>, stamper: &Bound<'_, StamperBase>) -> PyResult<Self> {
+        let finisher = {
+            let s = stamper.try_borrow()?;
+            Finisher::new(s.source, s.stream_id, s.domain, s.counter)
+        };
         let mut map = BTreeMap::new();
         for (k, v) in params.iter() {
             let k: String = k.extract()?;

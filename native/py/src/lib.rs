@@ -15,6 +15,7 @@ use tickrelay_core::protocol::link;
 use tickrelay_core::relay::fanout::Filter;
 
 mod feed;
+mod stamper;
 mod stream;
 
 /// Calls `f` on the bytes of a `bytes` object or of any C-contiguous buffer (memoryview, bytearray).
@@ -144,5 +145,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Selector>()?;
     m.add_class::<stream::Decoder>()?;
     m.add_class::<feed::NativeFeed>()?;
+    m.add_class::<stamper::StamperBase>()?;
     Ok(())
 }

@@ -4,10 +4,17 @@ A stream is (domain, source, stream id); its messages carry sequence = stream id
 counter from 1 and +1 per message (docs/protocol.md). ``RelayOutput`` owns one Stamper per stream and a
 venue core (``venues.core.FeedCore``) stamps with the same object, so whatever makes the bytes, one
 counter numbers them.
+
+The four fields live in a base class: ``StamperFields`` here, or the compiled ``StamperBase`` with the
+same fields and constructor when the extension is built, so that the compiled venue core reads and
+writes ``counter`` without Python's attribute protocol (``tests/test_native.py`` checks the choice).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from tickrelay.native import compiled
 from tickrelay.protocol.codec import (
     Domain,
     encode_events,
@@ -18,8 +25,8 @@ from tickrelay.protocol.codec import (
 from tickrelay.protocol.messages import Event, Quote, Trade
 
 
-class Stamper:
-    """One stream's identity (domain, source, stream id) and its message counter."""
+class StamperFields:
+    """One stream's identity (domain, source, stream id) and its message counter: the fields."""
 
     __slots__ = ("counter", "domain", "source", "stream_id")
 
@@ -30,6 +37,19 @@ class Stamper:
         self.stream_id = stream_id
         self.domain = domain
         self.counter = counter  # the last counter assigned
+
+
+# mypy checks against the reference; the compiled class has the same fields (_native.pyi)
+if TYPE_CHECKING or compiled is None:  # noqa: SIM108  # pragma: no cover
+    _Fields = StamperFields
+else:  # pragma: no cover
+    _Fields = compiled.StamperBase
+
+
+class Stamper(_Fields):
+    """One stream's identity (domain, source, stream id) and its message counter."""
+
+    __slots__ = ()
 
     def next_sequence(self) -> int:
         self.counter += 1
