@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::feed::Level;
 use super::numbers::{places, MAX_TEXT};
-use super::typed::{plain_run, Bad, Reader, Res};
+use super::typed::{after, plain_text, Bad, Reader, Res};
 use crate::protocol::fixed::parse_fixed8_rounded;
 
 /// `QUOTE_ASSETS`, longest first (the longest matching suffix wins).
@@ -216,20 +216,6 @@ pub fn combined<'a>(raw: &'a [u8], kind: Kind, scratch: &mut Scratch) -> Res<Pay
 /// `_DATA_DECODERS[kind]`: a payload alone.
 pub fn data<'a>(body: &'a [u8], kind: Kind, scratch: &mut Scratch) -> Res<Payload<'a>> {
     Reader::whole(body, |r| payload(r, kind, scratch))
-}
-
-/// Past `word` at `i`, if it is there.
-fn after(raw: &[u8], i: usize, word: &[u8]) -> Option<usize> {
-    (raw.get(i..i + word.len())? == word).then_some(i + word.len())
-}
-
-/// A plain string's content from `i` (past its opening quote): no escape, no control character,
-/// no byte past ASCII; (its content, past its closing quote). Inlined: it runs six times a
-/// bookTicker and twice a level, and the call cost as much as the scan.
-#[inline(always)]
-fn plain_text(raw: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    let (end, high) = plain_run(raw, i);
-    (raw.get(end) == Some(&b'"') && !high).then(|| (&raw[i..end], end + 1))
 }
 
 /// An update id from `i`: `0` or digits without a leading zero, at most `i64::MAX`; (it, its end).

@@ -15,7 +15,7 @@ use super::common::{
 };
 use super::feed::{Event, Feed, Level, Stats, SPOT};
 use super::numbers::{Decimals, Times};
-use super::typed::{self, plain_run, Bad, Reader, Res};
+use super::typed::{self, after, plain_text, Bad, Reader, Res};
 use crate::protocol::symbols::{normalize_pair, COINBASE};
 
 const VENUE: u16 = COINBASE;
@@ -150,18 +150,6 @@ fn tuples<'a>(
         }
         item(texts)
     })
-}
-
-/// Past `word` at `i`, if it is there.
-fn after(raw: &[u8], i: usize, word: &[u8]) -> Option<usize> {
-    (raw.get(i..i + word.len())? == word).then_some(i + word.len())
-}
-
-/// A plain string's content from `i` (past its opening quote): no escape, no control character,
-/// no byte past ASCII (so it is the text's UTF-8); (its content, past its closing quote).
-fn plain_text(raw: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    let (end, high) = plain_run(raw, i);
-    (raw.get(end) == Some(&b'"') && !high).then(|| (&raw[i..end], end + 1))
 }
 
 /// 10^(8 - places): what a fraction of `places` digits is scaled by.
