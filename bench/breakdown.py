@@ -27,7 +27,6 @@ import gc
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from tickrelay.collector.run import Collector
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
+from tickrelay.runtime import free_port
 from tickrelay.transport.output import RelayOutput
 
 
@@ -51,12 +51,6 @@ RUSAGE_THREAD = 1  # Linux: getrusage of the calling thread (its involuntary con
 
 
 RELAY_SCHED = ["normal"]  # --relay-sched
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _percentiles(ns: list[int]) -> dict[str, float]:
@@ -85,7 +79,7 @@ class TimedCore:
 def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any]:
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS}
-    sock, port = str(Path(tmp) / "md.sock"), _free_port()
+    sock, port = str(Path(tmp) / "md.sock"), free_port()
     me = [sys.executable, "-m", "tickrelay"]
     procs = [
         subprocess.Popen([*me, "relay", "--socket", sock], env=env, stderr=subprocess.DEVNULL),

@@ -38,7 +38,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from tickrelay.commands.stats import scrape_all, venue_summary
 from tickrelay.config import KEY_BY_NAME, Config
 from tickrelay.protocol.codec import Message
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
+from tickrelay.runtime import free_port
 from tickrelay.transport.subscribe import Subscription
 from tickrelay.venues import VENUES
 from tickrelay.venues.native import core_choice
@@ -73,12 +73,6 @@ NATIVE_CORE = core_choice(VENUES["coinbase"].from_settings(Config()), "native")
 
 
 RELAY_SCHED = ["normal"]  # --relay-sched
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _subscribe(path: str, seconds: float, patience: float) -> list[tuple[int, int]]:
@@ -138,7 +132,7 @@ def one_run(
             others, collector = _apart()
             env.update(TICKRELAY_RELAY_CPUS=str(others), TICKRELAY_COLLECTOR_CPUS=str(collector))
         me = [sys.executable, "-m", "tickrelay"]
-        sock, port = Path(tmp) / "md.sock", _free_port()
+        sock, port = Path(tmp) / "md.sock", free_port()
         # the replay exchange's URLs and settings (Kraken's v1 API, whose recording holds every pair)
         env.update(collector_env(port), TICKRELAY_COLLECTOR_CORE=core)
         pace = (
@@ -158,7 +152,7 @@ def one_run(
         try:
             if not _wait_for_socket(sock, START_TIMEOUT_S):
                 return {"failed": f"the relay made no socket in {START_TIMEOUT_S:g} s"}
-            metrics = ["--metrics-port", str(_free_port())]
+            metrics = ["--metrics-port", str(free_port())]
             collect = [*me, "collect", venue, "--socket", str(sock), *metrics]
 
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

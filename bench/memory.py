@@ -19,7 +19,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 
 from tickrelay.cli import main as tickrelay
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS, collector_env
+from tickrelay.runtime import free_port
 
 
 ME = [sys.executable, "-m", "tickrelay"]
@@ -99,12 +99,6 @@ def run_up(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         up.send_signal(signal.SIGINT)
         up.wait(60)
     return {"command": " ".join(argv[2:]), "samples": rows, "processes": summary(rows)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int, every_s: float, done: threading.Event) -> None:

@@ -38,18 +38,13 @@ import uvloop
 from tickrelay.protocol.codec import Message, encode_trade_message
 from tickrelay.protocol.messages import Trade
 from tickrelay.protocol.symbols import asset_id_for
+from tickrelay.runtime import free_port
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
 ME = [sys.executable, "-m", "tickrelay"]
 BTC = asset_id_for("BTC/USD")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(predicate: object, timeout_s: float, what: str) -> None:
@@ -147,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     server = shutil.which("nats-server") or "/usr/sbin/nats-server"
     with tempfile.TemporaryDirectory() as tmp:
-        a, b, port = str(Path(tmp) / "a.sock"), str(Path(tmp) / "b.sock"), _free_port()
+        a, b, port = str(Path(tmp) / "a.sock"), str(Path(tmp) / "b.sock"), free_port()
         data = Path(tmp) / "trades.v2"
         data.write_bytes(
             b"".join(encode_trade_message(64, i + 1, i, _trade(i, i)) for i in range(args.messages))

@@ -23,6 +23,7 @@ from tests.relay.conftest import FIXTURES, ME
 from tickrelay.commands.stats import scrape
 from tickrelay.metrics import Latency, _Exporter, endpoints, serve
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
+from tickrelay.runtime import free_port
 from tickrelay.venues.coinbase import CoinbaseFeed
 from tickrelay.venues.native import core_choice
 
@@ -136,12 +137,6 @@ async def test_the_event_loop_serves_the_exposition(tmp_path: Path) -> None:
         server.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.timeout(90)
 def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp_path: Path) -> None:
     """The embedded Coinbase session, replayed once at full speed into a real collector, relay and
@@ -163,8 +158,8 @@ def test_counters_are_exact_against_the_recorded_replay_and_stats_shows_them(tmp
         # loaded machine is still carrying the first pass to the risk monitor
         "TICKRELAY_COLLECTOR_STALE_AFTER_S": "600",
     }
-    sock, port = str(tmp_path / "md.sock"), _free_port()
-    ports = {name: _free_port() for name in ("relay", "collect", "risk")}
+    sock, port = str(tmp_path / "md.sock"), free_port()
+    ports = {name: free_port() for name in ("relay", "collect", "risk")}
     argvs = [
         [*ME, "relay", "--socket", sock, "--metrics-port", str(ports["relay"])],
         [*ME, "replay-exchange", "--port", str(port), "--speed", "max", "--no-loop"],

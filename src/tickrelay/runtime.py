@@ -9,6 +9,7 @@ import gc
 import os
 import select
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, MutableMapping, Sequence
 from typing import Any, TypeVar
@@ -45,6 +46,13 @@ def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
     gc.freeze()
     with runner:
         return runner.run(wrapper())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick), for a child to bind."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def die_with_parent(environ: MutableMapping[str, str]) -> bool:

@@ -17,16 +17,11 @@ import pytest
 from tests.relay.conftest import relay  # noqa: F401 - the real-relay fixture, shared
 from tickrelay.protocol.codec import Message
 from tickrelay.relay.server import Relay, RelaySettings
+from tickrelay.runtime import free_port
 from tickrelay.transport.subscribe import Gap, Subscription
 
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class NatsServer:

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.relay.conftest import ME
-from tests.test_metrics import _free_port, _scrape
+from tests.test_metrics import _scrape
+from tickrelay.runtime import free_port
 
 
 @contextmanager
@@ -37,7 +38,7 @@ class Collect:
     """A `tickrelay collect` process against a replay exchange, with its metrics endpoint."""
 
     def __init__(self, venue: str, tmp_path: Path, port: int, env: dict[str, str]) -> None:
-        self.venue, self.metrics = venue, _free_port()
+        self.venue, self.metrics = venue, free_port()
         self.proc = subprocess.Popen(
             [*ME, "collect", venue, "--socket", str(tmp_path / "md.sock"), "--url",
              f"ws://127.0.0.1:{port}/{venue}", "--rest-url", f"http://127.0.0.1:{port}/binance",

@@ -17,7 +17,6 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from tests.consumers.conftest import merged_stream
-from tests.consumers.test_processes import free_port
 from tests.relay.conftest import ME, until
 from tickrelay.protocol.codec import Domain, Source, encode_events, make_sequence, restamp
 from tickrelay.protocol.fixed import format_fixed8
@@ -33,6 +32,7 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
+from tickrelay.runtime import free_port
 from tickrelay.transport.output import RelayOutput
 from tickrelay.venues.book import OrderBook
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -35,6 +34,7 @@ from tickrelay.protocol.messages import (
 )
 from tickrelay.protocol.symbols import asset_id_for
 from tickrelay.relay.server import Relay, RelaySettings
+from tickrelay.runtime import free_port
 from tickrelay.transport.output import RelayOutput
 from tickrelay.transport.subscribe import Subscription
 
@@ -81,12 +81,6 @@ async def collect(path: Path, domain: Domain, count: int, kind: type) -> list[ob
                 if len(got) >= count:
                     return got
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.timeout(90)

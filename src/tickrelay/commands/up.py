@@ -195,12 +195,6 @@ def _rates(counts: Counter[str], before: Counter[str], seconds: float) -> dict[s
     return {v: (counts[v] - before[v]) / seconds for v in (*VENUES, "system")}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _subscribed(path: Path, names: set[str], timeout_s: float) -> None:
     """Wait until the relay on ``path`` has subscribers of all these names (at most ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
@@ -233,9 +227,9 @@ def _dashboard_port(host: str, wanted: int) -> tuple[int, str]:
                 s.bind((host, wanted))
                 return wanted, ""
             except OSError as exc:
-                port = _free_port()
+                port = runtime.free_port()
                 return port, f"dashboard port {wanted} is not available ({exc.strerror}); using {port}"
-    return _free_port(), ""
+    return runtime.free_port(), ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -252,13 +246,13 @@ def run(args: argparse.Namespace) -> int:
     env["TICKRELAY_RELAY_ALLOWED_USERS"] = ",".join(config.relay.allowed_users)
     children = [
         Child(f"relay{suffix}", [*me, "relay", "--domain", domain, "--socket", str(where), "--metrics-port",
-                                 str(_free_port())], env)
+                                 str(runtime.free_port())], env)
         for suffix, domain, where in (("", "market-data", path), ("-signal", "signal", signal_path),
                                       ("-system", "system", system_path))
     ]  # fmt: skip
     relays = len(children)
     if not args.live:
-        port = _free_port()
+        port = runtime.free_port()
         env = {**env, **REPLAY_INSTRUMENTS, **collector_env(port)}
         children.append(
             Child(
@@ -280,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
                         "--socket",
                         str(path),
                         "--metrics-port",
-                        str(_free_port()),
+                        str(runtime.free_port()),
                         *config_flag,
                     ],
                     env,
@@ -288,7 +282,16 @@ def run(args: argparse.Namespace) -> int:
             )
 
     def consumer(name: str, *extra: str) -> Child:
-        argv = [*me, name, *config_flag, "--socket", str(path), "--metrics-port", str(_free_port()), *extra]
+        argv = [
+            *me,
+            name,
+            *config_flag,
+            "--socket",
+            str(path),
+            "--metrics-port",
+            str(runtime.free_port()),
+            *extra,
+        ]
         return Child(name, argv, env)
 
     children += [
