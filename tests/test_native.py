@@ -18,7 +18,6 @@ from tickrelay.protocol.codec import encode_trade_message
 from tickrelay.protocol.fixed import parse_fixed8_rounded
 from tickrelay.protocol.link import check_run_py
 from tickrelay.protocol.messages import Trade
-from tickrelay.protocol.stamper import StamperFields
 from tickrelay.relay.fanout import Filter, select_py
 
 
@@ -115,25 +114,3 @@ def test_wrong_argument_types_are_type_errors() -> None:
         compiled.Selector(Filter())("text")  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
         compiled.check_run(_RUN, -1, 4, 1, 64)
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [StamperFields] + ([compiled.StamperBase] if compiled is not None else []),
-    ids=lambda c: c.__name__,
-)
-def test_both_stamper_bases_hold_the_same_fields(fields: type[StamperFields]) -> None:
-    """The compiled StamperBase and StamperFields: the same constructor, defaults and settable fields,
-    and a Stamper on either numbers its messages alike."""
-
-    class Stamper(fields):  # as protocol.stamper.Stamper, on this base
-        __slots__ = ()
-
-    s = Stamper(3, 7)
-    assert (s.source, s.stream_id, s.domain, s.counter) == (3, 7, 1, 0)
-    s = Stamper(source=101, stream_id=65535, domain=2, counter=41)
-    assert (s.source, s.stream_id, s.domain, s.counter) == (101, 65535, 2, 41)
-    s.counter += 1
-    assert s.counter == 42
-    with pytest.raises(AttributeError):
-        s.other = 1  # type: ignore[attr-defined]
