@@ -3,7 +3,7 @@ relay, and garbage-collection pauses, for each venue core.
 
     python3 bench/breakdown.py [--venue coinbase|binance|kraken ...] [--core native|python ...]
                                [--rate 10000] [--seconds 4] [--runs 5] [--relay-sched normal|batch]
-                               [--json]
+                               [--cpus any|apart] [--json]
 
 A real replay exchange (``--rate``: frames evenly spaced) and a real relay run as processes; the
 collector runs in this process (uvloop, as ``tickrelay collect``), its venue core's ``on_frame``
@@ -13,7 +13,9 @@ handler timed with ``perf_counter_ns`` around the real calls, and
 handler the thread was preempted (``getrusage(RUSAGE_THREAD)`` involuntary context switches, read
 around the timed handler), ``tail_preempted`` the same share among the frames at or above the whole
 frame's P99. Nothing else subscribes, so this is the collector's own cost
-on a machine with a core to spare, the floor under bench/latency.py's processing figures. The first
+on a machine with a core to spare, the floor under bench/latency.py's processing figures. With
+``--cpus apart`` the collector (this process) runs alone on one CPU and the relay (``relay.cpus``)
+and the exchange on another, as ``bench/latency.py --cpus apart``. The first
 fifth of each run (connection, snapshots) is left out. Medians over runs of each percentile; the
 cores' runs interleaved.
 """
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 import uvloop
 
-from relayproc import set_relay_sched
+from relayproc import apart_cpus, set_relay_sched
 from tickrelay.collector.run import Collector
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
@@ -76,9 +78,13 @@ class TimedCore:
         return getattr(self.core, name)
 
 
-def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any]:
+def one_run(venue: str, core: str, rate: float, seconds: float, cpus: str = "any") -> dict[str, Any]:
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS}
+    everything = os.sched_getaffinity(0)
+    if cpus == "apart":
+        others, mine = apart_cpus()
+        env["TICKRELAY_RELAY_CPUS"] = str(others)
     sock, port = str(Path(tmp) / "md.sock"), free_port()
     me = [sys.executable, "-m", "tickrelay"]
     procs = [
@@ -90,6 +96,9 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
         ),
     ]
     set_relay_sched(procs[0].pid, RELAY_SCHED[0])
+    if cpus == "apart":  # the exchange beside the relay, the collector (this process) on its own CPU
+        os.sched_setaffinity(procs[1].pid, {others})
+        os.sched_setaffinity(0, {mine})
     time.sleep(1.0)
     os.environ.update(REPLAY_INSTRUMENTS)
     settings = read_settings(
@@ -158,6 +167,7 @@ def one_run(venue: str, core: str, rate: float, seconds: float) -> dict[str, Any
     try:
         uvloop.run(main())
     finally:
+        os.sched_setaffinity(0, everything)
         gc.callbacks.remove(on_gc)
         for p in procs:
             p.terminate()
@@ -194,20 +204,27 @@ def main() -> None:
         "--relay-sched", choices=["normal", "batch"], default="normal",
         help="the relay's scheduling policy (batch: a write that wakes it does not preempt the writer)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cpus", choices=["any", "apart"], default="any",
+        help="apart: the collector (this process) on a CPU of its own, the relay and exchange on another",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.cpus == "apart" and len(os.sched_getaffinity(0)) < 2:
+        sys.exit("breakdown: --cpus apart needs two CPUs this process may run on")
     cores = args.core or ["native", "python"]
     RELAY_SCHED[0] = args.relay_sched
     report: dict[str, Any] = {"rate": args.rate, "runs": args.runs, "relay_sched": args.relay_sched}
+    report["cpus"] = args.cpus
     report["venues"] = {}
     for venue in args.venue or ["coinbase", "binance", "kraken"]:
         print(f"breakdown: {venue}", file=sys.stderr, flush=True)
         runs: dict[str, list[dict[str, Any]]] = {core: [] for core in cores}
         for core in cores:
-            one_run(venue, core, args.rate, args.seconds)  # warm-up
+            one_run(venue, core, args.rate, args.seconds, args.cpus)  # warm-up
         for _ in range(args.runs):
             for core in cores:
-                runs[core].append(one_run(venue, core, args.rate, args.seconds))
+                runs[core].append(one_run(venue, core, args.rate, args.seconds, args.cpus))
         for core, done in runs.items():
             row: dict[str, Any] = {}
             for key, value in done[0].items():

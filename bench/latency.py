@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import uvloop
 
-from relayproc import set_relay_sched
+from relayproc import apart_cpus, set_relay_sched
 from tickrelay.commands.stats import scrape_all, venue_summary
 from tickrelay.config import KEY_BY_NAME, Config
 from tickrelay.protocol.codec import Message
@@ -115,12 +115,6 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def _apart() -> tuple[int, int]:
-    """``--cpus apart``: (the CPU of everything else, the collector's)."""
-    others, collector = sorted(os.sched_getaffinity(0))[:2]
-    return others, collector
-
-
 def one_run(
     venue: str, rate: float, seconds: float, pacing: str, flush: str, core: str, cpus: str = "any"
 ) -> dict[str, Any]:
@@ -129,7 +123,7 @@ def one_run(
         env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS, "TICKRELAY_COLLECTOR_FLUSH": flush}
         everything = os.sched_getaffinity(0)
         if cpus == "apart":
-            others, collector = _apart()
+            others, collector = apart_cpus()
             env.update(TICKRELAY_RELAY_CPUS=str(others), TICKRELAY_COLLECTOR_CPUS=str(collector))
         me = [sys.executable, "-m", "tickrelay"]
         sock, port = Path(tmp) / "md.sock", free_port()

@@ -29,6 +29,13 @@ def set_relay_sched(pid: int, policy: str) -> None:
         os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
 
 
+def apart_cpus() -> tuple[int, int]:
+    """``--cpus apart`` (bench/latency.py, bench/breakdown.py): (the CPU of the relay, the exchange and
+    the subscriber; the collector's own)."""
+    others, collector = sorted(os.sched_getaffinity(0))[:2]
+    return others, collector
+
+
 @contextmanager
 def relay_process(*extra: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Start `tickrelay relay` on a socket in a temporary directory, with ``env`` added to the
