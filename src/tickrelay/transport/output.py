@@ -209,15 +209,12 @@ class RelayOutput:
                 stats = self.stats
                 stats.sent += count
                 stats.bytes += len(batch) - BATCH_START
-                stats.batches += 1
                 if sent < len(batch):
                     t.write(batch[sent:])  # the transport's now, written as the socket drains
                     self._note_depth()
                 else:
                     stats.buffered_bytes = 0
-                self.last_write_ns = now = time.perf_counter_ns()
-                if self.on_write is not None:  # the bytes are the kernel's (or the transport's)
-                    self.on_write(now)
+                self._batch_written()
                 return
         self._append(memoryview(batch)[BATCH_START:], count, schedule=not write)
         if write:
@@ -287,12 +284,16 @@ class RelayOutput:
                 count += 1
         first = _U64.unpack_from(buf, 8)[0]
         t.write(encode_batch(self.domain, self.source, first, count, self._clock(), bytes(buf[:cut])))
+        del buf[:cut]
+        self._count -= count
+        self._batch_written()
+
+    def _batch_written(self) -> None:
+        """A batch envelope just went to the socket (or, what it did not take, to the transport)."""
+        self.stats.batches += 1
         self.last_write_ns = now = time.perf_counter_ns()
         if self.on_write is not None:  # the bytes are the kernel's (or the transport's, if it is full)
             self.on_write(now)
-        del buf[:cut]
-        self._count -= count
-        self.stats.batches += 1
 
     def _note_depth(self) -> None:
         depth = len(self._buf) + (self._transport.get_write_buffer_size() if self._transport else 0)
