@@ -89,8 +89,6 @@ class NativeFeed:
     """
 
     def __init__(self, api: str, params: dict[str, object], stamper: Stamper, /) -> None: ...
-    def reject_kinds(self) -> int:
-        """len(stats()["samples"]), without building the stats."""
     def on_frame(self, raw: bytes, ts_recv_ns: int, /) -> bytes: ...
     def on_frame_batch(self, raw: bytes, ts_recv_ns: int, /) -> tuple[bytes, int]:
         """FeedCore.on_frame_batch: (the messages as one batch envelope or b"", the TODO_* bits)."""

@@ -86,12 +86,12 @@ def test_native_feed_refuses_an_unknown_api_and_parameters_of_other_types() -> N
 
 
 @pytest.mark.parametrize("core", ["python", "native"])
-def test_reject_kinds_counts_the_kinds_with_a_sample(core: str) -> None:
+def test_each_new_kind_of_rejected_frame_is_told_once(core: str) -> None:
     feed = make_core(CoinbaseFeed(["BTC-USD"]), Stamper(Source.COINBASE_COLLECTOR, 1), core)
-    assert feed.reject_kinds() == 0
-    for raw in (b"not json", b'{"type":"nope"}', b"also not json"):
-        assert feed.on_frame(raw, 1) == b""
-    assert feed.reject_kinds() == len(feed.stats.samples) == 2
+    assert len(feed.stats.samples) == 0
+    told = [feed.on_frame_batch(raw, 1) for raw in (b"not json", b'{"type":"nope"}', b"also not json")]
+    assert told == [(b"", TODO_NEW_REJECT), (b"", TODO_NEW_REJECT), (b"", 0)]  # no messages from any
+    assert len(feed.stats.samples) == 2
     assert feed.stats.samples["invalid_json"] == "not json"
 
 

@@ -85,7 +85,7 @@ pub struct NativeFeed {
     wanted: bool,
     /// Requests taken from the feed by `on_frame_batch`, handed out by the next `take_requests`.
     requests: Vec<Vec<u8>>,
-    /// `reject_kinds()` when `on_frame_batch` last said there was a new one.
+    /// How many kinds of rejected frame (each with its sample) `on_frame_batch` last told of.
     rejects_told: usize,
 }
 
@@ -97,23 +97,41 @@ const TODO_REQUESTS: u32 = 4;
 
 impl NativeFeed {
     /// Stamps what the last feed call pushed into `self.events` and returns it as one `bytes`.
+    /// (`finish`, `stamp` and `after_call` are inlined into each call: the per-frame path, where a
+    /// call each cost more than the work it saved; `bench/instructions.py`.)
+    #[inline(always)]
     fn finish<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
+        match self.stamp(py, ts, 0)? {
+            None => Ok(PyBytes::new(py, b"")),
+            Some(_) => Ok(PyBytes::new(py, &self.buf)),
+        }
+    }
+
+    /// What `finish` and `finish_batch` share: after the call's `after_call`, the events it pushed
+    /// stamped and encoded into `self.buf` after `start` bytes left for the caller (the stamper's
+    /// counter read first and written back after). The counter before them; None when there were none.
+    #[inline(always)]
+    fn stamp(&mut self, py: Python<'_>, ts: i64, start: usize) -> PyResult<Option<u64>> {
         self.after_call(py)?;
         if self.events.is_empty() {
-            return Ok(PyBytes::new(py, b""));
+            return Ok(None);
         }
         let mut stamper = self.stamper.bind(py).try_borrow_mut()?;
-        self.finisher.counter = stamper.counter;
+        let first = stamper.counter;
+        self.finisher.counter = first;
         self.buf.clear();
+        self.buf.resize(start, 0); // room the caller fills in (the batch envelope's head)
         let result = self.finisher.finish(&self.events, ts, &mut self.buf);
         self.events.clear();
         stamper.counter = self.finisher.counter;
+        drop(stamper);
         result.map_err(|e| encode_error(py, e))?;
-        Ok(PyBytes::new(py, &self.buf))
+        Ok(Some(first))
     }
 
     /// What every feed call does first when it returns: the holder's `snapshot_wanted` kept (the
     /// call's events dropped if that fails).
+    #[inline(always)]
     fn after_call(&mut self, py: Python<'_>) -> PyResult<()> {
         if self.holder.is_some() {
             if let Err(e) = self.sync_wanted(py) {
@@ -140,20 +158,9 @@ impl NativeFeed {
     /// `finish`, but the messages as one batch envelope (`link.encode_batch`, its timestamp `ts`)
     /// built in place around them; `b""` when there are none.
     fn finish_batch<'py>(&mut self, py: Python<'py>, ts: i64) -> PyResult<Bound<'py, PyBytes>> {
-        self.after_call(py)?;
-        if self.events.is_empty() {
+        let Some(first) = self.stamp(py, ts, BATCH_START)? else {
             return Ok(PyBytes::new(py, b""));
-        }
-        let mut stamper = self.stamper.bind(py).try_borrow_mut()?;
-        let first = stamper.counter;
-        self.finisher.counter = first;
-        self.buf.clear();
-        self.buf.resize(BATCH_START, 0);
-        let result = self.finisher.finish(&self.events, ts, &mut self.buf);
-        self.events.clear();
-        stamper.counter = self.finisher.counter;
-        drop(stamper);
-        result.map_err(|e| encode_error(py, e))?;
+        };
         // the count fits: each message is at least a header, and the buffer's length is a usize
         let count = u32::try_from(self.finisher.counter.wrapping_sub(first)).unwrap_or(u32::MAX);
         if seal_batch(&mut self.buf, self.finisher.domain, self.finisher.source, count, ts).is_none() {
@@ -173,10 +180,7 @@ impl NativeFeed {
         if self.feed.snapshot_wanted() {
             todo |= TODO_SNAPSHOT;
         }
-        let requests = self.feed.take_requests();
-        if !requests.is_empty() {
-            self.requests.extend(requests);
-        }
+        self.requests.extend(self.feed.take_requests());
         if !self.requests.is_empty() {
             todo |= TODO_REQUESTS;
         }
@@ -233,11 +237,6 @@ impl NativeFeed {
         Ok(())
     }
 
-    /// How many kinds of rejected frame the feed has seen (each has its sample): cheap to read
-    /// after every frame, unlike `stats()`.
-    fn reject_kinds(&self) -> usize {
-        self.feed.stats().samples.len()
-    }
     fn on_frame<'py>(
         &mut self,
         py: Python<'py>,
@@ -272,7 +271,7 @@ impl NativeFeed {
     ) -> PyResult<Bound<'py, PyBytes>> {
         if let Err(reason) = self.feed.on_snapshot(key, body.as_bytes(), ts_recv_ns, &mut self.events) {
             self.events.clear();
-            self.sync_wanted(py)?; // the key stays wanted: nothing changes, but say so if it did
+            self.after_call(py)?; // the key stays wanted: nothing changes, but say so if it did
             let cls = py.import("tickrelay.errors")?.getattr("VenueMessageError")?;
             return Err(PyErr::from_value(cls.call1((self.venue.as_str(), body, reason))?));
         }

@@ -75,17 +75,12 @@ class FeedCore(FeedFront):
         self.stamper = stamper
         self._books: set[int] = set()  # instruments that had a complete snapshot
         self._dark: set[int] = set()  # invalidated since, waiting for a fresh snapshot
-        self._rejects_told = 0  # reject_kinds() when on_frame_batch last said TODO_NEW_REJECT
+        self._rejects_told = 0  # kinds of rejected frame (each with its sample) on_frame_batch told of
         self._requests: list[bytes] = []  # taken from the feed by on_frame_batch, not yet handed out
 
     @property
     def stats(self) -> FeedStats:
         return self.feed.stats
-
-    def reject_kinds(self) -> int:
-        """How many kinds of rejected frame were seen (each has its sample): the collector's per-frame
-        check, which the compiled core answers without building its stats."""
-        return len(self.feed.stats.samples)
 
     def wants_snapshot(self) -> list[str]:
         return self.feed.wants_snapshot()

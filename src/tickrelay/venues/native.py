@@ -42,7 +42,6 @@ class NativeCore(FeedFront):
         "on_frame",
         "on_frame_batch",
         "on_snapshot",
-        "reject_kinds",
         "snapshot_wanted",
         "take_requests",
         "wants_snapshot",
@@ -59,7 +58,6 @@ class NativeCore(FeedFront):
         self.on_disconnect: Callable[[int], bytes] = native.on_disconnect
         self.wants_snapshot: Callable[[], list[str]] = native.wants_snapshot
         self.take_requests: Callable[[], list[bytes]] = native.take_requests
-        self.reject_kinds: Callable[[], int] = native.reject_kinds
         self.snapshot_wanted = False  # a plain attribute the native feed sets when it changes
         if feed.SNAPSHOTS:  # the others never ask: their native feed checks nothing per call
             native.keep_wanted_on(self)
@@ -67,7 +65,7 @@ class NativeCore(FeedFront):
     @property
     def stats(self) -> FeedStats:
         """The native feed's statistics as a ``FeedStats`` (built on each read: read it per report, not
-        per frame; :meth:`reject_kinds` is the per-frame check)."""
+        per frame; ``on_frame_batch``'s bits are the per-frame check)."""
         s = self._native.stats()
         return FeedStats(
             frames=s["frames"],
