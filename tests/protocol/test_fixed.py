@@ -151,6 +151,11 @@ def _outcome(parse: Callable[[str | bytes], tuple[int, bool]], text: str | bytes
 @given(text=_TEXTS | st.binary() | _TEXTS.map(lambda t: t.encode("utf-8", "surrogatepass")))
 @example(text="1" * 25 + ".5")
 @example(text=b"\xff\xfe1")
+@example(text="0.000022900")  # zeros past the 8th decimal: the fast path's, nothing rounded
+@example(text="92233720368.547758070000")
+@example(text="92233720368.547758080")
+@example(text="1.000000001000")
+@example(text="0." + "0" * 30)
 def test_the_compiled_core_parses_as_the_python_one(text: str | bytes) -> None:
     assert compiled is not None
     assert _outcome(compiled.parse_fixed8_rounded, text) == _outcome(parse_fixed8_rounded, text)

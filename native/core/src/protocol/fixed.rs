@@ -55,10 +55,13 @@ pub fn parse_fixed8(text: &[u8]) -> Result<i64, FixedError> {
 /// without decimals too) in one tight pass per part; `None` for anything else, which the general
 /// path answers.
 fn plain(text: &[u8]) -> Option<i64> {
-    let (ip, fp) = match text.iter().position(|&c| c == b'.') {
+    let (ip, mut fp) = match text.iter().position(|&c| c == b'.') {
         Some(k) => (&text[..k], &text[k + 1..]),
         None => (text, &text[text.len()..]),
     };
+    if fp.len() > 8 && fp[8..].iter().all(|&c| c == b'0') {
+        fp = &fp[..8]; // only zeros past the 8th decimal (Kraken's "0.000022900"): nothing rounded
+    }
     if ip.is_empty() || ip.len() > 19 || fp.len() > 8 {
         return None;
     }
