@@ -41,20 +41,14 @@ impl OrderBook {
         apply(&mut self.asks, asks);
     }
 
-    /// Replace the whole book (a snapshot); zero-size levels are skipped.
+    /// Replace the whole book (a snapshot); zero-size levels are skipped. Later duplicates win, as
+    /// in Python's dict comprehension: `collect` sorts stably and keeps the last of equal prices,
+    /// and builds the map in one pass from the sorted levels (a snapshot comes sorted), not a
+    /// search per level.
     pub fn load(&mut self, bids: &[Level], asks: &[Level]) {
-        self.clear();
-        // later duplicates win, as Python's dict comprehension
-        for &(p, s) in bids {
-            if s != 0 {
-                self.bids.insert(p, s);
-            }
-        }
-        for &(p, s) in asks {
-            if s != 0 {
-                self.asks.insert(p, s);
-            }
-        }
+        let kept = |levels: &[Level]| levels.iter().filter(|&&(_, s)| s != 0).copied().collect();
+        self.bids = kept(bids);
+        self.asks = kept(asks);
     }
 
     pub fn best_bid(&self) -> Option<Level> {
@@ -142,5 +136,13 @@ mod tests {
         assert!(b.is_crossed());
         assert_eq!(b.levels(), (vec![(101, 5), (99, 2)], vec![(101, 1), (102, 2)]));
         assert_eq!(b.len(), 4);
+    }
+
+    #[test]
+    fn a_snapshot_s_later_duplicate_wins_and_zeros_are_skipped() {
+        let mut b = OrderBook::new(None);
+        b.update(&[(1, 1)], &[(9, 9)]);
+        b.load(&[(100, 1), (99, 2), (100, 3), (98, 0)], &[(101, 0), (102, 2), (102, 5), (101, 4)]);
+        assert_eq!(b.levels(), (vec![(100, 3), (99, 2)], vec![(101, 4), (102, 5)]));
     }
 }

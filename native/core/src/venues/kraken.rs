@@ -93,10 +93,16 @@ impl Kraken {
         Ok(feed)
     }
 
+    /// `KrakenFeed._frame`, which rejects a frame nesting past `MAX_DEPTH` before reading it. Here
+    /// the frame is read first and `too_deep` asked only when that fails: every path that changes
+    /// state or makes events first reads the whole text with the depth counted ([`Reader`]), so a
+    /// frame that gets that far is never too deep. A book snapshot's thousands of brackets are then
+    /// not walked twice.
     fn frame(&mut self, raw: &[u8], out: &mut Vec<Event>) -> Result<(), Fail> {
-        if too_deep(raw) {
-            return Err(Fail::reject("too_deep"));
-        }
+        self.read(raw, out).map_err(|fail| if too_deep(raw) { Fail::reject("too_deep") } else { fail })
+    }
+
+    fn read(&mut self, raw: &[u8], out: &mut Vec<Event>) -> Result<(), Fail> {
         if raw.first() == Some(&b'[') {
             let mut payload = Payload::default();
             let (kind, name, pair) = kraken_v1::decode(raw, &mut payload)?;

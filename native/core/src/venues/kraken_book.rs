@@ -283,14 +283,10 @@ pub fn pair_symbol(name: &str) -> Option<String> {
 
 /// A snapshot's texts (`_load`): every level with a size, as the book keeps them.
 fn load_texts(texts: &mut Texts, read: &[Read], levels: &mut Vec<Level>) {
-    texts.clear();
+    // built in one pass, a later duplicate winning, as `OrderBook::load`
+    *texts = read.iter().filter_map(|r| Some((r.price, r.text.clone()?))).collect();
     levels.clear();
-    for r in read {
-        if let Some(text) = &r.text {
-            texts.insert(r.price, text.clone());
-        }
-        levels.push((r.price, r.size));
-    }
+    levels.extend(read.iter().map(|r| (r.price, r.size)));
 }
 
 /// `_texts` for an update: the text of a level follows the level; the levels as a delta carries them.

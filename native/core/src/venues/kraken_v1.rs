@@ -386,7 +386,7 @@ fn read_iter<'l, 'a: 'l>(
     precision: Option<(u8, u8)>,
     levels: impl Iterator<Item = &'l Lv<'a>>,
 ) -> Option<Vec<Read>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(levels.size_hint().0); // a snapshot's thousands: no regrowing
     for lv in levels {
         if lv.n < 2 || (precision.is_some() && lv.n != 2) {
             return None;
