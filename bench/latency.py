@@ -3,7 +3,7 @@ all separate processes except the subscriber (this script, on uvloop).
 
     python3 bench/latency.py [--rate 10000] [--seconds 4] [--runs 5] [--pacing steady|recorded ...]
                              [--flush frame|loop ...] [--core native|python ...]
-                             [--relay-sched normal|batch] [--cpus any|apart ...] [--json]
+                             [--relay-sched normal|batch] [--cpus any|apart|apart-spin ...] [--json]
 
 Per venue the replay exchange sends its recording at ``--rate`` frames per second: ``steady`` spaces
 the frames evenly (``replay-exchange --rate``: the steady 10k msg/s the goals are set at), ``recorded``
@@ -27,8 +27,10 @@ and ``end_to_end_over_floor`` the pipeline's end-to-end P99 over that floor.
 
 ``--cpus apart`` also measures each combination with the collector kept on a CPU of its own
 (``collector.cpus``) and everything else on another: the relay (``relay.cpus``), the replay exchange
-and this script's subscriber (scenario keys end in ``/cpus-apart``). ``any`` (the default) leaves
-placement to the kernel, which wakes the relay onto the CPU of the collector that wrote to it.
+and this script's subscriber (scenario keys end in ``/cpus-apart``). ``apart-spin`` is the same with
+the collector spinning on its CPU (``collector.idle = spin``: it polls instead of sleeping between
+frames; keys end in ``/cpus-apart/spin``). ``any`` (the default) leaves placement to the kernel, which
+wakes the relay onto the CPU of the collector that wrote to it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ START_TIMEOUT_S = 10.0  # longest wait for the relay's socket, and then for the 
 WARM_UP_TIMEOUT_S = 60.0
 MIN_SHARE = 0.25  # a run that delivered fewer than this share of rate x seconds messages failed
 CORES = ("native", "python")
+# --cpus: the end of a placement's scenario keys, and its key for the cores' headline figures
+PLACEMENTS = {"any": ("", "cores"), "apart": ("/cpus-apart", "cores_cpus_apart"),
+              "apart-spin": ("/cpus-apart/spin", "cores_cpus_apart_spin")}  # fmt: skip
 # whether the collectors can run the compiled core: "native", or why not (the same for every venue)
 NATIVE_CORE = core_choice(VENUES["coinbase"].from_settings(Config()), "native")
 
@@ -122,9 +127,11 @@ def one_run(
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS, "TICKRELAY_COLLECTOR_FLUSH": flush}
         everything = os.sched_getaffinity(0)
-        if cpus == "apart":
+        if cpus != "any":
             others, collector = apart_cpus()
             env.update(TICKRELAY_RELAY_CPUS=str(others), TICKRELAY_COLLECTOR_CPUS=str(collector))
+        if cpus == "apart-spin":
+            env["TICKRELAY_COLLECTOR_IDLE"] = "spin"
         me = [sys.executable, "-m", "tickrelay"]
         sock, port = Path(tmp) / "md.sock", free_port()
         # the replay exchange's URLs and settings (Kraken's v1 API, whose recording holds every pair)
@@ -140,7 +147,7 @@ def one_run(
             subprocess.Popen([*me, "replay-exchange", "--port", str(port), *pace], env=env, stderr=quiet),
         ]
         set_relay_sched(procs[0].pid, RELAY_SCHED[0])
-        if cpus == "apart":  # the exchange (remote in production) and the subscriber beside the relay
+        if cpus != "any":  # the exchange (remote in production) and the subscriber beside the relay
             os.sched_setaffinity(procs[1].pid, {others})
             os.sched_setaffinity(0, {others})
         try:
@@ -236,13 +243,14 @@ def main() -> None:
         help="the relay's scheduling policy (batch: a write that wakes it does not preempt the writer)",
     )  # fmt: skip
     parser.add_argument(
-        "--cpus", nargs="+", choices=["any", "apart"], default=["any"],
-        help="apart: also with the collector on a CPU of its own (collector.cpus, relay.cpus)",
+        "--cpus", nargs="+", choices=list(PLACEMENTS), default=["any"],
+        help="apart: also with the collector on a CPU of its own (collector.cpus, relay.cpus); apart-spin:"
+        " there, spinning (collector.idle = spin)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if "apart" in args.cpus and len(os.sched_getaffinity(0)) < 2:
-        sys.exit("latency: --cpus apart needs two CPUs this process may run on")
+    if args.cpus != ["any"] and len(os.sched_getaffinity(0)) < 2:
+        sys.exit(f"latency: --cpus {' '.join(args.cpus)} needs two CPUs this process may run on")
     cores = [c for c in args.core if c == "python" or NATIVE_CORE == "native"]
     if not cores:
         sys.exit(f"latency: no core to measure: the native one is not available ({NATIVE_CORE})")
@@ -291,28 +299,29 @@ def main() -> None:
             row.update({k: statistics.median(r[k] for r in done) for k in keys})
             row["spread"] = {k: [min(r[k] for r in done), max(r[k] for r in done)] for k in keys}
             row["worst_type"] = statistics.mode(r["worst_type"] for r in done)
-        scenarios.setdefault(f"{pacing}/{flush}/{core}{'' if cpus == 'any' else '/cpus-apart'}", {})[
-            venue
-        ] = row
+        scenarios.setdefault(f"{pacing}/{flush}/{core}{PLACEMENTS[cpus][0]}", {})[venue] = row
     report["scenarios"] = scenarios
     pacing, flush = (
         ("steady" if "steady" in args.pacing else args.pacing[0]),
         (default if default in args.flush else args.flush[0]),
     )
-    apart = "any" not in args.cpus  # the headline is the kernel's placement where it was measured
-    by_core = {c: _headline(scenarios[f"{pacing}/{flush}/{c}{'/cpus-apart' * apart}"]) for c in cores}
-    report["venues"] = scenarios[f"{pacing}/{flush}/{cores[0]}{'/cpus-apart' * apart}"]
-    report.update(by_core[cores[0]])
-    report["cores"] = by_core
-    by_core_apart: dict[str, dict[str, Any]] = {}  # --cpus any apart: with the collector on its own CPU
-    if "apart" in args.cpus and not apart:
-        by_core_apart = {c: _headline(scenarios[f"{pacing}/{flush}/{c}/cpus-apart"]) for c in cores}
-        report["cores_cpus_apart"] = by_core_apart
+    # the headline is the kernel's placement where it was measured; each other one has its cores' key
+    first = "any" if "any" in args.cpus else args.cpus[0]
+    by_placement = {
+        cpus: {c: _headline(scenarios[f"{pacing}/{flush}/{c}{PLACEMENTS[cpus][0]}"]) for c in cores}
+        for cpus in args.cpus
+    }
+    report["venues"] = scenarios[f"{pacing}/{flush}/{cores[0]}{PLACEMENTS[first][0]}"]
+    report.update(by_placement[first][cores[0]])
+    report["cores"] = by_placement[first]
+    for cpus, by_core in by_placement.items():
+        if cpus != first:
+            report[PLACEMENTS[cpus][1]] = by_core
     if floors:
         for key in ("write_p99_us", "two_hop_p99_us", "two_hop_p50_us"):
             report[f"floor_{key}"] = statistics.median(f[key] for f in floors)
             report[f"floor_{key}_spread"] = [min(f[key] for f in floors), max(f[key] for f in floors)]
-        for figures in (report, *by_core.values(), *by_core_apart.values()):
+        for figures in (report, *(f for by_core in by_placement.values() for f in by_core.values())):
             figures["end_to_end_over_floor"] = figures["end_to_end_p99_us"] / report["floor_two_hop_p99_us"]
     else:
         report["floor"] = "not measured: native/floor needs cargo to build (README, The compiled core)"

@@ -157,6 +157,55 @@ def test_the_relay_and_a_collector_run_on_the_cpus_configured(tmp_path: Path) ->
             p.wait(10)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a CPU for the spinning collector")
+@pytest.mark.parametrize("idle", ["sleep", "spin"])
+def test_a_spinning_collector_keeps_its_cpu_busy_and_still_stops(tmp_path: Path, idle: str) -> None:
+    """``collector.idle = spin``: the collector polls without sleeping (its CPU time grows as fast as
+    the clock) even with no frame to read; ``sleep`` leaves the CPU idle. Both stop on SIGTERM."""
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    (tmp_path / "tickrelay.toml").write_text(f'[collector]\ncpus = ["{cpu}"]\nidle = "{idle}"\n')
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("RELAY_SOCKET_PATH", None)
+    collector = subprocess.Popen(  # a WebSocket URL nothing answers: no frame ever arrives
+        [*ME, "collect", "coinbase", "--socket", str(tmp_path / "md.sock"), "--url", "ws://127.0.0.1:9"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert _cpus_allowed(collector.pid, str(cpu)) == str(cpu)  # configured: start-up is over
+        time.sleep(0.5)
+        cpu_before, wall_before = _cpu_seconds(collector.pid), time.monotonic()
+        time.sleep(1.0)
+        busy = (_cpu_seconds(collector.pid) - cpu_before) / (time.monotonic() - wall_before)
+    finally:
+        collector.terminate()
+        _, stderr = collector.communicate(timeout=10)
+    assert collector.returncode == 0, stderr
+    assert busy > 0.5 if idle == "spin" else busy < 0.2, f"{idle}: {busy:.0%} of a CPU"
+    assert "without collector.cpus" not in stderr  # the warning is for a spin left unpinned
+
+
+def test_a_spinning_collector_without_cpus_warns(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "TICKRELAY_COLLECTOR_IDLE": "spin"}
+    env.pop("RELAY_SOCKET_PATH", None)
+    collector = subprocess.Popen(
+        [*ME, "collect", "coinbase", "--socket", str(tmp_path / "md.sock"), "--url", "ws://127.0.0.1:9"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert collector.stderr is not None
+    try:
+        line = collector.stderr.readline()
+    finally:
+        collector.terminate()
+        collector.communicate(timeout=10)
+    assert "collector.idle = spin without collector.cpus: this collector keeps a whole CPU busy" in line
+
+
 @pytest.mark.parametrize(
     ("cpus", "error"),
     [

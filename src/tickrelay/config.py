@@ -68,6 +68,7 @@ class CollectorConfig(_Section, frozen=True):
     flush: str = "frame"
     core: str = "native"
     cpus: tuple[str, ...] = ()
+    idle: str = "sleep"
 
 
 class StrategyConfig(_Section, frozen=True):
@@ -228,6 +229,13 @@ KEYS: tuple[Key, ...] = (
         "CPUs the collectors run on, as taskset -c (empty: any); kept apart from relay.cpus, the relay a "
         "collector's write wakes does not preempt it (README, Latency)",
         items="cpus",
+    ),
+    Key(
+        "collector.idle",
+        "between frames, sleep in the event loop, or spin (poll without sleeping: a frame finds the "
+        "collector running and its caches warm, for the whole of its CPU; with collector.cpus, one CPU "
+        "per collector)",
+        choices=("sleep", "spin"),
     ),
     Key("strategy.fees_bps", "taker fee per venue, VENUE=BPS"),
     Key("strategy.min_edge_bps", "open a spread signal above this net edge", minimum=0),

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 
-from tickrelay import metrics, runtime
+from tickrelay import log, metrics, runtime
 from tickrelay.collector.run import Collector, print_report
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES, Domain
@@ -42,8 +42,15 @@ def run(args: argparse.Namespace) -> int:
     )
     path = socket_path(Domain.MARKET_DATA, settings.config.relay.socket or None, os.environ)
     runtime.pin(settings.config.collector.cpus, "collector.cpus")
+    if settings.config.collector.idle == "spin" and not settings.config.collector.cpus:
+        log.logger(f"collect {args.venue}").warning(
+            "collector.idle = spin without collector.cpus: this collector keeps a whole CPU busy, wherever "
+            "the kernel runs it, beside the relay and the other collectors"
+        )
 
     async def main(stop: asyncio.Event) -> int:
+        if settings.config.collector.idle == "spin":
+            runtime.spin(stop)
         output = RelayOutput(path, source=COLLECTOR_SOURCES[args.venue], name=f"collect-{args.venue}")
         output.start(stop)  # an untrusted relay ends the collector: close() says why
         collector = Collector(args.venue, settings.config, output)
