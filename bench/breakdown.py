@@ -3,7 +3,7 @@ relay, and garbage-collection pauses, for each venue core.
 
     python3 bench/breakdown.py [--venue coinbase|binance|kraken ...] [--core native|python ...]
                                [--rate 10000] [--seconds 4] [--runs 5] [--relay-sched normal|batch]
-                               [--cpus any|apart] [--json]
+                               [--cpus any|apart|apart-spin] [--json]
 
 A real replay exchange (``--rate``: frames evenly spaced) and a real relay run as processes; the
 collector runs in this process (uvloop, as ``tickrelay collect``), its venue core's ``on_frame``
@@ -15,7 +15,8 @@ around the timed handler), ``tail_preempted`` the same share among the frames at
 frame's P99. Nothing else subscribes, so this is the collector's own cost
 on a machine with a core to spare, the floor under bench/latency.py's processing figures. With
 ``--cpus apart`` the collector (this process) runs alone on one CPU and the relay (``relay.cpus``)
-and the exchange on another, as ``bench/latency.py --cpus apart``. The first
+and the exchange on another, as ``bench/latency.py --cpus apart``; ``apart-spin`` also keeps the
+collector's loop spinning there (``collector.idle = spin``). The first
 fifth of each run (connection, snapshots) is left out. Medians over runs of each percentile; the
 cores' runs interleaved.
 """
@@ -45,7 +46,7 @@ from tickrelay.collector.run import Collector
 from tickrelay.commands.config import read_settings
 from tickrelay.protocol.codec import COLLECTOR_SOURCES
 from tickrelay.replay.exchange import REPLAY_INSTRUMENTS
-from tickrelay.runtime import free_port
+from tickrelay.runtime import free_port, spin
 from tickrelay.transport.output import RelayOutput
 
 
@@ -82,7 +83,7 @@ def one_run(venue: str, core: str, rate: float, seconds: float, cpus: str = "any
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "XDG_RUNTIME_DIR": tmp, **REPLAY_INSTRUMENTS}
     everything = os.sched_getaffinity(0)
-    if cpus == "apart":
+    if cpus != "any":
         others, mine = apart_cpus()
         env["TICKRELAY_RELAY_CPUS"] = str(others)
     sock, port = str(Path(tmp) / "md.sock"), free_port()
@@ -96,7 +97,7 @@ def one_run(venue: str, core: str, rate: float, seconds: float, cpus: str = "any
         ),
     ]
     set_relay_sched(procs[0].pid, RELAY_SCHED[0])
-    if cpus == "apart":  # the exchange beside the relay, the collector (this process) on its own CPU
+    if cpus != "any":  # the exchange beside the relay, the collector (this process) on its own CPU
         os.sched_setaffinity(procs[1].pid, {others})
         os.sched_setaffinity(0, {mine})
     time.sleep(1.0)
@@ -125,6 +126,8 @@ def one_run(venue: str, core: str, rate: float, seconds: float, cpus: str = "any
 
     async def main() -> None:
         stop = asyncio.Event()
+        if cpus == "apart-spin":
+            spin(stop)
         output = RelayOutput(sock, source=COLLECTOR_SOURCES[venue])
         output.start()
         collector = Collector(venue, settings.config, output)
@@ -205,13 +208,14 @@ def main() -> None:
         help="the relay's scheduling policy (batch: a write that wakes it does not preempt the writer)",
     )  # fmt: skip
     parser.add_argument(
-        "--cpus", choices=["any", "apart"], default="any",
-        help="apart: the collector (this process) on a CPU of its own, the relay and exchange on another",
+        "--cpus", choices=["any", "apart", "apart-spin"], default="any",
+        help="apart: the collector (this process) on a CPU of its own, the relay and exchange on another;"
+        " apart-spin: the collector spinning there (collector.idle = spin)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.cpus == "apart" and len(os.sched_getaffinity(0)) < 2:
-        sys.exit("breakdown: --cpus apart needs two CPUs this process may run on")
+    if args.cpus != "any" and len(os.sched_getaffinity(0)) < 2:
+        sys.exit(f"breakdown: --cpus {args.cpus} needs two CPUs this process may run on")
     cores = args.core or ["native", "python"]
     RELAY_SCHED[0] = args.relay_sched
     report: dict[str, Any] = {"rate": args.rate, "runs": args.runs, "relay_sched": args.relay_sched}
