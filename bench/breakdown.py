@@ -12,7 +12,9 @@ handler timed with ``perf_counter_ns`` around the real calls, and
 ``gc.callbacks`` timing every collection. ``frames_preempted`` is the share of frames during whose
 handler the thread was preempted (``getrusage(RUSAGE_THREAD)`` involuntary context switches, read
 around the timed handler), ``tail_preempted`` the same share among the frames at or above the whole
-frame's P99. Nothing else subscribes, so this is the collector's own cost
+frame's P99. The HDR records of a sampled frame's latency (``metrics.latency_sample``), made once its
+write has returned, are left out of the write and the frame, as the processing latency leaves them
+out. Nothing else subscribes, so this is the collector's own cost
 on a machine with a core to spare, the floor under bench/latency.py's processing figures. With
 ``--cpus apart`` the collector (this process) runs alone on one CPU and the relay (``relay.cpus``)
 and the exchange on another, as ``bench/latency.py --cpus apart``; ``apart-spin`` also keeps the
@@ -134,28 +136,36 @@ def one_run(venue: str, core: str, rate: float, seconds: float, cpus: str = "any
         timed = collector.core = TimedCore(collector.core)
         # every write of the output goes through append_batch (a frame's) or _flush (what is buffered)
         flush, append_batch, handle = output._flush, output.append_batch, collector.on_frame
-        cur = [-1]
+        written = output.on_write
+        assert written is not None
+        cur, recording = [-1], [0]
+
+        def timed_written(now: int) -> None:  # the HDR records of a sampled frame, after its write
+            t0 = time.perf_counter_ns()
+            written(now)
+            recording[0] += time.perf_counter_ns() - t0
 
         def timed_flush() -> None:
-            t0 = time.perf_counter_ns()
+            t0, before = time.perf_counter_ns(), recording[0]
             flush()
-            cur[0] = time.perf_counter_ns() - t0  # kept by the frame being handled, if any
+            cur[0] = time.perf_counter_ns() - t0 - (recording[0] - before)  # kept by the frame handled
 
         def timed_append_batch(batch: bytes, *, write: bool = False) -> None:
-            t0 = time.perf_counter_ns()
+            t0, before = time.perf_counter_ns(), recording[0]
             append_batch(batch, write=write)
             if write:
-                cur[0] = time.perf_counter_ns() - t0
+                cur[0] = time.perf_counter_ns() - t0 - (recording[0] - before)
 
         def timed_handle(raw: bytes, ts: int, transport: Any, arrived: int = 0) -> None:
-            cur[0] = -1
+            cur[0], recording[0] = -1, 0
             switches = resource.getrusage(RUSAGE_THREAD).ru_nivcsw
             t0 = time.perf_counter_ns()
             handle(raw, ts, transport, arrived)
-            took = time.perf_counter_ns() - t0
+            took = time.perf_counter_ns() - t0 - recording[0]
             switches = resource.getrusage(RUSAGE_THREAD).ru_nivcsw - switches
             record.extend((timed.last_ns, cur[0], took, switches))
 
+        output.on_write = timed_written
         output._flush = timed_flush  # type: ignore[method-assign]
         output.append_batch = timed_append_batch  # type: ignore[method-assign]
         collector.on_frame = timed_handle  # type: ignore[method-assign]
