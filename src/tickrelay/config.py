@@ -214,7 +214,7 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "collector.flush",
-        "write to the relay after every frame (at most once per 50 µs, and before parsing a frame of 1 KiB "
+        "write to the relay after every frame (at most once per 15 µs, and before parsing a frame of 1 KiB "
         "or more), or once per event-loop turn",
         choices=("frame", "loop"),
     ),

@@ -91,7 +91,11 @@ class _FeedListener(picows.WSListener):
             transport.disconnect()
 
 
-FLUSH_GAP_NS = 50_000  # collector.flush = frame: in a burst, one write per 50 µs at most (bench/collector.py)
+# collector.flush = frame: a frame within this of the last write waits for the end of the loop turn (with
+# the rest of its read), so a burst is not one write per frame (bench/collector.py); frames arriving apart
+# (at 10k/s, 100 µs, and at least about 20 with jitter) are each written at once. 50 µs also held back
+# jittered frames: at steady 10k/s it added 10-25 µs to the processing P99 (README, Latency).
+FLUSH_GAP_NS = 15_000
 BIG_FRAME = 1024  # bytes: a frame this long takes about the gap or more to parse (depth diffs, snapshots)
 
 
