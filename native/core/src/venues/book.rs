@@ -125,12 +125,6 @@ pub struct OrderBook {
     asks: Side,
 }
 
-impl Default for OrderBook {
-    fn default() -> Self {
-        Self::new(None)
-    }
-}
-
 impl OrderBook {
     pub fn new(depth: Option<usize>) -> Self {
         Self { depth, bids: Side::new(false), asks: Side::new(true) }
