@@ -7,10 +7,14 @@
 //! so the levels that change most, near the top, move the fewest bytes, and dropping the worst
 //! levels is cutting the front. A change is found by binary search; a batch of many changes (a
 //! Binance depth diff carries 90 on average, up to 1,000) is merged in one pass over the side
-//! instead: sorted (stably: the last change of a price wins), then the side copied run by run.
-//! Against the `BTreeMap` per side it replaces, over the Binance recording: the biggest twentieth
-//! of the depth diffs 33 -> 28 µs each, a diff of fewer than `MERGE_AT` levels about 0.2 µs more
-//! (its levels sit 250 deep on average, and moving a level's successors costs about a tree walk).
+//! instead: sorted (stably: the last change of a price wins), then the side copied run by run,
+//! each change's place found by galloping on from the previous one's. Against the `BTreeMap` per
+//! side it replaces, over the Binance recording: the biggest twentieth of the depth diffs 33 -> 28
+//! µs each with a binary search per change, 29 -> 20-21 µs with the gallop (its sides hold about
+//! 1,400 levels, and a diff's 50 changes a side reach 1,000 deep: a binary search over the rest of
+//! the side was a chain of cache-missing loads); a diff of fewer than `MERGE_AT` levels about 0.2 µs
+//! more (its levels sit 250 deep on average, and moving a level's successors costs about a tree
+//! walk).
 
 use std::cmp::Ordering;
 
@@ -43,6 +47,18 @@ impl Side {
         }
     }
 
+    /// How many of `rest`'s first levels come before `price`: a galloping search from the front,
+    /// so a change `d` levels past the previous one costs about 2 log2(d) comparisons.
+    fn before(&self, rest: &[Level], price: i64) -> usize {
+        let less = |level: &Level| self.order(level.0, price) == Ordering::Less;
+        let mut end = 1;
+        while end <= rest.len() && less(&rest[end - 1]) {
+            end *= 2;
+        }
+        let start = end / 2; // rest[..start] all come before
+        start + rest[start..end.min(rest.len())].partition_point(less)
+    }
+
     fn set(&mut self, price: i64, size: i64) {
         match self.levels.binary_search_by(|&(p, _)| self.order(p, price)) {
             Ok(i) if size != 0 => self.levels[i].1 = size,
@@ -73,7 +89,7 @@ impl Side {
             if sorted.get(j + 1).is_some_and(|next| next.0 == price) {
                 continue; // a later change of the same price wins
             }
-            let before = old[i..].partition_point(|&(p, _)| self.order(p, price) == Ordering::Less);
+            let before = self.before(&old[i..], price);
             merged.extend_from_slice(&old[i..i + before]);
             i += before;
             if old.get(i).is_some_and(|&(p, _)| p == price) {
@@ -234,10 +250,15 @@ mod tests {
         }
     }
 
-    /// A few prices, so changes hit levels that exist; sizes with zeros; batches short and long
-    /// (either side of `MERGE_AT`), with repeated prices.
+    /// Mostly a few prices, so changes hit levels that exist, and some from a wider range, so
+    /// sides grow long enough for the merge's gallop to take long strides; sizes with zeros;
+    /// batches short and long (either side of `MERGE_AT`), with repeated prices.
     fn batch() -> impl Strategy<Value = Vec<Level>> {
-        let price = prop_oneof![90i64..110, Just(i64::MIN), Just(i64::MAX), Just(0)];
+        let price = prop_oneof![
+            6 => 90i64..110,
+            3 => -500i64..500,
+            1 => prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0)],
+        ];
         prop::collection::vec((price, prop_oneof![Just(0i64), 1i64..4]), 0..40)
     }
 
