@@ -7,6 +7,10 @@ that was wrong is checked on both cores, so a bug the two share fails here too.
 
 from __future__ import annotations
 
+import json
+import zlib
+from decimal import Decimal
+
 from tests.native.corpus import APIS, FIXTURES
 from tests.native.differential import Call, Pair, needs, replay
 from tickrelay.venues.feed import FeedStats
@@ -66,3 +70,68 @@ def test_kraken_v1_a_channel_named_book_without_depth_is_a_bad_book() -> None:
     frame += b'"book","XMR/USD"]'
     for stats in both_stats("kraken_v1", "normalize", [("frame", frame)]):
         assert dict(stats.rejected) == {"bad_book": 1}
+
+
+def _kraken_v1_book(channel: str, pair: str, levels: dict[str, list[list[str]]]) -> bytes:
+    return json.dumps([336, levels, channel, pair], separators=(",", ":")).encode()
+
+
+def _kraken_v1_checksum(asks: dict[str, str], bids: dict[str, str]) -> str:
+    """Kraken's v1 checksum of a book held as sent (price text -> size text): the 10 best asks, then
+    the 10 best bids, each price and size text without "." and leading zeros."""
+
+    def text(t: str) -> str:
+        return t.replace(".", "").lstrip("0")
+
+    best_asks = sorted(asks.items(), key=lambda level: Decimal(level[0]))[:10]
+    best_bids = sorted(bids.items(), key=lambda level: Decimal(level[0]), reverse=True)[:10]
+    return str(zlib.crc32("".join(text(p) + text(s) for p, s in best_asks + best_bids).encode()))
+
+
+@needs(APIS["kraken_v1"])
+def test_kraken_v1_checksum_texts_of_numbers_written_otherwise() -> None:
+    """The compiled core writes a level's checksum text from its price and size at the pair's places
+    (Kraken writes every price of a pair with as many decimals, and every size), and keeps its own
+    text only for a number written otherwise: other places, an exponent, non-zero digits past the 8th
+    decimal (rounded in the book, whole in the text). Each update's checksum is Kraken's over the texts
+    as sent, so every one verifies only if each kind of level kept its text. The updates replace own
+    texts by plain ones of the same price, then, with none left (the last checksum's texts are reused
+    only then), change a level in the top 10 (the others' texts are reused), change only deeper levels
+    (the side's text is reused whole), remove the best ask and add a best bid (every text found one
+    place off)."""
+    plain = {f"{p}.00000": f"{p - 99}.00000000" for p in range(106, 116)}
+    asks = {
+        "100.00000": "1.00000000",
+        "101.00000": "2.00000000",
+        "102.5": "3.0",  # other places
+        "1.035e2": "4.00000000",  # an exponent
+        "104.00000": "0.123456789",  # rounded in the book
+        "105.00000": "0.1000000000",  # ten places, exact
+        **plain,
+    }
+    bids = {f"{p}.00000": f"{p - 79}.00000000" for p in range(80, 100)} | {"98.50000": "5e-1"}
+    snapshot = {side: [[p, s, "1.5"] for p, s in book.items()] for side, book in (("as", asks), ("bs", bids))}
+    calls: list[Call] = [("frame", _kraken_v1_book("book-25", "XBT/USD", snapshot))]
+    updates = [
+        ("a", "100.00000", "1.50000000"),
+        ("b", "80.00000", "7.00000000"),
+        ("a", "103.50000", "4.00000000"),  # the exponent's price, now plain
+        ("b", "98.50000", "0.50000000"),  # the exponent size, now plain
+        ("a", "102.50000", "3.00000000"),  # at the pair's places now
+        ("a", "104.00000", "0.12345678"),
+        ("a", "105.00000", "0.10000000"),  # no own text left
+        ("a", "103.00000", "2.00000000"),  # in the top 10
+        ("b", "81.00000", "3.00000000"),  # below the top 10
+        ("a", "100.00000", "0.00000000"),  # the best ask gone: the 11th comes in
+        ("b", "99.50000", "1.00000000"),  # a new best bid
+    ]
+    for side, price, size in updates:
+        book = asks if side == "a" else bids
+        book.pop({"103.50000": "1.035e2", "102.50000": "102.5"}.get(price, price), None)
+        if Decimal(size):
+            book[price] = size
+        update = {side: [[price, size, "1.6"]], "c": _kraken_v1_checksum(asks, bids)}
+        calls.append(("frame", _kraken_v1_book("book-25", "XBT/USD", update)))
+    for stats in both_stats("kraken_v1", "normalize", calls):
+        book = stats.books["XBT/USD"]
+        assert (book.checksums_verified, book.checksum_failures, stats.rounded) == (len(updates), 0, 1)

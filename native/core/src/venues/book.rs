@@ -172,6 +172,16 @@ impl OrderBook {
         self.asks.best()
     }
 
+    /// The bids, best first.
+    pub fn bids_best_first(&self) -> impl Iterator<Item = Level> + '_ {
+        self.bids.levels.iter().rev().copied()
+    }
+
+    /// The asks, best first.
+    pub fn asks_best_first(&self) -> impl Iterator<Item = Level> + '_ {
+        self.asks.levels.iter().rev().copied()
+    }
+
     /// (best bid price, best ask price); None for an empty side.
     pub fn top_prices(&self) -> (Option<i64>, Option<i64>) {
         (self.bids.best().map(|l| l.0), self.asks.best().map(|l| l.0))

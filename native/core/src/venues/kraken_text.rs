@@ -1,6 +1,9 @@
 //! A Kraken book level's checksum text, as `tickrelay/venues/kraken_book.py` builds it: the price's
 //! and the size's text without "." and leading zeros (v1: as sent; v2: formatted at the instrument's
-//! precisions), kept per level without a `String`: a short text inline, a long one on the heap.
+//! precisions). Nearly every level's text is its price and size written at a pair's places (v2:
+//! the precisions; v1: the decimals Kraken writes, one count for every price of a pair and one for
+//! every size), so a level is read to a [`Mark`]: those places, or (for a number written otherwise)
+//! its own text, kept without a `String`: a short text inline, a long one on the heap.
 
 /// A price's or size's checksum field: its text without "." and leading zeros.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +43,14 @@ impl Digits {
         }
         let unit = 10u64.pow(u32::from(8 - places));
         (value % unit == 0).then(|| Self::Num(value / unit, 0))
+    }
+
+    /// The text of `value` at `places` (as [`Digits::at`]), written to `buf`; nothing where `at`
+    /// gives none (a level is only marked with places its values have: see [`places`]).
+    pub fn write_at(value: i64, places: u8, buf: &mut Vec<u8>) {
+        if let Some(digits) = Self::at(value, places) {
+            digits.write(buf);
+        }
     }
 
     fn write(&self, buf: &mut Vec<u8>) {
@@ -94,6 +105,27 @@ impl Text {
     }
 }
 
+/// How a book level's checksum text is had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    /// None: a size of 0 removes the level.
+    Gone,
+    /// Its price's and size's [`Digits::at`] these places.
+    Places(u8, u8),
+    /// Its own text (a number written with a sign, an exponent, or more decimals than it keeps).
+    Text(Text),
+}
+
+/// The decimals of a number written plainly (digits, at most one "."): `Digits::sent` of such a
+/// text is `Digits::at` its exact value and these places. `None` for any other text.
+pub fn places(text: &str) -> Option<u8> {
+    let b = text.as_bytes();
+    let dot = b.iter().position(|&c| c == b'.');
+    let plain = b.iter().enumerate().all(|(i, &c)| c.is_ascii_digit() || Some(i) == dot);
+    let places = dot.map_or(0, |d| b.len() - d - 1);
+    (plain && b.len() > usize::from(dot.is_some())).then(|| u8::try_from(places).ok()).flatten()
+}
+
 fn sent_text(text: &str) -> Box<[u8]> {
     let bytes: Vec<u8> = text.bytes().filter(|&c| c != b'.').collect();
     let start = bytes.iter().take_while(|&&c| c == b'0').count();
@@ -121,5 +153,33 @@ mod tests {
         assert_eq!(text(Digits::at(100_000, 8).unwrap()), "100000");
         assert_eq!(text(Digits::at(100_000, 10).unwrap()), "10000000");
         assert_eq!(Digits::at(2_943_020_000_001, 1), None);
+    }
+
+    #[test]
+    fn plain_texts_have_places_and_are_their_value_at_them() {
+        let at = |value: i64, places: u8| {
+            let mut b = Vec::new();
+            Digits::write_at(value, places, &mut b);
+            String::from_utf8(b).unwrap()
+        };
+        // (text, its exact fixed-point value): Digits::sent of the text is the value at its places
+        for (text, value) in [
+            ("0.05000", 5_000_000),
+            ("00.10", 10_000_000),
+            ("2943.2", 294_320_000_000),
+            ("0.000022900", 2_290),
+            ("7", 700_000_000),
+            ("5.", 500_000_000),
+            (".5", 50_000_000),
+            ("0.0", 0),
+        ] {
+            let places = places(text).unwrap();
+            let mut sent = Vec::new();
+            Digits::sent(text).write(&mut sent);
+            assert_eq!(at(value, places), String::from_utf8(sent).unwrap(), "{text}");
+        }
+        for text in ["1e5", "-1.5", "+1.5", "1.2.3", "", ".", " 1", "1_0"] {
+            assert_eq!(places(text), None, "{text}");
+        }
     }
 }
