@@ -10,7 +10,7 @@
 //! (a number written otherwise, or at other places): usually none. A 1000-deep snapshot so reads
 //! no text and builds no map of them: the 10 snapshot frames (350 KB) of the Kraken recording took
 //! 1.5-2.6 ms with a text kept per level, and take 0.94 ms (interleaved runs); updates cost the same
-//! (the last checksum's texts are reused: see [`Written`]). Every level of a message is read first
+//! (the last checksum's texts are reused: see `Written`). Every level of a message is read first
 //! ([`Books::read`]), then the book and its texts change together.
 
 use std::collections::{BTreeMap, HashMap};
