@@ -233,7 +233,7 @@ fn plain_id(raw: &[u8], i: usize) -> Option<(i64, usize)> {
 
 /// The usual combined bookTicker frame read in one pass, without the general reader:
 /// `{"stream":"…","data":{"u":<id>,"s":"…","b":"…","B":"…","a":"…","A":"…"}}`, no whitespace,
-/// every string plain (see [`plain_text`]). A frame it takes, [`combined`] reads to the same
+/// every string plain (see `plain_text`). A frame it takes, [`combined`] reads to the same
 /// payload; any other (None) takes the general path, which decides what it is.
 pub fn plain_book_ticker(raw: &[u8]) -> Option<Payload<'_>> {
     let (_, i) = plain_text(raw, after(raw, 0, b"{\"stream\":\"")?)?;
@@ -478,7 +478,7 @@ fn plain_side(
     }
 }
 
-/// [`side`] of a snapshot's raw `bids` / `asks` (a `msgspec.Raw` already validated).
+/// `side` of a snapshot's raw `bids` / `asks` (a `msgspec.Raw` already validated).
 pub fn levels(
     raw: &[u8],
     out: &mut Vec<Level>,
