@@ -8,9 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 if [ -x .venv/bin/python ]; then PATH="$PWD/.venv/bin:$PATH"; fi
 if command -v cargo >/dev/null 2>&1; then
-    (cd native && cargo fmt --check && cargo clippy -q --all-targets -- -D warnings && cargo test -q)
+    (cd native && cargo fmt --check && cargo clippy -q --all-targets -- -D warnings && cargo test -q &&
+        RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace)
 else
-    echo "test.sh: no cargo: skipping the Rust checks of native/ (fmt, clippy, test)"
+    echo "test.sh: no cargo: skipping the Rust checks of native/ (fmt, clippy, test, doc)"
 fi
 ruff check src tests bench
 mypy --strict src
