@@ -135,3 +135,54 @@ def test_kraken_v1_checksum_texts_of_numbers_written_otherwise() -> None:
     for stats in both_stats("kraken_v1", "normalize", calls):
         book = stats.books["XBT/USD"]
         assert (book.checksums_verified, book.checksum_failures, stats.rounded) == (len(updates), 0, 1)
+
+
+@needs(APIS["kraken_v1"])
+def test_kraken_v1_a_level_sent_again_written_otherwise_keeps_its_new_text() -> None:
+    """Found by a second reader: the compiled core copied the side's last checksum text whole when its
+    top 10 prices and sizes were unchanged, although a level there now had a text of its own (the
+    same value re-sent with more decimals, or a new snapshot writing it so), and failed a checksum
+    Kraken and the Python feed verify."""
+    snapshot = b'[336,{"as":[["100.0","1.00","1.5"]],"bs":[["99.0","1.00","1.5"]]},"book-10","XBT/USD"]'
+    resent: list[Call] = [
+        ("frame", snapshot),
+        ("frame", b'[336,{"a":[["100.0","1.00","1.6"]],"c":"915821181"},"book-10","XBT/USD"]'),
+        ("frame", b'[336,{"a":[["100.00","1.00","1.7"]],"c":"51777919"},"book-10","XBT/USD"]'),
+    ]
+    resnapshot: list[Call] = [
+        ("frame", snapshot),
+        ("frame", b'[336,{"a":[["101.0","0.00","2"]],"c":"915821181"},"book-10","XBT/USD"]'),
+        ("frame", b'[336,{"as":[["100.00","1.00","1"]],"bs":[["99.0","1.00","1"]]},"book-10","XBT/USD"]'),
+        ("frame", b'[336,{"a":[["101.0","0.00","2"]],"c":"51777919"},"book-10","XBT/USD"]'),
+    ]
+    for calls in (resent, resnapshot):
+        for stats in both_stats("kraken_v1", "normalize", calls):
+            book = stats.books["XBT/USD"]
+            assert (book.checksums_verified, book.checksum_failures) == (2, 0)
+
+
+@needs(APIS["kraken_v2"])
+def test_kraken_v2_new_precisions_while_the_book_is_live() -> None:
+    """The same, through v2: an instrument message changes the price precision, and the best ask
+    sent again at the new one has the longer text."""
+
+    def v2(channel: str, kind: str, data: object) -> Call:
+        return ("frame", json.dumps({"channel": channel, "type": kind, "data": data}).encode())
+
+    def instrument(price_precision: int) -> Call:
+        pair = {"symbol": "BTC/USD", "price_precision": price_precision, "qty_precision": 2}
+        return v2("instrument", "update", {"assets": [], "pairs": [pair]})
+
+    ask, bid = {"price": 100.0, "qty": 1.0}, {"price": 99.0, "qty": 1.0}
+    snapshot = {"symbol": "BTC/USD", "bids": [bid], "asks": [ask], "checksum": 915821181}
+    update = {
+        "symbol": "BTC/USD",
+        "bids": [],
+        "asks": [ask],
+        "checksum": 51777919,
+        "timestamp": "2023-07-30T15:29:58Z",
+    }
+    calls = [instrument(1), v2("book", "snapshot", [snapshot]), instrument(2), v2("book", "update", [update])]
+    for stats in both_stats("kraken_v2", "no-precisions", calls):
+        book = stats.books["BTC/USD"]
+        assert (book.checksums_verified, book.checksum_failures) == (2, 0)

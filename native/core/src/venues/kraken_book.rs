@@ -308,8 +308,9 @@ pub fn pair_symbol(name: &str) -> Option<String> {
 
 /// One side's part of the last checksum text, with the levels it was written from. A level's text
 /// at `places` is a function of its price and size, so a checksum whose side has the same top 10
-/// (most Kraken updates change levels deeper down) copies the side's text whole, and one whose top
-/// changed copies the text of every level it finds here and writes only the levels new to it.
+/// and no level with its own text (most Kraken updates change levels deeper down) copies the
+/// side's text whole, and any other copies the text of every level it finds here (an own text
+/// first) and writes only the levels new to it.
 /// Writing all 20 levels' numbers for every update cost Kraken 0.6 µs a frame.
 #[derive(Debug, Clone, Default)]
 struct Written {
@@ -337,9 +338,10 @@ impl Written {
         let (mut top, mut ends, mut text) = std::mem::take(&mut self.spare);
         top.clear();
         top.extend(levels.take(CHECKED_LEVELS));
-        // every text of the last one is its level's at `self.places`, if that is set
+        // every text of the last one is its level's at `self.places`, if that is set; a level may
+        // have its own text now with the same price and size (sent again, written otherwise)
         let reuse = places.is_some() && self.places == places;
-        if reuse && top == self.levels {
+        if reuse && texts.is_empty() && top == self.levels {
             crc.extend_from_slice(&self.text);
             self.spare = (top, ends, text);
             return;
