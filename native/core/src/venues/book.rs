@@ -121,9 +121,9 @@ impl Side {
         self.levels.last().copied()
     }
 
-    /// The best `n` levels, best first.
-    fn top(&self, n: usize) -> Vec<Level> {
-        self.levels.iter().rev().take(n).copied().collect()
+    /// The levels, best first.
+    fn best_first(&self) -> impl Iterator<Item = Level> + '_ {
+        self.levels.iter().rev().copied()
     }
 
     /// Drops all but the best `keep` levels; their prices, worst first.
@@ -174,12 +174,12 @@ impl OrderBook {
 
     /// The bids, best first.
     pub fn bids_best_first(&self) -> impl Iterator<Item = Level> + '_ {
-        self.bids.levels.iter().rev().copied()
+        self.bids.best_first()
     }
 
     /// The asks, best first.
     pub fn asks_best_first(&self) -> impl Iterator<Item = Level> + '_ {
-        self.asks.levels.iter().rev().copied()
+        self.asks.best_first()
     }
 
     /// (best bid price, best ask price); None for an empty side.
@@ -189,7 +189,7 @@ impl OrderBook {
 
     /// The best `n` levels of each side, best first.
     pub fn top(&self, n: usize) -> (Vec<Level>, Vec<Level>) {
-        (self.bids.top(n), self.asks.top(n))
+        (self.bids.best_first().take(n).collect(), self.asks.best_first().take(n).collect())
     }
 
     /// Every level of each side, best first.

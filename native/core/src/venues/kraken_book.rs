@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::common::{disconnect, invalidate, reason, split_snapshot, FxMap, Instrument};
 use super::feed::{Event, Level, Stats, SPOT};
-use super::kraken_text::{places, Digits, Mark, Text};
+use super::kraken_text::{plain_places, Digits, Mark, Text};
 use super::numbers::Decimals;
 use crate::protocol::symbols::{normalize_pair, KRAKEN};
 
@@ -159,7 +159,7 @@ impl Books {
         let (price_v, size_v) = self.dec.level(price, size)?;
         let mark = match (size_v, precision) {
             (0, _) => Mark::Gone,
-            (_, None) => match (places(price), places(size)) {
+            (_, None) => match (plain_places(price), plain_places(size)) {
                 // as sent, and exact: the text is the value at its places
                 (Some(pp), Some(sp)) if self.dec.rounded == rounded => Mark::Places(pp, sp),
                 _ => Mark::Text(Text::of(&Digits::sent(price), &Digits::sent(size), &mut self.crc)),
@@ -352,7 +352,7 @@ impl Written {
             let own = if texts.is_empty() { None } else { texts.get(&price) };
             match (own, places) {
                 (Some(own), _) => text.extend_from_slice(own.bytes()),
-                (None, Some((pp, sp))) => match self.find((price, size)).filter(|_| reuse) {
+                (None, Some((pp, sp))) => match if reuse { self.find((price, size)) } else { None } {
                     Some((start, end)) => text.extend_from_slice(&self.text[start..end]),
                     None => {
                         Digits::write_at(price, pp, &mut text);
@@ -380,17 +380,21 @@ impl Written {
     }
 }
 
-/// The own text of a level marked `mark` when the pair's places are `places`, if it needs one.
-fn own_text(r: &Read, places: Option<(u8, u8)>, crc: &mut Vec<u8>) -> Option<Text> {
-    match &r.mark {
+/// The level read as `r` keeps its own text in `texts` if it needs one (the pair's places being
+/// `places`), and none otherwise; `buf` is scratch.
+fn set_text(texts: &mut Texts, r: &Read, places: Option<(u8, u8)>, buf: &mut Vec<u8>) {
+    let own = match &r.mark {
         Mark::Gone => None,
         &Mark::Places(pp, sp) if places == Some((pp, sp)) => None,
-        &Mark::Places(pp, sp) => {
-            let (price, size) = (Digits::at(r.price, pp)?, Digits::at(r.size, sp)?);
-            Some(Text::of(&price, &size, crc))
-        }
+        &Mark::Places(pp, sp) => Digits::at(r.price, pp)
+            .zip(Digits::at(r.size, sp))
+            .map(|(price, size)| Text::of(&price, &size, buf)),
         Mark::Text(text) => Some(text.clone()),
-    }
+    };
+    match own {
+        Some(text) => texts.insert(r.price, text),
+        None => texts.remove(&r.price),
+    };
 }
 
 /// A snapshot's texts (`_load`): the own text of every level with a size that needs one, a later
@@ -399,10 +403,7 @@ fn load_texts(texts: &mut Texts, places: Option<(u8, u8)>, read: &[Read], levels
     texts.clear();
     let mut crc = Vec::new();
     for r in read.iter().filter(|r| !matches!(r.mark, Mark::Gone)) {
-        match own_text(r, places, &mut crc) {
-            Some(text) => texts.insert(r.price, text),
-            None => texts.remove(&r.price),
-        };
+        set_text(texts, r, places, &mut crc);
     }
     levels.clear();
     levels.extend(read.iter().map(|r| (r.price, r.size)));
@@ -416,10 +417,7 @@ fn update_texts(texts: &mut Texts, places: &mut Option<(u8, u8)>, read: &[Read])
         if let (None, &Mark::Places(pp, sp)) = (*places, &r.mark) {
             *places = Some((pp, sp));
         }
-        match own_text(r, *places, &mut crc) {
-            Some(text) => texts.insert(r.price, text),
-            None => texts.remove(&r.price),
-        };
+        set_text(texts, r, *places, &mut crc);
     }
     read.iter().map(|r| (r.price, r.size)).collect()
 }

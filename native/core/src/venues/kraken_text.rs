@@ -46,7 +46,7 @@ impl Digits {
     }
 
     /// The text of `value` at `places` (as [`Digits::at`]), written to `buf`; nothing where `at`
-    /// gives none (a level is only marked with places its values have: see [`places`]).
+    /// gives none (a level is only marked with places its values have: see [`plain_places`]).
     pub fn write_at(value: i64, places: u8, buf: &mut Vec<u8>) {
         if let Some(digits) = Self::at(value, places) {
             digits.write(buf);
@@ -117,8 +117,10 @@ pub enum Mark {
 }
 
 /// The decimals of a number written plainly (digits, at most one "."): `Digits::sent` of such a
-/// text is `Digits::at` its exact value and these places. `None` for any other text.
-pub fn places(text: &str) -> Option<u8> {
+/// text is `Digits::at` its exact value and these places. `None` for any other text. (Counted here
+/// from the point's byte offset: `numbers::places`, which counts characters, made a 1000-deep
+/// snapshot 15 % slower.)
+pub fn plain_places(text: &str) -> Option<u8> {
     let b = text.as_bytes();
     let dot = b.iter().position(|&c| c == b'.');
     let plain = b.iter().enumerate().all(|(i, &c)| c.is_ascii_digit() || Some(i) == dot);
@@ -173,13 +175,13 @@ mod tests {
             (".5", 50_000_000),
             ("0.0", 0),
         ] {
-            let places = places(text).unwrap();
+            let places = plain_places(text).unwrap();
             let mut sent = Vec::new();
             Digits::sent(text).write(&mut sent);
             assert_eq!(at(value, places), String::from_utf8(sent).unwrap(), "{text}");
         }
         for text in ["1e5", "-1.5", "+1.5", "1.2.3", "", ".", " 1", "1_0"] {
-            assert_eq!(places(text), None, "{text}");
+            assert_eq!(plain_places(text), None, "{text}");
         }
     }
 }
