@@ -13,14 +13,12 @@ compiled core reusing a level's old text for a level sent again written otherwis
 
 from __future__ import annotations
 
-import json
-import zlib
-
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.native.corpus import APIS
 from tests.native.differential import Call, Pair, needs, replay
+from tests.native.kraken_books import v1_book, v1_checksum
 
 
 DEPTH = 10
@@ -58,21 +56,6 @@ def level(draw: st.DrawFn, ticks: range, places: tuple[int, int, float], removal
     cents = draw(st.sampled_from(ticks))
     size = draw(st.sampled_from([0, 0, 1, 150, 200, 12_345] if removals else [1, 150, 200, 12_345]))
     return cents, size, draw(text(cents, price_places, odd)), draw(text(size, size_places, odd))
-
-
-def checksum(book: dict[str, dict[int, tuple[str, str]]]) -> str:
-    """Kraken's: the best asks then the best bids, each price and size text without "." and leading zeros."""
-
-    def digits(t: str) -> str:
-        return t.replace(".", "").lstrip("0")
-
-    asks = [book["a"][c] for c in sorted(book["a"])[:DEPTH]]
-    bids = [book["b"][c] for c in sorted(book["b"], reverse=True)[:DEPTH]]
-    return str(zlib.crc32("".join(digits(p) + digits(s) for p, s in asks + bids).encode()))
-
-
-def frame(levels: dict[str, object]) -> Call:
-    return ("frame", json.dumps([336, levels, f"book-{DEPTH}", "XBT/USD"], separators=(",", ":")).encode())
 
 
 @st.composite
@@ -116,7 +99,7 @@ def session(draw: st.DrawFn) -> tuple[list[Call], int]:
                 "as": [[p, s, "1.5"] for *_, p, s in asks],
                 "bs": [[p, s, "1.5"] for *_, p, s in bids],
             }
-            calls.append(frame(snapshot))
+            calls.append(("frame", v1_book(snapshot, f"book-{DEPTH}")))
             live = True
         else:
             sides = {
@@ -137,8 +120,8 @@ def session(draw: st.DrawFn) -> tuple[list[Call], int]:
             update: dict[str, object] = {
                 s: [[p, z, "1.6"] for *_, p, z in lv] for s, lv in sides.items() if lv
             }
-            update["c"] = checksum(book)
-            calls.append(frame(update))
+            update["c"] = v1_checksum(book["a"].values(), book["b"].values())
+            calls.append(("frame", v1_book(update, f"book-{DEPTH}")))
             checked += live
     return calls, checked
 

@@ -8,11 +8,11 @@ that was wrong is checked on both cores, so a bug the two share fails here too.
 from __future__ import annotations
 
 import json
-import zlib
 from decimal import Decimal
 
 from tests.native.corpus import APIS, FIXTURES
 from tests.native.differential import Call, Pair, needs, replay
+from tests.native.kraken_books import v1_book, v1_checksum
 from tickrelay.venues.feed import FeedStats
 
 
@@ -72,22 +72,6 @@ def test_kraken_v1_a_channel_named_book_without_depth_is_a_bad_book() -> None:
         assert dict(stats.rejected) == {"bad_book": 1}
 
 
-def _kraken_v1_book(channel: str, pair: str, levels: dict[str, list[list[str]]]) -> bytes:
-    return json.dumps([336, levels, channel, pair], separators=(",", ":")).encode()
-
-
-def _kraken_v1_checksum(asks: dict[str, str], bids: dict[str, str]) -> str:
-    """Kraken's v1 checksum of a book held as sent (price text -> size text): the 10 best asks, then
-    the 10 best bids, each price and size text without "." and leading zeros."""
-
-    def text(t: str) -> str:
-        return t.replace(".", "").lstrip("0")
-
-    best_asks = sorted(asks.items(), key=lambda level: Decimal(level[0]))[:10]
-    best_bids = sorted(bids.items(), key=lambda level: Decimal(level[0]), reverse=True)[:10]
-    return str(zlib.crc32("".join(text(p) + text(s) for p, s in best_asks + best_bids).encode()))
-
-
 @needs(APIS["kraken_v1"])
 def test_kraken_v1_checksum_texts_of_numbers_written_otherwise() -> None:
     """The compiled core writes a level's checksum text from its price and size at the pair's places
@@ -111,7 +95,7 @@ def test_kraken_v1_checksum_texts_of_numbers_written_otherwise() -> None:
     }
     bids = {f"{p}.00000": f"{p - 79}.00000000" for p in range(80, 100)} | {"98.50000": "5e-1"}
     snapshot = {side: [[p, s, "1.5"] for p, s in book.items()] for side, book in (("as", asks), ("bs", bids))}
-    calls: list[Call] = [("frame", _kraken_v1_book("book-25", "XBT/USD", snapshot))]
+    calls: list[Call] = [("frame", v1_book(snapshot, "book-25"))]
     updates = [
         ("a", "100.00000", "1.50000000"),
         ("b", "80.00000", "7.00000000"),
@@ -130,8 +114,8 @@ def test_kraken_v1_checksum_texts_of_numbers_written_otherwise() -> None:
         book.pop({"103.50000": "1.035e2", "102.50000": "102.5"}.get(price, price), None)
         if Decimal(size):
             book[price] = size
-        update = {side: [[price, size, "1.6"]], "c": _kraken_v1_checksum(asks, bids)}
-        calls.append(("frame", _kraken_v1_book("book-25", "XBT/USD", update)))
+        update = {side: [[price, size, "1.6"]], "c": v1_checksum(asks.items(), bids.items())}
+        calls.append(("frame", v1_book(update, "book-25")))
     for stats in both_stats("kraken_v1", "normalize", calls):
         book = stats.books["XBT/USD"]
         assert (book.checksums_verified, book.checksum_failures, stats.rounded) == (len(updates), 0, 1)
