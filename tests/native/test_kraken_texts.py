@@ -1,4 +1,4 @@
-"""Kraken v1 books of numbers written every way Kraken's checksum text must survive, through both cores.
+"""Kraken books of numbers written every way Kraken's checksum text must survive, through both cores.
 
 The fuzz of real frames (test_fuzz.py) edits numbers, and an edited number fails its frame's checksum
 on both cores alike, so it rarely reaches the case where a checksum verifies only if each level kept
@@ -9,16 +9,29 @@ checksum Kraken would send. Both cores must agree after every frame (tests/nativ
 and verify every checksum: a core that loses a level's text, or reuses one it should not, fails one.
 300 sessions in the default run, 2,000 with ``-m slow``. Written after a second reader found the
 compiled core reusing a level's old text for a level sent again written otherwise (test_replays.py).
+
+The v2 sessions do the same through the v2 API, whose checksum writes a level's price and size at the
+pair's precisions from ``instrument`` messages (texts as sent while it has none, and no checksum
+checked). Their numbers are JSON numbers written every way JSON allows; instrument messages come and go
+(new precisions while a book is live, numbers with more decimals than the precision, which reject the
+frame); a frame carries one or two pairs' books. Where Kraken's own behaviour is not defined (a level
+read at old precisions still in the book after new ones), the model is the Python feed's: a level's
+text is written when the level is read. It fails (checked) if the compiled core takes a level read at
+other precisions for one at the pair's, reuses the last text for a level sent again, takes a number
+too precise for the pair, or leaves a live pair at the precisions it had.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.native.corpus import APIS
-from tests.native.differential import Call, Pair, needs, replay
-from tests.native.kraken_books import v1_book, v1_checksum
+from tests.native.differential import Call, Pair, extras, needs, replay
+from tests.native.kraken_books import checksum, digits, v1_book, v1_checksum
 
 
 DEPTH = 10
@@ -26,14 +39,25 @@ ASK_TICKS, BID_TICKS = range(10_000, 10_030), range(9_970, 10_000)  # cents: nev
 Level = tuple[int, int, str, str]
 
 
+def at_places(cents: int, places: int) -> str | None:
+    """``cents`` / 100 written at ``places`` decimals, as the v2 checksum writes it (None: it has more)."""
+    whole, frac = divmod(cents, 100)
+    if places < 2 and frac % 10 ** (2 - places):
+        return None
+    return str(whole) if places == 0 else f"{whole}.{(f'{frac:02d}' + '0' * places)[:places]}"
+
+
+def shortest(cents: int) -> str:
+    """``cents`` / 100 at the fewest decimals that hold it: as Kraken writes a v2 JSON number."""
+    return next(text for places in (0, 1, 2) if (text := at_places(cents, places)) is not None)
+
+
 @st.composite
 def text(draw: st.DrawFn, cents: int, places: int, odd: float) -> str:
     """A decimal text of ``cents`` / 100: at ``places`` decimals, as Kraken writes every price (or
     size) of a pair, or, with probability ``odd``, written some other way."""
     if draw(st.floats(0, 1)) >= odd:
-        places = max(places, 0 if cents % 100 == 0 else 1 if cents % 10 == 0 else 2)
-        whole, frac = divmod(cents, 100)
-        return str(whole) if places == 0 else f"{whole}.{(f'{frac:02d}' + '0' * 12)[:places]}"
+        return at_places(cents, places) or shortest(cents)
     other = draw(st.sampled_from([0, 1, 3, 5, 8, 9, 12]))
     plain = draw(text(cents, other, 0))
     return draw(
@@ -152,3 +176,196 @@ def test_every_checksum_over_texts_as_sent_verifies_on_both_cores(drawn: tuple[l
 @given(drawn=session())
 def test_every_checksum_over_texts_as_sent_verifies_on_both_cores_many(drawn: tuple[list[Call], int]) -> None:
     check(drawn)
+
+
+# ---- v2 ----------------------------------------------------------------------------------------------
+
+SYMBOLS = ("BTC/USD", "ETH/USD")
+# cents: mostly whole dimes (exact at a price precision of 1), some odd cents (too precise for it)
+V2_ASKS = [*range(10_000, 10_300, 10), 10_005, 10_013]
+V2_BIDS = [*range(9_700, 10_000, 10), 9_995, 9_987]
+V2Level = tuple[int, int, str, str]  # price and size in cents, their JSON number texts
+
+
+@st.composite
+def number(draw: st.DrawFn, cents: int, odd: float) -> str:
+    """A JSON number of value ``cents`` / 100: as Kraken writes it (no trailing zeros), or, with
+    probability ``odd``, any other way JSON allows."""
+    plain = shortest(cents)
+    if draw(st.floats(0, 1)) >= odd:
+        return plain
+    if cents == 0:
+        return draw(st.sampled_from(["0", "0.0", "0e0", "0.00000000000", "0E-5"]))
+    lead = str(cents)
+    return draw(
+        st.sampled_from(
+            [
+                at_places(cents, draw(st.sampled_from([2, 3, 8, 12]))) or plain,  # trailing zeros
+                f"{cents}e-2",
+                f"{cents}0E-3",
+                f"{lead[0]}.{lead[1:] or '0'}e{len(lead) - 3}",
+                plain + ("" if "." in plain else ".") + "0000000000003",  # rounded away in the book
+            ]
+        )
+    )
+
+
+@st.composite
+def v2_level(draw: st.DrawFn, ticks: list[int], odd: float, removals: bool) -> V2Level:
+    """(price, size in cents, their JSON numbers); a size of 0 removes the level (snapshots send none)."""
+    cents = draw(st.sampled_from(ticks))
+    sizes = [10, 150, 200, 12_340, 1, 12_345]  # the last two too precise for a qty precision of 1
+    size = draw(st.sampled_from([0, 0, *sizes] if removals else sizes))
+    return cents, size, draw(number(cents, odd)), draw(number(size, odd))
+
+
+TIMESTAMP = ',"timestamp":"2023-07-30T15:29:58.123456Z"'  # an update's
+
+
+def v2_frame(channel: str, kind: str, data: str) -> Call:
+    return ("frame", f'{{"channel":"{channel}","type":"{kind}","data":{data}}}'.encode())
+
+
+def v2_levels(levels: list[V2Level]) -> str:
+    return "[" + ",".join(f'{{"price":{p},"qty":{q}}}' for *_, p, q in levels) + "]"
+
+
+class V2Model:
+    """The books as the Python feed holds them for a v2 connection: each level's checksum text,
+    written when the level is read (at the pair's precisions, or as sent while it has none)."""
+
+    def __init__(self) -> None:
+        self.precisions: dict[str, tuple[int, int]] = {}
+        # by symbol and side: cents -> the level's checksum text, and its size
+        self.texts: dict[str, dict[str, dict[int, str]]] = {s: {"a": {}, "b": {}} for s in SYMBOLS}
+        self.sizes: dict[str, dict[str, dict[int, int]]] = {s: {"a": {}, "b": {}} for s in SYMBOLS}
+        self.live: set[str] = set()
+
+    def text(self, symbol: str, level: V2Level) -> str | None:
+        """The level's checksum text as it is read now (None: a number too precise for the pair)."""
+        cents, size, price_text, size_text = level
+        if symbol not in self.precisions:
+            return digits(price_text) + digits(size_text)
+        price_places, size_places = self.precisions[symbol]
+        price, qty = at_places(cents, price_places), at_places(size, size_places)
+        return None if price is None or qty is None else digits(price) + digits(qty)
+
+    def reads(self, sides: dict[str, dict[str, list[V2Level]]]) -> bool:
+        """Whether every level of the frame's books reads (a frame is read whole before any change)."""
+        return all(
+            self.text(s, lv) is not None for s, two in sides.items() for lv in two["a"] + two["b"] if lv[1]
+        )
+
+    def apply(self, symbol: str, side: str, levels: list[V2Level]) -> None:
+        texts, sizes = self.texts[symbol][side], self.sizes[symbol][side]
+        for level in levels:
+            cents, size, *_ = level
+            if size:
+                texts[cents], sizes[cents] = self.text(symbol, level) or "", size
+            else:
+                texts.pop(cents, None)
+        best = sorted(texts, reverse=side == "b")[:DEPTH]  # the subscribed depth
+        self.texts[symbol][side] = {c: texts[c] for c in best}
+
+    def checksum(self, symbol: str) -> int:
+        asks, bids = self.texts[symbol]["a"], self.texts[symbol]["b"]
+        return checksum({Decimal(c): t for c, t in asks.items()}, {Decimal(c): t for c, t in bids.items()})
+
+
+@st.composite
+def v2_session(draw: st.DrawFn) -> tuple[list[Call], Counter[str]]:
+    """Calls (instrument messages, snapshots and updates of one or two pairs' books with Kraken's
+    checksums, levels sent again written otherwise, disconnects), and the checksums verified, checked
+    none (no precisions) and frames rejected that the feed must count."""
+    model, expect, calls = V2Model(), Counter[str](), list[Call]()
+    odd = draw(st.sampled_from([0, 0.03, 0.5]))
+    for step in range(draw(st.integers(2, 16))):
+        kinds = ["instrument", "snapshot", "disconnect", "again", *["update"] * 5]
+        kind = draw(st.sampled_from(["instrument", "instrument", "snapshot"] if step == 0 else kinds))
+        if kind in ("update", "again") and not model.live and draw(st.booleans()):
+            kind = "snapshot"  # fewer updates before any snapshot, which are all rejected alike
+        # an update mostly of books that are live
+        live = sorted(model.live)
+        pool = live if live and kind in ("update", "again") and draw(st.integers(0, 9)) else SYMBOLS
+        symbols = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True))
+        if kind == "disconnect":
+            calls.append(("disconnect",))
+            model.live.clear()
+        elif kind == "instrument":
+            pairs = []
+            for symbol in symbols:
+                pp, qp = model.precisions[symbol] = (
+                    draw(st.sampled_from([1, 2, 4])),
+                    draw(st.sampled_from([1, 2, 2, 8, 8])),
+                )
+                pairs.append(f'{{"symbol":"{symbol}","price_precision":{pp},"qty_precision":{qp}}}')
+            kind = draw(st.sampled_from(["snapshot", "update"]))
+            calls.append(v2_frame("instrument", kind, f'{{"assets":[],"pairs":[{",".join(pairs)}]}}'))
+        else:
+            snapshot = kind == "snapshot"
+            sides = {
+                symbol: {
+                    side: draw(st.lists(v2_level(ticks, odd, not snapshot), max_size=14 if snapshot else 3))
+                    for side, ticks in (("a", V2_ASKS), ("b", V2_BIDS))
+                }
+                for symbol in symbols
+            }
+            again_in = symbols if kind == "again" else []  # a level sent again as it is, written otherwise
+            for symbol in again_in:
+                side = draw(st.sampled_from("ab"))
+                if model.texts[symbol][side]:
+                    cents = draw(st.sampled_from(sorted(model.texts[symbol][side])))
+                    size = model.sizes[symbol][side][cents]
+                    again = (cents, size, draw(number(cents, 1.0)), draw(number(size, 1.0)))
+                    sides[symbol] = {"a": [], "b": [], side: [again]}
+            if (snapshot or model.live.issuperset(symbols)) and model.reads(sides):
+                for symbol in symbols:
+                    if snapshot:
+                        model.texts[symbol] = {"a": {}, "b": {}}
+                        model.live.add(symbol)
+                    model.apply(symbol, "a", sides[symbol]["a"])
+                    model.apply(symbol, "b", sides[symbol]["b"])
+                    expect["verified" if symbol in model.precisions else "unverified"] += 1
+            else:
+                expect["rejected"] += 1
+            books = ",".join(
+                f'{{"symbol":"{s}","bids":{v2_levels(sides[s]["b"])},"asks":{v2_levels(sides[s]["a"])},'
+                f'"checksum":{model.checksum(s)}{"" if snapshot else TIMESTAMP}}}'
+                for s in symbols
+            )
+            calls.append(v2_frame("book", "snapshot" if snapshot else "update", f"[{books}]"))
+    return calls, expect
+
+
+def check_v2(drawn: tuple[list[Call], Counter[str]]) -> None:
+    calls, expect = drawn
+    replay("kraken_v2", "no-precisions", calls)
+    pair = Pair(APIS["kraken_v2"], "no-precisions")
+    for call in calls:
+        pair.call(call)
+    for core in (pair.python, pair.native):
+        books = core.stats.books.values()
+        assert sum(book.checksum_failures for book in books) == 0
+        assert sum(book.checksums_verified for book in books) == expect["verified"]
+        assert extras(core).get("unverified_checksums", 0) == expect["unverified"]
+        assert sum(core.stats.rejected.values()) == expect["rejected"], core.stats.rejected
+
+
+@needs(APIS["kraken_v2"])
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=v2_session())
+def test_every_v2_checksum_at_the_pair_s_precisions_verifies_on_both_cores(
+    drawn: tuple[list[Call], Counter[str]],
+) -> None:
+    check_v2(drawn)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # about 50 s on a quiet 2-core machine
+@needs(APIS["kraken_v2"])
+@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=v2_session())
+def test_every_v2_checksum_at_the_pair_s_precisions_verifies_on_both_cores_many(
+    drawn: tuple[list[Call], Counter[str]],
+) -> None:
+    check_v2(drawn)
