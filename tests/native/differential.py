@@ -238,16 +238,21 @@ def fail(api: Api, feed: str, calls: list[Call], first: str) -> NoReturn:
     )
 
 
-def replay(api: str, feed: str, calls: list[Call]) -> int:
+def replayed(api: str, feed: str, calls: list[Call]) -> Pair:
     """Feed ``calls`` to both cores of ``api`` built with the ``feed`` settings, comparing after every
-    call; returns the number of frames fed."""
+    call; returns the pair, for a test to check what both hold."""
     pair = Pair(APIS[api], feed)
     try:
         for call in calls:
             pair.call(call)
     except Divergence as exc:
         fail(pair.api, feed, pair.calls, str(exc))
-    return pair.frames
+    return pair
+
+
+def replay(api: str, feed: str, calls: list[Call]) -> int:
+    """:func:`replayed`; returns the number of frames fed."""
+    return replayed(api, feed, calls).frames
 
 
 def run_plan(api: Api, feed: str, rec: Recording, ops: list[Call], auto_snapshots: bool) -> int:

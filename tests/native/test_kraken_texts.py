@@ -24,13 +24,15 @@ too precise for the pair, or leaves a live pair at the precisions it had.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.native.corpus import APIS
-from tests.native.differential import Call, Pair, extras, needs, replay
+from tests.native.differential import Call, extras, needs, replayed
 from tests.native.kraken_books import checksum, digits, v1_book, v1_checksum
 
 
@@ -152,30 +154,11 @@ def session(draw: st.DrawFn) -> tuple[list[Call], int]:
 
 def check(drawn: tuple[list[Call], int]) -> None:
     calls, checked = drawn
-    replay("kraken_v1", "normalize", calls)
-    pair = Pair(APIS["kraken_v1"], "normalize")
-    for call in calls:
-        pair.call(call)
+    pair = replayed("kraken_v1", "normalize", calls)
     for core in (pair.python, pair.native):
         book = core.stats.books.get("XBT/USD")
         verified, failures = (book.checksums_verified, book.checksum_failures) if book else (0, 0)
         assert (verified, failures) == (checked, 0)
-
-
-@needs(APIS["kraken_v1"])
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(drawn=session())
-def test_every_checksum_over_texts_as_sent_verifies_on_both_cores(drawn: tuple[list[Call], int]) -> None:
-    check(drawn)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)  # about 70 s on a quiet 2-core machine
-@needs(APIS["kraken_v1"])
-@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(drawn=session())
-def test_every_checksum_over_texts_as_sent_verifies_on_both_cores_many(drawn: tuple[list[Call], int]) -> None:
-    check(drawn)
 
 
 # ---- v2 ----------------------------------------------------------------------------------------------
@@ -339,10 +322,7 @@ def v2_session(draw: st.DrawFn) -> tuple[list[Call], Counter[str]]:
 
 def check_v2(drawn: tuple[list[Call], Counter[str]]) -> None:
     calls, expect = drawn
-    replay("kraken_v2", "no-precisions", calls)
-    pair = Pair(APIS["kraken_v2"], "no-precisions")
-    for call in calls:
-        pair.call(call)
+    pair = replayed("kraken_v2", "no-precisions", calls)
     for core in (pair.python, pair.native):
         books = core.stats.books.values()
         assert sum(book.checksum_failures for book in books) == 0
@@ -351,21 +331,27 @@ def check_v2(drawn: tuple[list[Call], Counter[str]]) -> None:
         assert sum(core.stats.rejected.values()) == expect["rejected"], core.stats.rejected
 
 
-@needs(APIS["kraken_v2"])
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(drawn=v2_session())
-def test_every_v2_checksum_at_the_pair_s_precisions_verifies_on_both_cores(
-    drawn: tuple[list[Call], Counter[str]],
-) -> None:
-    check_v2(drawn)
+def sessions(api: str, drawn: st.SearchStrategy[Any], check: Callable[[Any], None], examples: int) -> Any:
+    """A test of ``examples`` sessions of ``api`` drawn from ``drawn``, each through ``check``."""
+
+    @needs(APIS[api])
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(drawn=drawn)
+    def test(drawn: Any) -> None:
+        check(drawn)
+
+    return test
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)  # about 50 s on a quiet 2-core machine
-@needs(APIS["kraken_v2"])
-@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(drawn=v2_session())
-def test_every_v2_checksum_at_the_pair_s_precisions_verifies_on_both_cores_many(
-    drawn: tuple[list[Call], Counter[str]],
-) -> None:
-    check_v2(drawn)
+def slow(test: Any) -> Any:
+    return pytest.mark.slow(pytest.mark.timeout(600)(test))  # about 70 s (v1), 50 s (v2) on a quiet machine
+
+
+test_every_v1_checksum_over_texts_as_sent_verifies_on_both_cores = sessions(
+    "kraken_v1", session(), check, 300
+)
+test_every_v1_checksum_many = slow(sessions("kraken_v1", session(), check, 2_000))
+test_every_v2_checksum_at_the_pair_s_precisions_verifies_on_both_cores = sessions(
+    "kraken_v2", v2_session(), check_v2, 300
+)
+test_every_v2_checksum_many = slow(sessions("kraken_v2", v2_session(), check_v2, 2_000))

@@ -11,7 +11,7 @@ import json
 from decimal import Decimal
 
 from tests.native.corpus import APIS, FIXTURES
-from tests.native.differential import Call, Pair, needs, replay
+from tests.native.differential import Call, needs, replayed
 from tests.native.kraken_books import v1_book, v1_checksum
 from tickrelay.venues.feed import FeedStats
 
@@ -23,10 +23,8 @@ KRAKEN_V2_SNAPSHOT = (
 
 def both_stats(api: str, feed: str, calls: list[Call]) -> list[FeedStats]:
     """``replay`` the calls (the cores must agree after each), then the stats of each core."""
-    assert replay(api, feed, calls) == sum(call[0] == "frame" for call in calls)
-    pair = Pair(APIS[api], feed)
-    for call in calls:
-        pair.call(call)
+    pair = replayed(api, feed, calls)
+    assert pair.frames == sum(call[0] == "frame" for call in calls)
     return [pair.python.stats, pair.native.stats]
 
 
