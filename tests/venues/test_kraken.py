@@ -220,6 +220,28 @@ def v2(channel: str, data: object, kind: str = "update") -> bytes:
     return json.dumps({"channel": channel, "type": kind, "data": data}).encode()
 
 
+def test_a_v2_frame_with_two_books_of_one_pair_is_rejected_whole() -> None:
+    """Kraken sends one book a pair in a frame. With two, a failed checksum in the first darkened the
+    book (L2Reset, resubscribe) and the second was applied to it anyway: an L2Delta after the reset,
+    and its checksum counted verified over a book of that delta's levels alone. Both cores did it (a
+    second reader found it with a wider generator than tests/native/test_kraken_texts.py's)."""
+    feed = KrakenFeed(version=2)
+    feed.load_instruments(INSTRUMENT)
+    assert feed.on_frame(BOOK_V2.read_bytes().splitlines()[0], 1)
+    book, stats = feed._pairs["BTC/USD"].book, feed.stats.books["BTC/USD"]
+    levels, counts = book.levels(), (stats.updates_applied, stats.checksums_verified, stats.checksum_failures)
+    alone = zlib.crc32(b"3100001000000")  # the second book's ask, 31000.0 x 0.01, as the whole book
+    twice = v2("book", [
+        {"symbol": "BTC/USD", "bids": [], "asks": [{"price": 29431.0, "qty": 1.0}], "checksum": 5},
+        {"symbol": "BTC/USD", "bids": [], "asks": [{"price": 31000.0, "qty": 0.01}], "checksum": alone},
+    ])  # fmt: skip
+    assert feed.on_frame(twice, 2) == []
+    assert dict(feed.stats.rejected) == {"duplicate_book": 1}
+    assert feed.stats.samples["duplicate_book"] == twice.decode()
+    assert (book.levels(), feed.take_requests()) == (levels, [])
+    assert (stats.updates_applied, stats.checksums_verified, stats.checksum_failures) == counts
+
+
 def test_v2_trades_tickers_and_control_frames() -> None:
     feed = KrakenFeed(version=2)
     trades = v2(

@@ -117,7 +117,13 @@ class KrakenV2(KrakenBooks):
         channel = m.channel
         if channel == "book":
             books = []
+            seen: set[str] = set()
             for book in m.data:  # every book of the frame read before any changes
+                if book.symbol in seen:  # Kraken sends one book a pair: a second would be applied to
+                    self._fixed.discard()  # the book the first left, dark if the first's checksum failed
+                    self.stats.reject("duplicate_book", raw)
+                    return
+                seen.add(book.symbol)
                 p = self._lookup(book.symbol) if m.type == "snapshot" else self._pairs.get(book.symbol)
                 if p is None or not (p.live or m.type == "snapshot"):
                     self._fixed.discard()  # the books read before this one rounded for nothing

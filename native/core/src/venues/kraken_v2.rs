@@ -7,6 +7,7 @@
 //! (`kraken.rs`).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use super::feed::{Event, SPOT};
 use super::kraken::{Fail, Kraken};
@@ -205,8 +206,16 @@ impl Kraken {
         let b = &mut self.books;
         let mut read: Vec<BookRead<'_>> = Vec::with_capacity(books.len());
         let mut reads: Vec<Read> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new(); // allocates only for a frame of two books or more
         for book in books {
             let symbol = book.symbol.as_deref().unwrap_or_default();
+            // Kraken sends one book a pair: a second would be applied to the book the first left,
+            // dark if the first's checksum failed
+            if books.len() > 1 && !seen.insert(symbol) {
+                b.dec.rounded = 0;
+                b.stats.reject("duplicate_book", raw);
+                return Ok(());
+            }
             let precision = if snapshot {
                 b.lookup(symbol).ok_or(Fail::reject("bad"))?.precision(b)
             } else {
