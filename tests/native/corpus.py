@@ -162,7 +162,11 @@ APIS: dict[str, Api] = {
         Api(
             "kraken_v2",
             "kraken",
-            {"instruments-loaded": _kraken_v2_precise, "no-precisions": lambda: KrakenFeed(version=2)},
+            {
+                "instruments-loaded": _kraken_v2_precise,
+                "no-precisions": lambda: KrakenFeed(version=2),
+                "depth-25": lambda: KrakenFeed(version=2, depth=25),
+            },
             kraken_v2_recordings,
         ),
     )

@@ -168,6 +168,8 @@ SYMBOLS = ("BTC/USD", "ETH/USD")
 V2_ASKS = [*range(10_000, 10_300, 10), 10_005, 10_013]
 V2_BIDS = [*range(9_700, 10_000, 10), 9_995, 9_987]
 V2Level = tuple[int, int, str, str]  # price and size in cents, their JSON number texts
+PRICE_PRECISIONS = st.sampled_from([1, 1, 2, 2, 2, 4, 4, 0, 9, 30])  # 0: most prices too precise
+QTY_PRECISIONS = st.sampled_from([2, 2, 8, 8, 8, 1, 0, 12])
 
 
 @st.composite
@@ -197,12 +199,12 @@ def number(draw: st.DrawFn, cents: int, odd: float) -> str:
 def v2_level(draw: st.DrawFn, ticks: list[int], odd: float, removals: bool) -> V2Level:
     """(price, size in cents, their JSON numbers); a size of 0 removes the level (snapshots send none)."""
     cents = draw(st.sampled_from(ticks))
-    sizes = [10, 150, 200, 12_340, 1, 12_345]  # the last two too precise for a qty precision of 1
+    sizes = [100, 200, 300, 10, 150, 12_340, 1, 12_345]  # qty precision 0 takes the first 3, 1 all but 2
     size = draw(st.sampled_from([0, 0, *sizes] if removals else sizes))
     return cents, size, draw(number(cents, odd)), draw(number(size, odd))
 
 
-TIMESTAMP = ',"timestamp":"2023-07-30T15:29:58.123456Z"'  # an update's
+TIMESTAMP = '"timestamp":"2023-07-30T15:29:58.123456Z"'  # an update's
 
 
 def v2_frame(channel: str, kind: str, data: str) -> Call:
@@ -214,10 +216,12 @@ def v2_levels(levels: list[V2Level]) -> str:
 
 
 class V2Model:
-    """The books as the Python feed holds them for a v2 connection: each level's checksum text,
-    written when the level is read (at the pair's precisions, or as sent while it has none)."""
+    """The books as the Python feed holds them for a v2 connection (checksum policy "resync", the
+    subscribed ``depth``): each level's checksum text, written when the level is read (at the pair's
+    precisions, or as sent while it has none), and which books are live."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
         self.precisions: dict[str, tuple[int, int]] = {}
         # by symbol and side: cents -> the level's checksum text, and its size
         self.texts: dict[str, dict[str, dict[int, str]]] = {s: {"a": {}, "b": {}} for s in SYMBOLS}
@@ -233,11 +237,9 @@ class V2Model:
         price, qty = at_places(cents, price_places), at_places(size, size_places)
         return None if price is None or qty is None else digits(price) + digits(qty)
 
-    def reads(self, sides: dict[str, dict[str, list[V2Level]]]) -> bool:
+    def reads(self, books: list[tuple[str, dict[str, list[V2Level]]]]) -> bool:
         """Whether every level of the frame's books reads (a frame is read whole before any change)."""
-        return all(
-            self.text(s, lv) is not None for s, two in sides.items() for lv in two["a"] + two["b"] if lv[1]
-        )
+        return all(self.text(s, lv) is not None for s, two in books for lv in two["a"] + two["b"] if lv[1])
 
     def apply(self, symbol: str, side: str, levels: list[V2Level]) -> None:
         texts, sizes = self.texts[symbol][side], self.sizes[symbol][side]
@@ -247,85 +249,125 @@ class V2Model:
                 texts[cents], sizes[cents] = self.text(symbol, level) or "", size
             else:
                 texts.pop(cents, None)
-        best = sorted(texts, reverse=side == "b")[:DEPTH]  # the subscribed depth
+        best = sorted(texts, reverse=side == "b")[: self.depth]  # the subscribed depth
         self.texts[symbol][side] = {c: texts[c] for c in best}
 
     def checksum(self, symbol: str) -> int:
         asks, bids = self.texts[symbol]["a"], self.texts[symbol]["b"]
         return checksum({Decimal(c): t for c, t in asks.items()}, {Decimal(c): t for c, t in bids.items()})
 
+    def dark(self, symbol: str) -> None:
+        """A failed checksum: the book dropped until a new snapshot (the feed resubscribes)."""
+        self.live.discard(symbol)
+        self.texts[symbol] = {"a": {}, "b": {}}
+
 
 @st.composite
-def v2_session(draw: st.DrawFn) -> tuple[list[Call], Counter[str]]:
-    """Calls (instrument messages, snapshots and updates of one or two pairs' books with Kraken's
-    checksums, levels sent again written otherwise, disconnects), and the checksums verified, checked
-    none (no precisions) and frames rejected that the feed must count."""
-    model, expect, calls = V2Model(), Counter[str](), list[Call]()
+def v2_session(draw: st.DrawFn) -> tuple[str, list[Call], Counter[str]]:
+    """The feed's settings, calls (instrument messages, snapshots and updates of one or two pairs'
+    books with Kraken's checksum, or a wrong one, or none; levels sent again written otherwise; a pair's
+    book twice in a frame; disconnects), and the checksums verified, failed and checked none (no
+    precisions), and the frames rejected, that the feed must count."""
+    feed = draw(st.sampled_from(["no-precisions", "depth-25"]))
+    model, expect, calls = V2Model(25 if feed == "depth-25" else 10), Counter[str](), list[Call]()
     odd = draw(st.sampled_from([0, 0.03, 0.5]))
     for step in range(draw(st.integers(2, 16))):
-        kinds = ["instrument", "snapshot", "disconnect", "again", *["update"] * 5]
+        kinds = [
+            *["update"] * 5,
+            "snapshot",
+            "instrument",
+            "again",
+            "disconnect",
+        ]  # the first: what hypothesis shrinks to
         kind = draw(st.sampled_from(["instrument", "instrument", "snapshot"] if step == 0 else kinds))
-        if kind in ("update", "again") and not model.live and draw(st.booleans()):
+        if kind in ("update", "again") and not model.live and draw(st.integers(0, 4)) < 4:
             kind = "snapshot"  # fewer updates before any snapshot, which are all rejected alike
         # an update mostly of books that are live
         live = sorted(model.live)
-        pool = live if live and kind in ("update", "again") and draw(st.integers(0, 9)) else SYMBOLS
+        pool = live if live and kind in ("update", "again") and draw(st.integers(0, 9)) < 9 else SYMBOLS
         symbols = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True))
+        if kind == "instrument" and draw(st.booleans()):
+            symbols = list(SYMBOLS)  # often both pairs' precisions: more checksums checked
         if kind == "disconnect":
             calls.append(("disconnect",))
             model.live.clear()
         elif kind == "instrument":
             pairs = []
-            for symbol in symbols:
-                pp, qp = model.precisions[symbol] = (
-                    draw(st.sampled_from([1, 2, 4])),
-                    draw(st.sampled_from([1, 2, 2, 8, 8])),
-                )
+            for symbol in symbols:  # 0 and 30 places too: whole numbers, and texts too long to keep inline
+                pp, qp = model.precisions[symbol] = (draw(PRICE_PRECISIONS), draw(QTY_PRECISIONS))
                 pairs.append(f'{{"symbol":"{symbol}","price_precision":{pp},"qty_precision":{qp}}}')
             kind = draw(st.sampled_from(["snapshot", "update"]))
             calls.append(v2_frame("instrument", kind, f'{{"assets":[],"pairs":[{",".join(pairs)}]}}'))
         else:
             snapshot = kind == "snapshot"
-            sides = {
-                symbol: {
-                    side: draw(st.lists(v2_level(ticks, odd, not snapshot), max_size=14 if snapshot else 3))
-                    for side, ticks in (("a", V2_ASKS), ("b", V2_BIDS))
-                }
+            books = [
+                (
+                    symbol,
+                    {
+                        side: draw(
+                            st.lists(v2_level(ticks, odd, not snapshot), max_size=30 if snapshot else 3)
+                        )
+                        for side, ticks in (("a", V2_ASKS), ("b", V2_BIDS))
+                    },
+                )
                 for symbol in symbols
-            }
-            again_in = symbols if kind == "again" else []  # a level sent again as it is, written otherwise
-            for symbol in again_in:
+            ]
+            for symbol, two in (
+                books if kind == "again" else []
+            ):  # a level sent again as it is, written otherwise
                 side = draw(st.sampled_from("ab"))
                 if model.texts[symbol][side]:
                     cents = draw(st.sampled_from(sorted(model.texts[symbol][side])))
                     size = model.sizes[symbol][side][cents]
-                    again = (cents, size, draw(number(cents, 1.0)), draw(number(size, 1.0)))
-                    sides[symbol] = {"a": [], "b": [], side: [again]}
-            if (snapshot or model.live.issuperset(symbols)) and model.reads(sides):
-                for symbol in symbols:
+                    two["a" if side == "b" else "b"].clear()
+                    two[side][:] = [(cents, size, draw(number(cents, 1.0)), draw(number(size, 1.0)))]
+            twice = draw(st.integers(0, 29)) == 29  # a pair's book twice: the frame is rejected
+            if twice:
+                books.append(books[0])
+            checksums: list[str] = []
+            if twice or not (snapshot or model.live.issuperset(symbols)) or not model.reads(books):
+                expect["rejected"] += 1
+                checksums = ['"checksum":1'] * len(books)
+            else:
+                for symbol, two in books:
                     if snapshot:
                         model.texts[symbol] = {"a": {}, "b": {}}
                         model.live.add(symbol)
-                    model.apply(symbol, "a", sides[symbol]["a"])
-                    model.apply(symbol, "b", sides[symbol]["b"])
-                    expect["verified" if symbol in model.precisions else "unverified"] += 1
-            else:
-                expect["rejected"] += 1
-            books = ",".join(
-                f'{{"symbol":"{s}","bids":{v2_levels(sides[s]["b"])},"asks":{v2_levels(sides[s]["a"])},'
-                f'"checksum":{model.checksum(s)}{"" if snapshot else TIMESTAMP}}}'
-                for s in symbols
-            )
-            calls.append(v2_frame("book", "snapshot" if snapshot else "update", f"[{books}]"))
-    return calls, expect
+                    model.apply(symbol, "a", two["a"])
+                    model.apply(symbol, "b", two["b"])
+                    sent = draw(st.sampled_from(["right"] * 18 + ["wrong", "none"]))
+                    checksums.append(
+                        {"right": f'"checksum":{model.checksum(symbol)}', "wrong": '"checksum":1'}.get(
+                            sent, ""
+                        )
+                    )
+                    if sent == "none":
+                        continue
+                    if symbol not in model.precisions:
+                        expect["unverified"] += 1
+                    elif sent == "right":
+                        expect["verified"] += 1
+                    else:
+                        expect["failures"] += 1
+                        model.dark(symbol)
+            frame_books = ",".join(
+                "{" + ",".join(
+                    [f'"symbol":"{s}","bids":{v2_levels(two["b"])},"asks":{v2_levels(two["a"])}']
+                    + ([checksum] if checksum else [])
+                    + ([] if snapshot else [TIMESTAMP])
+                ) + "}"
+                for (s, two), checksum in zip(books, checksums, strict=True)
+            )  # fmt: skip
+            calls.append(v2_frame("book", "snapshot" if snapshot else "update", f"[{frame_books}]"))
+    return feed, calls, expect
 
 
-def check_v2(drawn: tuple[list[Call], Counter[str]]) -> None:
-    calls, expect = drawn
-    pair = replayed("kraken_v2", "no-precisions", calls)
+def check_v2(drawn: tuple[str, list[Call], Counter[str]]) -> None:
+    feed, calls, expect = drawn
+    pair = replayed("kraken_v2", feed, calls)
     for core in (pair.python, pair.native):
         books = core.stats.books.values()
-        assert sum(book.checksum_failures for book in books) == 0
+        assert sum(book.checksum_failures for book in books) == expect["failures"]
         assert sum(book.checksums_verified for book in books) == expect["verified"]
         assert extras(core).get("unverified_checksums", 0) == expect["unverified"]
         assert sum(core.stats.rejected.values()) == expect["rejected"], core.stats.rejected
