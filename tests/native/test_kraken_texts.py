@@ -389,7 +389,8 @@ def sessions(api: str, drawn: st.SearchStrategy[Any], check: Callable[[Any], Non
 
 
 def slow(test: Any) -> Any:
-    return pytest.mark.slow(pytest.mark.timeout(600)(test))  # about 70 s (v1), 50 s (v2) on a quiet machine
+    # 40-70 s (v1), 50 s (v2) on a quiet 2-core machine
+    return pytest.mark.slow(pytest.mark.timeout(600)(test))
 
 
 test_every_v1_checksum_over_texts_as_sent_verifies_on_both_cores = sessions(
