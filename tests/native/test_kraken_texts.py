@@ -41,7 +41,7 @@ from tests.native.kraken_books import checksum, digits, v1_book, v1_checksum
 
 DEPTH = 10
 ASK_TICKS, BID_TICKS = range(10_000, 10_030), range(9_970, 10_000)  # cents: never crossed
-Level = tuple[int, int, str, str]
+Level = tuple[int, int, str, str]  # price and size in cents, their texts as sent
 
 
 def at_places(cents: int, places: int) -> str | None:
@@ -91,7 +91,7 @@ def level(draw: st.DrawFn, ticks: range, places: tuple[int, int, float], removal
 def session(draw: st.DrawFn) -> tuple[list[Call], int]:
     """Calls (snapshots, updates with Kraken's checksum, levels sent again written otherwise, disconnects)
     and how many checksums they carry while the book is live."""
-    book: dict[str, dict[int, tuple[str, str]]] = {"a": {}, "b": {}}
+    book: dict[str, dict[int, tuple[int, str, str]]] = {"a": {}, "b": {}}  # cents -> size, texts as sent
     live, checked, calls = False, 0, []
     # the pair's places, and how often a number is written otherwise: from never (the last checksum's
     # texts are reused) to half the time
@@ -101,12 +101,10 @@ def session(draw: st.DrawFn) -> tuple[list[Call], int]:
         draw(st.sampled_from([0, 0.03, 0.5])),
     )
 
-    sizes: dict[str, dict[int, int]] = {"a": {}, "b": {}}  # the book's sizes in cents
-
     def apply(side: str, levels: list[Level]) -> None:
         for cents, size, price_text, size_text in levels:
             if size:
-                book[side][cents], sizes[side][cents] = (price_text, size_text), size
+                book[side][cents] = (size, price_text, size_text)
             else:
                 book[side].pop(cents, None)
         best = sorted(book[side], reverse=side == "b")[:DEPTH]
@@ -138,7 +136,7 @@ def session(draw: st.DrawFn) -> tuple[list[Call], int]:
             side = draw(st.sampled_from("ab"))
             if kind == "again" and book[side]:  # a level sent again as it is, written otherwise
                 cents = draw(st.sampled_from(sorted(book[side])))
-                size = sizes[side][cents]
+                size = book[side][cents][0]
                 again = (cents, size, draw(text(cents, places[0], 1.0)), draw(text(size, places[1], 1.0)))
                 sides = {"a": [], "b": [], side: [again]}
             if not sides["a"] and not sides["b"]:
@@ -149,7 +147,7 @@ def session(draw: st.DrawFn) -> tuple[list[Call], int]:
             update: dict[str, object] = {
                 s: [[p, z, "1.6"] for *_, p, z in lv] for s, lv in sides.items() if lv
             }
-            update["c"] = v1_checksum(book["a"].values(), book["b"].values())
+            update["c"] = v1_checksum(*([(p, z) for _, p, z in book[s].values()] for s in "ab"))
             calls.append(("frame", v1_book(update, f"book-{DEPTH}")))
             checked += live
     return calls, checked
@@ -170,7 +168,6 @@ SYMBOLS = ("BTC/USD", "ETH/USD")
 # cents: mostly whole dimes (exact at a price precision of 1), some odd cents (too precise for it)
 V2_ASKS = [*range(10_000, 10_300, 10), 10_005, 10_013]
 V2_BIDS = [*range(9_700, 10_000, 10), 9_995, 9_987]
-V2Level = tuple[int, int, str, str]  # price and size in cents, their JSON number texts
 PRICE_PRECISIONS = st.sampled_from([1, 1, 2, 2, 2, 4, 4, 0, 9, 30])  # 0: most prices too precise
 QTY_PRECISIONS = st.sampled_from([2, 2, 8, 8, 8, 1, 0, 12])
 
@@ -199,7 +196,7 @@ def number(draw: st.DrawFn, cents: int, odd: float) -> str:
 
 
 @st.composite
-def v2_level(draw: st.DrawFn, ticks: list[int], odd: float, removals: bool) -> V2Level:
+def v2_level(draw: st.DrawFn, ticks: list[int], odd: float, removals: bool) -> Level:
     """(price, size in cents, their JSON numbers); a size of 0 removes the level (snapshots send none)."""
     cents = draw(st.sampled_from(ticks))
     sizes = [100, 200, 300, 10, 150, 12_340, 1, 12_345]  # qty precision 0 takes the first 3, 1 all but 2
@@ -214,7 +211,7 @@ def v2_frame(channel: str, kind: str, data: str) -> Call:
     return ("frame", f'{{"channel":"{channel}","type":"{kind}","data":{data}}}'.encode())
 
 
-def v2_levels(levels: list[V2Level]) -> str:
+def v2_levels(levels: list[Level]) -> str:
     return "[" + ",".join(f'{{"price":{p},"qty":{q}}}' for *_, p, q in levels) + "]"
 
 
@@ -226,12 +223,13 @@ class V2Model:
     def __init__(self, depth: int) -> None:
         self.depth = depth
         self.precisions: dict[str, tuple[int, int]] = {}
-        # by symbol and side: cents -> the level's checksum text, and its size
-        self.texts: dict[str, dict[str, dict[int, str]]] = {s: {"a": {}, "b": {}} for s in SYMBOLS}
-        self.sizes: dict[str, dict[str, dict[int, int]]] = {s: {"a": {}, "b": {}} for s in SYMBOLS}
+        # by symbol and side: cents -> the level's size and checksum text
+        self.books: dict[str, dict[str, dict[int, tuple[int, str]]]] = {
+            s: {"a": {}, "b": {}} for s in SYMBOLS
+        }
         self.live: set[str] = set()
 
-    def text(self, symbol: str, level: V2Level) -> str | None:
+    def text(self, symbol: str, level: Level) -> str | None:
         """The level's checksum text as it is read now (None: a number too precise for the pair)."""
         cents, size, price_text, size_text = level
         if symbol not in self.precisions:
@@ -240,29 +238,28 @@ class V2Model:
         price, qty = at_places(cents, price_places), at_places(size, size_places)
         return None if price is None or qty is None else digits(price) + digits(qty)
 
-    def reads(self, books: list[tuple[str, dict[str, list[V2Level]]]]) -> bool:
+    def reads(self, books: list[tuple[str, dict[str, list[Level]]]]) -> bool:
         """Whether every level of the frame's books reads (a frame is read whole before any change)."""
         return all(self.text(s, lv) is not None for s, two in books for lv in two["a"] + two["b"] if lv[1])
 
-    def apply(self, symbol: str, side: str, levels: list[V2Level]) -> None:
-        texts, sizes = self.texts[symbol][side], self.sizes[symbol][side]
+    def apply(self, symbol: str, side: str, levels: list[Level]) -> None:
+        book = self.books[symbol][side]
         for level in levels:
             cents, size, *_ = level
             if size:
-                texts[cents], sizes[cents] = self.text(symbol, level) or "", size
+                book[cents] = (size, self.text(symbol, level) or "")
             else:
-                texts.pop(cents, None)
-        best = sorted(texts, reverse=side == "b")[: self.depth]  # the subscribed depth
-        self.texts[symbol][side] = {c: texts[c] for c in best}
+                book.pop(cents, None)
+        best = sorted(book, reverse=side == "b")[: self.depth]  # the subscribed depth
+        self.books[symbol][side] = {c: book[c] for c in best}
 
     def checksum(self, symbol: str) -> int:
-        asks, bids = self.texts[symbol]["a"], self.texts[symbol]["b"]
-        return checksum({Decimal(c): t for c, t in asks.items()}, {Decimal(c): t for c, t in bids.items()})
+        asks, bids = ({Decimal(c): t for c, (_, t) in self.books[symbol][s].items()} for s in "ab")
+        return checksum(asks, bids)
 
-    def dark(self, symbol: str) -> None:
-        """A failed checksum: the book dropped until a new snapshot (the feed resubscribes)."""
-        self.live.discard(symbol)
-        self.texts[symbol] = {"a": {}, "b": {}}
+    def drop(self, symbol: str) -> None:
+        """A snapshot to come, or a failed checksum (the feed resubscribes): the book empty."""
+        self.books[symbol] = {"a": {}, "b": {}}
 
 
 @st.composite
@@ -275,13 +272,8 @@ def v2_session(draw: st.DrawFn) -> tuple[str, list[Call], Counter[str]]:
     model, expect, calls = V2Model(25 if feed == "depth-25" else 10), Counter[str](), list[Call]()
     odd = draw(st.sampled_from([0, 0.03, 0.5]))
     for step in range(draw(st.integers(2, 16))):
-        kinds = [
-            *["update"] * 5,
-            "snapshot",
-            "instrument",
-            "again",
-            "disconnect",
-        ]  # the first: what hypothesis shrinks to
+        # the common kinds first: hypothesis shrinks towards the first
+        kinds = [*["update"] * 5, "snapshot", "instrument", "again", "disconnect"]
         kind = draw(st.sampled_from(["instrument", "instrument", "snapshot"] if step == 0 else kinds))
         if kind in ("update", "again") and not model.live and draw(st.integers(0, 4)) < 4:
             kind = "snapshot"  # fewer updates before any snapshot, which are all rejected alike
@@ -315,13 +307,12 @@ def v2_session(draw: st.DrawFn) -> tuple[str, list[Call], Counter[str]]:
                 )
                 for symbol in symbols
             ]
-            for symbol, two in (
-                books if kind == "again" else []
-            ):  # a level sent again as it is, written otherwise
+            again = books if kind == "again" else []  # a level sent again as it is, written otherwise
+            for symbol, two in again:
                 side = draw(st.sampled_from("ab"))
-                if model.texts[symbol][side]:
-                    cents = draw(st.sampled_from(sorted(model.texts[symbol][side])))
-                    size = model.sizes[symbol][side][cents]
+                if model.books[symbol][side]:
+                    cents = draw(st.sampled_from(sorted(model.books[symbol][side])))
+                    size = model.books[symbol][side][cents][0]
                     two["a" if side == "b" else "b"].clear()
                     two[side][:] = [(cents, size, draw(number(cents, 1.0)), draw(number(size, 1.0)))]
             twice = draw(st.integers(0, 29)) == 29  # a pair's book twice: the frame is rejected
@@ -334,16 +325,13 @@ def v2_session(draw: st.DrawFn) -> tuple[str, list[Call], Counter[str]]:
             else:
                 for symbol, two in books:
                     if snapshot:
-                        model.texts[symbol] = {"a": {}, "b": {}}
+                        model.drop(symbol)
                         model.live.add(symbol)
                     model.apply(symbol, "a", two["a"])
                     model.apply(symbol, "b", two["b"])
                     sent = draw(st.sampled_from(["right"] * 18 + ["wrong", "none"]))
-                    checksums.append(
-                        {"right": f'"checksum":{model.checksum(symbol)}', "wrong": '"checksum":1'}.get(
-                            sent, ""
-                        )
-                    )
+                    value = model.checksum(symbol) if sent == "right" else 1
+                    checksums.append("" if sent == "none" else f'"checksum":{value}')
                     if sent == "none":
                         continue
                     if symbol not in model.precisions:
@@ -352,7 +340,8 @@ def v2_session(draw: st.DrawFn) -> tuple[str, list[Call], Counter[str]]:
                         expect["verified"] += 1
                     else:
                         expect["failures"] += 1
-                        model.dark(symbol)
+                        model.live.discard(symbol)
+                        model.drop(symbol)
             frame_books = ",".join(
                 "{" + ",".join(
                     [f'"symbol":"{s}","bids":{v2_levels(two["b"])},"asks":{v2_levels(two["a"])}']
